@@ -1,0 +1,47 @@
+# sluice: the two commands a newcomer needs are `make run` and `make test`.
+JOBS ?= $(shell nproc)
+CONFIG ?= examples/quickstart.yaml
+FUZZ_SECONDS ?= 60
+PYTEST ?= /usr/bin/python3 -m pytest
+
+.PHONY: all deps build build-asan run test unit integration bench fuzz clean
+
+all: build
+
+deps:
+	@sh scripts/install-deps
+
+build: deps
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSL_TESTS=OFF >/dev/null
+	@cmake --build build -j $(JOBS)
+
+build-asan: deps
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSL_SANITIZE=ON >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+
+run: build
+	./build/sluice run -c $(CONFIG)
+
+test: build-asan
+	@$(MAKE) --no-print-directory unit integration
+
+unit:
+	cd build-asan && ctest --output-on-failure
+
+integration:
+	SLUICE_BIN=$(CURDIR)/build-asan/sluice $(PYTEST) -q tests/integration
+
+bench: build
+	bash bench/run.sh
+
+fuzz: deps
+	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSL_FUZZ=ON >/dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+	@for t in build-fuzz/fuzz_*; do \
+		name=$$(basename $$t); mkdir -p fuzz/corpus-work/$$name; \
+		echo "== $$name ($(FUZZ_SECONDS)s)"; \
+		$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 fuzz/corpus-work/$$name fuzz/corpus/$$name || exit 1; \
+	done
+
+clean:
+	rm -rf build build-asan build-fuzz

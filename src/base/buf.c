@@ -1,0 +1,89 @@
+#include "base/buf.h"
+#include "base/common.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void sl_buf_reserve(sl_buf_t *b, size_t n)
+{
+    if (b->cap - b->len > n) return;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap - b->len <= n) cap *= 2;
+    b->data = sl_xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+void sl_buf_append(sl_buf_t *b, const void *p, size_t n)
+{
+    sl_buf_reserve(b, n);
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void sl_buf_puts(sl_buf_t *b, const char *s)
+{
+    sl_buf_append(b, s, strlen(s));
+}
+
+void sl_buf_putc(sl_buf_t *b, char c)
+{
+    sl_buf_append(b, &c, 1);
+}
+
+void sl_buf_vprintf(sl_buf_t *b, const char *fmt, va_list ap)
+{
+    va_list cp;
+    va_copy(cp, ap);
+    int n = vsnprintf(NULL, 0, fmt, cp);
+    va_end(cp);
+    if (n < 0) return;
+    sl_buf_reserve(b, (size_t)n + 1);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+}
+
+void sl_buf_printf(sl_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sl_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+}
+
+void sl_buf_json_escape(sl_buf_t *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    sl_buf_reserve(b, n + 2);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        switch (c) {
+        case '"': sl_buf_append(b, "\\\"", 2); break;
+        case '\\': sl_buf_append(b, "\\\\", 2); break;
+        case '\n': sl_buf_append(b, "\\n", 2); break;
+        case '\r': sl_buf_append(b, "\\r", 2); break;
+        case '\t': sl_buf_append(b, "\\t", 2); break;
+        default:
+            if (c < 0x20 || c == 0x7f) {
+                char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+                sl_buf_append(b, e, 6);
+            } else {
+                sl_buf_putc(b, (char)c);
+            }
+        }
+    }
+}
+
+const char *sl_buf_cstr(sl_buf_t *b)
+{
+    sl_buf_reserve(b, 1);
+    b->data[b->len] = '\0';
+    return b->data;
+}
+
+void sl_buf_free(sl_buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}

@@ -1,0 +1,151 @@
+/* The validated configuration model. A sl_config_t is immutable once loaded: everything it
+ * points to lives in its arena and is freed by sl_config_free(). Runtime structures (router,
+ * upstream state) are built from it per generation (runtime/generation.h). */
+#ifndef SL_CONFIG_CONFIG_H
+#define SL_CONFIG_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+
+/* A parsed "host:port". host has no brackets (IPv6 "::1"); is_ip tells whether host is a
+ * literal address (otherwise a name resolved at run time). */
+typedef struct sl_hostport {
+    const char *text; /* as written, e.g. "[::1]:8080" */
+    const char *host;
+    uint16_t port;
+    int is_ip;
+} sl_hostport_t;
+
+typedef struct sl_header_kv {
+    const char *name;
+    const char *value;
+} sl_header_kv_t;
+
+typedef enum { SL_SERVICE_HTTP, SL_SERVICE_STREAM } sl_service_type_t;
+typedef enum { SL_SCHEME_HTTP, SL_SCHEME_HTTPS, SL_SCHEME_GRPC, SL_SCHEME_GRPCS, SL_SCHEME_TCP, SL_SCHEME_UDP } sl_scheme_t;
+typedef enum {
+    SL_BALANCE_RANDOM,
+    SL_BALANCE_ROUND_ROBIN,
+    SL_BALANCE_WEIGHTED,
+    SL_BALANCE_COOKIE,
+    SL_BALANCE_HASH,
+    SL_BALANCE_LEAST_CONN,
+    SL_BALANCE_EWMA
+} sl_balance_t;
+
+typedef struct sl_node_cfg {
+    sl_hostport_t addr;
+    uint32_t weight; /* 1..1000, default 1 */
+    int line, col;
+} sl_node_cfg_t;
+
+typedef struct sl_upstream_cfg {
+    sl_scheme_t scheme;   /* default http */
+    sl_balance_t balance; /* default round_robin */
+    sl_node_cfg_t *nodes;
+    size_t n_nodes;
+    uint64_t connect_timeout_ms; /* default 2000 */
+    uint64_t send_timeout_ms;    /* default 30000 */
+    uint64_t read_timeout_ms;    /* default 30000 */
+    uint32_t keepalive_max_idle; /* idle connections kept per node per worker, default 64; 0 disables */
+    uint64_t keepalive_idle_timeout_ms; /* default 60000 */
+    uint64_t resolve_interval_ms;       /* hostname re-resolution, default 30000 */
+} sl_upstream_cfg_t;
+
+typedef struct sl_direct_response_cfg {
+    int status;               /* 100..599 */
+    sl_header_kv_t *headers;
+    size_t n_headers;
+    const char *body;         /* may be NULL */
+    size_t body_len;
+} sl_direct_response_cfg_t;
+
+/* Method bits for sl_route_cfg_t.methods; 0 means any method. */
+enum {
+    SL_METHOD_GET = 1 << 0,
+    SL_METHOD_HEAD = 1 << 1,
+    SL_METHOD_POST = 1 << 2,
+    SL_METHOD_PUT = 1 << 3,
+    SL_METHOD_DELETE = 1 << 4,
+    SL_METHOD_PATCH = 1 << 5,
+    SL_METHOD_OPTIONS = 1 << 6,
+    SL_METHOD_CONNECT = 1 << 7,
+    SL_METHOD_TRACE = 1 << 8,
+};
+
+typedef struct sl_route_cfg {
+    const char *name;   /* unique within its service; default "<service>-<index>" */
+    const char **hosts; /* "api.example.com" or "*.example.org"; lower-cased; none = any host */
+    size_t n_hosts;
+    const char **paths; /* "/exact" or "/prefix/*"; none = any path ("/*") */
+    size_t n_paths;
+    uint32_t methods;   /* SL_METHOD_* bits, 0 = any */
+    sl_direct_response_cfg_t *direct_response; /* NULL: proxy to the service's upstream */
+    int line, col;
+} sl_route_cfg_t;
+
+typedef struct sl_service_cfg {
+    const char *name;
+    sl_service_type_t type;
+    int has_upstream;
+    sl_upstream_cfg_t upstream;
+    sl_route_cfg_t *routes;
+    size_t n_routes;
+    int line, col;
+} sl_service_cfg_t;
+
+typedef struct sl_gateway_cfg {
+    int workers;                  /* 0 = auto (number of CPUs) */
+    int proxy_layers;             /* 0..16 */
+    uint64_t shutdown_timeout_ms; /* default 30000 */
+    struct {
+        sl_hostport_t *listen;    /* default ["0.0.0.0:9080"] */
+        size_t n_listen;
+        uint32_t max_header_bytes;  /* request line + headers; default 32768, 1024..1048576 */
+        uint32_t max_headers;       /* header count; default 100, 1..1000 */
+        uint32_t max_uri_bytes;     /* request target; default 8192, 256..1048576 -> 414 beyond */
+        uint64_t header_timeout_ms; /* default 10000 */
+        uint64_t keepalive_timeout_ms; /* default 60000 */
+    } http;
+    struct {
+        int enabled;
+        sl_hostport_t listen; /* default 127.0.0.1:9091 */
+    } status;
+    struct {
+        const char *path;   /* "stdout" (default), "stderr", "off", or a file path */
+        const char *format; /* "json" */
+    } access_log;
+} sl_gateway_cfg_t;
+
+typedef struct sl_config {
+    sl_arena_t arena;
+    const char *source; /* file name the configuration came from */
+    sl_gateway_cfg_t gateway;
+    sl_service_cfg_t *services;
+    size_t n_services;
+} sl_config_t;
+
+/* Errors collected while loading: each is one line "FILE:LINE:COL: path.to.field: message". */
+typedef struct sl_config_errors {
+    char **lines;
+    size_t n;
+} sl_config_errors_t;
+
+void sl_config_errors_free(sl_config_errors_t *e);
+
+/* Loads a YAML or JSON file (JSON when the name ends in ".json" or the text starts with '{'),
+ * substitutes ${ENV_VAR}, validates everything and fills defaults. Returns 0 and a new config
+ * in *out, or -1 with every problem found appended to errs (*out left NULL). */
+int sl_config_load_file(const char *path, sl_config_t **out, sl_config_errors_t *errs);
+
+/* Same, from memory; name is used in error messages. */
+int sl_config_load_buffer(const char *name, const char *data, size_t len, sl_config_t **out, sl_config_errors_t *errs);
+
+void sl_config_free(sl_config_t *cfg);
+
+/* Returns the SL_METHOD_* bit for a method name, or 0 if it is not one sluice routes on. */
+uint32_t sl_method_bit(const char *name, size_t len);
+
+#endif

@@ -1,0 +1,47 @@
+/* sluice command line: run, validate, version. */
+#include <stdio.h>
+#include <string.h>
+
+#include "config/config.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: sluice run -c FILE     start the gateway on FILE (YAML or JSON)\n"
+               "       sluice validate FILE   check FILE; print every error as FILE:LINE:COL: field: message\n"
+               "       sluice version         print the version\n"
+               "       sluice --help          this text\n");
+}
+
+static int cmd_validate(const char *path)
+{
+    sl_config_t *cfg = NULL;
+    sl_config_errors_t errs = {0};
+    if (sl_config_load_file(path, &cfg, &errs) != 0) {
+        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "%s\n", errs.lines[i]);
+        sl_config_errors_free(&errs);
+        return 1;
+    }
+    printf("%s: ok\n", path);
+    sl_config_free(cfg);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("sluice %s\n", SL_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "validate") && argc == 3) return cmd_validate(argv[2]);
+    usage(stderr);
+    return 2;
+}
