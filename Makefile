@@ -19,7 +19,10 @@ build-asan: deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSL_SANITIZE=ON >/dev/null
 	@cmake --build build-asan -j $(JOBS)
 
+# The quickstart's demo upstream is a static file server on 127.0.0.1:9081, stopped with sluice.
 run: build
+	@/usr/bin/python3 -m http.server --bind 127.0.0.1 9081 --directory examples/demo-upstream >/dev/null 2>&1 & \
+	demo=$$!; trap 'kill $$demo 2>/dev/null' EXIT INT TERM; \
 	./build/sluice run -c $(CONFIG)
 
 test: build-asan

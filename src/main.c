@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "runtime/server.h"
 
 static void usage(FILE *f)
 {
@@ -42,6 +43,23 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(cmd, "validate") && argc == 3) return cmd_validate(argv[2]);
+    if (!strcmp(cmd, "run")) {
+        const char *path = NULL;
+        for (int i = 2; i < argc; i++) {
+            if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc) path = argv[++i];
+            else {
+                fprintf(stderr, "sluice run: unexpected argument '%s'\n", argv[i]);
+                usage(stderr);
+                return 2;
+            }
+        }
+        if (!path) {
+            fprintf(stderr, "sluice run: missing -c FILE\n");
+            usage(stderr);
+            return 2;
+        }
+        return sl_server_run(path);
+    }
     usage(stderr);
     return 2;
 }

@@ -79,7 +79,8 @@ typedef struct sl_route_cfg {
     const char *name;   /* unique within its service; default "<service>-<index>" */
     const char **hosts; /* "api.example.com" or "*.example.org"; lower-cased; none = any host */
     size_t n_hosts;
-    const char **paths; /* "/exact" or "/prefix/*"; none = any path ("/*") */
+    const char **paths; /* exact ("/users") or a prefix ending in slash-star ("/users/" then '*');
+                         * none = any path */
     size_t n_paths;
     uint32_t methods;   /* SL_METHOD_* bits, 0 = any */
     sl_direct_response_cfg_t *direct_response; /* NULL: proxy to the service's upstream */

@@ -35,7 +35,9 @@ typedef struct sl_access_entry {
  * Returns NULL and logs why when the file cannot be opened. "off" is handled by the caller. */
 sl_access_log_t *sl_access_log_open(const char *path);
 
-/* Formats e as one JSON line and queues it; never blocks on I/O. Thread-safe. */
+/* Formats e as one JSON line and queues it; never blocks on I/O. Thread-safe. String fields
+ * are copied before returning; bytes that are not well-formed UTF-8 are written as \u00XX so
+ * the line is always valid JSON. NULL strings and upstream_status 0 are written as null. */
 void sl_access_log_write(sl_access_log_t *log, const sl_access_entry_t *e);
 
 /* Lines dropped because the queue was full. */

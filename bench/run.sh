@@ -1,0 +1,517 @@
+#!/usr/bin/env bash
+# sluice side-by-side benchmark against nginx and haproxy (run by `make bench`).
+#
+# One nginx backend ("hello world\n", keep-alive) and three reverse proxies in front of it,
+# each with ONE worker and upstream keep-alive: sluice, nginx, haproxy. Measures
+#   1. throughput and latency (wrk): requests/s, p50, p99, proxy CPU use;
+#   2. memory of idle keep-alive client connections (bench/connhold.c): KiB per connection;
+#   3. sluice route scaling: 10 routes vs BENCH_ROUTES routes, requesting the last one.
+# Prints a summary and writes it to bench/results/latest.md. Loopback only; every load phase
+# is bounded in time; every process started here is stopped on exit (also on Ctrl-C/failure).
+#
+# Knobs (environment):
+#   SLUICE_BIN              sluice binary                        (default build/sluice)
+#   BENCH_DURATION          wrk duration per measurement         (default 10s)
+#   BENCH_WARMUP            wrk warm-up before each measurement  (default 2s, 0 = none)
+#   BENCH_CONNECTIONS       wrk connections                      (default 50)
+#   BENCH_THREADS           wrk threads                          (default 1)
+#   BENCH_ROUNDS            interleaved rounds; medians reported (default 3)
+#   BENCH_IDLE_CONNECTIONS  idle keep-alive connections          (default 10000)
+#   BENCH_ROUTES            routes for the route-scaling run     (default 10000)
+#   BENCH_PIN               1 = pin proxies / client+backend to separate CPUs (default 1)
+#   BENCH_OUT               summary file                         (default bench/results/latest.md)
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SLUICE_BIN=${SLUICE_BIN:-$ROOT/build/sluice}
+DURATION=${BENCH_DURATION:-10s}
+WARMUP=${BENCH_WARMUP:-2s}
+CONNS=${BENCH_CONNECTIONS:-50}
+THREADS=${BENCH_THREADS:-1}
+ROUNDS=${BENCH_ROUNDS:-3}
+IDLE_CONNS=${BENCH_IDLE_CONNECTIONS:-10000}
+ROUTES=${BENCH_ROUTES:-10000}
+PIN=${BENCH_PIN:-1}
+OUT=${BENCH_OUT:-$ROOT/bench/results/latest.md}
+PY=/usr/bin/python3
+
+for tool in nginx haproxy wrk cc curl taskset; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "bench: missing $tool (run scripts/install-deps)" >&2; exit 1; }
+done
+
+W=$(mktemp -d /tmp/sluice-bench.XXXXXX)
+PIDS=()
+
+log() { printf '== %s\n' "$*" >&2; }
+
+# All descendants of a pid (inclusive), from /proc/PID/task/*/children.
+tree_pids() {
+    local p=$1 c
+    [ -d "/proc/$p" ] || return 0
+    echo "$p"
+    for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do tree_pids "$c"; done
+}
+
+stop_pid() {
+    local p=$1 all i
+    [ -d "/proc/$p" ] || return 0
+    all=$(tree_pids "$p")
+    kill -TERM $all 2>/dev/null
+    for i in $(seq 50); do
+        local alive=0 q
+        for q in $all; do [ -d "/proc/$q" ] && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 0.1
+    done
+    kill -KILL $all 2>/dev/null
+    wait "$p" 2>/dev/null
+    return 0
+}
+
+cleanup() {
+    local p
+    trap - EXIT INT TERM
+    for p in "${PIDS[@]}"; do stop_pid "$p"; done
+    rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'echo "bench: interrupted" >&2; exit 130' INT
+trap 'echo "bench: terminated" >&2; exit 143' TERM
+
+# Raise the descriptor limit for everything started from here (10k client connections).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+NOFILE=$(ulimit -n)
+if [ "$NOFILE" != unlimited ] && [ "$NOFILE" -lt $((IDLE_CONNS + 1000)) ]; then
+    echo "bench: open-file limit $NOFILE is too low for $IDLE_CONNS idle connections" >&2
+    exit 1
+fi
+FD_LIMIT=$NOFILE; [ "$FD_LIMIT" = unlimited ] && FD_LIMIT=1048576
+
+# CPU placement. With 2 CPUs: every proxy on CPU 0, wrk + backend + connhold on CPU 1, so the
+# proxy under test has a core of its own and the load generator never steals from it.
+NCPU=$(nproc)
+if [ "$PIN" = 1 ] && [ "$NCPU" -ge 2 ]; then
+    PROXY_CPU=0
+    if [ "$NCPU" -ge 3 ]; then BACKEND_CPU=1; CLIENT_CPU="2-$((NCPU - 1))"; else BACKEND_CPU=1; CLIENT_CPU=1; fi
+    PIN_NOTE="proxy on CPU $PROXY_CPU; backend on CPU $BACKEND_CPU; wrk/connhold on CPU $CLIENT_CPU"
+    on_proxy() { taskset -c "$PROXY_CPU" "$@"; }
+    on_backend() { taskset -c "$BACKEND_CPU" "$@"; }
+    on_client() { taskset -c "$CLIENT_CPU" "$@"; }
+else
+    PIN_NOTE="no CPU pinning (BENCH_PIN=$PIN, $NCPU CPUs)"
+    on_proxy() { "$@"; }
+    on_backend() { "$@"; }
+    on_client() { "$@"; }
+fi
+
+# Free loopback ports outside the ephemeral range (so 10k client connections cannot take them).
+free_ports() {
+    $PY - "$1" <<'EOF'
+import random, socket, sys
+n = int(sys.argv[1]); out = []; held = []
+while len(out) < n:
+    p = random.randint(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        s.close(); continue
+    held.append(s); out.append(str(p))
+print(" ".join(out))
+EOF
+}
+
+wait_port() { # port pid -> 0 once accepting, 1 if the process died or 10 s passed
+    local port=$1 pid=$2 i
+    for i in $(seq 100); do
+        [ -d "/proc/$pid" ] || return 1
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+http_ok() { # url [curl args] -> 0 if the body is the backend's
+    local body
+    body=$(curl -s -m 3 "${@:2}" "$1" 2>/dev/null) && [ "$body" = "hello world" ]
+}
+
+read -r P_BACKEND P_NGINX P_HAPROXY P_SLUICE P_STATUS P_RS1 P_RS1S P_RS2 P_RS2S <<<"$(free_ports 9)"
+
+# ---------------------------------------------------------------- backend ----
+mkdir -p "$W/backend"
+cat >"$W/backend/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+user root;
+pid $W/backend/nginx.pid;
+error_log $W/backend/error.log warn;
+worker_rlimit_nofile $FD_LIMIT;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $W/backend/body;
+    proxy_temp_path $W/backend/proxy;
+    fastcgi_temp_path $W/backend/fastcgi;
+    uwsgi_temp_path $W/backend/uwsgi;
+    scgi_temp_path $W/backend/scgi;
+    keepalive_timeout 300s;
+    keepalive_requests 100000000;
+    server {
+        listen 127.0.0.1:$P_BACKEND backlog=4096;
+        location / { default_type text/plain; return 200 "hello world\n"; }
+    }
+}
+EOF
+on_backend nginx -p "$W/backend" -c "$W/backend/nginx.conf" -e "$W/backend/error.log" >"$W/backend/out.log" 2>&1 &
+BACKEND_PID=$!; PIDS+=("$BACKEND_PID")
+if ! wait_port "$P_BACKEND" "$BACKEND_PID" || ! http_ok "http://127.0.0.1:$P_BACKEND/"; then
+    echo "bench: backend nginx did not start:" >&2; cat "$W/backend/out.log" "$W/backend/error.log" >&2
+    exit 1
+fi
+log "backend nginx on 127.0.0.1:$P_BACKEND"
+
+# ------------------------------------------------------------ nginx proxy ----
+mkdir -p "$W/nginx"
+cat >"$W/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+user root;
+pid $W/nginx/nginx.pid;
+error_log $W/nginx/error.log warn;
+worker_rlimit_nofile $FD_LIMIT;
+events { worker_connections $((FD_LIMIT - 100)); }
+http {
+    access_log off;
+    client_body_temp_path $W/nginx/body;
+    proxy_temp_path $W/nginx/proxy;
+    fastcgi_temp_path $W/nginx/fastcgi;
+    uwsgi_temp_path $W/nginx/uwsgi;
+    scgi_temp_path $W/nginx/scgi;
+    keepalive_timeout 300s;
+    keepalive_requests 100000000;
+    upstream backend {
+        server 127.0.0.1:$P_BACKEND;
+        keepalive 256;
+        keepalive_requests 100000000;
+        keepalive_timeout 300s;
+    }
+    server {
+        listen 127.0.0.1:$P_NGINX backlog=4096;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+
+# ---------------------------------------------------------- haproxy proxy ----
+mkdir -p "$W/haproxy"
+# haproxy reserves two descriptors per maxconn and refuses to start when the open-file limit
+# is below that (strict-limits); the idle-connection test needs only one per client plus a few
+# upstream ones, so with a hard limit of e.g. 20000 "no strict-limits" keeps it running.
+HAPROXY_MAXCONN=$((IDLE_CONNS + 500))
+cat >"$W/haproxy/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn $HAPROXY_MAXCONN
+    ulimit-n $FD_LIMIT
+    no strict-limits
+defaults
+    mode http
+    maxconn $HAPROXY_MAXCONN
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    timeout http-keep-alive 300s
+    option http-keep-alive
+frontend fe
+    bind 127.0.0.1:$P_HAPROXY
+    default_backend be
+backend be
+    http-reuse always
+    server backend 127.0.0.1:$P_BACKEND
+EOF
+
+# ----------------------------------------------------------- sluice proxy ----
+sluice_yaml() { # listen-port status-port nroutes(0 = one "/*" route)
+    local listen=$1 status=$2 n=$3 i
+    cat <<EOF
+gateway:
+  workers: 1
+  http:
+    listen: ["127.0.0.1:$listen"]
+  status:
+    listen: 127.0.0.1:$status
+  access_log: {path: off}
+services:
+  - name: bench
+    upstream:
+      nodes: [{address: 127.0.0.1:$P_BACKEND}]
+      keepalive: {max_idle: 256}
+    routes:
+EOF
+    if [ "$n" = 0 ]; then
+        echo '      - {name: all, paths: ["/*"]}'
+    else
+        for ((i = 0; i < n; i++)); do
+            printf '      - {name: r%d, hosts: ["h%d.bench.local"], paths: ["/r/%d"]}\n' "$i" "$i" "$i"
+        done
+    fi
+}
+
+SLUICE_NOTE=""
+start_sluice() { # name listen status nroutes -> sets SL_PID; 0 if it proxies
+    local name=$1 listen=$2 status=$3 n=$4 url host
+    mkdir -p "$W/$name"
+    sluice_yaml "$listen" "$status" "$n" >"$W/$name/sluice.yaml"
+    if [ ! -x "$SLUICE_BIN" ]; then SLUICE_NOTE="no binary at $SLUICE_BIN"; return 1; fi
+    if ! "$SLUICE_BIN" validate "$W/$name/sluice.yaml" >"$W/$name/validate.log" 2>&1; then
+        SLUICE_NOTE="configuration rejected: $(head -c 300 "$W/$name/validate.log" | tr -s ' \n' ' ')"
+        return 1
+    fi
+    on_proxy "$SLUICE_BIN" run -c "$W/$name/sluice.yaml" >"$W/$name/out.log" 2>&1 &
+    SL_PID=$!; PIDS+=("$SL_PID")
+    if ! wait_port "$listen" "$SL_PID"; then
+        SLUICE_NOTE="did not listen on 127.0.0.1:$listen: $(head -c 200 "$W/$name/out.log" | tr -s ' \n' ' ')"
+        stop_pid "$SL_PID"; return 1
+    fi
+    if [ "$n" = 0 ]; then url="http://127.0.0.1:$listen/"; host=bench.local
+    else url="http://127.0.0.1:$listen/r/$((n - 1))"; host="h$((n - 1)).bench.local"; fi
+    if ! http_ok "$url" -H "Host: $host"; then
+        SLUICE_NOTE="does not proxy yet (GET $url gave: $(curl -s -m 3 -o /dev/null -w '%{http_code}' -H "Host: $host" "$url"))"
+        stop_pid "$SL_PID"; return 1
+    fi
+    return 0
+}
+
+# --------------------------------------------------------------- measures ----
+cpu_ticks() { # sum of utime+stime of a process tree, in clock ticks
+    local t=0 p
+    for p in $(tree_pids "$1"); do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo $t
+}
+
+rss_kib() { # sum of VmRSS of a process tree
+    local t=0 p
+    for p in $(tree_pids "$1"); do
+        t=$((t + $(awk '/^VmRSS:/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
+    done
+    echo $t
+}
+
+secs() { # wrk duration (10s, 1m, 500ms, 10) -> seconds
+    awk -v d="$1" 'BEGIN{ n=d+0; if (d ~ /ms$/) n/=1000; else if (d ~ /m$/) n*=60; else if (d ~ /h$/) n*=3600; print int(n)+1 }'
+}
+
+to_ms() { # wrk latency value (245.00us, 1.23ms, 1.02s) -> ms
+    awk -v v="$1" 'BEGIN{ n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /m$/) n*=60000; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'
+}
+
+# Per-round values are appended ("v1 v2 ..."); the summary reports medians.
+declare -A RPS P50 P99 ERRS CPU
+run_wrk() { # name pid url [wrk args...]
+    local name=$1 pid=$2 url=$3 f t0 t1 c0 c1 lim rps p50 p99 errs cpu
+    shift 3
+    f="$W/wrk-$name-$(( $(wc -w <<<"${RPS[$name]:-}") + 1 )).txt"
+    lim=$(( $(secs "$DURATION") + $(secs "$WARMUP") + 30 ))
+    if [ "$WARMUP" != 0 ]; then
+        on_client timeout "$lim" wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" "$@" "$url" >/dev/null 2>&1
+    fi
+    c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
+    on_client timeout "$lim" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" "$url" >"$f" 2>&1
+    c1=$(cpu_ticks "$pid"); t1=$(date +%s.%N)
+    rps=$(awk '/^Requests\/sec:/{printf "%.0f", $2}' "$f")
+    p50=$(to_ms "$(awk '$1=="50%"{print $2}' "$f")")
+    p99=$(to_ms "$(awk '$1=="99%"{print $2}' "$f")")
+    errs=$(awk '/Non-2xx/{n+=$NF} /Socket errors/{gsub(",",""); n+=$4+$6+$8+$10} END{print n+0}' "$f")
+    cpu=$(awk -v c="$((c1 - c0))" -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.0f", 100*c/hz/(b-a)}')
+    if [ -z "$rps" ]; then
+        echo "bench: wrk against $name failed:" >&2; cat "$f" >&2
+        rps=0
+    fi
+    RPS[$name]="${RPS[$name]:-} $rps"; P50[$name]="${P50[$name]:-} $p50"; P99[$name]="${P99[$name]:-} $p99"
+    ERRS[$name]="${ERRS[$name]:-} $errs"; CPU[$name]="${CPU[$name]:-} $cpu"
+    log "$name: $rps req/s, p50 $p50 ms, p99 $p99 ms, errors $errs, proxy CPU $cpu%"
+}
+
+median() { # "v1 v2 ..." [printf format]
+    tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk -v f="${2:-%.3f}" '{v[NR]=$1}
+        END{ if (NR==0) print "n/a"; else printf f "\n", (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2 }'
+}
+range() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk 'NR==1{a=$1} {b=$1} END{print a "–" b}'; }
+total() { tr ' ' '\n' <<<"$1" | awk '{n+=$1} END{print n+0}'; }
+
+# Share of the machine's CPU time busy over one second, before we start anything heavy.
+background_busy() {
+    local a b
+    a=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat); sleep 1
+    b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN{split(a,x," "); split(b,y," "); printf "%.0f", 100*(y[1]-x[1])/(y[2]-x[2])}'
+}
+
+cc -O2 -o "$W/connhold" "$ROOT/bench/connhold.c" || { echo "bench: cannot build connhold" >&2; exit 1; }
+
+declare -A RSS0 RSS1 KPC HOLD_OK HOLD_FAIL HOLD_CLOSED
+mem_test() { # name pid port
+    local name=$1 pid=$2 port=$3 hp out="$W/hold-$1.txt" i
+    sleep 1
+    RSS0[$name]=$(rss_kib "$pid")
+    on_client "$W/connhold" 127.0.0.1 "$port" "$IDLE_CONNS" 200 90 300 >"$out" 2>&1 &
+    hp=$!; PIDS+=("$hp")
+    for i in $(seq 1000); do grep -q '^READY' "$out" && break; [ -d "/proc/$hp" ] || break; sleep 0.1; done
+    sleep 2 # let the proxy settle (deferred frees, timers) before sampling
+    RSS1[$name]=$(rss_kib "$pid")
+    stop_pid "$hp"
+    HOLD_OK[$name]=$(sed -n 's/^READY ok=\([0-9]*\).*/\1/p' "$out"); HOLD_OK[$name]=${HOLD_OK[$name]:-0}
+    HOLD_FAIL[$name]=$(sed -n 's/^READY .*fail=\([0-9]*\).*/\1/p' "$out"); HOLD_FAIL[$name]=${HOLD_FAIL[$name]:-?}
+    HOLD_CLOSED[$name]=$(sed -n 's/^DONE closed_by_peer_while_idle=\([0-9]*\).*/\1/p' "$out"); HOLD_CLOSED[$name]=${HOLD_CLOSED[$name]:-?}
+    if [ "${HOLD_OK[$name]}" -gt 0 ]; then
+        KPC[$name]=$(awk -v a="${RSS0[$name]}" -v b="${RSS1[$name]}" -v n="${HOLD_OK[$name]}" 'BEGIN{printf "%.2f", (b-a)/n}')
+    else
+        KPC[$name]=n/a
+    fi
+    log "$name: RSS ${RSS0[$name]} -> ${RSS1[$name]} KiB with ${HOLD_OK[$name]} idle connections (${HOLD_FAIL[$name]} failed, ${HOLD_CLOSED[$name]} closed by proxy while idle): ${KPC[$name]} KiB/conn"
+    sleep 1
+}
+
+# ------------------------------------------------------------------- run ----
+BUSY=$(background_busy)
+if [ "$BUSY" -gt 10 ]; then
+    echo "bench: warning: the machine was already ${BUSY}% busy before the benchmark started; numbers will be noisy" >&2
+fi
+log "wrk -t$THREADS -c$CONNS -d$DURATION (warm-up $WARMUP); $IDLE_CONNS idle connections; $PIN_NOTE"
+
+on_proxy nginx -p "$W/nginx" -c "$W/nginx/nginx.conf" -e "$W/nginx/error.log" >"$W/nginx/out.log" 2>&1 &
+NGINX_PID=$!; PIDS+=("$NGINX_PID")
+on_proxy haproxy -db -f "$W/haproxy/haproxy.cfg" >"$W/haproxy/out.log" 2>&1 &
+HAPROXY_PID=$!; PIDS+=("$HAPROXY_PID")
+PROXIES=()
+if wait_port "$P_NGINX" "$NGINX_PID" && http_ok "http://127.0.0.1:$P_NGINX/"; then PROXIES+=(nginx)
+else echo "bench: nginx proxy did not start:" >&2; cat "$W/nginx/out.log" "$W/nginx/error.log" >&2; fi
+if wait_port "$P_HAPROXY" "$HAPROXY_PID" && http_ok "http://127.0.0.1:$P_HAPROXY/"; then PROXIES+=(haproxy)
+else echo "bench: haproxy did not start:" >&2; cat "$W/haproxy/out.log" >&2; fi
+SLUICE_READY=0
+if start_sluice sluice "$P_SLUICE" "$P_STATUS" 0; then
+    SLUICE_READY=1; SLUICE_PID=$SL_PID; PROXIES+=(sluice)
+else
+    echo "sluice: not ready ($SLUICE_NOTE)"
+fi
+
+declare -A PID_OF=([nginx]=${NGINX_PID} [haproxy]=${HAPROXY_PID} [sluice]=${SLUICE_PID:-0})
+declare -A PORT_OF=([nginx]=$P_NGINX [haproxy]=$P_HAPROXY [sluice]=$P_SLUICE)
+
+# Rounds are interleaved (nginx, haproxy, sluice, nginx, ...) so a burst of background load
+# hits every proxy alike rather than one of them; medians are reported.
+for ((round = 1; round <= ROUNDS; round++)); do
+    log "round $round/$ROUNDS"
+    for p in "${PROXIES[@]}"; do
+        run_wrk "$p" "${PID_OF[$p]}" "http://127.0.0.1:${PORT_OF[$p]}/"
+    done
+done
+for p in "${PROXIES[@]}"; do
+    mem_test "$p" "${PID_OF[$p]}" "${PORT_OF[$p]}"
+done
+
+RS_DONE=0
+if [ "$SLUICE_READY" = 1 ]; then
+    stop_pid "$SLUICE_PID" # the route-scaling instances take its place on the proxy CPU
+    if start_sluice routes-10 "$P_RS1" "$P_RS1S" 10; then
+        RS1_PID=$SL_PID
+        if start_sluice "routes-$ROUTES" "$P_RS2" "$P_RS2S" "$ROUTES"; then
+            RS2_PID=$SL_PID
+            for ((round = 1; round <= ROUNDS; round++)); do
+                log "route scaling round $round/$ROUNDS"
+                run_wrk routes-10 "$RS1_PID" "http://127.0.0.1:$P_RS1/r/9" -H "Host: h9.bench.local"
+                run_wrk "routes-$ROUTES" "$RS2_PID" "http://127.0.0.1:$P_RS2/r/$((ROUTES - 1))" \
+                    -H "Host: h$((ROUTES - 1)).bench.local"
+            done
+            RS_RSS10=$(rss_kib "$RS1_PID"); RS_RSSN=$(rss_kib "$RS2_PID")
+            stop_pid "$RS2_PID"
+            RS_DONE=1
+        else
+            echo "sluice with $ROUTES routes: not ready ($SLUICE_NOTE)"
+        fi
+        stop_pid "$RS1_PID"
+    else
+        echo "sluice with 10 routes: not ready ($SLUICE_NOTE)"
+    fi
+fi
+
+# --------------------------------------------------------------- summary ----
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0 == 0 || a == "" || a == "n/a") print "n/a"; else printf "%.2f", a/b }'; }
+has() { local x; for x in "${PROXIES[@]}"; do [ "$x" = "$1" ] && return 0; done; return 1; }
+
+{
+    echo "# sluice benchmark results"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
+    echo "- machine: $NCPU CPUs ($(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)), Linux $(uname -r)"
+    echo "- $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(haproxy -v | head -n1 | awk '{print "haproxy " $3}'), $(wrk -v 2>&1 | head -n1 | awk '{print "wrk " $2}'), sluice: $SLUICE_BIN"
+    echo "- load: \`wrk -t$THREADS -c$CONNS -d$DURATION --latency\` after a $WARMUP warm-up, $ROUNDS interleaved rounds, medians; one worker per proxy, upstream keep-alive"
+    echo "- background CPU use before the run: ${BUSY}% of the machine"
+    echo "- placement: $PIN_NOTE"
+    echo
+    echo "## Throughput and latency (GET /, 12-byte body)"
+    echo
+    echo "| proxy | requests/s (median) | requests/s (min–max) | p50 ms | p99 ms | errors | proxy CPU % |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    for p in nginx haproxy sluice; do
+        if has "$p"; then
+            echo "| $p | $(median "${RPS[$p]}" %.0f) | $(range "${RPS[$p]}") | $(median "${P50[$p]}") | $(median "${P99[$p]}") | $(total "${ERRS[$p]}") | $(median "${CPU[$p]}" %.0f) |"
+        else echo "| $p | not ready | | | | | |"; fi
+    done
+    echo
+    if has sluice; then
+        for o in nginx haproxy; do
+            has "$o" || continue
+            echo "- sluice / $o: requests/s ratio $(ratio "$(median "${RPS[sluice]}")" "$(median "${RPS[$o]}")"), p99 ratio $(ratio "$(median "${P99[sluice]}")" "$(median "${P99[$o]}")") (requests/s: higher is better; p99: lower is better)"
+        done
+    else
+        echo "- sluice: not ready ($SLUICE_NOTE); ratios pending"
+    fi
+    echo
+    echo "## Memory of idle keep-alive connections"
+    echo
+    echo "$IDLE_CONNS client connections, one request answered on each, then all held open idle; RSS is the sum of VmRSS over the proxy's processes."
+    echo
+    echo "| proxy | RSS before KiB | RSS with idle conns KiB | connections ok / failed | closed by proxy while idle | KiB per idle connection |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for p in nginx haproxy sluice; do
+        if has "$p"; then echo "| $p | ${RSS0[$p]} | ${RSS1[$p]} | ${HOLD_OK[$p]} / ${HOLD_FAIL[$p]} | ${HOLD_CLOSED[$p]} | ${KPC[$p]} |"
+        else echo "| $p | not ready | | | | |"; fi
+    done
+    echo
+    if has sluice; then
+        for o in nginx haproxy; do
+            has "$o" || continue
+            echo "- sluice / $o: KiB per idle connection ratio $(ratio "${KPC[sluice]}" "${KPC[$o]}") (lower is better)"
+        done
+    else
+        echo "- sluice: pending"
+    fi
+    echo
+    echo "## sluice route scaling (exact host + path per route, requesting the last route)"
+    echo
+    if [ "$RS_DONE" = 1 ]; then
+        echo "| routes | requests/s (median) | requests/s (min–max) | p50 ms | p99 ms | errors | sluice RSS KiB |"
+        echo "|---:|---:|---:|---:|---:|---:|---:|"
+        echo "| 10 | $(median "${RPS[routes-10]}" %.0f) | $(range "${RPS[routes-10]}") | $(median "${P50[routes-10]}") | $(median "${P99[routes-10]}") | $(total "${ERRS[routes-10]}") | $RS_RSS10 |"
+        echo "| $ROUTES | $(median "${RPS[routes-$ROUTES]}" %.0f) | $(range "${RPS[routes-$ROUTES]}") | $(median "${P50[routes-$ROUTES]}") | $(median "${P99[routes-$ROUTES]}") | $(total "${ERRS[routes-$ROUTES]}") | $RS_RSSN |"
+        echo
+        echo "- requests/s with $ROUTES routes / with 10 routes: $(ratio "$(median "${RPS[routes-$ROUTES]}" %.0f)" "$(median "${RPS[routes-10]}" %.0f)") (1.00 = matching cost flat)"
+    else
+        echo "- pending: sluice not ready ($SLUICE_NOTE)"
+    fi
+} >"$W/summary.md"
+
+mkdir -p "$(dirname "$OUT")"
+cp "$W/summary.md" "$OUT"
+echo
+cat "$W/summary.md"
+echo
+echo "(written to $OUT)"

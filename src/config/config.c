@@ -1,0 +1,134 @@
+/* Loading entry points: read the source, pick YAML or JSON, build the tree, validate. */
+#include "config/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/common.h"
+#include "config/node.h"
+
+void sl_config_errors_free(sl_config_errors_t *e)
+{
+    if (!e) return;
+    for (size_t i = 0; i < e->n; i++)
+        free(e->lines[i]);
+    free(e->lines);
+    e->lines = NULL;
+    e->n = 0;
+}
+
+void sl_config_free(sl_config_t *cfg)
+{
+    if (!cfg) return;
+    sl_arena_reset(&cfg->arena);
+    free(cfg);
+}
+
+uint32_t sl_method_bit(const char *name, size_t len)
+{
+    static const struct {
+        const char *name;
+        uint32_t bit;
+    } methods[] = {
+        {"GET", SL_METHOD_GET},         {"HEAD", SL_METHOD_HEAD},       {"POST", SL_METHOD_POST},
+        {"PUT", SL_METHOD_PUT},         {"DELETE", SL_METHOD_DELETE},   {"PATCH", SL_METHOD_PATCH},
+        {"OPTIONS", SL_METHOD_OPTIONS}, {"CONNECT", SL_METHOD_CONNECT}, {"TRACE", SL_METHOD_TRACE},
+    };
+    if (!name) return 0;
+    for (size_t i = 0; i < SL_ARRAY_LEN(methods); i++)
+        if (strlen(methods[i].name) == len && !memcmp(methods[i].name, name, len)) return methods[i].bit;
+    return 0;
+}
+
+/* JSON when the name says so or the first non-blank character opens an object. */
+static int looks_like_json(const char *name, const char *data, size_t len)
+{
+    size_t nl = strlen(name);
+    if (nl >= 5 && !strcmp(name + nl - 5, ".json")) return 1;
+    size_t i = 0;
+    if (len >= 3 && !memcmp(data, "\xEF\xBB\xBF", 3)) i = 3;
+    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n'))
+        i++;
+    return i < len && data[i] == '{';
+}
+
+int sl_config_load_buffer(const char *name, const char *data, size_t len, sl_config_t **out, sl_config_errors_t *errs)
+{
+    *out = NULL;
+    if (!name) name = "<config>";
+    sl_config_diag_t d = {.file = name, .errs = errs};
+    if (len > SL_CONFIG_MAX_BYTES) {
+        sl_config_diag_add(&d, 0, 0, "configuration is larger than %u MiB", SL_CONFIG_MAX_BYTES >> 20);
+        return -1;
+    }
+    if (!data) data = "";
+    sl_config_t *cfg = sl_xcalloc(1, sizeof(*cfg));
+    sl_arena_init(&cfg->arena, 0);
+    cfg->source = sl_arena_strdup(&cfg->arena, name);
+
+    /* The tree is only needed while validating; it lives in its own arena, freed below. */
+    sl_arena_t tree;
+    sl_arena_init(&tree, 16384);
+    sl_node_t *root = NULL;
+    int rc = looks_like_json(name, data, len) ? sl_node_parse_json(&tree, data, len, &root, &d)
+                                              : sl_node_parse_yaml(&tree, data, len, &root, &d);
+    if (rc == 0) rc = sl_config_validate(cfg, &tree, root, &d);
+    sl_arena_reset(&tree);
+    if (rc != 0) {
+        sl_config_free(cfg);
+        return -1;
+    }
+    *out = cfg;
+    return 0;
+}
+
+int sl_config_load_file(const char *path, sl_config_t **out, sl_config_errors_t *errs)
+{
+    *out = NULL;
+    sl_config_diag_t d = {.file = path, .errs = errs};
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        sl_config_diag_add(&d, 0, 0, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        sl_config_diag_add(&d, 0, 0, "cannot stat: %s", strerror(errno));
+        fclose(f);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        sl_config_diag_add(&d, 0, 0, "not a regular file");
+        fclose(f);
+        return -1;
+    }
+    if ((unsigned long long)st.st_size > SL_CONFIG_MAX_BYTES) {
+        sl_config_diag_add(&d, 0, 0, "configuration is larger than %u MiB", SL_CONFIG_MAX_BYTES >> 20);
+        fclose(f);
+        return -1;
+    }
+    size_t cap = (size_t)st.st_size + 1, len = 0;
+    char *buf = sl_xmalloc(cap);
+    /* Read until EOF rather than trusting st_size: the file may change while we read it. */
+    for (;;) {
+        size_t n = fread(buf + len, 1, cap - len, f);
+        len += n;
+        if (n == 0 || len > SL_CONFIG_MAX_BYTES) break;
+        if (len == cap) {
+            cap *= 2;
+            buf = sl_xrealloc(buf, cap);
+        }
+    }
+    int read_err = ferror(f);
+    fclose(f);
+    if (read_err) {
+        sl_config_diag_add(&d, 0, 0, "read error");
+        free(buf);
+        return -1;
+    }
+    int rc = sl_config_load_buffer(path, buf, len, out, errs);
+    free(buf);
+    return rc;
+}

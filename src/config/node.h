@@ -1,0 +1,68 @@
+/* A generic document tree (map / list / scalar) that remembers where every node was written.
+ * YAML and JSON are both read into it, so validation (validate.c) sees one shape and can point
+ * every error at FILE:LINE:COL. Internal to config/: the rest of sluice sees only sl_config_t. */
+#ifndef SL_CONFIG_NODE_H
+#define SL_CONFIG_NODE_H
+
+#include <stddef.h>
+
+#include "base/arena.h"
+#include "config/config.h"
+
+/* Hard limits that keep hostile or fuzzed input cheap. */
+#define SL_CONFIG_MAX_BYTES (16u * 1024u * 1024u)
+#define SL_CONFIG_MAX_DEPTH 64
+/* Collection stops after this many errors (one more line says so). */
+#define SL_CONFIG_MAX_ERRORS 200
+/* Longer error lines (they quote user text) are cut and end in "...". */
+#define SL_CONFIG_MAX_ERROR_LEN 512
+
+typedef enum { SL_NODE_SCALAR, SL_NODE_MAP, SL_NODE_SEQ } sl_node_kind_t;
+
+typedef struct sl_node sl_node_t;
+struct sl_node {
+    sl_node_kind_t kind;
+    int line, col; /* 1-based; col counts bytes */
+    /* Scalars: the text (NUL-terminated, may be "" ) and whether it was quoted. A plain scalar
+     * "", "~" or "null" is YAML's null. */
+    const char *str;
+    size_t len;
+    int quoted;
+    int bad; /* an error was already reported for this scalar (e.g. unset ${VAR}): stay quiet */
+    /* Collections: children in order. A map's children carry their key. */
+    sl_node_t *first, *last;
+    size_t n;
+    sl_node_t *next;
+    const char *key; /* set on the children of a map */
+    int key_line, key_col;
+};
+
+/* Where errors go while loading one source. */
+typedef struct sl_config_diag {
+    const char *file;
+    sl_config_errors_t *errs;
+    size_t n_errors; /* errors added by this load */
+} sl_config_diag_t;
+
+/* Appends "FILE:LINE:COL: " + the formatted text as one error line (line 0 omits LINE:COL). */
+void sl_config_diag_add(sl_config_diag_t *d, int line, int col, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Parse YAML / JSON text into a tree allocated in a. Return 0 and *root (NULL for an empty
+ * document), or -1 after reporting every syntax problem found through d. */
+int sl_node_parse_yaml(sl_arena_t *a, const char *data, size_t len, sl_node_t **root, sl_config_diag_t *d);
+int sl_node_parse_json(sl_arena_t *a, const char *data, size_t len, sl_node_t **root, sl_config_diag_t *d);
+
+/* Returns 1 for a plain null scalar ("", "~", "null", "Null", "NULL") or a NULL node. */
+int sl_node_is_null(const sl_node_t *n);
+
+/* Returns the kind as a noun for messages: "a map", "a list", "a string", "null". */
+const char *sl_node_kind_name(const sl_node_t *n);
+
+/* Substitutes ${VAR} / ${VAR:-default} in every scalar value of the tree (keys are left alone),
+ * then validates it into cfg: defaults filled, everything kept copied into cfg->arena. tree is
+ * the arena the tree lives in (substituted text goes there). Returns 0, or -1 after reporting
+ * every problem through d. root may be NULL (empty document). */
+int sl_config_validate(sl_config_t *cfg, sl_arena_t *tree, sl_node_t *root, sl_config_diag_t *d);
+
+#endif

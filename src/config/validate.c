@@ -1,0 +1,1214 @@
+/* Schema and validation: the node tree (node.h) into sl_config_t. Every section of the file is
+ * one table of fields (name, kind, bounds, default, target offset); parse_section() walks a map
+ * against its table, so unknown keys, duplicates, missing required keys, bounds and defaults are
+ * handled in one place. Fields that need more than a bound (lists, addresses, routes) have a
+ * custom parser. Every error is reported and validation goes on, so one run shows them all. */
+#include "config/node.h"
+
+#include <arpa/inet.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/buf.h"
+#include "base/common.h"
+#include "base/time.h"
+
+#define PATH_MAX_LEN 512
+#define DAY_MS (24ull * 3600ull * 1000ull)
+
+typedef struct vctx {
+    sl_config_t *cfg;
+    sl_arena_t *a; /* cfg->arena: everything the config keeps */
+    sl_config_diag_t *d;
+    char path[PATH_MAX_LEN];
+    size_t plen;
+    int errors;
+} vctx_t;
+
+/* ---- paths and errors ---- */
+
+static size_t path_append(vctx_t *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Appends to the current path and returns the length to restore with path_pop(). A path too long
+ * for the buffer is cut, never overrun. */
+static size_t path_append(vctx_t *v, const char *fmt, ...)
+{
+    size_t old = v->plen;
+    if (v->plen < sizeof(v->path) - 1) {
+        va_list ap;
+        va_start(ap, fmt);
+        int r = vsnprintf(v->path + v->plen, sizeof(v->path) - v->plen, fmt, ap);
+        va_end(ap);
+        if (r > 0) v->plen = SL_MIN(v->plen + (size_t)r, sizeof(v->path) - 1);
+    }
+    return old;
+}
+
+static size_t path_key(vctx_t *v, const char *key)
+{
+    return v->plen ? path_append(v, ".%s", key) : path_append(v, "%s", key);
+}
+
+static size_t path_idx(vctx_t *v, size_t i)
+{
+    return path_append(v, "[%zu]", i);
+}
+
+static void path_pop(vctx_t *v, size_t old)
+{
+    v->plen = old;
+    v->path[old] = '\0';
+}
+
+static void verr_at(vctx_t *v, int line, int col, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void verr_at(vctx_t *v, int line, int col, const char *fmt, ...)
+{
+    sl_buf_t b = SL_BUF_INIT;
+    va_list ap;
+    va_start(ap, fmt);
+    sl_buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    if (v->plen)
+        sl_config_diag_add(v->d, line, col, "%s: %s", v->path, sl_buf_cstr(&b));
+    else
+        sl_config_diag_add(v->d, line, col, "%s", sl_buf_cstr(&b));
+    sl_buf_free(&b);
+    v->errors++;
+}
+
+#define verr(v, node, ...) verr_at((v), (node) ? (node)->line : 0, (node) ? (node)->col : 0, __VA_ARGS__)
+
+/* ---- environment substitution ---- */
+
+static int env_name_char(char c, int first)
+{
+    return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (!first && c >= '0' && c <= '9');
+}
+
+/* Expands ${VAR}, ${VAR:-default} and the escape $${ (a literal "${") in one scalar. */
+static void env_scalar(vctx_t *v, sl_arena_t *tree, sl_node_t *n)
+{
+    if (!memchr(n->str, '$', n->len)) return;
+    sl_buf_t b = SL_BUF_INIT;
+    const char *s = n->str, *end = n->str + n->len;
+    int changed = 0;
+    while (s < end) {
+        if (s[0] == '$' && end - s >= 3 && s[1] == '$' && s[2] == '{') {
+            sl_buf_puts(&b, "${");
+            s += 3;
+            changed = 1;
+            continue;
+        }
+        if (s[0] != '$' || end - s < 2 || s[1] != '{') {
+            sl_buf_putc(&b, *s++);
+            continue;
+        }
+        const char *name = s + 2, *p = name;
+        while (p < end && env_name_char(*p, p == name))
+            p++;
+        const char *close = memchr(p, '}', (size_t)(end - p));
+        if (p == name || !close || (p != close && !(end - p >= 2 && p[0] == ':' && p[1] == '-'))) {
+            verr(v, n, "invalid ${...} reference (expected ${NAME} or ${NAME:-default})");
+            n->bad = 1;
+            goto out;
+        }
+        char *var = sl_xstrndup(name, (size_t)(p - name));
+        const char *val = getenv(var);
+        if (val) {
+            sl_buf_puts(&b, val);
+        } else if (p != close) {
+            sl_buf_append(&b, p + 2, (size_t)(close - (p + 2)));
+        } else {
+            verr(v, n, "environment variable '%s' is not set", var);
+            n->bad = 1;
+        }
+        free(var);
+        if (n->bad) goto out;
+        s = close + 1;
+        changed = 1;
+    }
+    if (changed) {
+        n->str = sl_arena_strndup(tree, b.data ? b.data : "", b.len);
+        n->len = strlen(n->str); /* a value with a NUL byte is cut there */
+        n->quoted = 1;           /* substituted text is a string, never YAML's null */
+    }
+out:
+    sl_buf_free(&b);
+}
+
+static void env_walk(vctx_t *v, sl_arena_t *tree, sl_node_t *n)
+{
+    if (n->kind == SL_NODE_SCALAR) {
+        env_scalar(v, tree, n);
+        return;
+    }
+    size_t i = 0;
+    for (sl_node_t *c = n->first; c; c = c->next, i++) {
+        size_t old = n->kind == SL_NODE_MAP ? path_key(v, c->key) : path_idx(v, i);
+        env_walk(v, tree, c);
+        path_pop(v, old);
+    }
+}
+
+/* ---- scalars ---- */
+
+/* Returns the scalar's text, or NULL after reporting that n is not what was expected. */
+static const char *want_scalar(vctx_t *v, const sl_node_t *n, const char *noun)
+{
+    if (n->kind == SL_NODE_SCALAR && n->bad) return NULL;
+    if (n->kind != SL_NODE_SCALAR || sl_node_is_null(n)) {
+        verr(v, n, "expected %s, got %s", noun, sl_node_kind_name(n));
+        return NULL;
+    }
+    return n->str;
+}
+
+static int parse_i64(const char *s, long long *out)
+{
+    const char *p = s;
+    int neg = 0;
+    if (*p == '-' || *p == '+') neg = *p++ == '-';
+    if (!*p) return -1;
+    unsigned long long x = 0;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9') return -1;
+        if (x > (unsigned long long)LLONG_MAX / 10) return -1;
+        x = x * 10 + (unsigned long long)(*p - '0');
+        if (x > (unsigned long long)LLONG_MAX) return -1;
+    }
+    *out = neg ? -(long long)x : (long long)x;
+    return 0;
+}
+
+static int get_int(vctx_t *v, const sl_node_t *n, long long min, long long max, long long *out)
+{
+    const char *s = want_scalar(v, n, "an integer");
+    if (!s) return -1;
+    long long x;
+    if (parse_i64(s, &x) < 0) {
+        verr(v, n, "expected an integer, got '%s'", s);
+        return -1;
+    }
+    if (x < min || x > max) {
+        verr(v, n, "must be between %lld and %lld", min, max);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static void fmt_duration(char *buf, size_t size, unsigned long long ms)
+{
+    if (ms && ms % 3600000 == 0)
+        snprintf(buf, size, "%lluh", ms / 3600000);
+    else if (ms && ms % 60000 == 0)
+        snprintf(buf, size, "%llum", ms / 60000);
+    else if (ms && ms % 1000 == 0)
+        snprintf(buf, size, "%llus", ms / 1000);
+    else
+        snprintf(buf, size, "%llums", ms);
+}
+
+static int get_duration(vctx_t *v, const sl_node_t *n, long long min, long long max, uint64_t *out)
+{
+    const char *s = want_scalar(v, n, "a duration");
+    if (!s) return -1;
+    uint64_t ms;
+    if (sl_parse_duration_ms(s, &ms) < 0) {
+        verr(v, n, "invalid duration '%s' (expected e.g. 500ms, 10s, 1m, 1h)", s);
+        return -1;
+    }
+    if (ms < (uint64_t)min || ms > (uint64_t)max) {
+        char lo[32], hi[32];
+        fmt_duration(lo, sizeof(lo), (unsigned long long)min);
+        fmt_duration(hi, sizeof(hi), (unsigned long long)max);
+        verr(v, n, "must be between %s and %s", lo, hi);
+        return -1;
+    }
+    *out = ms;
+    return 0;
+}
+
+static int get_bool(vctx_t *v, const sl_node_t *n, int *out)
+{
+    const char *s = want_scalar(v, n, "a boolean");
+    if (!s) return -1;
+    static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(yes); i++) {
+        if (!strcasecmp(s, yes[i])) return *out = 1, 0;
+        if (!strcasecmp(s, no[i])) return *out = 0, 0;
+    }
+    verr(v, n, "expected a boolean (true or false), got '%s'", s);
+    return -1;
+}
+
+/* A string value kept in the config. Empty strings are refused unless allow_empty. */
+static const char *get_string(vctx_t *v, const sl_node_t *n, int allow_empty)
+{
+    const char *s = want_scalar(v, n, "a string");
+    if (!s) return NULL;
+    if (!*s && !allow_empty) {
+        verr(v, n, "must not be empty");
+        return NULL;
+    }
+    return sl_arena_strndup(v->a, s, n->len);
+}
+
+/* ---- names, hosts and addresses ---- */
+
+static int name_ok(const char *s)
+{
+    if (!*s) return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
+              *s == '.' || *s == '-'))
+            return 0;
+    return 1;
+}
+
+/* RFC 1123 host name: dot-separated labels of letters, digits and '-', 1..63 bytes each, not
+ * starting or ending with '-', 253 bytes at most. */
+static int hostname_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > 253) return 0;
+    size_t label = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '.') {
+            if (label == 0 || s[i - 1] == '-') return 0;
+            label = 0;
+            continue;
+        }
+        int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && !(c == '-' && label > 0)) return 0;
+        if (++label > 63) return 0;
+    }
+    return label > 0 && s[len - 1] != '-';
+}
+
+static int all_digits_dots(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) return 0;
+    return 1;
+}
+
+/* Parses "host:port", "a.b.c.d:port" or "[v6]:port" into out (strings in the config arena). */
+static int parse_hostport_text(vctx_t *v, const sl_node_t *n, const char *s, sl_hostport_t *out)
+{
+    const char *host, *colon;
+    size_t hlen;
+    int is_ip = 0;
+    if (s[0] == '[') {
+        const char *rb = strchr(s, ']');
+        if (!rb || rb[1] != ':') {
+            verr(v, n, "invalid address '%s' (expected [IPv6]:port)", s);
+            return -1;
+        }
+        host = s + 1;
+        hlen = (size_t)(rb - host);
+        colon = rb + 1;
+        char tmp[64];
+        unsigned char bin[16];
+        if (hlen == 0 || hlen >= sizeof(tmp)) goto bad_v6;
+        memcpy(tmp, host, hlen);
+        tmp[hlen] = '\0';
+        if (inet_pton(AF_INET6, tmp, bin) != 1) goto bad_v6;
+        is_ip = 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon) {
+            verr(v, n, "invalid address '%s' (expected host:port)", s);
+            return -1;
+        }
+        if (memchr(s, ':', (size_t)(colon - s))) {
+            verr(v, n, "invalid address '%s' (IPv6 addresses go in brackets, e.g. [::1]:8080)", s);
+            return -1;
+        }
+        host = s;
+        hlen = (size_t)(colon - s);
+        if (hlen == 0) {
+            verr(v, n, "invalid address '%s' (missing host)", s);
+            return -1;
+        }
+        if (all_digits_dots(host, hlen)) {
+            char tmp[16];
+            unsigned char bin[4];
+            if (hlen >= sizeof(tmp)) goto bad_v4;
+            memcpy(tmp, host, hlen);
+            tmp[hlen] = '\0';
+            if (inet_pton(AF_INET, tmp, bin) != 1) goto bad_v4;
+            is_ip = 1;
+        } else if (!hostname_ok(host, hlen)) {
+            verr(v, n, "invalid host name in '%s'", s);
+            return -1;
+        }
+    }
+    const char *port = colon + 1;
+    size_t plen = strlen(port);
+    long long p;
+    if (plen == 0 || plen > 5 || port[0] == '+' || port[0] == '-' || parse_i64(port, &p) < 0 || p < 1 || p > 65535) {
+        verr(v, n, "invalid port in '%s' (must be between 1 and 65535)", s);
+        return -1;
+    }
+    out->text = sl_arena_strdup(v->a, s);
+    out->host = sl_arena_strndup(v->a, host, hlen);
+    out->port = (uint16_t)p;
+    out->is_ip = is_ip;
+    return 0;
+bad_v6:
+    verr(v, n, "invalid IPv6 address in '%s'", s);
+    return -1;
+bad_v4:
+    verr(v, n, "invalid IPv4 address in '%s'", s);
+    return -1;
+}
+
+static int get_hostport(vctx_t *v, const sl_node_t *n, sl_hostport_t *out)
+{
+    const char *s = want_scalar(v, n, "an address (host:port)");
+    if (!s) return -1;
+    return parse_hostport_text(v, n, s, out);
+}
+
+/* ---- the schema engine ---- */
+
+typedef enum {
+    F_INT,      /* int, bounds min..max */
+    F_U32,      /* uint32_t, bounds min..max */
+    F_DURATION, /* uint64_t milliseconds, bounds min..max in ms */
+    F_STRING,   /* const char *, non-empty */
+    F_BOOL,     /* int 0/1 */
+    F_ENUM,     /* an enum, value from choices */
+    F_HOSTPORT, /* sl_hostport_t */
+    F_SECTION,  /* a nested map described by sub, at base + off */
+    F_CUSTOM,   /* custom(v, node, base) */
+    F_REJECT,   /* a known key that is refused with msg */
+} ftype_t;
+
+typedef struct choice {
+    const char *name;
+    int value;
+    const char *unsupported; /* NULL: supported; otherwise the message */
+} choice_t;
+
+typedef struct field field_t;
+typedef struct section {
+    const field_t *fields;
+    size_t n;
+} section_t;
+
+struct field {
+    const char *name;
+    ftype_t type;
+    size_t off;
+    long long min, max, def;
+    const char *def_str;
+    const section_t *sub;
+    const choice_t *choices;
+    void (*custom)(vctx_t *v, const sl_node_t *n, void *base);
+    const char *msg;
+    int required;
+};
+
+#define SECTION(tbl)                                                                                                   \
+    {                                                                                                                  \
+        tbl, SL_ARRAY_LEN(tbl)                                                                                         \
+    }
+#define MAX_SECTION_FIELDS 32
+
+static unsigned edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned row[65];
+    if (la > 64 || lb > 64) return 1000;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = (unsigned)j;
+    for (size_t i = 1; i <= la; i++) {
+        unsigned diag = row[0];
+        row[0] = (unsigned)i;
+        for (size_t j = 1; j <= lb; j++) {
+            unsigned up = row[j];
+            unsigned best = diag + (a[i - 1] != b[j - 1]);
+            best = SL_MIN(best, up + 1);
+            best = SL_MIN(best, row[j - 1] + 1);
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* Reports an unknown key with the closest valid name, or the list of valid names. */
+static void unknown_key(vctx_t *v, const sl_node_t *c, const char *const *names, size_t n)
+{
+    const char *best = NULL;
+    unsigned best_d = 1000;
+    for (size_t i = 0; i < n; i++) {
+        unsigned dist = edit_distance(c->key, names[i]);
+        if (dist < best_d) best_d = dist, best = names[i];
+    }
+    size_t klen = strlen(c->key);
+    if (best && (best_d <= 2 || best_d * 3 <= klen) && best_d < klen + 1 && best_d < strlen(best)) {
+        verr_at(v, c->key_line, c->key_col, "unknown key (did you mean '%s'?)", best);
+        return;
+    }
+    sl_buf_t b = SL_BUF_INIT;
+    for (size_t i = 0; i < n; i++)
+        sl_buf_printf(&b, "%s%s", i ? ", " : "", names[i]);
+    verr_at(v, c->key_line, c->key_col, "unknown key (valid keys: %s)", sl_buf_cstr(&b));
+    sl_buf_free(&b);
+}
+
+/* Writes every default of sec into base; nested sections included. */
+static void apply_defaults(vctx_t *v, const section_t *sec, void *base)
+{
+    char *p = base;
+    for (size_t i = 0; i < sec->n; i++) {
+        const field_t *f = &sec->fields[i];
+        switch (f->type) {
+        case F_INT:
+        case F_BOOL:
+        case F_ENUM:
+            *(int *)(p + f->off) = (int)f->def;
+            break;
+        case F_U32:
+            *(uint32_t *)(p + f->off) = (uint32_t)f->def;
+            break;
+        case F_DURATION:
+            *(uint64_t *)(p + f->off) = (uint64_t)f->def;
+            break;
+        case F_STRING:
+            *(const char **)(p + f->off) = f->def_str;
+            break;
+        case F_HOSTPORT:
+            if (f->def_str) {
+                /* Defaults are written as text in the table and known to be well formed. */
+                sl_hostport_t *hp = (sl_hostport_t *)(p + f->off);
+                const char *colon = strrchr(f->def_str, ':');
+                hp->text = f->def_str;
+                hp->host = sl_arena_strndup(v->a, f->def_str, (size_t)(colon - f->def_str));
+                hp->port = (uint16_t)atoi(colon + 1);
+                hp->is_ip = 1;
+            }
+            break;
+        case F_SECTION:
+            apply_defaults(v, f->sub, p + f->off);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void parse_enum(vctx_t *v, const sl_node_t *n, const field_t *f, int *out)
+{
+    const char *s = want_scalar(v, n, "a string");
+    if (!s) return;
+    for (const choice_t *c = f->choices; c->name; c++) {
+        if (strcmp(c->name, s) != 0) continue;
+        if (c->unsupported)
+            verr(v, n, "%s", c->unsupported);
+        else
+            *out = c->value;
+        return;
+    }
+    sl_buf_t b = SL_BUF_INIT;
+    for (const choice_t *c = f->choices; c->name; c++)
+        sl_buf_printf(&b, "%s%s", c == f->choices ? "" : ", ", c->name);
+    verr(v, n, "unknown value '%s' (expected one of: %s)", s, sl_buf_cstr(&b));
+    sl_buf_free(&b);
+}
+
+static void parse_section(vctx_t *v, const sl_node_t *n, const section_t *sec, void *base);
+
+static void parse_field(vctx_t *v, const sl_node_t *n, const field_t *f, void *base)
+{
+    char *p = (char *)base + f->off;
+    long long x;
+    switch (f->type) {
+    case F_INT:
+        if (get_int(v, n, f->min, f->max, &x) == 0) *(int *)p = (int)x;
+        break;
+    case F_U32:
+        if (get_int(v, n, f->min, f->max, &x) == 0) *(uint32_t *)p = (uint32_t)x;
+        break;
+    case F_DURATION:
+        get_duration(v, n, f->min, f->max, (uint64_t *)p);
+        break;
+    case F_STRING: {
+        const char *s = get_string(v, n, 0);
+        if (s) *(const char **)p = s;
+        break;
+    }
+    case F_BOOL:
+        get_bool(v, n, (int *)p);
+        break;
+    case F_ENUM:
+        parse_enum(v, n, f, (int *)p);
+        break;
+    case F_HOSTPORT:
+        get_hostport(v, n, (sl_hostport_t *)p);
+        break;
+    case F_SECTION:
+        parse_section(v, n, f->sub, p);
+        break;
+    case F_CUSTOM:
+        f->custom(v, n, base);
+        break;
+    case F_REJECT:
+        verr_at(v, n->key_line, n->key_col, "%s", f->msg);
+        break;
+    }
+}
+
+/* Walks map n against the table sec, writing into base (defaults must already be there). A null
+ * node counts as an empty map, so "http:" with nothing after it keeps the defaults. */
+static void parse_section(vctx_t *v, const sl_node_t *n, const section_t *sec, void *base)
+{
+    const sl_node_t *seen[MAX_SECTION_FIELDS] = {0};
+    if (n && !sl_node_is_null(n)) {
+        if (n->kind != SL_NODE_MAP) {
+            verr(v, n, "expected a map, got %s", sl_node_kind_name(n));
+            return;
+        }
+        for (const sl_node_t *c = n->first; c; c = c->next) {
+            size_t i;
+            for (i = 0; i < sec->n; i++)
+                if (!strcmp(sec->fields[i].name, c->key)) break;
+            size_t old = path_key(v, c->key);
+            if (i == sec->n) {
+                const char *names[MAX_SECTION_FIELDS];
+                for (size_t k = 0; k < sec->n; k++)
+                    names[k] = sec->fields[k].name;
+                unknown_key(v, c, names, sec->n);
+            } else if (seen[i]) {
+                verr_at(v, c->key_line, c->key_col, "duplicate key (first at line %d)", seen[i]->key_line);
+            } else {
+                seen[i] = c;
+                parse_field(v, c, &sec->fields[i], base);
+            }
+            path_pop(v, old);
+        }
+    }
+    for (size_t i = 0; i < sec->n; i++) {
+        if (!sec->fields[i].required || seen[i]) continue;
+        size_t old = path_key(v, sec->fields[i].name);
+        verr(v, n, "is required");
+        path_pop(v, old);
+    }
+}
+
+/* Returns the value of key in map n, or NULL. */
+static const sl_node_t *map_get(const sl_node_t *n, const char *key)
+{
+    if (!n || n->kind != SL_NODE_MAP) return NULL;
+    for (const sl_node_t *c = n->first; c; c = c->next)
+        if (!strcmp(c->key, key)) return c;
+    return NULL;
+}
+
+/* Checks that n is a list; null counts as empty. Returns its length, or -1 after an error. */
+static long want_list(vctx_t *v, const sl_node_t *n, int allow_empty)
+{
+    if (sl_node_is_null(n)) {
+        if (allow_empty) return 0;
+        verr(v, n, "must not be empty");
+        return -1;
+    }
+    if (n->kind != SL_NODE_SEQ) {
+        verr(v, n, "expected a list, got %s", sl_node_kind_name(n));
+        return -1;
+    }
+    if (!allow_empty && n->n == 0) {
+        verr(v, n, "must not be empty");
+        return -1;
+    }
+    return (long)n->n;
+}
+
+/* ---- gateway ---- */
+
+static void parse_workers(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_gateway_cfg_t *g = base;
+    const char *s = want_scalar(v, n, "an integer or 'auto'");
+    if (!s) return;
+    if (!strcmp(s, "auto")) {
+        g->workers = 0;
+        return;
+    }
+    long long x;
+    if (parse_i64(s, &x) < 0 || x < 1 || x > 64) {
+        verr(v, n, "must be 'auto' or an integer between 1 and 64");
+        return;
+    }
+    g->workers = (int)x;
+}
+
+static void parse_http_listen(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_gateway_cfg_t *g = (sl_gateway_cfg_t *)((char *)base - offsetof(sl_gateway_cfg_t, http));
+    if (n->kind == SL_NODE_SCALAR && !sl_node_is_null(n)) {
+        sl_hostport_t hp;
+        if (get_hostport(v, n, &hp) < 0) return;
+        g->http.listen = sl_arena_calloc(v->a, sizeof(*g->http.listen));
+        g->http.listen[0] = hp;
+        g->http.n_listen = 1;
+        return;
+    }
+    long cnt = want_list(v, n, 0);
+    if (cnt <= 0) return;
+    sl_hostport_t *list = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*list));
+    size_t k = 0, i = 0;
+    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+        size_t old = path_idx(v, i);
+        if (get_hostport(v, c, &list[k]) == 0) {
+            for (size_t j = 0; j < k; j++)
+                if (list[j].port == list[k].port && !strcmp(list[j].host, list[k].host)) {
+                    verr(v, c, "duplicate listen address '%s'", list[k].text);
+                    break;
+                }
+            k++;
+        }
+        path_pop(v, old);
+    }
+    g->http.listen = list;
+    g->http.n_listen = k;
+}
+
+static const field_t http_fields[] = {
+    {.name = "listen", .type = F_CUSTOM, .custom = parse_http_listen},
+    {.name = "max_header_bytes",
+     .type = F_U32,
+     .off = offsetof(sl_gateway_cfg_t, http.max_header_bytes) - offsetof(sl_gateway_cfg_t, http),
+     .min = 1024,
+     .max = 1048576,
+     .def = 32768},
+    {.name = "max_headers",
+     .type = F_U32,
+     .off = offsetof(sl_gateway_cfg_t, http.max_headers) - offsetof(sl_gateway_cfg_t, http),
+     .min = 1,
+     .max = 1000,
+     .def = 100},
+    {.name = "max_uri_bytes",
+     .type = F_U32,
+     .off = offsetof(sl_gateway_cfg_t, http.max_uri_bytes) - offsetof(sl_gateway_cfg_t, http),
+     .min = 256,
+     .max = 1048576,
+     .def = 8192},
+    {.name = "header_timeout",
+     .type = F_DURATION,
+     .off = offsetof(sl_gateway_cfg_t, http.header_timeout_ms) - offsetof(sl_gateway_cfg_t, http),
+     .min = 1,
+     .max = 3600000,
+     .def = 10000},
+    {.name = "keepalive_timeout",
+     .type = F_DURATION,
+     .off = offsetof(sl_gateway_cfg_t, http.keepalive_timeout_ms) - offsetof(sl_gateway_cfg_t, http),
+     .min = 1,
+     .max = 3600000,
+     .def = 60000},
+};
+static const section_t http_section = SECTION(http_fields);
+
+#define STATUS_OFF(m) (offsetof(sl_gateway_cfg_t, status.m) - offsetof(sl_gateway_cfg_t, status))
+static const field_t status_fields[] = {
+    {.name = "enabled", .type = F_BOOL, .off = STATUS_OFF(enabled), .def = 1},
+    {.name = "listen", .type = F_HOSTPORT, .off = STATUS_OFF(listen), .def_str = "127.0.0.1:9091"},
+};
+static const section_t status_section = SECTION(status_fields);
+
+/* "status: false" / "status: off" disable the status listener; a map configures it. */
+static void parse_status(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_gateway_cfg_t *g = base;
+    if (n->kind == SL_NODE_SCALAR && !sl_node_is_null(n)) {
+        get_bool(v, n, &g->status.enabled);
+        return;
+    }
+    parse_section(v, n, &status_section, &g->status);
+}
+
+#define ALOG_OFF(m) (offsetof(sl_gateway_cfg_t, access_log.m) - offsetof(sl_gateway_cfg_t, access_log))
+static const choice_t alog_formats[] = {{"json", 0, NULL}, {NULL, 0, NULL}};
+
+/* The format is kept as its name (config.h); the choice table only checks it. */
+static void parse_alog_format(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_gateway_cfg_t *g = (sl_gateway_cfg_t *)((char *)base - offsetof(sl_gateway_cfg_t, access_log));
+    static const field_t f = {.name = "format", .type = F_ENUM, .choices = alog_formats};
+    int idx = -1;
+    parse_enum(v, n, &f, &idx);
+    if (idx >= 0) g->access_log.format = alog_formats[idx].name;
+}
+
+static const field_t alog_fields[] = {
+    {.name = "path", .type = F_STRING, .off = ALOG_OFF(path), .def_str = "stdout"},
+    {.name = "format", .type = F_CUSTOM, .custom = parse_alog_format},
+};
+static const section_t alog_section = SECTION(alog_fields);
+
+#define GW_OFF(m) offsetof(sl_gateway_cfg_t, m)
+static const field_t gateway_fields[] = {
+    {.name = "workers", .type = F_CUSTOM, .custom = parse_workers},
+    {.name = "proxy_layers", .type = F_INT, .off = GW_OFF(proxy_layers), .min = 0, .max = 16, .def = 0},
+    {.name = "shutdown_timeout",
+     .type = F_DURATION,
+     .off = GW_OFF(shutdown_timeout_ms),
+     .min = 0,
+     .max = 3600000,
+     .def = 30000},
+    {.name = "http", .type = F_SECTION, .off = GW_OFF(http), .sub = &http_section},
+    {.name = "status", .type = F_CUSTOM, .custom = parse_status},
+    {.name = "access_log", .type = F_SECTION, .off = GW_OFF(access_log), .sub = &alog_section},
+};
+static const section_t gateway_section = SECTION(gateway_fields);
+
+/* ---- upstream ---- */
+
+static const choice_t scheme_choices[] = {
+    {"http", SL_SCHEME_HTTP, NULL},
+    {"https", SL_SCHEME_HTTPS, "scheme 'https' is not supported yet"},
+    {"grpc", SL_SCHEME_GRPC, "scheme 'grpc' is not supported yet"},
+    {"grpcs", SL_SCHEME_GRPCS, "scheme 'grpcs' is not supported yet"},
+    {"tcp", SL_SCHEME_TCP, "scheme 'tcp' is not supported yet (stream services are not supported yet)"},
+    {"udp", SL_SCHEME_UDP, "scheme 'udp' is not supported yet (stream services are not supported yet)"},
+    {NULL, 0, NULL},
+};
+
+static const choice_t balance_choices[] = {
+    {"round_robin", SL_BALANCE_ROUND_ROBIN, NULL},
+    {"random", SL_BALANCE_RANDOM, "balance 'random' is not supported yet"},
+    {"weighted", SL_BALANCE_WEIGHTED, "balance 'weighted' is not supported yet"},
+    {"cookie", SL_BALANCE_COOKIE, "balance 'cookie' is not supported yet"},
+    {"hash", SL_BALANCE_HASH, "balance 'hash' is not supported yet"},
+    {"least_conn", SL_BALANCE_LEAST_CONN, "balance 'least_conn' is not supported yet"},
+    {"ewma", SL_BALANCE_EWMA, "balance 'ewma' is not supported yet"},
+    {NULL, 0, NULL},
+};
+
+static const field_t node_fields[] = {
+    {.name = "address", .type = F_HOSTPORT, .off = offsetof(sl_node_cfg_t, addr), .required = 1},
+    {.name = "weight", .type = F_U32, .off = offsetof(sl_node_cfg_t, weight), .min = 1, .max = 1000, .def = 1},
+};
+static const section_t node_section = SECTION(node_fields);
+
+static void parse_nodes(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_upstream_cfg_t *u = base;
+    long cnt = want_list(v, n, 0);
+    if (cnt <= 0) return;
+    u->nodes = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*u->nodes));
+    size_t i = 0;
+    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+        sl_node_cfg_t *nc = &u->nodes[i];
+        size_t old = path_idx(v, i);
+        apply_defaults(v, &node_section, nc);
+        nc->line = c->line;
+        nc->col = c->col;
+        if (c->kind == SL_NODE_SCALAR && !sl_node_is_null(c))
+            get_hostport(v, c, &nc->addr);
+        else if (c->kind == SL_NODE_MAP)
+            parse_section(v, c, &node_section, nc);
+        else
+            verr(v, c, "expected an address or a map with 'address', got %s", sl_node_kind_name(c));
+        path_pop(v, old);
+    }
+    u->n_nodes = (size_t)cnt;
+}
+
+#define UP_OFF(m) offsetof(sl_upstream_cfg_t, m)
+static const field_t timeouts_fields[] = {
+    {.name = "connect", .type = F_DURATION, .off = UP_OFF(connect_timeout_ms), .min = 1, .max = 3600000, .def = 2000},
+    {.name = "send", .type = F_DURATION, .off = UP_OFF(send_timeout_ms), .min = 1, .max = DAY_MS, .def = 30000},
+    {.name = "read", .type = F_DURATION, .off = UP_OFF(read_timeout_ms), .min = 1, .max = DAY_MS, .def = 30000},
+};
+static const section_t timeouts_section = SECTION(timeouts_fields);
+
+static const field_t keepalive_fields[] = {
+    {.name = "max_idle", .type = F_U32, .off = UP_OFF(keepalive_max_idle), .min = 0, .max = 100000, .def = 64},
+    {.name = "idle_timeout",
+     .type = F_DURATION,
+     .off = UP_OFF(keepalive_idle_timeout_ms),
+     .min = 1,
+     .max = DAY_MS,
+     .def = 60000},
+};
+static const section_t keepalive_section = SECTION(keepalive_fields);
+
+static const field_t upstream_fields[] = {
+    {.name = "scheme", .type = F_ENUM, .off = UP_OFF(scheme), .choices = scheme_choices, .def = SL_SCHEME_HTTP},
+    {.name = "balance",
+     .type = F_ENUM,
+     .off = UP_OFF(balance),
+     .choices = balance_choices,
+     .def = SL_BALANCE_ROUND_ROBIN},
+    {.name = "nodes", .type = F_CUSTOM, .custom = parse_nodes, .required = 1},
+    {.name = "timeouts", .type = F_SECTION, .off = 0, .sub = &timeouts_section},
+    {.name = "keepalive", .type = F_SECTION, .off = 0, .sub = &keepalive_section},
+    {.name = "resolve_interval",
+     .type = F_DURATION,
+     .off = UP_OFF(resolve_interval_ms),
+     .min = 1000,
+     .max = DAY_MS,
+     .def = 30000},
+    {.name = "hash", .type = F_REJECT, .msg = "not supported yet (needs balance: hash)"},
+    {.name = "health_check", .type = F_REJECT, .msg = "health checks are not supported yet"},
+};
+static const section_t upstream_section = SECTION(upstream_fields);
+
+/* ---- routes ---- */
+
+static void parse_route_name(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_route_cfg_t *r = base;
+    const char *s = get_string(v, n, 0);
+    if (!s) return;
+    if (!name_ok(s) || strlen(s) > 128) {
+        verr(v, n, "invalid name '%s' (use 1 to 128 of A-Z a-z 0-9 _ . -)", s);
+        return;
+    }
+    r->name = s;
+}
+
+static void parse_hosts(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_route_cfg_t *r = base;
+    long cnt = want_list(v, n, 1);
+    if (cnt <= 0) return;
+    r->hosts = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*r->hosts));
+    size_t i = 0;
+    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+        size_t old = path_idx(v, i);
+        const char *s = get_string(v, c, 0);
+        if (s) {
+            char *h = (char *)s;
+            for (char *p = h; *p; p++)
+                if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+            const char *name = h[0] == '*' && h[1] == '.' ? h + 2 : h;
+            if (!hostname_ok(name, strlen(name)))
+                verr(v, c, "invalid host '%s' (expected a host name like api.example.com or *.example.com)", s);
+            else
+                r->hosts[r->n_hosts++] = h;
+        }
+        path_pop(v, old);
+    }
+}
+
+/* A path is exact ("/users") or a prefix ending in slash-star ("/users/" then '*'): it starts with
+ * '/', and '*' may only be its last character, right after a '/'. */
+static void parse_paths(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_route_cfg_t *r = base;
+    long cnt = want_list(v, n, 1);
+    if (cnt <= 0) return;
+    r->paths = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*r->paths));
+    size_t i = 0;
+    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+        size_t old = path_idx(v, i);
+        const char *s = get_string(v, c, 0);
+        if (s) {
+            size_t len = strlen(s);
+            const char *star = strchr(s, '*');
+            const char *bad = NULL;
+            for (const char *p = s; *p && !bad; p++)
+                if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '?' || *p == '#') bad = p;
+            if (s[0] != '/')
+                verr(v, c, "must start with '/'");
+            else if (bad)
+                verr(v, c, "must not contain spaces, control characters, '?' or '#'");
+            else if (star && !(star == s + len - 1 && len >= 2 && s[len - 2] == '/'))
+                verr(v, c, "'*' is only allowed as the final \"/*\" of a prefix");
+            else
+                r->paths[r->n_paths++] = s;
+        }
+        path_pop(v, old);
+    }
+}
+
+static void parse_methods(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_route_cfg_t *r = base;
+    long cnt = want_list(v, n, 1);
+    if (cnt <= 0) return;
+    size_t i = 0;
+    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+        size_t old = path_idx(v, i);
+        const char *s = want_scalar(v, c, "a method name");
+        if (s) {
+            uint32_t bit = sl_method_bit(s, c->len);
+            if (!bit)
+                verr(v, c,
+                     "unknown method '%s' (expected GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, CONNECT or TRACE)",
+                     s);
+            r->methods |= bit;
+        }
+        path_pop(v, old);
+    }
+}
+
+static int token_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static void parse_dr_headers(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_direct_response_cfg_t *dr = base;
+    if (sl_node_is_null(n)) return;
+    if (n->kind != SL_NODE_MAP) {
+        verr(v, n, "expected a map of header names to values, got %s", sl_node_kind_name(n));
+        return;
+    }
+    dr->headers = sl_arena_calloc(v->a, n->n * sizeof(*dr->headers));
+    for (const sl_node_t *c = n->first; c; c = c->next) {
+        size_t old = path_key(v, c->key);
+        int ok = *c->key != '\0';
+        for (const char *p = c->key; *p && ok; p++)
+            ok = token_char(*p);
+        if (!ok) {
+            verr_at(v, c->key_line, c->key_col, "invalid header name");
+        } else if (!strcasecmp(c->key, "content-length") || !strcasecmp(c->key, "transfer-encoding")) {
+            verr_at(v, c->key_line, c->key_col, "is set by the gateway from the body");
+        } else {
+            for (const sl_node_t *o = n->first; o != c; o = o->next)
+                if (!strcasecmp(o->key, c->key)) {
+                    verr_at(v, c->key_line, c->key_col, "duplicate header (first at line %d)", o->key_line);
+                    ok = 0;
+                    break;
+                }
+            const char *val = ok ? get_string(v, c, 1) : NULL;
+            if (val && strpbrk(val, "\r\n")) {
+                verr(v, c, "header values must not contain line breaks");
+            } else if (val) {
+                dr->headers[dr->n_headers].name = sl_arena_strdup(v->a, c->key);
+                dr->headers[dr->n_headers++].value = val;
+            }
+        }
+        path_pop(v, old);
+    }
+}
+
+static void parse_dr_body(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_direct_response_cfg_t *dr = base;
+    const char *s = get_string(v, n, 1);
+    if (!s) return;
+    dr->body = s;
+    dr->body_len = strlen(s);
+}
+
+static const field_t dr_fields[] = {
+    {.name = "status",
+     .type = F_INT,
+     .off = offsetof(sl_direct_response_cfg_t, status),
+     .min = 100,
+     .max = 599,
+     .def = 200,
+     .required = 1},
+    {.name = "headers", .type = F_CUSTOM, .custom = parse_dr_headers},
+    {.name = "body", .type = F_CUSTOM, .custom = parse_dr_body},
+};
+static const section_t dr_section = SECTION(dr_fields);
+
+static void parse_direct_response(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_route_cfg_t *r = base;
+    if (n->kind != SL_NODE_MAP) {
+        verr(v, n, "expected a map, got %s", sl_node_kind_name(n));
+        return;
+    }
+    r->direct_response = sl_arena_calloc(v->a, sizeof(*r->direct_response));
+    apply_defaults(v, &dr_section, r->direct_response);
+    parse_section(v, n, &dr_section, r->direct_response);
+}
+
+static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
+{
+    if (sl_node_is_null(n)) return;
+    if (n->kind != SL_NODE_MAP) {
+        verr(v, n, "expected a map, got %s", sl_node_kind_name(n));
+        return;
+    }
+    for (const sl_node_t *c = n->first; c; c = c->next) {
+        size_t old = path_key(v, c->key);
+        verr_at(v, c->key_line, c->key_col, "policy '%s' is not supported yet", c->key);
+        path_pop(v, old);
+    }
+}
+
+static const field_t route_fields[] = {
+    {.name = "name", .type = F_CUSTOM, .custom = parse_route_name},
+    {.name = "hosts", .type = F_CUSTOM, .custom = parse_hosts},
+    {.name = "paths", .type = F_CUSTOM, .custom = parse_paths},
+    {.name = "methods", .type = F_CUSTOM, .custom = parse_methods},
+    {.name = "direct_response", .type = F_CUSTOM, .custom = parse_direct_response},
+    {.name = "policies", .type = F_CUSTOM, .custom = parse_policies},
+    {.name = "plugins", .type = F_REJECT, .msg = "plugins are for stream routes; http routes use 'policies'"},
+    {.name = "server_addr", .type = F_REJECT, .msg = "only valid on stream routes"},
+    {.name = "server_port", .type = F_REJECT, .msg = "only valid on stream routes"},
+    {.name = "remote_addr", .type = F_REJECT, .msg = "only valid on stream routes"},
+};
+static const section_t route_section = SECTION(route_fields);
+
+static void parse_routes(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_service_cfg_t *svc = base;
+    long cnt = want_list(v, n, 0);
+    if (cnt <= 0) return;
+    svc->routes = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*svc->routes));
+    svc->n_routes = (size_t)cnt;
+    size_t i = 0;
+    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+        sl_route_cfg_t *r = &svc->routes[i];
+        size_t old = path_idx(v, i);
+        r->line = c->line;
+        r->col = c->col;
+        if (c->kind != SL_NODE_MAP)
+            verr(v, c, "expected a map, got %s", sl_node_kind_name(c));
+        else
+            parse_section(v, c, &route_section, r);
+        path_pop(v, old);
+    }
+}
+
+/* ---- services ---- */
+
+static void parse_service_name(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_service_cfg_t *svc = base;
+    const char *s = get_string(v, n, 0);
+    if (!s) return;
+    if (!name_ok(s) || strlen(s) > 128) {
+        verr(v, n, "invalid name '%s' (use 1 to 128 of A-Z a-z 0-9 _ . -)", s);
+        return;
+    }
+    svc->name = s;
+}
+
+static void parse_upstream(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_service_cfg_t *svc = base;
+    if (n->kind != SL_NODE_MAP) {
+        verr(v, n, "expected a map, got %s", sl_node_kind_name(n));
+        return;
+    }
+    svc->has_upstream = 1;
+    parse_section(v, n, &upstream_section, &svc->upstream);
+}
+
+static const choice_t service_types[] = {
+    {"http", SL_SERVICE_HTTP, NULL},
+    {"stream", SL_SERVICE_STREAM, "stream services are not supported yet"},
+    {NULL, 0, NULL},
+};
+
+#define SVC_OFF(m) offsetof(sl_service_cfg_t, m)
+static const field_t service_fields[] = {
+    {.name = "name", .type = F_CUSTOM, .custom = parse_service_name, .required = 1},
+    {.name = "type", .type = F_ENUM, .off = SVC_OFF(type), .choices = service_types, .def = SL_SERVICE_HTTP},
+    {.name = "upstream", .type = F_CUSTOM, .custom = parse_upstream},
+    {.name = "routes", .type = F_CUSTOM, .custom = parse_routes, .required = 1},
+};
+static const section_t service_section = SECTION(service_fields);
+
+/* Checks what spans fields of one service: default and unique route names, and that a service
+ * without an upstream answers every route itself. */
+static void check_service(vctx_t *v, const sl_node_t *n, sl_service_cfg_t *svc)
+{
+    const sl_node_t *routes = map_get(n, "routes");
+    const sl_node_t *rn = routes && routes->kind == SL_NODE_SEQ ? routes->first : NULL;
+    size_t base = path_key(v, "routes");
+    for (size_t i = 0; i < svc->n_routes; i++, rn = rn ? rn->next : NULL) {
+        sl_route_cfg_t *r = &svc->routes[i];
+        size_t old = path_idx(v, i);
+        const sl_node_t *name_node = map_get(rn, "name");
+        if (!r->name && !name_node && svc->name) {
+            char buf[160];
+            snprintf(buf, sizeof(buf), "%s-%zu", svc->name, i);
+            r->name = sl_arena_strdup(v->a, buf);
+        }
+        for (size_t j = 0; r->name && j < i; j++) {
+            if (svc->routes[j].name && !strcmp(svc->routes[j].name, r->name)) {
+                size_t o2 = path_key(v, "name");
+                if (name_node)
+                    verr(v, name_node, "duplicate route name '%s' (also routes[%zu])", r->name, j);
+                else
+                    verr_at(v, r->line, r->col, "duplicate route name '%s' (also routes[%zu])", r->name, j);
+                path_pop(v, o2);
+                break;
+            }
+        }
+        if (!svc->has_upstream && !r->direct_response && rn && rn->kind == SL_NODE_MAP &&
+            !map_get(rn, "direct_response"))
+            verr_at(v, r->line, r->col, "route '%s' has no direct_response and service has no upstream",
+                    r->name ? r->name : "?");
+        path_pop(v, old);
+    }
+    path_pop(v, base);
+}
+
+static void parse_services(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_config_t *cfg = base;
+    long cnt = want_list(v, n, 1);
+    if (cnt <= 0) return;
+    cfg->services = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*cfg->services));
+    cfg->n_services = (size_t)cnt;
+    size_t i = 0;
+    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+        sl_service_cfg_t *svc = &cfg->services[i];
+        size_t old = path_idx(v, i);
+        svc->line = c->line;
+        svc->col = c->col;
+        apply_defaults(v, &service_section, svc);
+        apply_defaults(v, &upstream_section, &svc->upstream);
+        if (c->kind != SL_NODE_MAP) {
+            verr(v, c, "expected a map, got %s", sl_node_kind_name(c));
+            path_pop(v, old);
+            continue;
+        }
+        parse_section(v, c, &service_section, svc);
+        check_service(v, c, svc);
+        for (size_t j = 0; svc->name && j < i; j++) {
+            if (cfg->services[j].name && !strcmp(cfg->services[j].name, svc->name)) {
+                size_t o2 = path_key(v, "name");
+                verr(v, map_get(c, "name"), "duplicate service name '%s' (also services[%zu])", svc->name, j);
+                path_pop(v, o2);
+                break;
+            }
+        }
+        path_pop(v, old);
+    }
+}
+
+static const field_t top_fields[] = {
+    {.name = "gateway", .type = F_SECTION, .off = offsetof(sl_config_t, gateway), .sub = &gateway_section},
+    {.name = "services", .type = F_CUSTOM, .custom = parse_services},
+};
+static const section_t top_section = SECTION(top_fields);
+
+static const sl_hostport_t default_http_listen = {"0.0.0.0:9080", "0.0.0.0", 9080, 1};
+
+int sl_config_validate(sl_config_t *cfg, sl_arena_t *tree, sl_node_t *root, sl_config_diag_t *d)
+{
+    vctx_t v = {.cfg = cfg, .a = &cfg->arena, .d = d};
+    if (root) env_walk(&v, tree, root);
+    apply_defaults(&v, &top_section, cfg);
+    apply_defaults(&v, &status_section, &cfg->gateway.status);
+    cfg->gateway.access_log.format = "json";
+    parse_section(&v, root, &top_section, cfg);
+    if (!cfg->gateway.http.n_listen) {
+        cfg->gateway.http.listen = sl_arena_alloc(v.a, sizeof(sl_hostport_t));
+        cfg->gateway.http.listen[0] = default_http_listen;
+        cfg->gateway.http.n_listen = 1;
+    }
+    return v.errors ? -1 : 0;
+}

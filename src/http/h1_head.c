@@ -1,0 +1,97 @@
+/* Message head accumulation and header classification shared by both sides of the proxy. */
+#include "http/h1_internal.h"
+#include "base/common.h"
+
+#include <string.h>
+#include <strings.h>
+
+void sl_head_reset(sl_head_t *h)
+{
+    h->buf.len = 0;
+    h->n = 0;
+    h->first_off = h->first_len = 0;
+    h->bytes = 0;
+    h->last = SL_HEAD_NONE;
+}
+
+void sl_head_free(sl_head_t *h)
+{
+    sl_buf_free(&h->buf);
+    free(h->hdrs);
+    memset(h, 0, sizeof(*h));
+}
+
+void sl_head_first(sl_head_t *h, const char *p, size_t n)
+{
+    if (!h->first_len) h->first_off = (uint32_t)h->buf.len;
+    sl_buf_append(&h->buf, p, n);
+    h->first_len += (uint32_t)n;
+    h->bytes += n;
+}
+
+int sl_head_field(sl_head_t *h, const char *p, size_t n)
+{
+    if (h->last != SL_HEAD_FIELD) {
+        if (h->n == h->cap) {
+            h->cap = h->cap ? h->cap * 2 : 16;
+            h->hdrs = sl_xrealloc(h->hdrs, h->cap * sizeof(sl_hdr_t));
+        }
+        sl_hdr_t *x = &h->hdrs[h->n++];
+        memset(x, 0, sizeof(*x));
+        x->name_off = (uint32_t)h->buf.len;
+        h->bytes += 4; /* ": " and CRLF */
+    }
+    sl_buf_append(&h->buf, p, n);
+    h->hdrs[h->n - 1].name_len += (uint32_t)n;
+    h->bytes += n;
+    h->last = SL_HEAD_FIELD;
+    return 0;
+}
+
+int sl_head_value(sl_head_t *h, const char *p, size_t n)
+{
+    if (h->last == SL_HEAD_VALUE_DONE || h->n == 0) return -1; /* obs-fold */
+    sl_hdr_t *x = &h->hdrs[h->n - 1];
+    if (h->last != SL_HEAD_VALUE) x->value_off = (uint32_t)h->buf.len;
+    sl_buf_append(&h->buf, p, n);
+    x->value_len += (uint32_t)n;
+    h->bytes += n;
+    h->last = SL_HEAD_VALUE;
+    return 0;
+}
+
+void sl_head_value_done(sl_head_t *h)
+{
+    if (h->n && h->last != SL_HEAD_VALUE) h->hdrs[h->n - 1].value_off = (uint32_t)h->buf.len;
+    h->last = SL_HEAD_VALUE_DONE;
+}
+
+int sl_hdr_is(const sl_head_t *h, const sl_hdr_t *x, const char *name)
+{
+    size_t n = strlen(name);
+    return x->name_len == n && strncasecmp(sl_head_str(h, x->name_off), name, n) == 0;
+}
+
+static int list_contains(const char *list, size_t len, const char *name, size_t name_len)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (list[i] == ' ' || list[i] == '\t' || list[i] == ',')) i++;
+        size_t start = i;
+        while (i < len && list[i] != ',') i++;
+        size_t end = i;
+        while (end > start && (list[end - 1] == ' ' || list[end - 1] == '\t')) end--;
+        if (end - start == name_len && strncasecmp(list + start, name, name_len) == 0) return 1;
+    }
+    return 0;
+}
+
+int sl_hdr_hop_by_hop(const sl_head_t *h, const sl_hdr_t *x, const sl_hdr_t *connection)
+{
+    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "te",
+                                      "trailer", "transfer-encoding", "upgrade"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(hop); i++)
+        if (sl_hdr_is(h, x, hop[i])) return 1;
+    return connection && list_contains(sl_head_str(h, connection->value_off), connection->value_len,
+                                       sl_head_str(h, x->name_off), x->name_len);
+}

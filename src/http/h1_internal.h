@@ -1,0 +1,157 @@
+/* Internal structures shared by the HTTP/1.1 client side (h1_server.c) and the upstream side
+ * (h1_upstream.c) of the proxy. Not part of any public interface. */
+#ifndef SL_HTTP_H1_INTERNAL_H
+#define SL_HTTP_H1_INTERNAL_H
+
+#include <llhttp.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/buf.h"
+#include "runtime/generation.h"
+#include "runtime/worker.h"
+
+/* Above this many queued bytes a side stops reading its peer; below the low mark it reads again. */
+#define SL_HIGH_WATER (256 * 1024)
+#define SL_LOW_WATER (64 * 1024)
+/* Sent bytes kept so a request can be replayed when a pooled connection turns out closed. */
+#define SL_REPLAY_MAX (64 * 1024)
+/* Most bytes of an upstream response head. */
+#define SL_MAX_RESPONSE_HEAD (64 * 1024)
+
+/* A message head under construction: every name and value copied into one buffer and
+ * referenced by offset, since llhttp may hand them over in pieces across reads. */
+typedef struct sl_hdr {
+    uint32_t name_off, name_len, value_off, value_len;
+} sl_hdr_t;
+
+enum { SL_HEAD_NONE, SL_HEAD_FIELD, SL_HEAD_VALUE, SL_HEAD_VALUE_DONE };
+
+typedef struct sl_head {
+    sl_buf_t buf;
+    sl_hdr_t *hdrs;
+    size_t n, cap;
+    uint32_t first_off, first_len; /* request target, or response reason phrase */
+    size_t bytes;                  /* head bytes seen, for limits */
+    int last;                      /* SL_HEAD_* of the previous callback */
+} sl_head_t;
+
+void sl_head_reset(sl_head_t *h);
+void sl_head_free(sl_head_t *h);
+void sl_head_first(sl_head_t *h, const char *p, size_t n);
+/* Returns -1 on obs-fold (a value continued after it completed). */
+int sl_head_field(sl_head_t *h, const char *p, size_t n);
+int sl_head_value(sl_head_t *h, const char *p, size_t n);
+void sl_head_value_done(sl_head_t *h);
+static inline const char *sl_head_str(const sl_head_t *h, uint32_t off)
+{
+    return h->buf.data + off;
+}
+/* Case-insensitive name comparison. */
+int sl_hdr_is(const sl_head_t *h, const sl_hdr_t *x, const char *name);
+/* True for hop-by-hop headers (RFC 9110 7.6.1) and those the message's Connection header names. */
+int sl_hdr_hop_by_hop(const sl_head_t *h, const sl_hdr_t *x, const sl_hdr_t *connection);
+
+typedef struct sl_upconn sl_upconn_t;
+typedef struct sl_client sl_client_t;
+
+enum { SL_BODY_NONE, SL_BODY_LENGTH, SL_BODY_CHUNKED };
+
+/* One request/response exchange on a client connection. */
+typedef struct sl_exchange {
+    int active;
+    sl_generation_t *gen;
+    sl_route_rt_t *route;
+    sl_node_t *node;
+    const sl_node_t *failed_node;
+    sl_upconn_t *uc;
+    int tries;
+    /* request */
+    uint8_t method;
+    uint8_t http_minor;
+    int req_body;
+    int expect_continue;
+    int req_complete;
+    int req_streamed;  /* body bytes went to the upstream and cannot be replayed */
+    const char *host;  /* lower-cased, without port, in head buffer storage owned by the exchange */
+    size_t host_len;
+    char *host_store;
+    const char *path;  /* target without query */
+    size_t path_len;
+    sl_buf_t prebuf;   /* upstream bytes waiting for the connection */
+    sl_buf_t replay;   /* bytes sent on a reused connection, for one replay */
+    int replayable;
+    /* response */
+    int status;
+    int upstream_status;
+    int head_sent;
+    int resp_chunked;  /* re-chunking the body for the client */
+    int resp_complete;
+    int skip_interim;  /* ignoring a 1xx response from the upstream */
+    uint64_t bytes_in, bytes_out;
+    uint64_t t_start_ns, t_sent_ns;
+    uint64_t start_unix_ms;
+    double upstream_ms;
+    const char *error;
+    char node_name[64];
+} sl_exchange_t;
+
+enum { SL_C_HEAD, SL_C_BODY, SL_C_WAIT, SL_C_CLOSING };
+
+struct sl_client {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    sl_list_t link;
+    sl_worker_t *w;
+    llhttp_t parser;
+    int state;
+    int handles_open;
+    sl_head_t head;
+    char *pending; /* bytes after a finished message, parsed once it is answered */
+    size_t pending_len;
+    size_t write_queued;
+    unsigned reading : 1, close_after : 1, closing : 1, keepalive : 1, in_parse : 1, err_set : 1, lingering : 1;
+    int err_status;
+    const char *err_code;
+    char peer_ip[INET6_ADDRSTRLEN];
+    uint16_t peer_port;
+    uv_shutdown_t shutdown_req;
+    sl_exchange_t ex;
+};
+
+/* h1_server.c */
+void sl_h1_accept(sl_worker_t *w, uv_stream_t *server);
+/* Closes idle clients and marks busy ones to close after their response (worker stopping). */
+void sl_h1_drain(sl_worker_t *w);
+/* Closes every client now (grace period over). */
+void sl_h1_close_all(sl_worker_t *w);
+/* Called by the upstream side. */
+void sl_client_send(sl_client_t *c, const void *p, size_t n);
+void sl_client_send_response_head(sl_client_t *c, const sl_head_t *up, int status, int has_length, int no_body);
+void sl_client_response_body(sl_client_t *c, const char *p, size_t n);
+void sl_client_response_done(sl_client_t *c);
+/* The exchange failed: answer with a JSON error if nothing was sent yet, else drop the connection. */
+void sl_client_fail(sl_client_t *c, int status, const char *code);
+/* The upstream side can take more request bytes (below the low water mark). */
+void sl_client_upstream_drained(sl_client_t *c);
+/* The upstream side is over its high water mark: stop reading the client. */
+void sl_client_pause_for_upstream(sl_client_t *c);
+
+/* h1_upstream.c */
+/* Picks a node and starts sending the request head in c->ex.prebuf. */
+void sl_upstream_start(sl_client_t *c);
+/* Sends request bytes (head remainder or body) to the exchange's upstream. */
+void sl_upstream_send(sl_client_t *c, const void *p, size_t n);
+/* The request was fully sent: arm the read timeout. */
+void sl_upstream_request_done(sl_client_t *c);
+/* Sends ex.prebuf on a new connection to the current node (a pooled one failed). */
+void sl_upstream_connect_fresh(sl_client_t *c);
+/* Detaches and closes the exchange's upstream connection (client went away or failed). */
+void sl_upstream_abort(sl_client_t *c);
+/* The client has room again: resume reading the upstream. */
+void sl_upstream_client_drained(sl_client_t *c);
+void sl_pool_close_all(sl_worker_t *w);
+void sl_pool_sweep(sl_worker_t *w);
+
+#endif

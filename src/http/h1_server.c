@@ -1,0 +1,858 @@
+/* HTTP/1.1 client side: accepts connections, parses requests with llhttp (strict), enforces
+ * the head limits and message rules, routes, and writes responses back in request order. */
+#include "http/h1_internal.h"
+#include "base/common.h"
+#include "base/log.h"
+#include "base/time.h"
+#include "observe/access_log.h"
+#include "runtime/server.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static llhttp_settings_t client_settings;
+static void client_close(sl_client_t *c);
+static void client_feed(sl_client_t *c, const char *data, size_t len);
+static void exchange_finish(sl_client_t *c);
+static void client_read_start(sl_client_t *c);
+static void on_client_timer(uv_timer_t *t);
+
+static const sl_gateway_cfg_t *gw(const sl_client_t *c)
+{
+    return &c->w->gen->cfg->gateway;
+}
+
+/* ---- writing ---------------------------------------------------------------------------- */
+
+typedef struct wreq {
+    uv_write_t req;
+    sl_client_t *c;
+    size_t len;
+    char data[];
+} wreq_t;
+
+static void on_client_written(uv_write_t *req, int status)
+{
+    wreq_t *wr = sl_container_of(req, wreq_t, req);
+    sl_client_t *c = wr->c;
+    c->write_queued -= wr->len;
+    free(wr);
+    if (c->closing) return;
+    if (status < 0) {
+        client_close(c);
+        return;
+    }
+    if (c->write_queued < SL_LOW_WATER) sl_upstream_client_drained(c);
+    if (c->state == SL_C_CLOSING && c->write_queued == 0) client_close(c);
+}
+
+void sl_client_send(sl_client_t *c, const void *p, size_t n)
+{
+    if (c->closing || !n) return;
+    wreq_t *wr = sl_xmalloc(sizeof(*wr) + n);
+    wr->c = c;
+    wr->len = n;
+    memcpy(wr->data, p, n);
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned)n);
+    c->write_queued += n;
+    c->ex.bytes_out += n;
+    if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_client_written) != 0) {
+        c->write_queued -= n;
+        free(wr);
+        client_close(c);
+    }
+}
+
+/* ---- closing ---------------------------------------------------------------------------- */
+
+static void on_client_handle_closed(uv_handle_t *h)
+{
+    sl_client_t *c = h->data;
+    if (--c->handles_open) return;
+    sl_worker_t *w = c->w;
+    sl_head_free(&c->head);
+    free(c->pending);
+    free(c);
+    sl_worker_connection_closed(w);
+}
+
+static void exchange_release(sl_client_t *c)
+{
+    sl_exchange_t *ex = &c->ex;
+    if (ex->uc) sl_upstream_abort(c);
+    sl_buf_free(&ex->prebuf);
+    sl_buf_free(&ex->replay);
+    free(ex->host_store);
+    if (ex->gen) sl_generation_release(ex->gen);
+    memset(ex, 0, sizeof(*ex));
+}
+
+static void client_close(sl_client_t *c)
+{
+    if (c->closing) return;
+    c->closing = 1;
+    if (c->ex.active) {
+        /* The client went away mid-exchange: log what happened and free the upstream side. */
+        if (!c->ex.error && !c->ex.resp_complete) c->ex.error = "client_closed";
+        exchange_finish(c);
+    }
+    exchange_release(c);
+    sl_list_remove(&c->link);
+    c->w->n_clients--;
+    sl_series_add(sl_metrics.connections_active, c->w->index, -1);
+    uv_close((uv_handle_t *)&c->timer, on_client_handle_closed);
+    uv_close((uv_handle_t *)&c->tcp, on_client_handle_closed);
+}
+
+/* After a response that ends the connection: send FIN once the writes are out, then discard
+ * what the client still sends for a moment, so unread bytes do not turn our close into a
+ * reset that destroys the response in flight. */
+static void on_linger_timeout(uv_timer_t *t)
+{
+    client_close(t->data);
+}
+
+static void on_linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    SL_UNUSED(buf);
+    sl_client_t *c = s->data;
+    if (nread < 0) client_close(c);
+}
+
+static void on_client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    SL_UNUSED(suggested);
+    sl_client_t *c = h->data;
+    /* One read buffer per worker: libuv calls read right after alloc, and every byte is
+     * consumed or copied before the callback returns. */
+    buf->base = c->w->read_buf;
+    buf->len = sizeof(c->w->read_buf);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    sl_client_t *c = req->data;
+    if (c->closing) return;
+    if (status < 0) {
+        client_close(c);
+        return;
+    }
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_read_start((uv_stream_t *)&c->tcp, on_client_alloc, on_linger_read);
+    uv_timer_start(&c->timer, on_linger_timeout, 2000, 0);
+}
+
+static void client_end(sl_client_t *c)
+{
+    if (c->closing || c->lingering) return;
+    c->lingering = 1;
+    c->state = SL_C_CLOSING;
+    uv_timer_stop(&c->timer);
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) client_close(c);
+}
+
+/* ---- local responses -------------------------------------------------------------------- */
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return status < 200 ? "Informational" : status < 300 ? "Success" : status < 400 ? "Redirection"
+                   : status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+static void send_local(sl_client_t *c, int status, const sl_header_kv_t *hdrs, size_t n_hdrs, const char *ctype,
+                       const char *body, size_t body_len)
+{
+    sl_exchange_t *ex = &c->ex;
+    int close = c->close_after || !c->keepalive || c->w->stopping;
+    sl_buf_t b = SL_BUF_INIT;
+    sl_buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
+    if (ctype) sl_buf_printf(&b, "Content-Type: %s\r\n", ctype);
+    for (size_t i = 0; i < n_hdrs; i++) sl_buf_printf(&b, "%s: %s\r\n", hdrs[i].name, hdrs[i].value);
+    int no_body = ex->method == HTTP_HEAD || status == 204 || status == 304 || status < 200;
+    if (status != 204 && status >= 200) sl_buf_printf(&b, "Content-Length: %zu\r\n", body_len);
+    if (close) sl_buf_puts(&b, "Connection: close\r\n");
+    else if (ex->http_minor == 0) sl_buf_puts(&b, "Connection: keep-alive\r\n");
+    sl_buf_puts(&b, "\r\n");
+    if (!no_body && body_len) sl_buf_append(&b, body, body_len);
+    ex->status = status;
+    ex->head_sent = 1;
+    ex->resp_complete = 1;
+    if (close) c->close_after = 1;
+    sl_client_send(c, b.data, b.len);
+    sl_buf_free(&b);
+}
+
+static void send_error(sl_client_t *c, int status, const char *code)
+{
+    char body[160];
+    int n = snprintf(body, sizeof(body), "{\"error\": \"%s\", \"status\": %d}\n", code, status);
+    c->ex.error = code;
+    send_local(c, status, NULL, 0, "application/json", body, (size_t)n);
+}
+
+/* ---- exchange lifecycle ----------------------------------------------------------------- */
+
+static void exchange_log(sl_client_t *c)
+{
+    sl_exchange_t *ex = &c->ex;
+    const char *svc = ex->route ? ex->route->svc->name : "";
+    const char *route = ex->route ? ex->route->cfg->name : "";
+    char status[8];
+    snprintf(status, sizeof(status), "%d", ex->status);
+    const char *labels[] = {svc, route, status};
+    sl_series_add(sl_metrics_series(sl_metrics.requests, labels), c->w->index, 1);
+
+    sl_access_log_t *log = ex->gen ? sl_generation_access_log(ex->gen) : NULL;
+    if (!log) return;
+    const char *host = NULL;
+    char hostbuf[256];
+    if (ex->host_len) {
+        snprintf(hostbuf, sizeof(hostbuf), "%.*s", (int)ex->host_len, ex->host);
+        host = hostbuf;
+    }
+    sl_access_entry_t e = {
+        .time_unix_ms = ex->start_unix_ms,
+        .client = c->peer_ip,
+        .client_port = c->peer_port,
+        .method = llhttp_method_name((llhttp_method_t)ex->method),
+        .host = host,
+        .path = c->head.first_len ? sl_head_str(&c->head, c->head.first_off) : "",
+        .path_len = c->head.first_len,
+        .status = ex->status,
+        .bytes_in = ex->bytes_in,
+        .bytes_out = ex->bytes_out,
+        .route = ex->route ? route : NULL,
+        .service = ex->route ? svc : NULL,
+        .upstream = ex->node_name[0] ? ex->node_name : NULL,
+        .upstream_status = ex->upstream_status,
+        .duration_ms = (double)(sl_now_ns() - ex->t_start_ns) / 1e6,
+        .upstream_ms = ex->upstream_status ? ex->upstream_ms : -1,
+        .error = ex->error,
+    };
+    sl_access_log_write(log, &e);
+}
+
+static void exchange_finish(sl_client_t *c)
+{
+    exchange_log(c);
+    c->ex.active = 0;
+}
+
+/* Both the request and the response are complete: log, then go on with the next request. */
+static void exchange_maybe_done(sl_client_t *c)
+{
+    sl_exchange_t *ex = &c->ex;
+    if (!ex->active || !ex->req_complete || !ex->resp_complete || c->closing) return;
+    exchange_finish(c);
+    exchange_release(c);
+    if (c->close_after) {
+        client_end(c);
+        return;
+    }
+    c->state = SL_C_HEAD;
+    sl_head_reset(&c->head);
+    uv_timer_start(&c->timer, on_client_timer, gw(c)->http.keepalive_timeout_ms, 0);
+    if (c->in_parse) return; /* client_feed's loop continues with the bytes after this message */
+    llhttp_resume(&c->parser);
+    char *p = c->pending;
+    size_t n = c->pending_len;
+    c->pending = NULL;
+    c->pending_len = 0;
+    if (n) client_feed(c, p, n);
+    free(p);
+    if (!c->closing && c->state == SL_C_HEAD) client_read_start(c);
+}
+
+void sl_client_fail(sl_client_t *c, int status, const char *code)
+{
+    sl_exchange_t *ex = &c->ex;
+    if (ex->uc) sl_upstream_abort(c);
+    if (ex->head_sent) {
+        /* Part of the response is out: all that is left is to cut the connection. */
+        ex->error = code;
+        client_close(c);
+        return;
+    }
+    /* The request body may still be arriving; the connection cannot be reused after this. */
+    if (!ex->req_complete) c->close_after = 1;
+    send_error(c, status, code);
+    if (!ex->req_complete) {
+        ex->req_complete = 1;
+        exchange_maybe_done(c);
+    } else {
+        exchange_maybe_done(c);
+    }
+}
+
+/* ---- response from the upstream side ---------------------------------------------------- */
+
+void sl_client_send_response_head(sl_client_t *c, const sl_head_t *up, int status, int has_length, int no_body)
+{
+    sl_exchange_t *ex = &c->ex;
+    const sl_hdr_t *conn = NULL;
+    for (size_t i = 0; i < up->n; i++)
+        if (sl_hdr_is(up, &up->hdrs[i], "connection")) conn = &up->hdrs[i];
+    sl_buf_t b = SL_BUF_INIT;
+    sl_buf_reserve(&b, up->buf.len + 128);
+    sl_buf_printf(&b, "HTTP/1.1 %d ", status);
+    sl_buf_append(&b, sl_head_str(up, up->first_off), up->first_len);
+    sl_buf_puts(&b, "\r\n");
+    for (size_t i = 0; i < up->n; i++) {
+        const sl_hdr_t *x = &up->hdrs[i];
+        if (sl_hdr_hop_by_hop(up, x, conn)) continue;
+        if (!has_length && sl_hdr_is(up, x, "content-length")) continue;
+        sl_buf_append(&b, sl_head_str(up, x->name_off), x->name_len);
+        sl_buf_puts(&b, ": ");
+        sl_buf_append(&b, sl_head_str(up, x->value_off), x->value_len);
+        sl_buf_puts(&b, "\r\n");
+    }
+    ex->resp_chunked = 0;
+    if (!has_length && !no_body) {
+        if (ex->http_minor >= 1) {
+            ex->resp_chunked = 1;
+            sl_buf_puts(&b, "Transfer-Encoding: chunked\r\n");
+        } else {
+            c->close_after = 1; /* HTTP/1.0: the body ends when the connection does */
+        }
+    }
+    if (c->w->stopping || !c->keepalive) c->close_after = 1;
+    if (c->close_after) sl_buf_puts(&b, "Connection: close\r\n");
+    else if (ex->http_minor == 0) sl_buf_puts(&b, "Connection: keep-alive\r\n");
+    sl_buf_puts(&b, "\r\n");
+    ex->status = status;
+    ex->head_sent = 1;
+    sl_client_send(c, b.data, b.len);
+    sl_buf_free(&b);
+}
+
+void sl_client_response_body(sl_client_t *c, const char *p, size_t n)
+{
+    if (!n) return;
+    if (!c->ex.resp_chunked) {
+        sl_client_send(c, p, n);
+        return;
+    }
+    /* One write per chunk: size line, data, CRLF. */
+    char line[24];
+    int m = snprintf(line, sizeof(line), "%zx\r\n", n);
+    wreq_t *wr = sl_xmalloc(sizeof(*wr) + (size_t)m + n + 2);
+    memcpy(wr->data, line, (size_t)m);
+    memcpy(wr->data + m, p, n);
+    memcpy(wr->data + m + n, "\r\n", 2);
+    size_t total = (size_t)m + n + 2;
+    wr->c = c;
+    wr->len = total;
+    c->write_queued += total;
+    c->ex.bytes_out += total;
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned)total);
+    if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_client_written) != 0) {
+        c->write_queued -= total;
+        free(wr);
+        client_close(c);
+    }
+}
+
+void sl_client_response_done(sl_client_t *c)
+{
+    if (c->ex.resp_chunked) sl_client_send(c, "0\r\n\r\n", 5);
+    c->ex.resp_complete = 1;
+    exchange_maybe_done(c);
+}
+
+
+/* ---- request parsing -------------------------------------------------------------------- */
+
+static int fail_parse(sl_client_t *c, int status, const char *code)
+{
+    c->err_set = 1;
+    c->err_status = status;
+    c->err_code = code;
+    return -1;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    sl_client_t *c = p->data;
+    sl_exchange_t *ex = &c->ex;
+    memset(ex, 0, sizeof(*ex));
+    ex->active = 1;
+    ex->t_start_ns = sl_now_ns();
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ex->start_unix_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    ex->gen = c->w->gen;
+    sl_generation_retain(ex->gen);
+    sl_head_reset(&c->head);
+    sl_buf_reserve(&c->head.buf, 512);
+    /* The header timeout runs from the first byte of a request, not from the idle time before it. */
+    uv_timer_start(&c->timer, on_client_timer, gw(c)->http.header_timeout_ms, 0);
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t n)
+{
+    sl_client_t *c = p->data;
+    sl_head_first(&c->head, at, n);
+    c->ex.bytes_in += n;
+    if (c->head.first_len > gw(c)->http.max_uri_bytes) return fail_parse(c, 414, "uri_too_long");
+    return 0;
+}
+
+static int check_head_limits(sl_client_t *c)
+{
+    const sl_gateway_cfg_t *g = gw(c);
+    if (c->head.bytes > g->http.max_header_bytes || c->head.n > g->http.max_headers)
+        return fail_parse(c, 431, "headers_too_large");
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t n)
+{
+    sl_client_t *c = p->data;
+    sl_head_field(&c->head, at, n);
+    c->ex.bytes_in += n;
+    return check_head_limits(c);
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t n)
+{
+    sl_client_t *c = p->data;
+    if (sl_head_value(&c->head, at, n) != 0) return fail_parse(c, 400, "bad_request");
+    c->ex.bytes_in += n;
+    return check_head_limits(c);
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    sl_client_t *c = p->data;
+    sl_head_value_done(&c->head);
+    return 0;
+}
+
+static int is_tchar(unsigned char ch)
+{
+    return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static int valid_name(const sl_head_t *h, const sl_hdr_t *x)
+{
+    if (!x->name_len) return 0;
+    const char *s = sl_head_str(h, x->name_off);
+    for (uint32_t i = 0; i < x->name_len; i++)
+        if (!is_tchar((unsigned char)s[i])) return 0;
+    return 1;
+}
+
+static int value_is(const sl_head_t *h, const sl_hdr_t *x, const char *want)
+{
+    const char *v = sl_head_str(h, x->value_off);
+    size_t n = x->value_len;
+    while (n && (*v == ' ' || *v == '\t')) v++, n--;
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
+    return n == strlen(want) && strncasecmp(v, want, n) == 0;
+}
+
+static void set_host(sl_exchange_t *ex, const char *h, size_t n)
+{
+    /* Lower-case, without the port: "[::1]:80" -> "[::1]", "Example.COM:8080" -> "example.com". */
+    size_t end = n;
+    if (n && h[0] == '[') {
+        const char *rb = memchr(h, ']', n);
+        if (rb) end = (size_t)(rb - h) + 1;
+    } else {
+        const char *colon = memchr(h, ':', n);
+        if (colon) end = (size_t)(colon - h);
+    }
+    ex->host_store = sl_xmalloc(end + 1);
+    for (size_t i = 0; i < end; i++) ex->host_store[i] = (char)tolower((unsigned char)h[i]);
+    ex->host_store[end] = '\0';
+    ex->host = ex->host_store;
+    ex->host_len = end;
+}
+
+/* Builds the request head for the upstream into ex->prebuf. */
+static void build_upstream_head(sl_client_t *c)
+{
+    sl_exchange_t *ex = &c->ex;
+    const sl_head_t *h = &c->head;
+    const sl_hdr_t *conn = NULL;
+    sl_buf_t xff = SL_BUF_INIT;
+    for (size_t i = 0; i < h->n; i++) {
+        const sl_hdr_t *x = &h->hdrs[i];
+        if (sl_hdr_is(h, x, "connection")) conn = x;
+        if (sl_hdr_is(h, x, "x-forwarded-for")) {
+            if (xff.len) sl_buf_puts(&xff, ", ");
+            sl_buf_append(&xff, sl_head_str(h, x->value_off), x->value_len);
+        }
+    }
+    sl_buf_t *b = &ex->prebuf;
+    sl_buf_reserve(b, h->buf.len + 256);
+    sl_buf_puts(b, llhttp_method_name((llhttp_method_t)ex->method));
+    sl_buf_putc(b, ' ');
+    sl_buf_append(b, ex->path, (size_t)(sl_head_str(h, h->first_off) + h->first_len - ex->path));
+    sl_buf_puts(b, " HTTP/1.1\r\n");
+    for (size_t i = 0; i < h->n; i++) {
+        const sl_hdr_t *x = &h->hdrs[i];
+        if (sl_hdr_hop_by_hop(h, x, conn) || sl_hdr_is(h, x, "expect") || sl_hdr_is(h, x, "x-forwarded-for") ||
+            sl_hdr_is(h, x, "x-forwarded-proto") || sl_hdr_is(h, x, "x-forwarded-host") ||
+            sl_hdr_is(h, x, "x-real-ip") || sl_hdr_is(h, x, "content-length"))
+            continue;
+        sl_buf_append(b, sl_head_str(h, x->name_off), x->name_len);
+        sl_buf_puts(b, ": ");
+        sl_buf_append(b, sl_head_str(h, x->value_off), x->value_len);
+        sl_buf_puts(b, "\r\n");
+    }
+    if (xff.len) sl_buf_printf(b, "X-Forwarded-For: %s, %s\r\n", xff.data, c->peer_ip);
+    else sl_buf_printf(b, "X-Forwarded-For: %s\r\n", c->peer_ip);
+    sl_buf_free(&xff);
+    sl_buf_puts(b, "X-Forwarded-Proto: http\r\n");
+    if (ex->host_len) {
+        for (size_t i = 0; i < h->n; i++)
+            if (sl_hdr_is(h, &h->hdrs[i], "host")) {
+                sl_buf_puts(b, "X-Forwarded-Host: ");
+                sl_buf_append(b, sl_head_str(h, h->hdrs[i].value_off), h->hdrs[i].value_len);
+                sl_buf_puts(b, "\r\n");
+                break;
+            }
+    }
+    sl_buf_printf(b, "X-Real-IP: %s\r\n", c->peer_ip);
+    if (ex->req_body == SL_BODY_LENGTH) sl_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)c->parser.content_length);
+    else if (ex->req_body == SL_BODY_CHUNKED) sl_buf_puts(b, "Transfer-Encoding: chunked\r\n");
+    if (ex->route->upstream->cfg->keepalive_max_idle == 0) sl_buf_puts(b, "Connection: close\r\n");
+    sl_buf_puts(b, "\r\n");
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    sl_client_t *c = p->data;
+    sl_exchange_t *ex = &c->ex;
+    sl_head_t *h = &c->head;
+    ex->method = (uint8_t)p->method;
+    ex->http_minor = p->http_major == 1 ? p->http_minor : 0;
+    if (p->http_major != 1) return fail_parse(c, 400, "bad_request");
+    c->ex.bytes_in += 2;
+
+    int n_te = 0, n_host = 0;
+    const sl_hdr_t *host = NULL;
+    for (size_t i = 0; i < h->n; i++) {
+        const sl_hdr_t *x = &h->hdrs[i];
+        if (!valid_name(h, x)) return fail_parse(c, 400, "bad_request");
+        if (sl_hdr_is(h, x, "transfer-encoding")) {
+            /* Only exactly "chunked": anything else is how requests get smuggled past proxies. */
+            if (++n_te > 1 || !value_is(h, x, "chunked")) return fail_parse(c, 400, "bad_request");
+        } else if (sl_hdr_is(h, x, "host")) {
+            n_host++;
+            host = x;
+        } else if (sl_hdr_is(h, x, "expect")) {
+            if (!value_is(h, x, "100-continue")) return fail_parse(c, 417, "expectation_failed");
+            ex->expect_continue = 1;
+        }
+    }
+    if (n_host > 1 || (n_host == 0 && ex->http_minor >= 1)) return fail_parse(c, 400, "bad_request");
+    if (p->flags & F_CHUNKED) ex->req_body = SL_BODY_CHUNKED;
+    else if ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0) ex->req_body = SL_BODY_LENGTH;
+
+    /* Target: origin-form "/path?q", or absolute-form "http://host/path?q". */
+    const char *t = sl_head_str(h, h->first_off);
+    size_t tn = h->first_len;
+    const char *path = t;
+    if (tn >= 7 && strncasecmp(t, "http://", 7) == 0) {
+        const char *auth = t + 7;
+        const char *slash = memchr(auth, '/', tn - 7);
+        size_t alen = slash ? (size_t)(slash - auth) : tn - 7;
+        set_host(ex, auth, alen);
+        path = slash ? slash : t + tn;
+    } else if (host) {
+        set_host(ex, sl_head_str(h, host->value_off), host->value_len);
+    }
+    ex->path = path;
+    const char *q = memchr(path, '?', (size_t)(t + tn - path));
+    ex->path_len = (size_t)((q ? q : t + tn) - path);
+    if (p->upgrade) c->close_after = 1; /* upgrades are not proxied yet: answer as HTTP/1.1, then close */
+
+    c->state = SL_C_BODY;
+    const char *mname = llhttp_method_name((llhttp_method_t)ex->method);
+    ex->route = sl_router_match(ex->gen->router, ex->host ? ex->host : "", ex->host_len, ex->path, ex->path_len,
+                                sl_method_bit(mname, strlen(mname)));
+    if (!ex->route || !ex->route->upstream) {
+        /* Answered here. A body is read and dropped, unless the client waits for 100-continue. */
+        if (ex->req_body != SL_BODY_NONE && ex->expect_continue) c->close_after = 1;
+        return 0;
+    }
+    build_upstream_head(c);
+    if (ex->expect_continue && ex->req_body != SL_BODY_NONE && ex->http_minor >= 1)
+        sl_client_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    ex->bytes_out = 0; /* the interim response is not part of the final one */
+    sl_upstream_start(c);
+    if (c->closing || c->state == SL_C_CLOSING) return -1;
+    /* While a body arrives, the header timeout bounds each pause between reads. */
+    if (ex->req_body != SL_BODY_NONE) uv_timer_start(&c->timer, on_client_timer, gw(c)->http.header_timeout_ms, 0);
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t n)
+{
+    sl_client_t *c = p->data;
+    sl_exchange_t *ex = &c->ex;
+    ex->bytes_in += n;
+    if (c->state == SL_C_CLOSING) return -1;
+    if (!ex->route || !ex->route->upstream || ex->resp_complete || c->closing) return 0;
+    if (ex->req_body == SL_BODY_CHUNKED) {
+        char line[24];
+        int m = snprintf(line, sizeof(line), "%zx\r\n", n);
+        sl_upstream_send(c, line, (size_t)m);
+        sl_upstream_send(c, at, n);
+        sl_upstream_send(c, "\r\n", 2);
+    } else {
+        sl_upstream_send(c, at, n);
+    }
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    sl_client_t *c = p->data;
+    sl_exchange_t *ex = &c->ex;
+    if (c->state == SL_C_CLOSING) return -1;
+    c->keepalive = llhttp_should_keep_alive(p) ? 1 : 0;
+    if (!c->keepalive) c->close_after = 1;
+    ex->req_complete = 1;
+    c->state = SL_C_WAIT;
+    uv_timer_stop(&c->timer);
+    if (!ex->route) {
+        send_error(c, 404, "no_route");
+    } else if (!ex->route->upstream) {
+        const sl_direct_response_cfg_t *d = ex->route->cfg->direct_response;
+        if (d) send_local(c, d->status, d->headers, d->n_headers, NULL, d->body, d->body_len);
+        else send_error(c, 502, "no_upstream");
+    } else if (!ex->resp_complete) {
+        if (ex->req_body == SL_BODY_CHUNKED) sl_upstream_send(c, "0\r\n\r\n", 5);
+        sl_upstream_request_done(c);
+    }
+    /* Stop at the message boundary: pipelined requests wait until this one is answered. */
+    if (!c->closing) exchange_maybe_done(c);
+    return HPE_PAUSED;
+}
+
+/* ---- reading ---------------------------------------------------------------------------- */
+
+static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void client_read_start(sl_client_t *c)
+{
+    if (c->reading || c->closing || c->lingering) return;
+    c->reading = 1;
+    uv_read_start((uv_stream_t *)&c->tcp, on_client_alloc, on_client_read);
+}
+
+static void client_read_stop(sl_client_t *c)
+{
+    if (!c->reading) return;
+    c->reading = 0;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+void sl_client_upstream_drained(sl_client_t *c)
+{
+    if (c->state == SL_C_BODY && !c->closing) client_read_start(c);
+}
+
+void sl_client_pause_for_upstream(sl_client_t *c)
+{
+    client_read_stop(c);
+}
+
+static void client_parse_error(sl_client_t *c, llhttp_errno_t err)
+{
+    int status = 400;
+    const char *code = "bad_request";
+    if (c->err_set) {
+        status = c->err_status;
+        code = c->err_code;
+    }
+    sl_log_debug("client %s: %s (%s)", c->peer_ip, code, llhttp_errno_name(err));
+    if (!c->ex.active) {
+        /* An error before a request began (garbage between messages): still answer and log it. */
+        on_message_begin(&c->parser);
+    }
+    c->close_after = 1;
+    sl_client_fail(c, status, code);
+}
+
+static void client_feed(sl_client_t *c, const char *data, size_t len)
+{
+    c->in_parse = 1;
+    while (len && !c->closing && c->state != SL_C_CLOSING) {
+        llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+        if (err == HPE_OK) break;
+        if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+            const char *pos = llhttp_get_error_pos(&c->parser);
+            size_t used = pos ? (size_t)(pos - data) : len;
+            data += used;
+            len -= used;
+            if (c->closing || c->state == SL_C_CLOSING) break;
+            if (c->state == SL_C_HEAD && !c->ex.active) {
+                /* Answered synchronously (local response): parse the next pipelined request. */
+                llhttp_resume(&c->parser);
+                continue;
+            }
+            /* Keep the rest until this exchange is answered. */
+            client_read_stop(c);
+            char *rest = len ? sl_xmalloc(len) : NULL;
+            if (len) memcpy(rest, data, len);
+            free(c->pending);
+            c->pending = rest;
+            c->pending_len = len;
+            len = 0;
+            break;
+        }
+        if (c->state != SL_C_CLOSING) client_parse_error(c, err);
+        break;
+    }
+    c->in_parse = 0;
+}
+
+static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    sl_client_t *c = s->data;
+    if (nread == 0) return;
+    if (nread < 0) {
+        if (c->state == SL_C_HEAD && !c->ex.active) {
+            client_close(c);
+        } else if (c->state == SL_C_BODY || c->state == SL_C_HEAD) {
+            /* Closed mid-request. An unfinished head still gets its 400 in the log. */
+            c->ex.error = "client_closed";
+            client_close(c);
+        } else {
+            client_close(c);
+        }
+        return;
+    }
+    if (c->state == SL_C_BODY) uv_timer_start(&c->timer, on_client_timer, gw(c)->http.header_timeout_ms, 0);
+    client_feed(c, buf->base, (size_t)nread);
+    if (!c->closing && c->state == SL_C_BODY && c->ex.uc == NULL && c->ex.prebuf.len > SL_HIGH_WATER)
+        client_read_stop(c);
+}
+
+static void on_client_timer(uv_timer_t *t)
+{
+    sl_client_t *c = t->data;
+    uv_timer_stop(t);
+    if (c->state == SL_C_HEAD && !c->ex.active) {
+        client_close(c); /* idle keep-alive connection */
+    } else if (c->state == SL_C_HEAD) {
+        c->close_after = 1;
+        client_read_stop(c);
+        sl_client_fail(c, 408, "header_timeout");
+    } else {
+        c->ex.error = "client_timeout";
+        client_close(c);
+    }
+}
+
+/* ---- accepting -------------------------------------------------------------------------- */
+
+static void settings_init(void)
+{
+    static int done;
+    if (done) return;
+    llhttp_settings_init(&client_settings);
+    client_settings.on_message_begin = on_message_begin;
+    client_settings.on_url = on_url;
+    client_settings.on_header_field = on_header_field;
+    client_settings.on_header_value = on_header_value;
+    client_settings.on_header_value_complete = on_header_value_complete;
+    client_settings.on_headers_complete = on_headers_complete;
+    client_settings.on_body = on_body;
+    client_settings.on_message_complete = on_message_complete;
+    done = 1;
+}
+
+void sl_h1_accept(sl_worker_t *w, uv_stream_t *server)
+{
+    settings_init();
+    sl_client_t *c = sl_xcalloc(1, sizeof(*c));
+    c->w = w;
+    uv_tcp_init(&w->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        c->handles_open = 1;
+        c->closing = 1;
+        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+        return;
+    }
+    uv_timer_init(&w->loop, &c->timer);
+    c->timer.data = c;
+    c->handles_open = 2;
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET) {
+            uv_ip4_name((struct sockaddr_in *)&ss, c->peer_ip, sizeof(c->peer_ip));
+            c->peer_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof(c->peer_ip));
+            c->peer_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+    }
+    llhttp_init(&c->parser, HTTP_REQUEST, &client_settings);
+    c->parser.data = c;
+    c->keepalive = 1;
+    c->state = SL_C_HEAD;
+    sl_list_push(&w->clients, &c->link);
+    w->n_clients++;
+    sl_series_add(sl_metrics.connections_active, w->index, 1);
+    /* A new connection must send its request head within the header timeout. */
+    uv_timer_start(&c->timer, on_client_timer, gw(c)->http.header_timeout_ms, gw(c)->http.header_timeout_ms);
+    c->reading = 1;
+    uv_read_start((uv_stream_t *)&c->tcp, on_client_alloc, on_client_read);
+}
+
+void sl_h1_drain(sl_worker_t *w)
+{
+    for (sl_list_t *l = w->clients.next, *next; l != &w->clients; l = next) {
+        next = l->next;
+        sl_client_t *c = sl_container_of(l, sl_client_t, link);
+        c->close_after = 1;
+        if (c->state == SL_C_HEAD && !c->ex.active) client_close(c);
+    }
+}
+
+void sl_h1_close_all(sl_worker_t *w)
+{
+    for (sl_list_t *l = w->clients.next, *next; l != &w->clients; l = next) {
+        next = l->next;
+        client_close(sl_container_of(l, sl_client_t, link));
+    }
+}

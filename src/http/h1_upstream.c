@@ -1,0 +1,564 @@
+/* HTTP/1.1 upstream side: picks a node, takes a keep-alive connection from the worker's pool or
+ * connects, sends the request, parses the response with llhttp and streams it to the client. */
+#include "http/h1_internal.h"
+#include "base/common.h"
+#include "base/log.h"
+#include "base/time.h"
+#include "runtime/server.h"
+
+#include <string.h>
+
+struct sl_upconn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_connect_t creq;
+    sl_list_t link; /* in its pool's idle list */
+    struct pool *pool;
+    sl_worker_t *w;
+    llhttp_t parser;
+    sl_head_t head;
+    sl_client_t *c; /* NULL while idle */
+    size_t write_queued;
+    uint64_t idle_since_ms;
+    uint64_t idle_timeout_ms;
+    uint32_t max_idle;
+    uint64_t read_timeout_ms, send_timeout_ms;
+    int handles_open;
+    unsigned connected : 1, reused : 1, closing : 1, got_bytes : 1, head_done : 1, reading : 1, keepalive : 1, idle : 1;
+};
+
+/* Idle connections to one address, kept per worker. */
+typedef struct pool {
+    char key[sizeof(struct sockaddr_in6) + 2];
+    size_t key_len;
+    sl_list_t idle;
+    size_t n_idle;
+} pool_t;
+
+static llhttp_settings_t up_settings;
+static void uc_close(sl_upconn_t *uc);
+static void uc_start_read(sl_upconn_t *uc);
+
+/* ---- pool ------------------------------------------------------------------------------- */
+
+static size_t addr_key(const struct sockaddr_storage *a, char *key)
+{
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)a;
+        key[0] = 4;
+        memcpy(key + 1, &s->sin_addr, 4);
+        memcpy(key + 5, &s->sin_port, 2);
+        return 7;
+    }
+    const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)a;
+    key[0] = 6;
+    memcpy(key + 1, &s->sin6_addr, 16);
+    memcpy(key + 17, &s->sin6_port, 2);
+    return 19;
+}
+
+static pool_t *pool_get(sl_worker_t *w, const struct sockaddr_storage *a)
+{
+    char key[sizeof(((pool_t *)0)->key)];
+    size_t n = addr_key(a, key);
+    void **slot = sl_map_slot(&w->pools, key, n);
+    if (!*slot) {
+        pool_t *p = sl_xcalloc(1, sizeof(*p));
+        memcpy(p->key, key, n);
+        p->key_len = n;
+        sl_list_init(&p->idle);
+        /* The map borrows its key: point it at the pool's own copy. */
+        sl_map_entry_t *e = (sl_map_entry_t *)((char *)slot - offsetof(sl_map_entry_t, value));
+        e->key = p->key;
+        *slot = p;
+    }
+    return *slot;
+}
+
+static sl_upconn_t *pool_take(pool_t *p)
+{
+    if (sl_list_empty(&p->idle)) return NULL;
+    sl_list_t *l = p->idle.next;
+    sl_list_remove(l);
+    p->n_idle--;
+    sl_upconn_t *uc = sl_container_of(l, sl_upconn_t, link);
+    uc->idle = 0;
+    return uc;
+}
+
+void sl_pool_sweep(sl_worker_t *w)
+{
+    uint64_t now = sl_now_ms();
+    for (size_t i = 0; i < w->pools.cap; i++) {
+        pool_t *p = w->pools.slots[i].key ? w->pools.slots[i].value : NULL;
+        if (!p) continue;
+        for (sl_list_t *l = p->idle.next, *next; l != &p->idle; l = next) {
+            next = l->next;
+            sl_upconn_t *uc = sl_container_of(l, sl_upconn_t, link);
+            if (now - uc->idle_since_ms >= uc->idle_timeout_ms) uc_close(uc);
+        }
+    }
+}
+
+void sl_pool_close_all(sl_worker_t *w)
+{
+    for (size_t i = 0; i < w->pools.cap; i++) {
+        pool_t *p = w->pools.slots[i].key ? w->pools.slots[i].value : NULL;
+        if (!p) continue;
+        while (!sl_list_empty(&p->idle)) uc_close(sl_container_of(p->idle.next, sl_upconn_t, link));
+        free(p);
+    }
+    sl_map_free(&w->pools);
+}
+
+/* ---- connection lifecycle --------------------------------------------------------------- */
+
+static void on_uc_closed(uv_handle_t *h)
+{
+    sl_upconn_t *uc = h->data;
+    if (--uc->handles_open) return;
+    sl_head_free(&uc->head);
+    free(uc);
+}
+
+static void uc_close(sl_upconn_t *uc)
+{
+    if (uc->closing) return;
+    uc->closing = 1;
+    if (uc->idle) {
+        sl_list_remove(&uc->link);
+        uc->pool->n_idle--;
+        uc->idle = 0;
+    }
+    uc->c = NULL;
+    uv_close((uv_handle_t *)&uc->timer, on_uc_closed);
+    uv_close((uv_handle_t *)&uc->tcp, on_uc_closed);
+}
+
+static void on_idle_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    SL_UNUSED(buf);
+    /* An idle connection has nothing to say: data or EOF both mean it is done. */
+    if (nread != 0) uc_close(s->data);
+}
+
+static void on_uc_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    SL_UNUSED(suggested);
+    sl_upconn_t *uc = h->data;
+    buf->base = uc->w->read_buf;
+    buf->len = sizeof(uc->w->read_buf);
+}
+
+static void uc_release(sl_upconn_t *uc)
+{
+    sl_client_t *c = uc->c;
+    if (c) c->ex.uc = NULL;
+    uc->c = NULL;
+    uv_timer_stop(&uc->timer);
+    if (!uc->keepalive || uc->write_queued || uc->closing || uc->w->stopping || uc->pool->n_idle >= uc->max_idle) {
+        uc_close(uc);
+        return;
+    }
+    uv_read_stop((uv_stream_t *)&uc->tcp);
+    uc->reading = 1;
+    uv_read_start((uv_stream_t *)&uc->tcp, on_uc_alloc, on_idle_read);
+    uc->idle_since_ms = sl_now_ms();
+    sl_list_push(&uc->pool->idle, &uc->link);
+    uc->pool->n_idle++;
+    uc->idle = 1;
+}
+
+void sl_upstream_abort(sl_client_t *c)
+{
+    sl_upconn_t *uc = c->ex.uc;
+    if (!uc) return;
+    c->ex.uc = NULL;
+    uc->c = NULL;
+    uc->keepalive = 0;
+    uc_close(uc);
+}
+
+/* ---- writing ---------------------------------------------------------------------------- */
+
+typedef struct uwreq {
+    uv_write_t req;
+    sl_upconn_t *uc;
+    size_t len;
+    char data[];
+} uwreq_t;
+
+static void on_uc_timer(uv_timer_t *t);
+
+static void arm_timer(sl_upconn_t *uc)
+{
+    sl_client_t *c = uc->c;
+    if (!c) return;
+    uint64_t ms = c->ex.req_complete && !uc->write_queued ? uc->read_timeout_ms : uc->send_timeout_ms;
+    uv_timer_start(&uc->timer, on_uc_timer, ms, 0);
+}
+
+static void on_uc_written(uv_write_t *req, int status)
+{
+    uwreq_t *wr = sl_container_of(req, uwreq_t, req);
+    sl_upconn_t *uc = wr->uc;
+    uc->write_queued -= wr->len;
+    free(wr);
+    if (uc->closing || !uc->c) return;
+    if (status < 0) {
+        /* The response may still arrive (an early answer); a read error will tell. */
+        uc->keepalive = 0;
+        return;
+    }
+    arm_timer(uc);
+    if (uc->write_queued < SL_LOW_WATER) sl_client_upstream_drained(uc->c);
+}
+
+static void uc_write(sl_upconn_t *uc, const void *p, size_t n)
+{
+    uwreq_t *wr = sl_xmalloc(sizeof(*wr) + n);
+    wr->uc = uc;
+    wr->len = n;
+    memcpy(wr->data, p, n);
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned)n);
+    uc->write_queued += n;
+    if (uv_write(&wr->req, (uv_stream_t *)&uc->tcp, &b, 1, on_uc_written) != 0) {
+        uc->write_queued -= n;
+        uc->keepalive = 0;
+        free(wr);
+    }
+}
+
+void sl_upstream_send(sl_client_t *c, const void *p, size_t n)
+{
+    sl_exchange_t *ex = &c->ex;
+    sl_upconn_t *uc = ex->uc;
+    if (!uc || !uc->connected) {
+        sl_buf_append(&ex->prebuf, p, n);
+        if (ex->prebuf.len > SL_HIGH_WATER) sl_client_pause_for_upstream(c);
+        return;
+    }
+    if (ex->replayable) {
+        if (ex->replay.len + n <= SL_REPLAY_MAX) sl_buf_append(&ex->replay, p, n);
+        else ex->replayable = 0;
+    }
+    ex->req_streamed = 1;
+    uc_write(uc, p, n);
+    if (uc->write_queued > SL_HIGH_WATER) sl_client_pause_for_upstream(c);
+}
+
+void sl_upstream_request_done(sl_client_t *c)
+{
+    sl_upconn_t *uc = c->ex.uc;
+    if (!uc || !uc->connected) return; /* armed once connected */
+    c->ex.t_sent_ns = sl_now_ns();
+    arm_timer(uc);
+}
+
+void sl_upstream_client_drained(sl_client_t *c)
+{
+    sl_upconn_t *uc = c->ex.uc;
+    if (uc && uc->connected && !uc->reading && !uc->closing) uc_start_read(uc);
+}
+
+/* ---- response parsing ------------------------------------------------------------------- */
+
+static void fail(sl_upconn_t *uc, int status, const char *code)
+{
+    sl_client_t *c = uc->c;
+    uc->keepalive = 0;
+    if (!c) {
+        uc_close(uc);
+        return;
+    }
+    sl_client_fail(c, status, code); /* aborts (closes) uc through sl_upstream_abort */
+}
+
+static int on_resp_begin(llhttp_t *p)
+{
+    sl_upconn_t *uc = p->data;
+    sl_head_reset(&uc->head);
+    sl_buf_reserve(&uc->head.buf, 512);
+    uc->head_done = 0;
+    return 0;
+}
+
+static int on_resp_status(llhttp_t *p, const char *at, size_t n)
+{
+    sl_upconn_t *uc = p->data;
+    sl_head_first(&uc->head, at, n);
+    return uc->head.bytes > SL_MAX_RESPONSE_HEAD ? -1 : 0;
+}
+
+static int on_resp_field(llhttp_t *p, const char *at, size_t n)
+{
+    sl_upconn_t *uc = p->data;
+    sl_head_field(&uc->head, at, n);
+    return uc->head.bytes > SL_MAX_RESPONSE_HEAD ? -1 : 0;
+}
+
+static int on_resp_value(llhttp_t *p, const char *at, size_t n)
+{
+    sl_upconn_t *uc = p->data;
+    if (sl_head_value(&uc->head, at, n) != 0) return -1;
+    return uc->head.bytes > SL_MAX_RESPONSE_HEAD ? -1 : 0;
+}
+
+static int on_resp_value_done(llhttp_t *p)
+{
+    sl_upconn_t *uc = p->data;
+    sl_head_value_done(&uc->head);
+    return 0;
+}
+
+static int on_resp_headers_complete(llhttp_t *p)
+{
+    sl_upconn_t *uc = p->data;
+    sl_client_t *c = uc->c;
+    sl_exchange_t *ex = &c->ex;
+    int status = p->status_code;
+    if (status < 200) {
+        if (status == 101) return -1; /* no upgrade was asked for */
+        ex->skip_interim = 1;         /* 100 Continue and friends: the client got ours */
+        return 0;
+    }
+    ex->skip_interim = 0;
+    uc->head_done = 1;
+    ex->upstream_status = status;
+    ex->upstream_ms = (double)(sl_now_ns() - (ex->t_sent_ns ? ex->t_sent_ns : ex->t_start_ns)) / 1e6;
+    if (ex->route->upstream->latency)
+        sl_series_observe(ex->route->upstream->latency, c->w->index, ex->upstream_ms / 1000.0);
+    int no_body = ex->method == HTTP_HEAD || status == 204 || status == 304;
+    int has_length = (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED);
+    sl_client_send_response_head(c, &uc->head, status, has_length, no_body);
+    uv_timer_start(&uc->timer, on_uc_timer, uc->read_timeout_ms, 0);
+    /* Returning 1 tells llhttp a HEAD response has no body whatever its headers say. */
+    return ex->method == HTTP_HEAD ? 1 : 0;
+}
+
+static int on_resp_body(llhttp_t *p, const char *at, size_t n)
+{
+    sl_upconn_t *uc = p->data;
+    if (!uc->c) return -1;
+    sl_client_response_body(uc->c, at, n);
+    return 0;
+}
+
+static int on_resp_complete(llhttp_t *p)
+{
+    sl_upconn_t *uc = p->data;
+    sl_client_t *c = uc->c;
+    if (!c) return -1;
+    if (c->ex.skip_interim) {
+        c->ex.skip_interim = 0;
+        return 0;
+    }
+    uc->keepalive = llhttp_should_keep_alive(p) && c->ex.req_complete;
+    return HPE_PAUSED; /* anything after the response is a protocol error for a pooled connection */
+}
+
+static void on_uc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    sl_upconn_t *uc = s->data;
+    sl_client_t *c = uc->c;
+    if (nread == 0 || !c) return;
+    if (nread < 0) {
+        if (uc->head_done) {
+            /* A close-delimited body ends here; anything else is a truncated response. */
+            llhttp_errno_t fin = llhttp_finish(&uc->parser);
+            if (fin == HPE_PAUSED || fin == HPE_OK) {
+                uc->keepalive = 0;
+                uc_release(uc);
+                sl_client_response_done(c);
+                return;
+            }
+            fail(uc, 502, "upstream_reset");
+            return;
+        }
+        sl_exchange_t *ex = &c->ex;
+        if (uc->reused && !uc->got_bytes && ex->replayable) {
+            /* The pooled connection was closed under us before answering: send again on a fresh one. */
+            sl_buf_t replay = ex->replay;
+            memset(&ex->replay, 0, sizeof(ex->replay));
+            ex->replayable = 0;
+            sl_upstream_abort(c);
+            sl_buf_free(&ex->prebuf);
+            ex->prebuf = replay;
+            ex->req_streamed = 0;
+            sl_upstream_connect_fresh(c);
+            return;
+        }
+        fail(uc, 502, "upstream_reset");
+        return;
+    }
+    uc->got_bytes = 1;
+    llhttp_errno_t err = llhttp_execute(&uc->parser, buf->base, (size_t)nread);
+    if (!uc->c) return; /* failed or aborted inside a callback */
+    if (err == HPE_PAUSED) {
+        uc_release(uc);
+        sl_client_response_done(c);
+        return;
+    }
+    if (err != HPE_OK) {
+        sl_log_debug("upstream %s: bad response: %s", c->ex.node_name, llhttp_get_error_reason(&uc->parser));
+        fail(uc, 502, "upstream_bad_response");
+        return;
+    }
+    if (uc->head_done) uv_timer_start(&uc->timer, on_uc_timer, uc->read_timeout_ms, 0);
+    if (c->write_queued > SL_HIGH_WATER) {
+        uc->reading = 0;
+        uv_read_stop((uv_stream_t *)&uc->tcp);
+    }
+}
+
+static void uc_start_read(sl_upconn_t *uc)
+{
+    uv_read_stop((uv_stream_t *)&uc->tcp);
+    uc->reading = 1;
+    uv_read_start((uv_stream_t *)&uc->tcp, on_uc_alloc, on_uc_read);
+}
+
+static void on_uc_timer(uv_timer_t *t)
+{
+    sl_upconn_t *uc = t->data;
+    if (!uc->c) return;
+    if (!uc->connected) fail(uc, 502, "upstream_connect_failed");
+    else fail(uc, 504, "upstream_timeout");
+}
+
+/* ---- connecting ------------------------------------------------------------------------- */
+
+static void settings_init(void)
+{
+    static int done;
+    if (done) return;
+    llhttp_settings_init(&up_settings);
+    up_settings.on_message_begin = on_resp_begin;
+    up_settings.on_status = on_resp_status;
+    up_settings.on_header_field = on_resp_field;
+    up_settings.on_header_value = on_resp_value;
+    up_settings.on_header_value_complete = on_resp_value_done;
+    up_settings.on_headers_complete = on_resp_headers_complete;
+    up_settings.on_body = on_resp_body;
+    up_settings.on_message_complete = on_resp_complete;
+    done = 1;
+}
+
+/* Attaches uc to c and sends what has been prepared. */
+static void uc_attach_ready(sl_client_t *c, sl_upconn_t *uc)
+{
+    sl_exchange_t *ex = &c->ex;
+    uc->c = c;
+    ex->uc = uc;
+    llhttp_init(&uc->parser, HTTP_RESPONSE, &up_settings);
+    uc->parser.data = uc;
+    uc->got_bytes = 0;
+    uc->head_done = 0;
+    uc->keepalive = 1;
+    ex->replayable = uc->reused;
+    sl_buf_t pre = ex->prebuf;
+    memset(&ex->prebuf, 0, sizeof(ex->prebuf));
+    sl_upstream_send(c, pre.data, pre.len);
+    sl_buf_free(&pre);
+    if (ex->req_complete) ex->t_sent_ns = sl_now_ns();
+    uc_start_read(uc);
+    arm_timer(uc);
+    sl_client_upstream_drained(c);
+}
+
+static void try_next_node(sl_client_t *c, const char *code);
+
+static void on_connected(uv_connect_t *req, int status)
+{
+    sl_upconn_t *uc = req->data;
+    sl_client_t *c = uc->c;
+    if (uc->closing || !c) return;
+    if (status < 0) {
+        sl_log_debug("upstream %s: connect failed: %s", c->ex.node_name, uv_strerror(status));
+        try_next_node(c, "upstream_connect_failed");
+        return;
+    }
+    uc->connected = 1;
+    uv_tcp_nodelay(&uc->tcp, 1);
+    uc->c = NULL; /* re-attached below */
+    c->ex.uc = NULL;
+    uc_attach_ready(c, uc);
+}
+
+static void uc_connect(sl_client_t *c, const struct sockaddr_storage *addr, pool_t *pool)
+{
+    const sl_upstream_cfg_t *cfg = c->ex.route->upstream->cfg;
+    sl_upconn_t *uc = sl_xcalloc(1, sizeof(*uc));
+    uc->w = c->w;
+    uc->pool = pool;
+    sl_list_init(&uc->link);
+    uc->max_idle = cfg->keepalive_max_idle;
+    uc->idle_timeout_ms = cfg->keepalive_idle_timeout_ms;
+    uc->read_timeout_ms = cfg->read_timeout_ms;
+    uc->send_timeout_ms = cfg->send_timeout_ms;
+    uv_tcp_init(&c->w->loop, &uc->tcp);
+    uv_timer_init(&c->w->loop, &uc->timer);
+    uc->tcp.data = uc->timer.data = uc->creq.data = uc;
+    uc->handles_open = 2;
+    uc->c = c;
+    c->ex.uc = uc;
+    int rc = uv_tcp_connect(&uc->creq, &uc->tcp, (const struct sockaddr *)addr, on_connected);
+    if (rc != 0) {
+        sl_log_debug("upstream %s: connect: %s", c->ex.node_name, uv_strerror(rc));
+        try_next_node(c, "upstream_connect_failed");
+        return;
+    }
+    uv_timer_start(&uc->timer, on_uc_timer, cfg->connect_timeout_ms, 0);
+}
+
+/* Connects to the exchange's current node, from the pool when a connection is idle there. */
+static void connect_node(sl_client_t *c, int allow_pool)
+{
+    sl_exchange_t *ex = &c->ex;
+    struct sockaddr_storage addr;
+    snprintf(ex->node_name, sizeof(ex->node_name), "%s", ex->node->name);
+    if (sl_node_addr(ex->node, &addr) != 0) {
+        try_next_node(c, "upstream_unresolved");
+        return;
+    }
+    pool_t *pool = pool_get(c->w, &addr);
+    sl_upconn_t *uc = allow_pool ? pool_take(pool) : NULL;
+    if (uc) {
+        uc->reused = 1;
+        uc_attach_ready(c, uc);
+        return;
+    }
+    uc_connect(c, &addr, pool);
+}
+
+static void try_next_node(sl_client_t *c, const char *code)
+{
+    sl_exchange_t *ex = &c->ex;
+    if (ex->uc) sl_upstream_abort(c);
+    sl_upstream_t *up = ex->route->upstream;
+    /* Nothing has left the gateway yet (the request waits in prebuf), so another node is safe. */
+    if (++ex->tries >= (int)up->n_nodes || ex->req_streamed) {
+        sl_client_fail(c, 502, code);
+        return;
+    }
+    ex->failed_node = ex->node;
+    ex->node = sl_upstream_pick(up, ex->failed_node);
+    connect_node(c, 1);
+}
+
+void sl_upstream_connect_fresh(sl_client_t *c)
+{
+    connect_node(c, 0);
+}
+
+void sl_upstream_start(sl_client_t *c)
+{
+    settings_init();
+    sl_exchange_t *ex = &c->ex;
+    ex->node = sl_upstream_pick(ex->route->upstream, NULL);
+    if (!ex->node) {
+        sl_client_fail(c, 502, "no_upstream");
+        return;
+    }
+    connect_node(c, 1);
+}

@@ -1,0 +1,121 @@
+#include "runtime/generation.h"
+#include "base/common.h"
+#include "base/log.h"
+#include "observe/access_log.h"
+#include "runtime/server.h"
+
+#include <pthread.h>
+#include <string.h>
+
+struct sl_access_log_ref {
+    atomic_int refs;
+    char *path;
+    sl_access_log_t *log;
+};
+
+static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+static sl_generation_t *current;
+static atomic_uint_fast64_t next_id = 1;
+
+static sl_access_log_ref_t *access_log_for(const sl_config_t *cfg, const sl_generation_t *prev)
+{
+    const char *path = cfg->gateway.access_log.path ? cfg->gateway.access_log.path : "stdout";
+    if (!strcmp(path, "off")) return NULL;
+    if (prev && prev->access_log && !strcmp(prev->access_log->path, path)) {
+        atomic_fetch_add(&prev->access_log->refs, 1);
+        return prev->access_log;
+    }
+    sl_access_log_t *log = sl_access_log_open(path);
+    if (!log) return NULL;
+    sl_access_log_ref_t *r = sl_xcalloc(1, sizeof(*r));
+    atomic_init(&r->refs, 1);
+    r->path = sl_xstrdup(path);
+    r->log = log;
+    return r;
+}
+
+static void access_log_release(sl_access_log_ref_t *r)
+{
+    if (!r || atomic_fetch_sub(&r->refs, 1) != 1) return;
+    sl_access_log_close(r->log);
+    free(r->path);
+    free(r);
+}
+
+sl_generation_t *sl_generation_create(sl_config_t *cfg, const sl_generation_t *prev)
+{
+    sl_generation_t *g = sl_xcalloc(1, sizeof(*g));
+    atomic_init(&g->refs, 1);
+    g->id = atomic_fetch_add(&next_id, 1);
+    g->cfg = cfg;
+    g->router = sl_router_create();
+    g->upstreams = sl_xcalloc(cfg->n_services, sizeof(sl_upstream_t));
+    for (size_t s = 0; s < cfg->n_services; s++) g->n_routes += cfg->services[s].n_routes;
+    g->routes = sl_xcalloc(g->n_routes, sizeof(sl_route_rt_t));
+    size_t ri = 0;
+    for (size_t s = 0; s < cfg->n_services; s++) {
+        const sl_service_cfg_t *svc = &cfg->services[s];
+        if (svc->has_upstream) {
+            sl_upstream_init(&g->upstreams[s], svc);
+            g->upstreams[s].latency = sl_server_upstream_latency_series(svc->name);
+        }
+        for (size_t r = 0; r < svc->n_routes; r++, ri++) {
+            const sl_route_cfg_t *rc = &svc->routes[r];
+            sl_route_rt_t *rt = &g->routes[ri];
+            rt->cfg = rc;
+            rt->svc = svc;
+            rt->upstream = rc->direct_response || !svc->has_upstream ? NULL : &g->upstreams[s];
+            size_t nh = rc->n_hosts ? rc->n_hosts : 1, np = rc->n_paths ? rc->n_paths : 1;
+            for (size_t h = 0; h < nh; h++)
+                for (size_t p = 0; p < np; p++)
+                    sl_router_add(g->router, rc->n_hosts ? rc->hosts[h] : NULL, rc->n_paths ? rc->paths[p] : "/*",
+                                  rc->methods, rt);
+        }
+    }
+    g->access_log = access_log_for(cfg, prev);
+    return g;
+}
+
+sl_access_log_t *sl_generation_access_log(const sl_generation_t *g)
+{
+    return g->access_log ? g->access_log->log : NULL;
+}
+
+void sl_generation_retain(sl_generation_t *g)
+{
+    atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+}
+
+void sl_generation_release(sl_generation_t *g)
+{
+    if (!g || atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1) return;
+    for (size_t s = 0; s < g->cfg->n_services; s++)
+        if (g->cfg->services[s].has_upstream) sl_upstream_destroy(&g->upstreams[s]);
+    free(g->upstreams);
+    free(g->routes);
+    sl_router_destroy(g->router);
+    access_log_release(g->access_log);
+    sl_config_free(g->cfg);
+    free(g);
+}
+
+sl_generation_t *sl_generation_current(void)
+{
+    /* A lock rather than a bare atomic load: loading the pointer and taking the reference must
+     * be one step, or a concurrent publish could free the generation in between. Workers call
+     * this only when told of a reload, never per request. */
+    pthread_mutex_lock(&current_lock);
+    sl_generation_t *g = current;
+    if (g) sl_generation_retain(g);
+    pthread_mutex_unlock(&current_lock);
+    return g;
+}
+
+void sl_generation_publish(sl_generation_t *g)
+{
+    pthread_mutex_lock(&current_lock);
+    sl_generation_t *old = current;
+    current = g;
+    pthread_mutex_unlock(&current_lock);
+    sl_generation_release(old);
+}

@@ -1,0 +1,50 @@
+/* A configuration generation: the validated configuration plus everything built from it
+ * (router, upstreams, per-route metric handles). Immutable once published; reference-counted
+ * so a request keeps the generation it started with across a reload. */
+#ifndef SL_RUNTIME_GENERATION_H
+#define SL_RUNTIME_GENERATION_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "http/router.h"
+#include "upstream/upstream.h"
+
+typedef struct sl_access_log_ref sl_access_log_ref_t;
+typedef struct sl_access_log sl_access_log_t;
+
+typedef struct sl_route_rt {
+    const sl_route_cfg_t *cfg;
+    const sl_service_cfg_t *svc;
+    sl_upstream_t *upstream; /* NULL for direct responses */
+} sl_route_rt_t;
+
+typedef struct sl_generation {
+    atomic_int refs;
+    uint64_t id;
+    sl_config_t *cfg;
+    sl_router_t *router;
+    sl_upstream_t *upstreams; /* one per service, same index */
+    sl_route_rt_t *routes;
+    size_t n_routes;
+    sl_access_log_ref_t *access_log; /* NULL when the access log is off */
+} sl_generation_t;
+
+/* Builds a generation from cfg (takes ownership of cfg). Main thread. prev (may be NULL) lets
+ * the new generation share the running access log when its path is unchanged. */
+sl_generation_t *sl_generation_create(sl_config_t *cfg, const sl_generation_t *prev);
+
+/* The access log to write to, or NULL when off. */
+sl_access_log_t *sl_generation_access_log(const sl_generation_t *g);
+
+void sl_generation_retain(sl_generation_t *g);
+/* Drops one reference; the last one frees the generation (any thread). */
+void sl_generation_release(sl_generation_t *g);
+
+/* The published generation: sl_generation_current() returns it with a new reference.
+ * sl_generation_publish() takes over the caller's reference to g. */
+sl_generation_t *sl_generation_current(void);
+void sl_generation_publish(sl_generation_t *g);
+
+#endif

@@ -1,0 +1,36 @@
+#include "runtime/listener.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int sl_listener_open(uv_loop_t *loop, uv_tcp_t *tcp, const sl_hostport_t *addr, int reuseport, uv_connection_cb cb)
+{
+    struct sockaddr_storage ss;
+    int rc = uv_ip4_addr(addr->host, addr->port, (struct sockaddr_in *)&ss);
+    if (rc != 0) rc = uv_ip6_addr(addr->host, addr->port, (struct sockaddr_in6 *)&ss);
+    uv_tcp_init(loop, tcp);
+    if (rc != 0) return rc;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    socklen_t len = ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    if ((rc = uv_tcp_open(tcp, fd)) != 0) {
+        close(fd);
+        return rc;
+    }
+    return uv_listen((uv_stream_t *)tcp, 4096, cb);
+}

@@ -1,0 +1,288 @@
+/* Main thread: loads the configuration, starts the workers, serves the status listener
+ * (/healthz, /metrics), reloads on SIGHUP and drains on SIGTERM/SIGINT. */
+#include "runtime/server.h"
+#include "base/buf.h"
+#include "base/common.h"
+#include "base/log.h"
+#include "runtime/generation.h"
+#include "runtime/listener.h"
+#include "runtime/worker.h"
+#include "upstream/resolver.h"
+
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+sl_server_metrics_t sl_metrics;
+
+static struct {
+    const char *config_path;
+    uv_loop_t *loop;
+    sl_worker_t *workers;
+    unsigned n_workers;
+    uv_signal_t sighup, sigterm, sigint;
+    uv_tcp_t status;
+    int stopping;
+} srv;
+
+sl_series_t *sl_server_upstream_latency_series(const char *service)
+{
+    const char *labels[] = {service};
+    return sl_metrics_series(sl_metrics.upstream_latency, labels);
+}
+
+static void metrics_init(void)
+{
+    static const char *const req_labels[] = {"service", "route", "status"};
+    static const char *const svc_labels[] = {"service"};
+    static const char *const result_labels[] = {"result"};
+    sl_metrics.registry = sl_metrics_create();
+    sl_metrics.requests = sl_metrics_family(sl_metrics.registry, "sluice_http_requests_total",
+                                            "HTTP requests answered, by service, route and status.",
+                                            SL_METRIC_COUNTER, req_labels, 3, NULL, 0);
+    sl_metrics.upstream_latency = sl_metrics_family(
+        sl_metrics.registry, "sluice_upstream_latency_seconds",
+        "Time from sending a request to an upstream until its response head arrived.", SL_METRIC_HISTOGRAM,
+        svc_labels, 1, NULL, 0);
+    sl_metrics.connections = sl_metrics_family(sl_metrics.registry, "sluice_http_connections_active",
+                                               "Client connections currently open.", SL_METRIC_GAUGE, NULL, 0,
+                                               NULL, 0);
+    sl_metrics.reloads = sl_metrics_family(sl_metrics.registry, "sluice_config_reloads_total",
+                                           "Configuration reloads, by result.", SL_METRIC_COUNTER, result_labels, 1,
+                                           NULL, 0);
+    sl_metrics.connections_active = sl_metrics_series(sl_metrics.connections, NULL);
+    const char *ok[] = {"success"}, *failed[] = {"failure"};
+    sl_metrics.reloads_ok = sl_metrics_series(sl_metrics.reloads, ok);
+    sl_metrics.reloads_failed = sl_metrics_series(sl_metrics.reloads, failed);
+}
+
+static sl_config_t *load(const char *path)
+{
+    sl_config_t *cfg = NULL;
+    sl_config_errors_t errs = {0};
+    if (sl_config_load_file(path, &cfg, &errs) != 0) {
+        for (size_t i = 0; i < errs.n; i++) sl_log_error("%s", errs.lines[i]);
+        sl_config_errors_free(&errs);
+        return NULL;
+    }
+    return cfg;
+}
+
+static uint64_t min_resolve_interval(const sl_config_t *cfg)
+{
+    uint64_t ms = 0;
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        uint64_t v = cfg->services[i].upstream.resolve_interval_ms;
+        if (cfg->services[i].has_upstream && v && (!ms || v < ms)) ms = v;
+    }
+    return ms ? ms : 30000;
+}
+
+static int same_listeners(const sl_config_t *a, const sl_config_t *b)
+{
+    if (a->gateway.http.n_listen != b->gateway.http.n_listen) return 0;
+    for (size_t i = 0; i < a->gateway.http.n_listen; i++)
+        if (strcmp(a->gateway.http.listen[i].text, b->gateway.http.listen[i].text)) return 0;
+    return 1;
+}
+
+static void reload(void)
+{
+    sl_log_info("reloading %s", srv.config_path);
+    sl_config_t *cfg = load(srv.config_path);
+    if (!cfg) {
+        sl_log_error("reload failed: keeping the running configuration");
+        sl_series_add(sl_metrics.reloads_failed, SL_METRICS_MAIN_THREAD, 1);
+        return;
+    }
+    sl_generation_t *old = sl_generation_current();
+    if (!same_listeners(old->cfg, cfg))
+        sl_log_warn("reload: gateway.http.listen changed; listeners change at the next restart");
+    sl_generation_t *g = sl_generation_create(cfg, old);
+    sl_generation_release(old);
+    sl_resolver_start(srv.loop, min_resolve_interval(cfg));
+    sl_generation_publish(g);
+    for (unsigned i = 0; i < srv.n_workers; i++) sl_worker_notify_reload(&srv.workers[i]);
+    sl_series_add(sl_metrics.reloads_ok, SL_METRICS_MAIN_THREAD, 1);
+    sl_log_info("reload done: generation %llu", (unsigned long long)g->id);
+}
+
+/* ---- status listener: a tiny HTTP/1.0-style responder, one request per connection ---- */
+
+typedef struct status_conn {
+    uv_tcp_t tcp;
+    sl_buf_t in;
+    uv_write_t wreq;
+    sl_buf_t out;
+} status_conn_t;
+
+static void status_close(status_conn_t *s)
+{
+    if (!uv_is_closing((uv_handle_t *)&s->tcp)) uv_close((uv_handle_t *)&s->tcp, (uv_close_cb)free);
+}
+
+static void on_status_written(uv_write_t *req, int status)
+{
+    SL_UNUSED(status);
+    status_conn_t *s = req->data;
+    sl_buf_free(&s->out);
+    sl_buf_free(&s->in);
+    status_close(s);
+}
+
+static void status_respond(status_conn_t *s, int code, const char *ctype, const char *body, size_t len)
+{
+    const char *reason = code == 200 ? "OK" : code == 404 ? "Not Found" : "Bad Request";
+    sl_buf_printf(&s->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                  code, reason, ctype, len);
+    sl_buf_append(&s->out, body, len);
+    uv_read_stop((uv_stream_t *)&s->tcp);
+    s->wreq.data = s;
+    uv_buf_t b = uv_buf_init(s->out.data, (unsigned)s->out.len);
+    if (uv_write(&s->wreq, (uv_stream_t *)&s->tcp, &b, 1, on_status_written) != 0) {
+        sl_buf_free(&s->out);
+        sl_buf_free(&s->in);
+        status_close(s);
+    }
+}
+
+static void on_status_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    SL_UNUSED(suggested);
+    status_conn_t *s = h->data;
+    sl_buf_reserve(&s->in, 4096);
+    buf->base = s->in.data + s->in.len;
+    buf->len = s->in.cap - s->in.len - 1;
+}
+
+static void on_status_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    SL_UNUSED(buf);
+    status_conn_t *s = st->data;
+    if (nread < 0) {
+        sl_buf_free(&s->in);
+        status_close(s);
+        return;
+    }
+    s->in.len += (size_t)nread;
+    s->in.data[s->in.len] = '\0';
+    if (!strstr(s->in.data, "\r\n\r\n") && !strstr(s->in.data, "\n\n")) {
+        if (s->in.len > 16384) status_respond(s, 400, "text/plain", "bad request\n", 12);
+        return;
+    }
+    int head = !strncmp(s->in.data, "HEAD ", 5);
+    if (strncmp(s->in.data, "GET ", 4) && !head) {
+        status_respond(s, 400, "text/plain", "bad request\n", 12);
+        return;
+    }
+    const char *path = s->in.data + (head ? 5 : 4);
+    size_t plen = strcspn(path, " ?\r\n");
+    if (plen == 8 && !strncmp(path, "/healthz", 8)) {
+        status_respond(s, 200, "text/plain", "ok\n", 3);
+    } else if (plen == 8 && !strncmp(path, "/metrics", 8)) {
+        sl_buf_t m = SL_BUF_INIT;
+        sl_metrics_render(sl_metrics.registry, &m);
+        status_respond(s, 200, "text/plain; version=0.0.4; charset=utf-8", m.data ? m.data : "", m.len);
+        sl_buf_free(&m);
+    } else {
+        status_respond(s, 404, "text/plain", "not found\n", 10);
+    }
+}
+
+static void on_status_connection(uv_stream_t *server, int status)
+{
+    if (status < 0) return;
+    status_conn_t *s = sl_xcalloc(1, sizeof(*s));
+    uv_tcp_init(server->loop, &s->tcp);
+    s->tcp.data = s;
+    if (uv_accept(server, (uv_stream_t *)&s->tcp) != 0) {
+        status_close(s);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&s->tcp, on_status_alloc, on_status_read);
+}
+
+/* ---- signals and lifecycle -------------------------------------------------------------- */
+
+static void stop(void)
+{
+    if (srv.stopping) return;
+    srv.stopping = 1;
+    sl_log_info("shutting down: draining connections");
+    for (unsigned i = 0; i < srv.n_workers; i++) sl_worker_notify_stop(&srv.workers[i]);
+    uv_stop(srv.loop);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    SL_UNUSED(s);
+    if (signum == SIGHUP) reload();
+    else stop();
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    SL_UNUSED(arg);
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+int sl_server_run(const char *config_path)
+{
+    srv.config_path = config_path;
+    signal(SIGPIPE, SIG_IGN);
+    sl_config_t *cfg = load(config_path);
+    if (!cfg) return 1;
+    metrics_init();
+    srv.loop = uv_default_loop();
+    sl_generation_publish(sl_generation_create(cfg, NULL));
+    sl_resolver_start(srv.loop, min_resolve_interval(cfg));
+    const sl_gateway_cfg_t *gw = &cfg->gateway; /* startup values; reloads do not move listeners */
+
+    int rc = 0;
+    unsigned started = 0;
+    if (gw->status.enabled) {
+        rc = sl_listener_open(srv.loop, &srv.status, &gw->status.listen, 0, on_status_connection);
+        if (rc != 0) {
+            sl_log_error("cannot listen on %s (status): %s", gw->status.listen.text, uv_strerror(rc));
+            goto out;
+        }
+    }
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    srv.n_workers = gw->workers > 0 ? (unsigned)gw->workers : (unsigned)(cpus > 0 ? cpus : 1);
+    if (srv.n_workers > SL_METRICS_MAX_WORKERS - 1) srv.n_workers = SL_METRICS_MAX_WORKERS - 1;
+    srv.workers = sl_xcalloc(srv.n_workers, sizeof(sl_worker_t));
+    for (; started < srv.n_workers; started++) {
+        rc = sl_worker_start(&srv.workers[started], started, sl_generation_current());
+        if (rc != 0) {
+            started++; /* it ran and stopped itself; still to be joined */
+            break;
+        }
+    }
+    if (rc != 0) {
+        for (unsigned i = 0; i + 1 < started; i++) sl_worker_notify_stop(&srv.workers[i]);
+        goto out;
+    }
+    uv_signal_init(srv.loop, &srv.sighup);
+    uv_signal_init(srv.loop, &srv.sigterm);
+    uv_signal_init(srv.loop, &srv.sigint);
+    uv_signal_start(&srv.sighup, on_signal, SIGHUP);
+    uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&srv.sigint, on_signal, SIGINT);
+    for (size_t i = 0; i < gw->http.n_listen; i++) sl_log_info("listening on %s", gw->http.listen[i].text);
+    if (gw->status.enabled) sl_log_info("status on %s (/healthz, /metrics)", gw->status.listen.text);
+    sl_log_info("sluice %s started with %u workers", SL_VERSION, srv.n_workers);
+
+    uv_run(srv.loop, UV_RUN_DEFAULT);
+
+out:
+    for (unsigned i = 0; i < started; i++) sl_worker_join(&srv.workers[i]);
+    free(srv.workers);
+    sl_resolver_shutdown();
+    uv_walk(srv.loop, close_walk, NULL);
+    uv_run(srv.loop, UV_RUN_DEFAULT);
+    uv_loop_close(srv.loop);
+    sl_generation_publish(NULL); /* frees the last generation and flushes the access log */
+    sl_metrics_destroy(sl_metrics.registry);
+    if (rc == 0) sl_log_info("stopped");
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,152 @@
+#include "runtime/worker.h"
+#include "base/common.h"
+#include "base/log.h"
+#include "http/h1_internal.h"
+#include "runtime/listener.h"
+
+#include <string.h>
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    sl_listener_t *l = server->data;
+    if (status < 0) {
+        sl_log_warn("worker %u: accept: %s", l->w->index, uv_strerror(status));
+        return;
+    }
+    sl_h1_accept(l->w, server);
+}
+
+static void close_listeners(sl_worker_t *w)
+{
+    for (size_t i = 0; i < w->n_listeners; i++)
+        if (!uv_is_closing((uv_handle_t *)&w->listeners[i].tcp)) uv_close((uv_handle_t *)&w->listeners[i].tcp, NULL);
+}
+
+static void finish(sl_worker_t *w)
+{
+    /* Nothing left to serve: closing the remaining handles lets uv_run return. */
+    sl_pool_close_all(w);
+    if (!uv_is_closing((uv_handle_t *)&w->sweep)) uv_close((uv_handle_t *)&w->sweep, NULL);
+    if (!uv_is_closing((uv_handle_t *)&w->grace)) uv_close((uv_handle_t *)&w->grace, NULL);
+    if (!uv_is_closing((uv_handle_t *)&w->wakeup)) uv_close((uv_handle_t *)&w->wakeup, NULL);
+}
+
+void sl_worker_connection_closed(sl_worker_t *w)
+{
+    if (w->stopping && w->n_clients == 0) finish(w);
+}
+
+static void on_grace(uv_timer_t *t)
+{
+    sl_worker_t *w = t->data;
+    if (w->n_clients) sl_log_warn("worker %u: shutdown grace period over, closing %zu connections", w->index, w->n_clients);
+    sl_h1_close_all(w);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    sl_pool_sweep(t->data);
+}
+
+static void on_wakeup(uv_async_t *a)
+{
+    sl_worker_t *w = a->data;
+    if (atomic_exchange(&w->want_reload, 0) && !w->stopping) {
+        sl_generation_t *g = sl_generation_current();
+        if (g) {
+            sl_generation_release(w->gen);
+            w->gen = g;
+        }
+    }
+    if (atomic_exchange(&w->want_stop, 0) && !w->stopping) {
+        w->stopping = 1;
+        close_listeners(w);
+        sl_pool_close_all(w);
+        sl_h1_drain(w);
+        if (w->n_clients == 0) {
+            finish(w);
+            return;
+        }
+        uv_timer_start(&w->grace, on_grace, w->gen->cfg->gateway.shutdown_timeout_ms, 0);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    sl_worker_t *w = arg;
+    const sl_gateway_cfg_t *g = &w->gen->cfg->gateway;
+    w->n_listeners = g->http.n_listen;
+    w->listeners = sl_xcalloc(w->n_listeners, sizeof(sl_listener_t));
+    int rc = 0;
+    for (size_t i = 0; i < w->n_listeners; i++) {
+        w->listeners[i].w = w;
+        w->listeners[i].tcp.data = &w->listeners[i];
+        int r = sl_listener_open(&w->loop, &w->listeners[i].tcp, &g->http.listen[i], 1, on_connection);
+        w->listeners[i].tcp.data = &w->listeners[i];
+        if (r != 0 && !rc) {
+            sl_log_error("cannot listen on %s: %s", g->http.listen[i].text, uv_strerror(r));
+            rc = r;
+        }
+    }
+    pthread_mutex_lock(&w->started_lock);
+    w->startup_error = rc;
+    w->started = 1;
+    pthread_cond_signal(&w->started_cond);
+    pthread_mutex_unlock(&w->started_lock);
+    if (rc != 0) {
+        w->stopping = 1;
+        close_listeners(w);
+        finish(w);
+    }
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+int sl_worker_start(sl_worker_t *w, unsigned index, sl_generation_t *g)
+{
+    memset(w, 0, sizeof(*w));
+    w->index = index;
+    w->gen = g;
+    sl_list_init(&w->clients);
+    sl_map_init(&w->pools);
+    atomic_init(&w->want_reload, 0);
+    atomic_init(&w->want_stop, 0);
+    pthread_mutex_init(&w->started_lock, NULL);
+    pthread_cond_init(&w->started_cond, NULL);
+    uv_loop_init(&w->loop);
+    uv_async_init(&w->loop, &w->wakeup, on_wakeup);
+    w->wakeup.data = w;
+    uv_timer_init(&w->loop, &w->sweep);
+    w->sweep.data = w;
+    uv_timer_start(&w->sweep, on_sweep, 1000, 1000);
+    uv_timer_init(&w->loop, &w->grace);
+    w->grace.data = w;
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) return UV_EAGAIN;
+    pthread_mutex_lock(&w->started_lock);
+    while (!w->started) pthread_cond_wait(&w->started_cond, &w->started_lock);
+    pthread_mutex_unlock(&w->started_lock);
+    return w->startup_error;
+}
+
+void sl_worker_notify_reload(sl_worker_t *w)
+{
+    atomic_store(&w->want_reload, 1);
+    uv_async_send(&w->wakeup);
+}
+
+void sl_worker_notify_stop(sl_worker_t *w)
+{
+    atomic_store(&w->want_stop, 1);
+    uv_async_send(&w->wakeup);
+}
+
+void sl_worker_join(sl_worker_t *w)
+{
+    pthread_join(w->thread, NULL);
+    uv_loop_close(&w->loop);
+    free(w->listeners);
+    sl_generation_release(w->gen);
+    w->gen = NULL;
+    pthread_mutex_destroy(&w->started_lock);
+    pthread_cond_destroy(&w->started_cond);
+}

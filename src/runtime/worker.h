@@ -1,0 +1,82 @@
+/* A worker thread: one libuv loop, its own SO_REUSEPORT listeners, client connections and
+ * upstream keep-alive pool. Nothing in a worker is touched by another thread except through
+ * its uv_async_t. */
+#ifndef SL_RUNTIME_WORKER_H
+#define SL_RUNTIME_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <uv.h>
+
+#include "base/map.h"
+#include "runtime/generation.h"
+
+#define SL_READ_BUF_SIZE 65536
+
+typedef struct sl_list {
+    struct sl_list *prev, *next;
+} sl_list_t;
+
+static inline void sl_list_init(sl_list_t *l)
+{
+    l->prev = l->next = l;
+}
+static inline int sl_list_empty(const sl_list_t *l)
+{
+    return l->next == l;
+}
+static inline void sl_list_push(sl_list_t *head, sl_list_t *n)
+{
+    n->next = head->next;
+    n->prev = head;
+    head->next->prev = n;
+    head->next = n;
+}
+static inline void sl_list_remove(sl_list_t *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+
+typedef struct sl_listener {
+    uv_tcp_t tcp;
+    struct sl_worker *w;
+} sl_listener_t;
+
+typedef struct sl_worker {
+    unsigned index;
+    pthread_t thread;
+    uv_loop_t loop;
+    uv_async_t wakeup;          /* a reload or a stop is pending */
+    atomic_int want_reload;
+    atomic_int want_stop;
+    int stopping;
+    sl_generation_t *gen;       /* the worker's reference to the newest generation */
+    sl_listener_t *listeners;
+    size_t n_listeners;
+    sl_list_t clients;          /* every open client connection */
+    size_t n_clients;
+    sl_map_t pools;             /* upstream address -> idle connection list */
+    uv_timer_t sweep;           /* closes idle upstream connections past their timeout */
+    uv_timer_t grace;           /* shutdown grace period */
+    char read_buf[SL_READ_BUF_SIZE];
+    int read_buf_busy;
+    int startup_error;          /* set when a listener could not be opened */
+    pthread_mutex_t started_lock;
+    pthread_cond_t started_cond;
+    int started;
+} sl_worker_t;
+
+/* Starts worker w (index i) serving g; returns after its listeners are open, 0 or negative. */
+int sl_worker_start(sl_worker_t *w, unsigned index, sl_generation_t *g);
+/* Tells the worker a new generation was published. Any thread. */
+void sl_worker_notify_reload(sl_worker_t *w);
+/* Tells the worker to stop accepting and drain. Any thread. */
+void sl_worker_notify_stop(sl_worker_t *w);
+void sl_worker_join(sl_worker_t *w);
+
+/* Called when a connection closes, so a stopping worker can finish. */
+void sl_worker_connection_closed(sl_worker_t *w);
+
+#endif

@@ -1,0 +1,644 @@
+/* Configuration loader: valid files and defaults, then one test per class of error. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "base/buf.h"
+#include "config/config.h"
+
+static sl_config_errors_t errs;
+
+/* Loads text under name; returns the config or NULL (errors in the global errs). */
+static sl_config_t *load_as(const char *name, const char *text)
+{
+    sl_config_t *cfg = NULL;
+    sl_config_errors_free(&errs);
+    int rc = sl_config_load_buffer(name, text, strlen(text), &cfg, &errs);
+    if (rc == 0) {
+        assert_non_null(cfg);
+        assert_int_equal(errs.n, 0);
+    } else {
+        assert_int_equal(rc, -1);
+        assert_null(cfg);
+        assert_true(errs.n > 0);
+    }
+    return cfg;
+}
+
+static sl_config_t *load(const char *text)
+{
+    return load_as("gw.yaml", text);
+}
+
+static void dump_errors(void)
+{
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "  | %s\n", errs.lines[i]);
+}
+
+/* Asserts that one error line is exactly want. */
+static void expect_error(const char *want)
+{
+    for (size_t i = 0; i < errs.n; i++)
+        if (!strcmp(errs.lines[i], want)) return;
+    dump_errors();
+    fail_msg("missing error line: %s", want);
+}
+
+/* Asserts that one error line contains want. */
+static void expect_error_part(const char *want)
+{
+    for (size_t i = 0; i < errs.n; i++)
+        if (strstr(errs.lines[i], want)) return;
+    dump_errors();
+    fail_msg("no error line contains: %s", want);
+}
+
+static void expect_fail(const char *text, const char *want)
+{
+    sl_config_t *cfg = load(text);
+    if (cfg) {
+        sl_config_free(cfg);
+        fail_msg("expected failure with: %s", want);
+    }
+    expect_error(want);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    sl_config_errors_free(&errs);
+    return 0;
+}
+
+static void test_empty_is_defaults(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load("");
+    assert_non_null(cfg);
+    const sl_gateway_cfg_t *g = &cfg->gateway;
+    assert_string_equal(cfg->source, "gw.yaml");
+    assert_int_equal(g->workers, 0);
+    assert_int_equal(g->proxy_layers, 0);
+    assert_int_equal(g->shutdown_timeout_ms, 30000);
+    assert_int_equal(g->http.n_listen, 1);
+    assert_string_equal(g->http.listen[0].text, "0.0.0.0:9080");
+    assert_string_equal(g->http.listen[0].host, "0.0.0.0");
+    assert_int_equal(g->http.listen[0].port, 9080);
+    assert_int_equal(g->http.max_header_bytes, 32768);
+    assert_int_equal(g->http.max_headers, 100);
+    assert_int_equal(g->http.max_uri_bytes, 8192);
+    assert_int_equal(g->http.header_timeout_ms, 10000);
+    assert_int_equal(g->http.keepalive_timeout_ms, 60000);
+    assert_int_equal(g->status.enabled, 1);
+    assert_string_equal(g->status.listen.host, "127.0.0.1");
+    assert_int_equal(g->status.listen.port, 9091);
+    assert_string_equal(g->access_log.path, "stdout");
+    assert_string_equal(g->access_log.format, "json");
+    assert_int_equal(cfg->n_services, 0);
+    sl_config_free(cfg);
+
+    cfg = load("services: []\ngateway:\n");
+    assert_non_null(cfg);
+    assert_int_equal(cfg->n_services, 0);
+    sl_config_free(cfg);
+}
+
+static const char full_yaml[] = "gateway:\n"
+                                "  workers: 4\n"
+                                "  proxy_layers: 1\n"
+                                "  shutdown_timeout: 5s\n"
+                                "  http:\n"
+                                "    listen: [\"0.0.0.0:8080\", \"[::1]:8081\", \"localhost:8082\"]\n"
+                                "    max_header_bytes: 16384\n"
+                                "    max_headers: 50\n"
+                                "    max_uri_bytes: 4096\n"
+                                "    header_timeout: 500ms\n"
+                                "    keepalive_timeout: 2m\n"
+                                "  status: {listen: \"127.0.0.1:9999\"}\n"
+                                "  access_log: {path: /var/log/sluice.log, format: json}\n"
+                                "services:\n"
+                                "  - name: users\n"
+                                "    type: http\n"
+                                "    upstream:\n"
+                                "      scheme: http\n"
+                                "      balance: round_robin\n"
+                                "      nodes:\n"
+                                "        - {address: 127.0.0.1:8081, weight: 3}\n"
+                                "        - users-b.internal:8080\n"
+                                "      timeouts: {connect: 1s, read: 1h}\n"
+                                "      keepalive: {max_idle: 0}\n"
+                                "      resolve_interval: 10\n"
+                                "    routes:\n"
+                                "      - name: list-users\n"
+                                "        hosts: [\"API.Example.com\", \"*.example.org\"]\n"
+                                "        paths: [\"/users\", \"/users/*\"]\n"
+                                "        methods: [GET, POST]\n"
+                                "        policies: {}\n"
+                                "      - paths: [/hello]\n"
+                                "        direct_response:\n"
+                                "          status: 200\n"
+                                "          headers: {Content-Type: text/plain}\n"
+                                "          body: \"hi\\n\"\n";
+
+static void test_full_config(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load(full_yaml);
+    if (!cfg) dump_errors();
+    assert_non_null(cfg);
+    const sl_gateway_cfg_t *g = &cfg->gateway;
+    assert_int_equal(g->workers, 4);
+    assert_int_equal(g->proxy_layers, 1);
+    assert_int_equal(g->shutdown_timeout_ms, 5000);
+    assert_int_equal(g->http.n_listen, 3);
+    assert_string_equal(g->http.listen[1].text, "[::1]:8081");
+    assert_string_equal(g->http.listen[1].host, "::1");
+    assert_int_equal(g->http.listen[1].port, 8081);
+    assert_int_equal(g->http.listen[1].is_ip, 1);
+    assert_string_equal(g->http.listen[2].host, "localhost");
+    assert_int_equal(g->http.listen[2].is_ip, 0);
+    assert_int_equal(g->http.max_header_bytes, 16384);
+    assert_int_equal(g->http.max_headers, 50);
+    assert_int_equal(g->http.max_uri_bytes, 4096);
+    assert_int_equal(g->http.header_timeout_ms, 500);
+    assert_int_equal(g->http.keepalive_timeout_ms, 120000);
+    assert_int_equal(g->status.enabled, 1);
+    assert_int_equal(g->status.listen.port, 9999);
+    assert_string_equal(g->access_log.path, "/var/log/sluice.log");
+
+    assert_int_equal(cfg->n_services, 1);
+    const sl_service_cfg_t *s = &cfg->services[0];
+    assert_string_equal(s->name, "users");
+    assert_int_equal(s->type, SL_SERVICE_HTTP);
+    assert_int_equal(s->line, 15);
+    assert_int_equal(s->col, 5);
+    assert_true(s->has_upstream);
+    const sl_upstream_cfg_t *u = &s->upstream;
+    assert_int_equal(u->scheme, SL_SCHEME_HTTP);
+    assert_int_equal(u->balance, SL_BALANCE_ROUND_ROBIN);
+    assert_int_equal(u->n_nodes, 2);
+    assert_string_equal(u->nodes[0].addr.host, "127.0.0.1");
+    assert_int_equal(u->nodes[0].addr.port, 8081);
+    assert_int_equal(u->nodes[0].addr.is_ip, 1);
+    assert_int_equal(u->nodes[0].weight, 3);
+    assert_int_equal(u->nodes[0].line, 21);
+    assert_string_equal(u->nodes[1].addr.host, "users-b.internal");
+    assert_int_equal(u->nodes[1].addr.is_ip, 0);
+    assert_int_equal(u->nodes[1].weight, 1);
+    assert_int_equal(u->connect_timeout_ms, 1000);
+    assert_int_equal(u->send_timeout_ms, 30000); /* default */
+    assert_int_equal(u->read_timeout_ms, 3600000);
+    assert_int_equal(u->keepalive_max_idle, 0);
+    assert_int_equal(u->keepalive_idle_timeout_ms, 60000);
+    assert_int_equal(u->resolve_interval_ms, 10000);
+
+    assert_int_equal(s->n_routes, 2);
+    const sl_route_cfg_t *r = &s->routes[0];
+    assert_string_equal(r->name, "list-users");
+    assert_int_equal(r->n_hosts, 2);
+    assert_string_equal(r->hosts[0], "api.example.com");
+    assert_string_equal(r->hosts[1], "*.example.org");
+    assert_int_equal(r->n_paths, 2);
+    assert_string_equal(r->paths[1], "/users/*");
+    assert_int_equal(r->methods, SL_METHOD_GET | SL_METHOD_POST);
+    assert_null(r->direct_response);
+    r = &s->routes[1];
+    assert_string_equal(r->name, "users-1");
+    assert_int_equal(r->methods, 0);
+    assert_int_equal(r->n_hosts, 0);
+    assert_non_null(r->direct_response);
+    assert_int_equal(r->direct_response->status, 200);
+    assert_int_equal(r->direct_response->n_headers, 1);
+    assert_string_equal(r->direct_response->headers[0].name, "Content-Type");
+    assert_string_equal(r->direct_response->headers[0].value, "text/plain");
+    assert_string_equal(r->direct_response->body, "hi\n");
+    assert_int_equal(r->direct_response->body_len, 3);
+    sl_config_free(cfg);
+}
+
+static void test_service_defaults_and_direct_only(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load("services:\n"
+                            "  - name: api\n"
+                            "    upstream: {nodes: [\"10.0.0.1:80\"]}\n"
+                            "    routes: [{paths: [/]}]\n"
+                            "  - name: static\n"
+                            "    routes: [{direct_response: {status: 404}}]\n"
+                            "gateway: {status: false, workers: auto, http: {listen: \"127.0.0.1:8000\"}}\n");
+    if (!cfg) dump_errors();
+    assert_non_null(cfg);
+    const sl_upstream_cfg_t *u = &cfg->services[0].upstream;
+    assert_int_equal(u->connect_timeout_ms, 2000);
+    assert_int_equal(u->send_timeout_ms, 30000);
+    assert_int_equal(u->read_timeout_ms, 30000);
+    assert_int_equal(u->keepalive_max_idle, 64);
+    assert_int_equal(u->keepalive_idle_timeout_ms, 60000);
+    assert_int_equal(u->resolve_interval_ms, 30000);
+    assert_int_equal(u->nodes[0].weight, 1);
+    assert_string_equal(cfg->services[0].routes[0].name, "api-0");
+    assert_false(cfg->services[1].has_upstream);
+    assert_string_equal(cfg->services[1].routes[0].name, "static-0");
+    assert_null(cfg->services[1].routes[0].direct_response->body);
+    assert_int_equal(cfg->gateway.status.enabled, 0);
+    assert_int_equal(cfg->gateway.http.n_listen, 1);
+    assert_int_equal(cfg->gateway.http.listen[0].port, 8000);
+    sl_config_free(cfg);
+
+    expect_fail("services:\n"
+                "  - name: static\n"
+                "    routes:\n"
+                "      - {direct_response: {status: 204}}\n"
+                "      - {name: api, paths: [/api]}\n",
+                "gw.yaml:5:9: services[0].routes[1]: route 'api' has no direct_response and service has no upstream");
+}
+
+static void test_unknown_key_suggestion(void **state)
+{
+    (void)state;
+    expect_fail("gateway:\n  htp: {}\n", "gw.yaml:2:3: gateway.htp: unknown key (did you mean 'http'?)");
+    expect_fail("gateway:\n  http:\n    max_header_byte: 10\n",
+                "gw.yaml:3:5: gateway.http.max_header_byte: unknown key (did you mean 'max_header_bytes'?)");
+    expect_fail("servics: []\n", "gw.yaml:1:1: servics: unknown key (did you mean 'services'?)");
+    /* Nothing close: the valid keys are listed instead. */
+    expect_fail("gateway:\n  zzzzzzzzzz: 1\n",
+                "gw.yaml:2:3: gateway.zzzzzzzzzz: unknown key (valid keys: workers, proxy_layers, shutdown_timeout, "
+                "http, status, access_log)");
+    expect_fail("gateway: {http: {}, http: {}}\n", "gw.yaml:1:21: gateway.http: duplicate key (first at line 1)");
+}
+
+static void test_out_of_range(void **state)
+{
+    (void)state;
+    expect_fail("gateway:\n  proxy_layers: 17\n", "gw.yaml:2:17: gateway.proxy_layers: must be between 0 and 16");
+    expect_fail("gateway: {http: {max_headers: 0}}\n",
+                "gw.yaml:1:31: gateway.http.max_headers: must be between 1 and 1000");
+    expect_fail("gateway: {workers: 65}\n",
+                "gw.yaml:1:20: gateway.workers: must be 'auto' or an integer between 1 and 64");
+    expect_fail("gateway: {http: {max_uri_bytes: lots}}\n",
+                "gw.yaml:1:33: gateway.http.max_uri_bytes: expected an integer, got 'lots'");
+    expect_fail("gateway: {http: {max_uri_bytes: 99999999999999999999999}}\n",
+                "gw.yaml:1:33: gateway.http.max_uri_bytes: expected an integer, got '99999999999999999999999'");
+    expect_fail("services:\n  - name: a\n    upstream: {nodes: [{address: \"1.2.3.4:80\", weight: 0}]}\n"
+                "    routes: [{}]\n",
+                "gw.yaml:3:56: services[0].upstream.nodes[0].weight: must be between 1 and 1000");
+    expect_fail("services:\n  - name: a\n    routes: [{direct_response: {status: 99}}]\n",
+                "gw.yaml:3:41: services[0].routes[0].direct_response.status: must be between 100 and 599");
+    expect_fail("gateway: {http: [1]}\n", "gw.yaml:1:17: gateway.http: expected a map, got a list");
+    expect_fail("services: {a: 1}\n", "gw.yaml:1:11: services: expected a list, got a map");
+    expect_fail("gateway: {access_log: {path: [x]}}\n",
+                "gw.yaml:1:30: gateway.access_log.path: expected a string, got a list");
+}
+
+static void test_bad_duration(void **state)
+{
+    (void)state;
+    expect_fail("gateway:\n  shutdown_timeout: 10 seconds\n",
+                "gw.yaml:2:21: gateway.shutdown_timeout: invalid duration '10 seconds' (expected e.g. 500ms, 10s, 1m, "
+                "1h)");
+    expect_fail("gateway: {http: {header_timeout: 0ms}}\n",
+                "gw.yaml:1:34: gateway.http.header_timeout: must be between 1ms and 1h");
+    expect_fail("gateway: {http: {header_timeout: -1s}}\n",
+                "gw.yaml:1:34: gateway.http.header_timeout: invalid duration '-1s' (expected e.g. 500ms, 10s, 1m, 1h)");
+}
+
+static void test_bad_address(void **state)
+{
+    (void)state;
+    expect_fail("gateway: {status: {listen: \"127.0.0.1:0\"}}\n",
+                "gw.yaml:1:28: gateway.status.listen: invalid port in '127.0.0.1:0' (must be between 1 and 65535)");
+    expect_fail("gateway: {status: {listen: \"127.0.0.1\"}}\n",
+                "gw.yaml:1:28: gateway.status.listen: invalid address '127.0.0.1' (expected host:port)");
+    expect_fail("gateway: {status: {listen: \"::1:80\"}}\n",
+                "gw.yaml:1:28: gateway.status.listen: invalid address '::1:80' (IPv6 addresses go in brackets, e.g. "
+                "[::1]:8080)");
+    expect_fail("gateway: {status: {listen: \"[::g]:80\"}}\n",
+                "gw.yaml:1:28: gateway.status.listen: invalid IPv6 address in '[::g]:80'");
+    expect_fail("gateway: {status: {listen: \"300.1.1.1:80\"}}\n",
+                "gw.yaml:1:28: gateway.status.listen: invalid IPv4 address in '300.1.1.1:80'");
+    expect_fail("gateway: {status: {listen: \"-bad-.example:80\"}}\n",
+                "gw.yaml:1:28: gateway.status.listen: invalid host name in '-bad-.example:80'");
+    expect_fail("gateway: {status: {listen: \":80\"}}\n",
+                "gw.yaml:1:28: gateway.status.listen: invalid address ':80' (missing host)");
+    expect_fail("gateway: {http: {listen: []}}\n", "gw.yaml:1:26: gateway.http.listen: must not be empty");
+}
+
+static void test_routes_hosts_paths_methods(void **state)
+{
+    (void)state;
+    const char *head = "services:\n  - name: s\n    upstream: {nodes: [\"a.b:1\"]}\n    routes:\n";
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s      - paths: [users]\n", head);
+    expect_fail(buf, "gw.yaml:5:17: services[0].routes[0].paths[0]: must start with '/'");
+    snprintf(buf, sizeof(buf), "%s      - paths: [/ok, \"/a/*/b\", \"/a*\"]\n", head);
+    expect_fail(buf, "gw.yaml:5:22: services[0].routes[0].paths[1]: '*' is only allowed as the final \"/*\" of a "
+                     "prefix");
+    expect_error("gw.yaml:5:32: services[0].routes[0].paths[2]: '*' is only allowed as the final \"/*\" of a prefix");
+    snprintf(buf, sizeof(buf), "%s      - hosts: [\"bad host\", \"*.\"]\n", head);
+    expect_fail(buf, "gw.yaml:5:17: services[0].routes[0].hosts[0]: invalid host 'bad host' (expected a host name "
+                     "like api.example.com or *.example.com)");
+    expect_error_part("routes[0].hosts[1]: invalid host '*.'");
+    snprintf(buf, sizeof(buf), "%s      - methods: [GET, get, FETCH]\n", head);
+    expect_fail(buf, "gw.yaml:5:24: services[0].routes[0].methods[1]: unknown method 'get' (expected GET, HEAD, "
+                     "POST, PUT, DELETE, PATCH, OPTIONS, CONNECT or TRACE)");
+    expect_error_part("methods[2]: unknown method 'FETCH'");
+    snprintf(buf, sizeof(buf), "%s      - policies: {retry: {attempts: 3}}\n", head);
+    expect_fail(buf, "gw.yaml:5:20: services[0].routes[0].policies.retry: policy 'retry' is not supported yet");
+    snprintf(buf, sizeof(buf), "%s      - plugins: {prometheus: {}}\n", head);
+    expect_fail(buf, "gw.yaml:5:9: services[0].routes[0].plugins: plugins are for stream routes; http routes use "
+                     "'policies'");
+    snprintf(buf, sizeof(buf), "%s      - direct_response: {status: 200, headers: {Content-Length: 3}}\n", head);
+    expect_fail(buf, "gw.yaml:5:50: services[0].routes[0].direct_response.headers.Content-Length: is set by the "
+                     "gateway from the body");
+}
+
+static void test_not_supported_yet(void **state)
+{
+    (void)state;
+    expect_fail("services:\n  - name: db\n    type: stream\n    routes: [{}]\n",
+                "gw.yaml:3:11: services[0].type: stream services are not supported yet");
+    expect_fail("services:\n  - name: a\n    upstream: {balance: ewma, nodes: [\"h:1\"]}\n    routes: [{}]\n",
+                "gw.yaml:3:25: services[0].upstream.balance: balance 'ewma' is not supported yet");
+    expect_fail("services:\n  - name: a\n    upstream: {balance: fastest, nodes: [\"h:1\"]}\n    routes: [{}]\n",
+                "gw.yaml:3:25: services[0].upstream.balance: unknown value 'fastest' (expected one of: round_robin, "
+                "random, weighted, cookie, hash, least_conn, ewma)");
+    expect_fail("services:\n  - name: a\n    upstream: {scheme: https, nodes: [\"h:1\"]}\n    routes: [{}]\n",
+                "gw.yaml:3:24: services[0].upstream.scheme: scheme 'https' is not supported yet");
+    expect_fail("gateway: {access_log: {format: text}}\n",
+                "gw.yaml:1:32: gateway.access_log.format: unknown value 'text' (expected one of: json)");
+}
+
+static void test_duplicate_names(void **state)
+{
+    (void)state;
+    expect_fail("services:\n"
+                "  - {name: a, routes: [{direct_response: {status: 200}}]}\n"
+                "  - {name: a, routes: [{direct_response: {status: 200}}]}\n",
+                "gw.yaml:3:12: services[1].name: duplicate service name 'a' (also services[0])");
+    expect_fail("services:\n"
+                "  - name: a\n"
+                "    routes:\n"
+                "      - {name: r, direct_response: {status: 200}}\n"
+                "      - {name: r, direct_response: {status: 200}}\n",
+                "gw.yaml:5:16: services[0].routes[1].name: duplicate route name 'r' (also routes[0])");
+    /* A chosen name may collide with a generated default. */
+    expect_fail("services:\n"
+                "  - name: a\n"
+                "    routes:\n"
+                "      - {direct_response: {status: 200}}\n"
+                "      - {name: a-0, direct_response: {status: 200}}\n",
+                "gw.yaml:5:16: services[0].routes[1].name: duplicate route name 'a-0' (also routes[0])");
+    expect_fail("services:\n  - name: \"a b\"\n    routes: [{direct_response: {status: 200}}]\n",
+                "gw.yaml:2:11: services[0].name: invalid name 'a b' (use 1 to 128 of A-Z a-z 0-9 _ . -)");
+}
+
+static void test_missing_required(void **state)
+{
+    (void)state;
+    expect_fail("services:\n  - routes: [{direct_response: {status: 200}}]\n",
+                "gw.yaml:2:5: services[0].name: is required");
+    expect_fail("services:\n  - name: a\n", "gw.yaml:2:5: services[0].routes: is required");
+    expect_fail("services:\n  - name: a\n    routes: []\n", "gw.yaml:3:13: services[0].routes: must not be empty");
+    expect_fail("services:\n  - name: a\n    upstream: {}\n    routes: [{}]\n",
+                "gw.yaml:3:15: services[0].upstream.nodes: is required");
+    expect_fail("services:\n  - name: a\n    upstream: {nodes: [{weight: 2}]}\n    routes: [{}]\n",
+                "gw.yaml:3:24: services[0].upstream.nodes[0].address: is required");
+    expect_fail("services:\n  - name: a\n    routes: [{direct_response: {body: x}}]\n",
+                "gw.yaml:3:32: services[0].routes[0].direct_response.status: is required");
+    expect_fail("services:\n  - name:\n    routes: [{direct_response: {status: 200}}]\n",
+                "gw.yaml:2:10: services[0].name: expected a string, got null");
+}
+
+static void test_env_substitution(void **state)
+{
+    (void)state;
+    setenv("SL_TEST_PORT", "7070", 1);
+    setenv("SL_TEST_HOST", "backend.internal", 1);
+    unsetenv("SL_TEST_UNSET");
+    sl_config_t *cfg =
+        load("gateway:\n"
+             "  http: {listen: [\"0.0.0.0:${SL_TEST_PORT}\"]}\n"
+             "  access_log: {path: \"${SL_TEST_UNSET:-/tmp/x.log}\"}\n"
+             "services:\n"
+             "  - name: a\n"
+             "    upstream: {nodes: [\"${SL_TEST_HOST}:${SL_TEST_PORT}\"]}\n"
+             "    routes:\n"
+             "      - direct_response: {status: 200, body: \"price: $5 $${X} ${SL_TEST_UNSET:-}end\"}\n");
+    if (!cfg) dump_errors();
+    assert_non_null(cfg);
+    assert_int_equal(cfg->gateway.http.listen[0].port, 7070);
+    assert_string_equal(cfg->gateway.access_log.path, "/tmp/x.log");
+    assert_string_equal(cfg->services[0].upstream.nodes[0].addr.host, "backend.internal");
+    assert_int_equal(cfg->services[0].upstream.nodes[0].addr.port, 7070);
+    assert_string_equal(cfg->services[0].routes[0].direct_response->body, "price: $5 ${X} end");
+    sl_config_free(cfg);
+
+    expect_fail("gateway:\n  http: {listen: [\"0.0.0.0:${SL_TEST_UNSET}\"]}\n",
+                "gw.yaml:2:19: gateway.http.listen[0]: environment variable 'SL_TEST_UNSET' is not set");
+    assert_int_equal(errs.n, 1); /* no follow-up error about the address */
+    expect_fail("gateway:\n  access_log: {path: \"${1BAD}\"}\n",
+                "gw.yaml:2:22: gateway.access_log.path: invalid ${...} reference (expected ${NAME} or "
+                "${NAME:-default})");
+    expect_fail("gateway:\n  access_log: {path: \"${OPEN\"}\n",
+                "gw.yaml:2:22: gateway.access_log.path: invalid ${...} reference (expected ${NAME} or "
+                "${NAME:-default})");
+    /* An empty default is an empty string, not a missing value. */
+    setenv("SL_TEST_WORKERS", "3", 1);
+    cfg = load("gateway: {workers: \"${SL_TEST_WORKERS}\", access_log: {format: \"${SL_TEST_UNSET:-json}\"}}\n");
+    assert_non_null(cfg);
+    assert_int_equal(cfg->gateway.workers, 3);
+    sl_config_free(cfg);
+}
+
+static void test_json(void **state)
+{
+    (void)state;
+    sl_config_t *cfg =
+        load_as("gw.json", "{\n"
+                           "  \"gateway\": {\"workers\": 2, \"http\": {\"listen\": [\"[::]:80\"]}},\n"
+                           "  \"services\": [\n"
+                           "    {\"name\": \"a\", \"routes\": [{\"paths\": [\"/\\u00e9\"],\n"
+                           "      \"direct_response\": {\"status\": 200, \"body\": \"\\ud83d\\ude00\"}}]}\n"
+                           "  ]\n"
+                           "}\n");
+    if (!cfg) dump_errors();
+    assert_non_null(cfg);
+    assert_int_equal(cfg->gateway.workers, 2);
+    assert_string_equal(cfg->gateway.http.listen[0].host, "::");
+    assert_string_equal(cfg->services[0].routes[0].paths[0], "/\xc3\xa9");
+    assert_string_equal(cfg->services[0].routes[0].direct_response->body, "\xf0\x9f\x98\x80");
+    assert_int_equal(cfg->services[0].line, 4);
+    assert_int_equal(cfg->services[0].col, 5);
+    sl_config_free(cfg);
+
+    /* Detected by content too, with line and column of the offending value or key. */
+    cfg = load_as("config", "\n{\"gateway\": {\n    \"proxy_layers\": 99,\n\t\"htp\": {}}}");
+    assert_null(cfg);
+    expect_error("config:3:21: gateway.proxy_layers: must be between 0 and 16");
+    expect_error("config:4:2: gateway.htp: unknown key (did you mean 'http'?)");
+
+    cfg = load_as("gw.json", "{\"gateway\": {\"workers\": 2,}}");
+    assert_null(cfg);
+    expect_error("gw.json:1:27: JSON syntax error: expected a string key");
+    cfg = load_as("gw.json", "{\"a\": \"x\n\"}");
+    assert_null(cfg);
+    expect_error("gw.json:1:9: JSON syntax error: control character in string");
+    cfg = load_as("gw.json", "{\"a\": 1} x");
+    assert_null(cfg);
+    expect_error("gw.json:1:10: JSON syntax error: unexpected data after the top-level value");
+    cfg = load_as("gw.json", "{\"a\": 01}");
+    assert_null(cfg);
+    expect_error_part("gw.json:1:8: JSON syntax error");
+}
+
+static void test_yaml_syntax_and_limits(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load("gateway:\n  http: [\n  x: 1\n");
+    assert_null(cfg);
+    expect_error_part("gw.yaml:4:1: YAML syntax error: did not find expected ',' or ']'");
+    cfg = load("gateway:\n  workers: 2\n   proxy_layers: 1\n");
+    assert_null(cfg);
+    expect_error_part("gw.yaml:3:16: YAML syntax error:");
+
+    cfg = load("a: &x [1, 2]\nb: *x\nc: *x\n");
+    assert_null(cfg);
+    expect_error("gw.yaml:2:4: YAML aliases are not supported");
+    expect_error("gw.yaml:3:4: YAML aliases are not supported");
+
+    char deep[400] = "x: ";
+    for (int i = 0; i < 100; i++)
+        strcat(deep, "[");
+    cfg = load(deep);
+    assert_null(cfg);
+    expect_error_part("nesting deeper than 64 levels");
+
+    cfg = load("gateway: {}\n---\ngateway: {}\n");
+    assert_null(cfg);
+    expect_error("gw.yaml:2:1: multiple YAML documents are not supported");
+
+    cfg = load("- 1\n- 2\n");
+    assert_null(cfg);
+    expect_error("gw.yaml:1:1: expected a map, got a list");
+
+    char *big = malloc(17u << 20);
+    memset(big, ' ', 17u << 20);
+    sl_config_errors_free(&errs);
+    assert_int_equal(sl_config_load_buffer("big.yaml", big, 17u << 20, &cfg, &errs), -1);
+    free(big);
+    expect_error("big.yaml: configuration is larger than 16 MiB");
+}
+
+static void test_error_lines_stay_readable(void **state)
+{
+    (void)state;
+    /* User text quoted in a message cannot break the one-line-per-error format. */
+    sl_config_t *cfg = load("gateway: {shutdown_timeout: \"1\\n2\"}\n");
+    assert_null(cfg);
+    expect_error("gw.yaml:1:29: gateway.shutdown_timeout: invalid duration '1?2' (expected e.g. 500ms, 10s, 1m, 1h)");
+    char text[3000] = "gateway: {shutdown_timeout: ";
+    memset(text + strlen(text), 'x', 2000);
+    strcat(text, "}\n");
+    cfg = load(text);
+    assert_null(cfg);
+    assert_int_equal(strlen(errs.lines[0]), 512);
+    assert_string_equal(errs.lines[0] + 509, "...");
+    /* A flood of errors is cut after 200 with one closing line. */
+    sl_buf_t b = SL_BUF_INIT;
+    sl_buf_puts(&b, "gateway:\n");
+    for (int i = 0; i < 300; i++)
+        sl_buf_printf(&b, "  k%d: 1\n", i);
+    cfg = load(sl_buf_cstr(&b));
+    sl_buf_free(&b);
+    assert_null(cfg);
+    assert_int_equal(errs.n, 201);
+    assert_string_equal(errs.lines[200], "gw.yaml: too many errors, stopping here");
+}
+
+static void test_multiple_errors(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load("gateway:\n"
+                            "  htp: {}\n"
+                            "  workers: 0\n"
+                            "  shutdown_timeout: soon\n"
+                            "services:\n"
+                            "  - name: a\n"
+                            "    upstream: {nodes: [\"x:0\"]}\n"
+                            "    routes: [{paths: [nope]}]\n");
+    assert_null(cfg);
+    assert_int_equal(errs.n, 5);
+    expect_error("gw.yaml:2:3: gateway.htp: unknown key (did you mean 'http'?)");
+    expect_error("gw.yaml:3:12: gateway.workers: must be 'auto' or an integer between 1 and 64");
+    expect_error("gw.yaml:4:21: gateway.shutdown_timeout: invalid duration 'soon' (expected e.g. 500ms, 10s, 1m, 1h)");
+    expect_error("gw.yaml:7:24: services[0].upstream.nodes[0]: invalid port in 'x:0' (must be between 1 and 65535)");
+    expect_error("gw.yaml:8:23: services[0].routes[0].paths[0]: must start with '/'");
+}
+
+static void test_load_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sl_test_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char text[] = "gateway:\n  workers: 3\n";
+    assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
+    close(fd);
+    sl_config_t *cfg = NULL;
+    sl_config_errors_free(&errs);
+    assert_int_equal(sl_config_load_file(path, &cfg, &errs), 0);
+    assert_int_equal(cfg->gateway.workers, 3);
+    assert_string_equal(cfg->source, path);
+    sl_config_free(cfg);
+    unlink(path);
+
+    assert_int_equal(sl_config_load_file("/nonexistent/sluice.yaml", &cfg, &errs), -1);
+    assert_null(cfg);
+    expect_error("/nonexistent/sluice.yaml: cannot open: No such file or directory");
+}
+
+static void test_method_bit(void **state)
+{
+    (void)state;
+    assert_int_equal(sl_method_bit("GET", 3), SL_METHOD_GET);
+    assert_int_equal(sl_method_bit("OPTIONS", 7), SL_METHOD_OPTIONS);
+    assert_int_equal(sl_method_bit("TRACE", 5), SL_METHOD_TRACE);
+    assert_int_equal(sl_method_bit("GETX", 3), SL_METHOD_GET); /* length-bounded */
+    assert_int_equal(sl_method_bit("get", 3), 0);
+    assert_int_equal(sl_method_bit("GE", 2), 0);
+    assert_int_equal(sl_method_bit("PROPFIND", 8), 0);
+    assert_int_equal(sl_method_bit(NULL, 0), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_empty_is_defaults, teardown),
+        cmocka_unit_test_teardown(test_full_config, teardown),
+        cmocka_unit_test_teardown(test_service_defaults_and_direct_only, teardown),
+        cmocka_unit_test_teardown(test_unknown_key_suggestion, teardown),
+        cmocka_unit_test_teardown(test_out_of_range, teardown),
+        cmocka_unit_test_teardown(test_bad_duration, teardown),
+        cmocka_unit_test_teardown(test_bad_address, teardown),
+        cmocka_unit_test_teardown(test_routes_hosts_paths_methods, teardown),
+        cmocka_unit_test_teardown(test_not_supported_yet, teardown),
+        cmocka_unit_test_teardown(test_duplicate_names, teardown),
+        cmocka_unit_test_teardown(test_missing_required, teardown),
+        cmocka_unit_test_teardown(test_env_substitution, teardown),
+        cmocka_unit_test_teardown(test_json, teardown),
+        cmocka_unit_test_teardown(test_yaml_syntax_and_limits, teardown),
+        cmocka_unit_test_teardown(test_error_lines_stay_readable, teardown),
+        cmocka_unit_test_teardown(test_multiple_errors, teardown),
+        cmocka_unit_test_teardown(test_load_file, teardown),
+        cmocka_unit_test_teardown(test_method_bit, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
