@@ -2,6 +2,7 @@
 #include "http/h1_internal.h"
 #include "base/common.h"
 
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -94,4 +95,21 @@ int sl_hdr_hop_by_hop(const sl_head_t *h, const sl_hdr_t *x, const sl_hdr_t *con
         if (sl_hdr_is(h, x, hop[i])) return 1;
     return connection && list_contains(sl_head_str(h, connection->value_off), connection->value_len,
                                        sl_head_str(h, x->name_off), x->name_len);
+}
+
+static int is_tchar(unsigned char ch)
+{
+    return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+int sl_head_names_valid(const sl_head_t *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        const sl_hdr_t *x = &h->hdrs[i];
+        if (!x->name_len) return 0;
+        const char *s = sl_head_str(h, x->name_off);
+        for (uint32_t j = 0; j < x->name_len; j++)
+            if (!is_tchar((unsigned char)s[j])) return 0;
+    }
+    return 1;
 }

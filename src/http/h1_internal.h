@@ -50,6 +50,8 @@ static inline const char *sl_head_str(const sl_head_t *h, uint32_t off)
 }
 /* Case-insensitive name comparison. */
 int sl_hdr_is(const sl_head_t *h, const sl_hdr_t *x, const char *name);
+/* True when every header name is a non-empty RFC 9110 token. */
+int sl_head_names_valid(const sl_head_t *h);
 /* True for hop-by-hop headers (RFC 9110 7.6.1) and those the message's Connection header names. */
 int sl_hdr_hop_by_hop(const sl_head_t *h, const sl_hdr_t *x, const sl_hdr_t *connection);
 
@@ -114,6 +116,15 @@ struct sl_client {
     unsigned reading : 1, close_after : 1, closing : 1, keepalive : 1, in_parse : 1, err_set : 1, lingering : 1;
     int err_status;
     const char *err_code;
+    /* Checks llhttp 8 is lenient about (see h1_server.c): head scanner and chunk-data CRLF. */
+    const char *feed_end;
+    uint64_t chunk_left;
+    uint8_t crlf_need;   /* bytes of CRLF still expected after chunk data */
+    uint8_t scan_done;   /* the head of the current message has been scanned */
+    uint8_t scan_prev;   /* previous head byte */
+    uint8_t scan_line;   /* 0 = request line, 1 = header lines */
+    uint8_t scan_spaces; /* spaces in the request line */
+    uint32_t scan_col;   /* bytes in the current line */
     char peer_ip[INET6_ADDRSTRLEN];
     uint16_t peer_port;
     uv_shutdown_t shutdown_req;

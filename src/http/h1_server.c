@@ -400,6 +400,56 @@ static int fail_parse(sl_client_t *c, int status, const char *code)
     return -1;
 }
 
+/* llhttp 8 (Debian's) accepts a few things RFC 9112 forbids and smuggling attacks use: a bare
+ * LF in the request line, obs-fold, extra spaces in the request line, and junk between chunk
+ * data and its CRLF. These checks read the raw bytes alongside the parser. */
+
+/* Consumes up to the CRLF still expected after chunk data; -1 when the bytes differ. */
+static int check_crlf(sl_client_t *c, const char *p, size_t n)
+{
+    while (c->crlf_need && n) {
+        char want = c->crlf_need == 2 ? '\r' : '\n';
+        if (*p != want) return -1;
+        c->crlf_need--;
+        p++;
+        n--;
+    }
+    return 0;
+}
+
+static void scan_reset(sl_client_t *c)
+{
+    c->scan_done = 0;
+    c->scan_prev = 0;
+    c->scan_line = 0;
+    c->scan_spaces = 0;
+    c->scan_col = 0;
+}
+
+/* Scans head bytes until the empty line that ends the head; -1 on a forbidden form. */
+static int scan_head(sl_client_t *c, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n && !c->scan_done; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (ch == '\n') {
+            if (c->scan_prev != '\r') return -1;
+            if (c->scan_line == 0 && c->scan_col > 1 && c->scan_spaces != 2) return -1;
+            if (c->scan_col == 1 && c->scan_line == 1) c->scan_done = 1; /* the empty line */
+            if (c->scan_col > 1) c->scan_line = 1;
+            c->scan_col = 0;
+        } else {
+            if (c->scan_col == 0 && c->scan_line == 1 && (ch == ' ' || ch == '\t')) return -1; /* obs-fold */
+            if (c->scan_line == 0 && ch == ' ') {
+                if (c->scan_prev == ' ' || c->scan_col == 0) return -1;
+                c->scan_spaces++;
+            }
+            if (c->scan_col < UINT32_MAX) c->scan_col++;
+        }
+        c->scan_prev = ch;
+    }
+    return 0;
+}
+
 static int on_message_begin(llhttp_t *p)
 {
     sl_client_t *c = p->data;
@@ -457,20 +507,6 @@ static int on_header_value_complete(llhttp_t *p)
     sl_client_t *c = p->data;
     sl_head_value_done(&c->head);
     return 0;
-}
-
-static int is_tchar(unsigned char ch)
-{
-    return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
-}
-
-static int valid_name(const sl_head_t *h, const sl_hdr_t *x)
-{
-    if (!x->name_len) return 0;
-    const char *s = sl_head_str(h, x->name_off);
-    for (uint32_t i = 0; i < x->name_len; i++)
-        if (!is_tchar((unsigned char)s[i])) return 0;
-    return 1;
 }
 
 static int value_is(const sl_head_t *h, const sl_hdr_t *x, const char *want)
@@ -564,9 +600,9 @@ static int on_headers_complete(llhttp_t *p)
 
     int n_te = 0, n_host = 0;
     const sl_hdr_t *host = NULL;
+    if (!sl_head_names_valid(h)) return fail_parse(c, 400, "bad_request");
     for (size_t i = 0; i < h->n; i++) {
         const sl_hdr_t *x = &h->hdrs[i];
-        if (!valid_name(h, x)) return fail_parse(c, 400, "bad_request");
         if (sl_hdr_is(h, x, "transfer-encoding")) {
             /* Only exactly "chunked": anything else is how requests get smuggled past proxies. */
             if (++n_te > 1 || !value_is(h, x, "chunked")) return fail_parse(c, 400, "bad_request");
@@ -626,6 +662,13 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
     sl_exchange_t *ex = &c->ex;
     ex->bytes_in += n;
     if (c->state == SL_C_CLOSING) return -1;
+    if (ex->req_body == SL_BODY_CHUNKED) {
+        c->chunk_left -= n;
+        if (!c->chunk_left) {
+            c->crlf_need = 2;
+            if (check_crlf(c, at + n, (size_t)(c->feed_end - (at + n))) < 0) return fail_parse(c, 400, "bad_request");
+        }
+    }
     if (!ex->route || !ex->route->upstream || ex->resp_complete || c->closing) return 0;
     if (ex->req_body == SL_BODY_CHUNKED) {
         char line[24];
@@ -636,6 +679,13 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
     } else {
         sl_upstream_send(c, at, n);
     }
+    return 0;
+}
+
+static int on_chunk_header(llhttp_t *p)
+{
+    sl_client_t *c = p->data;
+    c->chunk_left = p->content_length;
     return 0;
 }
 
@@ -712,8 +762,15 @@ static void client_parse_error(sl_client_t *c, llhttp_errno_t err)
 static void client_feed(sl_client_t *c, const char *data, size_t len)
 {
     c->in_parse = 1;
+    c->feed_end = data + len;
     while (len && !c->closing && c->state != SL_C_CLOSING) {
-        llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+        llhttp_errno_t err;
+        if ((!c->scan_done && scan_head(c, data, len) < 0) || check_crlf(c, data, len) < 0) {
+            c->err_set = 0;
+            err = HPE_USER;
+        } else {
+            err = llhttp_execute(&c->parser, data, len);
+        }
         if (err == HPE_OK) break;
         if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
             const char *pos = llhttp_get_error_pos(&c->parser);
@@ -721,6 +778,7 @@ static void client_feed(sl_client_t *c, const char *data, size_t len)
             data += used;
             len -= used;
             if (c->closing || c->state == SL_C_CLOSING) break;
+            scan_reset(c); /* the next message's head starts here */
             if (c->state == SL_C_HEAD && !c->ex.active) {
                 /* Answered synchronously (local response): parse the next pipelined request. */
                 llhttp_resume(&c->parser);
@@ -794,6 +852,7 @@ static void settings_init(void)
     client_settings.on_header_value_complete = on_header_value_complete;
     client_settings.on_headers_complete = on_headers_complete;
     client_settings.on_body = on_body;
+    client_settings.on_chunk_header = on_chunk_header;
     client_settings.on_message_complete = on_message_complete;
     done = 1;
 }

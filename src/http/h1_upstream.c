@@ -317,6 +317,7 @@ static int on_resp_headers_complete(llhttp_t *p)
     sl_client_t *c = uc->c;
     sl_exchange_t *ex = &c->ex;
     int status = p->status_code;
+    if (!sl_head_names_valid(&uc->head)) return -1;
     if (status < 200) {
         if (status == 101) return -1; /* no upgrade was asked for */
         ex->skip_interim = 1;         /* 100 Continue and friends: the client got ours */

@@ -23,7 +23,7 @@ struct sl_router {
     path_table_t *any;
     /* Every path table, to free the maps inside them. */
     path_table_t **tables;
-    size_t n_tables;
+    size_t n_tables, cap_tables;
 };
 
 sl_router_t *sl_router_create(void)
@@ -53,7 +53,10 @@ void sl_router_destroy(sl_router_t *r)
 static path_table_t *new_table(sl_router_t *r)
 {
     path_table_t *t = sl_arena_calloc(&r->arena, sizeof(*t));
-    r->tables = sl_xrealloc(r->tables, (r->n_tables + 1) * sizeof(*r->tables));
+    if (r->n_tables == r->cap_tables) {
+        r->cap_tables = r->cap_tables ? r->cap_tables * 2 : 16;
+        r->tables = sl_xrealloc(r->tables, r->cap_tables * sizeof(*r->tables));
+    }
     r->tables[r->n_tables++] = t;
     return t;
 }

@@ -31,7 +31,7 @@ sl_series_t *sl_server_upstream_latency_series(const char *service)
     return sl_metrics_series(sl_metrics.upstream_latency, labels);
 }
 
-static void metrics_init(void)
+void sl_server_metrics_init(void)
 {
     static const char *const req_labels[] = {"service", "route", "status"};
     static const char *const svc_labels[] = {"service"};
@@ -232,7 +232,7 @@ int sl_server_run(const char *config_path)
     signal(SIGPIPE, SIG_IGN);
     sl_config_t *cfg = load(config_path);
     if (!cfg) return 1;
-    metrics_init();
+    sl_server_metrics_init();
     srv.loop = uv_default_loop();
     sl_generation_publish(sl_generation_create(cfg, NULL));
     sl_resolver_start(srv.loop, min_resolve_interval(cfg));

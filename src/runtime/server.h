@@ -19,6 +19,9 @@ typedef struct sl_server_metrics {
 
 extern sl_server_metrics_t sl_metrics;
 
+/* Creates the registry and the families above (sl_server_run does this; tests and fuzzers too). */
+void sl_server_metrics_init(void);
+
 /* Series for the upstream latency histogram of a service (created on first use). */
 sl_series_t *sl_server_upstream_latency_series(const char *service);
 

@@ -1,0 +1,82 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "base/arena.h"
+#include "base/buf.h"
+#include "base/map.h"
+#include "base/time.h"
+
+static void test_durations(void **state)
+{
+    (void)state;
+    uint64_t ms;
+    assert_int_equal(sl_parse_duration_ms("500ms", &ms), 0);
+    assert_int_equal(ms, 500);
+    assert_int_equal(sl_parse_duration_ms("10s", &ms), 0);
+    assert_int_equal(ms, 10000);
+    assert_int_equal(sl_parse_duration_ms("1m", &ms), 0);
+    assert_int_equal(ms, 60000);
+    assert_int_equal(sl_parse_duration_ms("1h", &ms), 0);
+    assert_int_equal(ms, 3600000);
+    assert_int_equal(sl_parse_duration_ms("7", &ms), 0);
+    assert_int_equal(ms, 7000);
+    assert_int_equal(sl_parse_duration_ms("", &ms), -1);
+    assert_int_equal(sl_parse_duration_ms("1d", &ms), -1);
+    assert_int_equal(sl_parse_duration_ms("-1s", &ms), -1);
+    assert_int_equal(sl_parse_duration_ms("99999999999999999999s", &ms), -1);
+}
+
+static void test_map(void **state)
+{
+    (void)state;
+    sl_map_t m;
+    sl_map_init(&m);
+    static char keys[5000][16];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+        *sl_map_slot(&m, keys[i], strlen(keys[i])) = keys[i];
+    }
+    assert_int_equal(m.len, 5000);
+    for (int i = 0; i < 5000; i++) assert_ptr_equal(sl_map_get(&m, keys[i], strlen(keys[i])), keys[i]);
+    assert_null(sl_map_get(&m, "nope", 4));
+    assert_null(sl_map_get(&m, "k1", 1)); /* a prefix of a key is another key */
+    sl_map_free(&m);
+}
+
+static void test_buf_json(void **state)
+{
+    (void)state;
+    sl_buf_t b = SL_BUF_INIT;
+    sl_buf_json_escape(&b, "a\"b\\c\n\x01", 7);
+    assert_string_equal(sl_buf_cstr(&b), "a\\\"b\\\\c\\n\\u0001");
+    sl_buf_free(&b);
+}
+
+static void test_arena(void **state)
+{
+    (void)state;
+    sl_arena_t a;
+    sl_arena_init(&a, 64);
+    char *big = sl_arena_alloc(&a, 10000);
+    memset(big, 1, 10000);
+    char *s = sl_arena_strdup(&a, "hello");
+    assert_string_equal(s, "hello");
+    for (int i = 0; i < 1000; i++) assert_non_null(sl_arena_calloc(&a, 24));
+    sl_arena_reset(&a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_map),
+        cmocka_unit_test(test_buf_json),
+        cmocka_unit_test(test_arena),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
