@@ -4,6 +4,7 @@
 #include "base/buf.h"
 #include "base/common.h"
 #include "base/log.h"
+#include "observe/access_log.h"
 #include "runtime/generation.h"
 #include "runtime/listener.h"
 #include "runtime/worker.h"
@@ -20,7 +21,7 @@ static struct {
     uv_loop_t *loop;
     sl_worker_t *workers;
     unsigned n_workers;
-    uv_signal_t sighup, sigterm, sigint;
+    uv_signal_t sighup, sigterm, sigint, sigusr1;
     uv_tcp_t status;
     int stopping;
 } srv;
@@ -50,7 +51,11 @@ void sl_server_metrics_init(void)
     sl_metrics.reloads = sl_metrics_family(sl_metrics.registry, "sluice_config_reloads_total",
                                            "Configuration reloads, by result.", SL_METRIC_COUNTER, result_labels, 1,
                                            NULL, 0);
+    sl_metrics.log_dropped = sl_metrics_family(sl_metrics.registry, "sluice_access_log_dropped_total",
+                                               "Access log lines dropped because the writer fell behind.",
+                                               SL_METRIC_COUNTER, NULL, 0, NULL, 0);
     sl_metrics.connections_active = sl_metrics_series(sl_metrics.connections, NULL);
+    sl_metrics.log_dropped_total = sl_metrics_series(sl_metrics.log_dropped, NULL);
     const char *ok[] = {"success"}, *failed[] = {"failure"};
     sl_metrics.reloads_ok = sl_metrics_series(sl_metrics.reloads, ok);
     sl_metrics.reloads_failed = sl_metrics_series(sl_metrics.reloads, failed);
@@ -146,6 +151,19 @@ static void status_respond(status_conn_t *s, int code, const char *ctype, const 
     }
 }
 
+/* The access log counts its own drops; the counter follows it at each scrape. */
+static void update_log_dropped(void)
+{
+    sl_generation_t *g = sl_generation_current();
+    sl_access_log_t *log = g ? sl_generation_access_log(g) : NULL;
+    if (log) {
+        int64_t now = (int64_t)sl_access_log_dropped(log);
+        int64_t seen = sl_series_value(sl_metrics.log_dropped_total);
+        if (now > seen) sl_series_add(sl_metrics.log_dropped_total, SL_METRICS_MAIN_THREAD, now - seen);
+    }
+    sl_generation_release(g);
+}
+
 static void on_status_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     SL_UNUSED(suggested);
@@ -180,6 +198,7 @@ static void on_status_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (plen == 8 && !strncmp(path, "/healthz", 8)) {
         status_respond(s, 200, "text/plain", "ok\n", 3);
     } else if (plen == 8 && !strncmp(path, "/metrics", 8)) {
+        update_log_dropped();
         sl_buf_t m = SL_BUF_INIT;
         sl_metrics_render(sl_metrics.registry, &m);
         status_respond(s, 200, "text/plain; version=0.0.4; charset=utf-8", m.data ? m.data : "", m.len);
@@ -216,8 +235,17 @@ static void stop(void)
 static void on_signal(uv_signal_t *s, int signum)
 {
     SL_UNUSED(s);
-    if (signum == SIGHUP) reload();
-    else stop();
+    if (signum == SIGHUP) {
+        reload();
+    } else if (signum == SIGUSR1) {
+        /* Log rotation: the file was renamed away; start a new one at the configured path. */
+        sl_generation_t *g = sl_generation_current();
+        sl_access_log_t *log = g ? sl_generation_access_log(g) : NULL;
+        if (log && sl_access_log_reopen(log) == 0) sl_log_info("access log reopened");
+        sl_generation_release(g);
+    } else {
+        stop();
+    }
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -268,6 +296,8 @@ int sl_server_run(const char *config_path)
     uv_signal_start(&srv.sighup, on_signal, SIGHUP);
     uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
     uv_signal_start(&srv.sigint, on_signal, SIGINT);
+    uv_signal_init(srv.loop, &srv.sigusr1);
+    uv_signal_start(&srv.sigusr1, on_signal, SIGUSR1);
     for (size_t i = 0; i < gw->http.n_listen; i++) sl_log_info("listening on %s", gw->http.listen[i].text);
     if (gw->status.enabled) sl_log_info("status on %s (/healthz, /metrics)", gw->status.listen.text);
     sl_log_info("sluice %s started with %u workers", SL_VERSION, srv.n_workers);

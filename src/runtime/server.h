@@ -13,8 +13,10 @@ typedef struct sl_server_metrics {
     sl_metric_family_t *upstream_latency; /* sluice_upstream_latency_seconds{service} */
     sl_metric_family_t *connections;      /* sluice_http_connections_active */
     sl_metric_family_t *reloads;          /* sluice_config_reloads_total{result} */
+    sl_metric_family_t *log_dropped;      /* sluice_access_log_dropped_total */
     sl_series_t *connections_active;
     sl_series_t *reloads_ok, *reloads_failed;
+    sl_series_t *log_dropped_total;
 } sl_server_metrics_t;
 
 extern sl_server_metrics_t sl_metrics;

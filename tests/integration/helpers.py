@@ -400,3 +400,22 @@ def direct_route(name, paths, status=200, body="hello\n", headers=None, **extra)
     r = {"name": name, "paths": paths, "direct_response": d}
     r.update(extra)
     return r
+
+
+def dechunk(data):
+    """Decodes a chunked body; returns (body, complete) where complete means the last chunk
+    and the final CRLF were present."""
+    out = b""
+    pos = 0
+    while True:
+        nl = data.find(b"\r\n", pos)
+        if nl < 0:
+            return out, False
+        size = int(data[pos:nl].split(b";")[0].strip(), 16)
+        pos = nl + 2
+        if size == 0:
+            return out, data.find(b"\r\n", pos) >= 0
+        if len(data) < pos + size + 2:
+            return out + data[pos:pos + size], False
+        out += data[pos:pos + size]
+        pos += size + 2

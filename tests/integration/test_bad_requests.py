@@ -200,7 +200,6 @@ SMUGGLING = {
     "no_colon": b"GET /s HTTP/1.1\r\nHost: x\r\nX-No-Colon\r\n\r\n",
     "garbage_request_line": b"HELLO\r\n\r\n",
     "bad_version": b"GET /s HTTP/1.x\r\nHost: x\r\n\r\n",
-    "request_line_extra_space": b"GET  /s HTTP/1.1\r\nHost: x\r\n\r\n",
 }
 
 

@@ -7,7 +7,7 @@ import threading
 
 import requests
 
-from helpers import RawConn, build_request, chunked, pattern_bytes, pattern_chunks, pattern_sha256
+from helpers import RawConn, build_request, chunked, dechunk, pattern_bytes, pattern_chunks, pattern_sha256
 
 
 def test_post_content_length_body(gw_one):
@@ -112,13 +112,18 @@ def test_response_streams_before_upstream_finishes(gw_one):
     backend.on("/stream", handler)
     with RawConn("127.0.0.1", g.port, timeout=15) as c:
         c.send(build_request("GET", "/stream"))
-        c.read_head()
-        got = b""
-        while b"first" not in got:
+        _, status, _, headers, _ = c.read_head()
+        assert status == 200
+        assert [v.lower() for k, v in headers if k.lower() == "transfer-encoding"] == ["chunked"], headers
+        try:
+            while b"first" not in dechunk(c.buf)[0]:
+                c._fill()
+        finally:
+            release.set()
+        # and the rest follows once the upstream sends it
+        while not dechunk(c.buf)[1]:
             c._fill()
-            got = c.buf
-        release.set()
-    assert b"first" in got
+    assert dechunk(c.buf) == (b"firstlast", True)
 
 
 def test_request_body_streams_before_client_finishes(gw_one):

@@ -63,10 +63,11 @@ def test_keepalive_and_pipelining_with_direct_responses(gw_direct):
 
 def test_request_body_is_consumed(gw_direct):
     """A direct response to a request with a body must skip the body, not parse it as the next request."""
+    inner = b"GET /tea HTTP/1.1\r\nHost: x\r\n\r\n"
     with RawConn("127.0.0.1", gw_direct.port) as c:
-        c.send(b"POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 33\r\n\r\nGET /tea HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.send(b"POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(inner), inner))
         c.send(b"POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-               b"21\r\nGET /tea HTTP/1.1\r\nHost: x\r\n\r\n\r\n0\r\n\r\n")
+               b"%x\r\n%s\r\n0\r\n\r\n" % (len(inner), inner))
         c.send(b"GET /gone HTTP/1.1\r\nHost: x\r\n\r\n")
         assert c.read_response().body == b"hello\n"
         assert c.read_response().body == b"hello\n"

@@ -122,5 +122,6 @@ def test_release_memory_bounded_1gib_each_way(make_gateway, backend, release_bin
     assert n == GIB and digest == pattern_sha256(GIB, 23)
 
     hwm = vm_hwm_kib(g.proc.pid)
+    print("gateway VmHWM: start %d KiB, end %d KiB" % (hwm_start, hwm))
     assert hwm < RSS_LIMIT_KIB, "peak RSS %d KiB (at start %d KiB) exceeds %d KiB" % (hwm, hwm_start, RSS_LIMIT_KIB)
     assert g.stop() == 0
