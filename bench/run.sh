@@ -42,7 +42,7 @@ done
 W=$(mktemp -d /tmp/sluice-bench.XXXXXX)
 PIDS=()
 
-log() { printf '== %s\n' "$*" >&2; }
+log() { printf '== %s\n' "$*" >&2; printf -- '- %s\n' "$*" >>"$W/log.txt"; }
 
 # All descendants of a pid (inclusive), from /proc/PID/task/*/children.
 tree_pids() {
@@ -89,19 +89,19 @@ FD_LIMIT=$NOFILE; [ "$FD_LIMIT" = unlimited ] && FD_LIMIT=1048576
 
 # CPU placement. With 2 CPUs: every proxy on CPU 0, wrk + backend + connhold on CPU 1, so the
 # proxy under test has a core of its own and the load generator never steals from it.
+# The prefixes are arrays used in simple commands, so "cmd &" execs the program and $! is the
+# process itself (taskset execs it): no wrapper subshell's RSS or CPU gets counted.
 NCPU=$(nproc)
 if [ "$PIN" = 1 ] && [ "$NCPU" -ge 2 ]; then
     PROXY_CPU=0
     if [ "$NCPU" -ge 3 ]; then BACKEND_CPU=1; CLIENT_CPU="2-$((NCPU - 1))"; else BACKEND_CPU=1; CLIENT_CPU=1; fi
     PIN_NOTE="proxy on CPU $PROXY_CPU; backend on CPU $BACKEND_CPU; wrk/connhold on CPU $CLIENT_CPU"
-    on_proxy() { taskset -c "$PROXY_CPU" "$@"; }
-    on_backend() { taskset -c "$BACKEND_CPU" "$@"; }
-    on_client() { taskset -c "$CLIENT_CPU" "$@"; }
+    ON_PROXY=(taskset -c "$PROXY_CPU")
+    ON_BACKEND=(taskset -c "$BACKEND_CPU")
+    ON_CLIENT=(taskset -c "$CLIENT_CPU")
 else
     PIN_NOTE="no CPU pinning (BENCH_PIN=$PIN, $NCPU CPUs)"
-    on_proxy() { "$@"; }
-    on_backend() { "$@"; }
-    on_client() { "$@"; }
+    ON_PROXY=(); ON_BACKEND=(); ON_CLIENT=()
 fi
 
 # Free loopback ports outside the ephemeral range (so 10k client connections cannot take them).
@@ -163,7 +163,7 @@ http {
     }
 }
 EOF
-on_backend nginx -p "$W/backend" -c "$W/backend/nginx.conf" -e "$W/backend/error.log" >"$W/backend/out.log" 2>&1 &
+"${ON_BACKEND[@]}" nginx -p "$W/backend" -c "$W/backend/nginx.conf" -e "$W/backend/error.log" >"$W/backend/out.log" 2>&1 &
 BACKEND_PID=$!; PIDS+=("$BACKEND_PID")
 if ! wait_port "$P_BACKEND" "$BACKEND_PID" || ! http_ok "http://127.0.0.1:$P_BACKEND/"; then
     echo "bench: backend nginx did not start:" >&2; cat "$W/backend/out.log" "$W/backend/error.log" >&2
@@ -272,7 +272,7 @@ start_sluice() { # name listen status nroutes -> sets SL_PID; 0 if it proxies
         SLUICE_NOTE="configuration rejected: $(head -c 300 "$W/$name/validate.log" | tr -s ' \n' ' ')"
         return 1
     fi
-    on_proxy "$SLUICE_BIN" run -c "$W/$name/sluice.yaml" >"$W/$name/out.log" 2>&1 &
+    "${ON_PROXY[@]}" "$SLUICE_BIN" run -c "$W/$name/sluice.yaml" >"$W/$name/out.log" 2>&1 &
     SL_PID=$!; PIDS+=("$SL_PID")
     if ! wait_port "$listen" "$SL_PID"; then
         SLUICE_NOTE="did not listen on 127.0.0.1:$listen: $(head -c 200 "$W/$name/out.log" | tr -s ' \n' ' ')"
@@ -313,18 +313,22 @@ to_ms() { # wrk latency value (245.00us, 1.23ms, 1.02s) -> ms
 }
 
 # Per-round values are appended ("v1 v2 ..."); the summary reports medians.
-declare -A RPS P50 P99 ERRS CPU
+declare -A RPS P50 P99 ERRS CPU EFF
 run_wrk() { # name pid url [wrk args...]
-    local name=$1 pid=$2 url=$3 f t0 t1 c0 c1 lim rps p50 p99 errs cpu
+    local name=$1 pid=$2 url=$3 f t0 t1 c0 c1 lim rps p50 p99 errs cpu percpu
     shift 3
     f="$W/wrk-$name-$(( $(wc -w <<<"${RPS[$name]:-}") + 1 )).txt"
     lim=$(( $(secs "$DURATION") + $(secs "$WARMUP") + 30 ))
     if [ "$WARMUP" != 0 ]; then
-        on_client timeout "$lim" wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" "$@" "$url" >/dev/null 2>&1
+        "${ON_CLIENT[@]}" timeout "$lim" wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" "$@" "$url" >/dev/null 2>&1
     fi
-    c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
-    on_client timeout "$lim" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" "$url" >"$f" 2>&1
-    c1=$(cpu_ticks "$pid"); t1=$(date +%s.%N)
+    c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N); grep '^cpu[0-9]' /proc/stat >"$f.stat0"
+    "${ON_CLIENT[@]}" timeout "$lim" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" "$url" >"$f" 2>&1
+    c1=$(cpu_ticks "$pid"); t1=$(date +%s.%N); grep '^cpu[0-9]' /proc/stat >"$f.stat1"
+    # How busy each CPU was during the run (all processes): tells a saturated proxy core
+    # from a client-bound run, and shows load that was not ours.
+    percpu=$(awk 'NR==FNR{b[$1]=$2+$3+$4+$7+$8+$9; t[$1]=b[$1]+$5+$6; next}
+        {bb=$2+$3+$4+$7+$8+$9; tt=bb+$5+$6; printf "%s%s %.0f%%", sep, $1, 100*(bb-b[$1])/(tt-t[$1]); sep=", "}' "$f.stat0" "$f.stat1")
     rps=$(awk '/^Requests\/sec:/{printf "%.0f", $2}' "$f")
     p50=$(to_ms "$(awk '$1=="50%"{print $2}' "$f")")
     p99=$(to_ms "$(awk '$1=="99%"{print $2}' "$f")")
@@ -336,7 +340,10 @@ run_wrk() { # name pid url [wrk args...]
     fi
     RPS[$name]="${RPS[$name]:-} $rps"; P50[$name]="${P50[$name]:-} $p50"; P99[$name]="${P99[$name]:-} $p99"
     ERRS[$name]="${ERRS[$name]:-} $errs"; CPU[$name]="${CPU[$name]:-} $cpu"
-    log "$name: $rps req/s, p50 $p50 ms, p99 $p99 ms, errors $errs, proxy CPU $cpu%"
+    # Requests per CPU-second the proxy used: robust to other load stealing the proxy's CPU.
+    EFF[$name]="${EFF[$name]:-} $(awk -v r="$rps" -v c="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" -v a="$t0" -v b="$t1" \
+        'BEGIN{ if (c > 0) printf "%.0f", r*(b-a)/(c/hz); else print 0 }')"
+    log "$name: $rps req/s, p50 $p50 ms, p99 $p99 ms, errors $errs, proxy CPU $cpu% (busy: $percpu)"
 }
 
 median() { # "v1 v2 ..." [printf format]
@@ -361,7 +368,7 @@ mem_test() { # name pid port
     local name=$1 pid=$2 port=$3 hp out="$W/hold-$1.txt" i
     sleep 1
     RSS0[$name]=$(rss_kib "$pid")
-    on_client "$W/connhold" 127.0.0.1 "$port" "$IDLE_CONNS" 200 90 300 >"$out" 2>&1 &
+    "${ON_CLIENT[@]}" "$W/connhold" 127.0.0.1 "$port" "$IDLE_CONNS" 200 90 300 >"$out" 2>&1 &
     hp=$!; PIDS+=("$hp")
     for i in $(seq 1000); do grep -q '^READY' "$out" && break; [ -d "/proc/$hp" ] || break; sleep 0.1; done
     sleep 2 # let the proxy settle (deferred frees, timers) before sampling
@@ -386,9 +393,9 @@ if [ "$BUSY" -gt 10 ]; then
 fi
 log "wrk -t$THREADS -c$CONNS -d$DURATION (warm-up $WARMUP); $IDLE_CONNS idle connections; $PIN_NOTE"
 
-on_proxy nginx -p "$W/nginx" -c "$W/nginx/nginx.conf" -e "$W/nginx/error.log" >"$W/nginx/out.log" 2>&1 &
+"${ON_PROXY[@]}" nginx -p "$W/nginx" -c "$W/nginx/nginx.conf" -e "$W/nginx/error.log" >"$W/nginx/out.log" 2>&1 &
 NGINX_PID=$!; PIDS+=("$NGINX_PID")
-on_proxy haproxy -db -f "$W/haproxy/haproxy.cfg" >"$W/haproxy/out.log" 2>&1 &
+"${ON_PROXY[@]}" haproxy -db -f "$W/haproxy/haproxy.cfg" >"$W/haproxy/out.log" 2>&1 &
 HAPROXY_PID=$!; PIDS+=("$HAPROXY_PID")
 PROXIES=()
 if wait_port "$P_NGINX" "$NGINX_PID" && http_ok "http://127.0.0.1:$P_NGINX/"; then PROXIES+=(nginx)
@@ -442,6 +449,8 @@ if [ "$SLUICE_READY" = 1 ]; then
     fi
 fi
 
+BUSY_END=$(background_busy)
+
 # --------------------------------------------------------------- summary ----
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0 == 0 || a == "" || a == "n/a") print "n/a"; else printf "%.2f", a/b }'; }
 has() { local x; for x in "${PROXIES[@]}"; do [ "$x" = "$1" ] && return 0; done; return 1; }
@@ -453,23 +462,23 @@ has() { local x; for x in "${PROXIES[@]}"; do [ "$x" = "$1" ] && return 0; done;
     echo "- machine: $NCPU CPUs ($(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)), Linux $(uname -r)"
     echo "- $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(haproxy -v | head -n1 | awk '{print "haproxy " $3}'), $(wrk -v 2>&1 | head -n1 | awk '{print "wrk " $2}'), sluice: $SLUICE_BIN"
     echo "- load: \`wrk -t$THREADS -c$CONNS -d$DURATION --latency\` after a $WARMUP warm-up, $ROUNDS interleaved rounds, medians; one worker per proxy, upstream keep-alive"
-    echo "- background CPU use before the run: ${BUSY}% of the machine"
+    echo "- other CPU use on the machine (1 s samples, none of the benchmark processes under load): ${BUSY}% before the run, ${BUSY_END}% after"
     echo "- placement: $PIN_NOTE"
     echo
     echo "## Throughput and latency (GET /, 12-byte body)"
     echo
-    echo "| proxy | requests/s (median) | requests/s (min–max) | p50 ms | p99 ms | errors | proxy CPU % |"
-    echo "|---|---:|---:|---:|---:|---:|---:|"
+    echo "| proxy | requests/s (median) | requests/s (min–max) | p50 ms | p99 ms | errors | proxy CPU % | requests per proxy CPU-second |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     for p in nginx haproxy sluice; do
         if has "$p"; then
-            echo "| $p | $(median "${RPS[$p]}" %.0f) | $(range "${RPS[$p]}") | $(median "${P50[$p]}") | $(median "${P99[$p]}") | $(total "${ERRS[$p]}") | $(median "${CPU[$p]}" %.0f) |"
-        else echo "| $p | not ready | | | | | |"; fi
+            echo "| $p | $(median "${RPS[$p]}" %.0f) | $(range "${RPS[$p]}") | $(median "${P50[$p]}") | $(median "${P99[$p]}") | $(total "${ERRS[$p]}") | $(median "${CPU[$p]}" %.0f) | $(median "${EFF[$p]}" %.0f) |"
+        else echo "| $p | not ready | | | | | | |"; fi
     done
     echo
     if has sluice; then
         for o in nginx haproxy; do
             has "$o" || continue
-            echo "- sluice / $o: requests/s ratio $(ratio "$(median "${RPS[sluice]}")" "$(median "${RPS[$o]}")"), p99 ratio $(ratio "$(median "${P99[sluice]}")" "$(median "${P99[$o]}")") (requests/s: higher is better; p99: lower is better)"
+            echo "- sluice / $o: requests/s ratio $(ratio "$(median "${RPS[sluice]}")" "$(median "${RPS[$o]}")"), p99 ratio $(ratio "$(median "${P99[sluice]}")" "$(median "${P99[$o]}")"), requests per CPU-second ratio $(ratio "$(median "${EFF[sluice]}")" "$(median "${EFF[$o]}")") (requests/s and per CPU-second: higher is better; p99: lower is better)"
         done
     else
         echo "- sluice: not ready ($SLUICE_NOTE); ratios pending"
@@ -498,15 +507,21 @@ has() { local x; for x in "${PROXIES[@]}"; do [ "$x" = "$1" ] && return 0; done;
     echo "## sluice route scaling (exact host + path per route, requesting the last route)"
     echo
     if [ "$RS_DONE" = 1 ]; then
-        echo "| routes | requests/s (median) | requests/s (min–max) | p50 ms | p99 ms | errors | sluice RSS KiB |"
-        echo "|---:|---:|---:|---:|---:|---:|---:|"
-        echo "| 10 | $(median "${RPS[routes-10]}" %.0f) | $(range "${RPS[routes-10]}") | $(median "${P50[routes-10]}") | $(median "${P99[routes-10]}") | $(total "${ERRS[routes-10]}") | $RS_RSS10 |"
-        echo "| $ROUTES | $(median "${RPS[routes-$ROUTES]}" %.0f) | $(range "${RPS[routes-$ROUTES]}") | $(median "${P50[routes-$ROUTES]}") | $(median "${P99[routes-$ROUTES]}") | $(total "${ERRS[routes-$ROUTES]}") | $RS_RSSN |"
+        echo "| routes | requests/s (median) | requests/s (min–max) | p50 ms | p99 ms | errors | proxy CPU % | requests per proxy CPU-second | sluice RSS KiB |"
+        echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        for r in 10 "$ROUTES"; do
+            k="routes-$r"; rss=$RS_RSS10; [ "$r" = 10 ] || rss=$RS_RSSN
+            echo "| $r | $(median "${RPS[$k]}" %.0f) | $(range "${RPS[$k]}") | $(median "${P50[$k]}") | $(median "${P99[$k]}") | $(total "${ERRS[$k]}") | $(median "${CPU[$k]}" %.0f) | $(median "${EFF[$k]}" %.0f) | $rss |"
+        done
         echo
-        echo "- requests/s with $ROUTES routes / with 10 routes: $(ratio "$(median "${RPS[routes-$ROUTES]}" %.0f)" "$(median "${RPS[routes-10]}" %.0f)") (1.00 = matching cost flat)"
+        echo "- $ROUTES routes / 10 routes: requests/s ratio $(ratio "$(median "${RPS[routes-$ROUTES]}" %.0f)" "$(median "${RPS[routes-10]}" %.0f)"), requests per CPU-second ratio $(ratio "$(median "${EFF[routes-$ROUTES]}" %.0f)" "$(median "${EFF[routes-10]}" %.0f)") (1.00 = matching cost flat)"
     else
         echo "- pending: sluice not ready ($SLUICE_NOTE)"
     fi
+    echo
+    echo "## Every measurement, in order"
+    echo
+    cat "$W/log.txt"
 } >"$W/summary.md"
 
 mkdir -p "$(dirname "$OUT")"

@@ -55,6 +55,20 @@ int sl_head_names_valid(const sl_head_t *h);
 /* True for hop-by-hop headers (RFC 9110 7.6.1) and those the message's Connection header names. */
 int sl_hdr_hop_by_hop(const sl_head_t *h, const sl_hdr_t *x, const sl_hdr_t *connection);
 
+/* A queued write: the bytes the socket did not take at once, copied. */
+typedef struct sl_wreq {
+    uv_write_t req;
+    void *owner;
+    size_t len;
+    char data[];
+} sl_wreq_t;
+
+/* Writes bufs to s: straight into the socket when it takes them (no copy, no callback), else
+ * the rest is copied into one sl_wreq_t (owner set) and queued with cb. Order is kept: while
+ * anything is queued, everything after it queues too. Returns the number of bytes queued
+ * (0 when all went out), or a negative libuv error. */
+ssize_t sl_stream_write(uv_stream_t *s, const uv_buf_t *bufs, unsigned n, void *owner, uv_write_cb cb);
+
 typedef struct sl_upconn sl_upconn_t;
 typedef struct sl_client sl_client_t;
 
@@ -110,10 +124,9 @@ struct sl_client {
     int state;
     int handles_open;
     sl_head_t head;
-    char *pending; /* bytes after a finished message, parsed once it is answered */
-    size_t pending_len;
+    sl_buf_t pending; /* bytes after a finished message, parsed once it is answered */
     size_t write_queued;
-    unsigned reading : 1, close_after : 1, closing : 1, keepalive : 1, in_parse : 1, err_set : 1, lingering : 1;
+    unsigned reading : 1, peer_eof : 1, close_after : 1, closing : 1, keepalive : 1, in_parse : 1, err_set : 1, lingering : 1;
     int err_status;
     const char *err_code;
     /* Checks llhttp 8 is lenient about (see h1_server.c): head scanner and chunk-data CRLF. */
@@ -137,6 +150,9 @@ void sl_h1_accept(sl_worker_t *w, uv_stream_t *server);
 void sl_h1_drain(sl_worker_t *w);
 /* Closes every client now (grace period over). */
 void sl_h1_close_all(sl_worker_t *w);
+/* Gathers c's small writes until sl_client_batch_end(), which sends them in one write. */
+void sl_client_batch_begin(sl_client_t *c);
+void sl_client_batch_end(sl_client_t *c);
 /* Called by the upstream side. */
 void sl_client_send(sl_client_t *c, const void *p, size_t n);
 void sl_client_send_response_head(sl_client_t *c, const sl_head_t *up, int status, int has_length, int no_body);

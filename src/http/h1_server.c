@@ -26,17 +26,10 @@ static const sl_gateway_cfg_t *gw(const sl_client_t *c)
 
 /* ---- writing ---------------------------------------------------------------------------- */
 
-typedef struct wreq {
-    uv_write_t req;
-    sl_client_t *c;
-    size_t len;
-    char data[];
-} wreq_t;
-
 static void on_client_written(uv_write_t *req, int status)
 {
-    wreq_t *wr = sl_container_of(req, wreq_t, req);
-    sl_client_t *c = wr->c;
+    sl_wreq_t *wr = sl_container_of(req, sl_wreq_t, req);
+    sl_client_t *c = wr->owner;
     c->write_queued -= wr->len;
     free(wr);
     if (c->closing) return;
@@ -48,21 +41,59 @@ static void on_client_written(uv_write_t *req, int status)
     if (c->state == SL_C_CLOSING && c->write_queued == 0) client_close(c);
 }
 
+#define SL_BATCH_MAX 16384
+
+static void client_write(sl_client_t *c, const uv_buf_t *bufs, unsigned n)
+{
+    if (c->closing) return;
+    sl_worker_t *w = c->w;
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++) total += bufs[i].len;
+    c->ex.bytes_out += total;
+    uv_buf_t iov[5];
+    unsigned k = 0;
+    if (w->batch_owner == c) {
+        if (w->batch.len + total <= SL_BATCH_MAX) {
+            for (unsigned i = 0; i < n; i++) sl_buf_append(&w->batch, bufs[i].base, bufs[i].len);
+            return;
+        }
+        /* Too big to copy: what is gathered goes first, in the same write. */
+        if (w->batch.len) iov[k++] = uv_buf_init(w->batch.data, (unsigned)w->batch.len);
+    }
+    for (unsigned i = 0; i < n && k < SL_ARRAY_LEN(iov); i++) iov[k++] = bufs[i];
+    ssize_t queued = sl_stream_write((uv_stream_t *)&c->tcp, iov, k, c, on_client_written);
+    if (w->batch_owner == c) w->batch.len = 0;
+    if (queued < 0) client_close(c);
+    else c->write_queued += (size_t)queued;
+}
+
+void sl_client_batch_begin(sl_client_t *c)
+{
+    c->w->batch_owner = c;
+    c->w->batch.len = 0;
+}
+
+void sl_client_batch_end(sl_client_t *c)
+{
+    sl_worker_t *w = c->w;
+    if (w->batch_owner != c) return;
+    w->batch_owner = NULL;
+    if (!w->batch.len || c->closing) {
+        w->batch.len = 0;
+        return;
+    }
+    uv_buf_t b = uv_buf_init(w->batch.data, (unsigned)w->batch.len);
+    w->batch.len = 0;
+    ssize_t queued = sl_stream_write((uv_stream_t *)&c->tcp, &b, 1, c, on_client_written);
+    if (queued < 0) client_close(c);
+    else c->write_queued += (size_t)queued;
+}
+
 void sl_client_send(sl_client_t *c, const void *p, size_t n)
 {
-    if (c->closing || !n) return;
-    wreq_t *wr = sl_xmalloc(sizeof(*wr) + n);
-    wr->c = c;
-    wr->len = n;
-    memcpy(wr->data, p, n);
-    uv_buf_t b = uv_buf_init(wr->data, (unsigned)n);
-    c->write_queued += n;
-    c->ex.bytes_out += n;
-    if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_client_written) != 0) {
-        c->write_queued -= n;
-        free(wr);
-        client_close(c);
-    }
+    if (!n) return;
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    client_write(c, &b, 1);
 }
 
 /* ---- closing ---------------------------------------------------------------------------- */
@@ -73,7 +104,7 @@ static void on_client_handle_closed(uv_handle_t *h)
     if (--c->handles_open) return;
     sl_worker_t *w = c->w;
     sl_head_free(&c->head);
-    free(c->pending);
+    sl_buf_free(&c->pending);
     free(c);
     sl_worker_connection_closed(w);
 }
@@ -93,6 +124,10 @@ static void client_close(sl_client_t *c)
 {
     if (c->closing) return;
     c->closing = 1;
+    if (c->w->batch_owner == c) {
+        c->w->batch_owner = NULL;
+        c->w->batch.len = 0;
+    }
     if (c->ex.active) {
         /* The client went away mid-exchange: log what happened and free the upstream side. */
         if (!c->ex.error && !c->ex.resp_complete) c->ex.error = "client_closed";
@@ -147,6 +182,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 static void client_end(sl_client_t *c)
 {
     if (c->closing || c->lingering) return;
+    sl_client_batch_end(c); /* gathered bytes go before the FIN */
     c->lingering = 1;
     c->state = SL_C_CLOSING;
     uv_timer_stop(&c->timer);
@@ -275,7 +311,7 @@ static void exchange_maybe_done(sl_client_t *c)
     if (!ex->active || !ex->req_complete || !ex->resp_complete || c->closing) return;
     exchange_finish(c);
     exchange_release(c);
-    if (c->close_after) {
+    if (c->close_after || c->peer_eof) {
         client_end(c);
         return;
     }
@@ -284,12 +320,12 @@ static void exchange_maybe_done(sl_client_t *c)
     uv_timer_start(&c->timer, on_client_timer, gw(c)->http.keepalive_timeout_ms, 0);
     if (c->in_parse) return; /* client_feed's loop continues with the bytes after this message */
     llhttp_resume(&c->parser);
-    char *p = c->pending;
-    size_t n = c->pending_len;
-    c->pending = NULL;
-    c->pending_len = 0;
-    if (n) client_feed(c, p, n);
-    free(p);
+    if (c->pending.len) {
+        sl_buf_t p = c->pending;
+        memset(&c->pending, 0, sizeof(c->pending));
+        client_feed(c, p.data, p.len);
+        sl_buf_free(&p);
+    }
     if (!c->closing && c->state == SL_C_HEAD) client_read_start(c);
 }
 
@@ -362,24 +398,10 @@ void sl_client_response_body(sl_client_t *c, const char *p, size_t n)
         sl_client_send(c, p, n);
         return;
     }
-    /* One write per chunk: size line, data, CRLF. */
     char line[24];
     int m = snprintf(line, sizeof(line), "%zx\r\n", n);
-    wreq_t *wr = sl_xmalloc(sizeof(*wr) + (size_t)m + n + 2);
-    memcpy(wr->data, line, (size_t)m);
-    memcpy(wr->data + m, p, n);
-    memcpy(wr->data + m + n, "\r\n", 2);
-    size_t total = (size_t)m + n + 2;
-    wr->c = c;
-    wr->len = total;
-    c->write_queued += total;
-    c->ex.bytes_out += total;
-    uv_buf_t b = uv_buf_init(wr->data, (unsigned)total);
-    if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_client_written) != 0) {
-        c->write_queued -= total;
-        free(wr);
-        client_close(c);
-    }
+    uv_buf_t bufs[3] = {uv_buf_init(line, (unsigned)m), uv_buf_init((char *)p, (unsigned)n), uv_buf_init("\r\n", 2)};
+    client_write(c, bufs, 3);
 }
 
 void sl_client_response_done(sl_client_t *c)
@@ -784,13 +806,10 @@ static void client_feed(sl_client_t *c, const char *data, size_t len)
                 llhttp_resume(&c->parser);
                 continue;
             }
-            /* Keep the rest until this exchange is answered. */
-            client_read_stop(c);
-            char *rest = len ? sl_xmalloc(len) : NULL;
-            if (len) memcpy(rest, data, len);
-            free(c->pending);
-            c->pending = rest;
-            c->pending_len = len;
+            /* Keep the rest until this exchange is answered. Reading goes on (stopping and
+             * restarting would cost an epoll_ctl per request), into pending, up to a bound. */
+            if (len) sl_buf_append(&c->pending, data, len);
+            if (c->pending.len > SL_LOW_WATER) client_read_stop(c);
             len = 0;
             break;
         }
@@ -804,6 +823,18 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     sl_client_t *c = s->data;
     if (nread == 0) return;
+    if (c->state == SL_C_WAIT) {
+        /* The request is complete and waits for its answer: keep what follows for later. */
+        if (nread < 0) {
+            /* A half-close after a full request: answer it, then close. */
+            c->peer_eof = 1;
+            client_read_stop(c);
+            return;
+        }
+        sl_buf_append(&c->pending, buf->base, (size_t)nread);
+        if (c->pending.len > SL_LOW_WATER) client_read_stop(c);
+        return;
+    }
     if (nread < 0) {
         if (c->state == SL_C_HEAD && !c->ex.active) {
             client_close(c);

@@ -135,13 +135,6 @@ static void uc_close(sl_upconn_t *uc)
     uv_close((uv_handle_t *)&uc->tcp, on_uc_closed);
 }
 
-static void on_idle_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    SL_UNUSED(buf);
-    /* An idle connection has nothing to say: data or EOF both mean it is done. */
-    if (nread != 0) uc_close(s->data);
-}
-
 static void on_uc_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     SL_UNUSED(suggested);
@@ -160,9 +153,8 @@ static void uc_release(sl_upconn_t *uc)
         uc_close(uc);
         return;
     }
-    uv_read_stop((uv_stream_t *)&uc->tcp);
-    uc->reading = 1;
-    uv_read_start((uv_stream_t *)&uc->tcp, on_uc_alloc, on_idle_read);
+    /* Idle connections keep reading: data or EOF from an idle upstream closes it (on_uc_read). */
+    uc_start_read(uc);
     uc->idle_since_ms = sl_now_ms();
     sl_list_push(&uc->pool->idle, &uc->link);
     uc->pool->n_idle++;
@@ -181,13 +173,6 @@ void sl_upstream_abort(sl_client_t *c)
 
 /* ---- writing ---------------------------------------------------------------------------- */
 
-typedef struct uwreq {
-    uv_write_t req;
-    sl_upconn_t *uc;
-    size_t len;
-    char data[];
-} uwreq_t;
-
 static void on_uc_timer(uv_timer_t *t);
 
 static void arm_timer(sl_upconn_t *uc)
@@ -200,8 +185,8 @@ static void arm_timer(sl_upconn_t *uc)
 
 static void on_uc_written(uv_write_t *req, int status)
 {
-    uwreq_t *wr = sl_container_of(req, uwreq_t, req);
-    sl_upconn_t *uc = wr->uc;
+    sl_wreq_t *wr = sl_container_of(req, sl_wreq_t, req);
+    sl_upconn_t *uc = wr->owner;
     uc->write_queued -= wr->len;
     free(wr);
     if (uc->closing || !uc->c) return;
@@ -216,17 +201,10 @@ static void on_uc_written(uv_write_t *req, int status)
 
 static void uc_write(sl_upconn_t *uc, const void *p, size_t n)
 {
-    uwreq_t *wr = sl_xmalloc(sizeof(*wr) + n);
-    wr->uc = uc;
-    wr->len = n;
-    memcpy(wr->data, p, n);
-    uv_buf_t b = uv_buf_init(wr->data, (unsigned)n);
-    uc->write_queued += n;
-    if (uv_write(&wr->req, (uv_stream_t *)&uc->tcp, &b, 1, on_uc_written) != 0) {
-        uc->write_queued -= n;
-        uc->keepalive = 0;
-        free(wr);
-    }
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    ssize_t queued = sl_stream_write((uv_stream_t *)&uc->tcp, &b, 1, uc, on_uc_written);
+    if (queued < 0) uc->keepalive = 0; /* the read side reports the failure */
+    else uc->write_queued += (size_t)queued;
 }
 
 void sl_upstream_send(sl_client_t *c, const void *p, size_t n)
@@ -244,6 +222,7 @@ void sl_upstream_send(sl_client_t *c, const void *p, size_t n)
     }
     ex->req_streamed = 1;
     uc_write(uc, p, n);
+    arm_timer(uc); /* progress: the send timeout counts from the last bytes taken */
     if (uc->write_queued > SL_HIGH_WATER) sl_client_pause_for_upstream(c);
 }
 
@@ -362,7 +341,12 @@ static void on_uc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     sl_upconn_t *uc = s->data;
     sl_client_t *c = uc->c;
-    if (nread == 0 || !c) return;
+    if (nread == 0) return;
+    if (!c) {
+        /* Idle in the pool: an idle upstream has nothing to say, so data or EOF both end it. */
+        uc_close(uc);
+        return;
+    }
     if (nread < 0) {
         if (uc->head_done) {
             /* A close-delimited body ends here; anything else is a truncated response. */
@@ -393,13 +377,21 @@ static void on_uc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     uc->got_bytes = 1;
+    sl_client_batch_begin(c);
     llhttp_errno_t err = llhttp_execute(&uc->parser, buf->base, (size_t)nread);
-    if (!uc->c) return; /* failed or aborted inside a callback */
+    if (!uc->c) {
+        sl_client_batch_end(c);
+        return; /* failed or aborted inside a callback */
+    }
     if (err == HPE_PAUSED) {
+        /* Bytes after the response would be answered to nobody: do not reuse such a connection. */
+        if (llhttp_get_error_pos(&uc->parser) != buf->base + nread) uc->keepalive = 0;
         uc_release(uc);
         sl_client_response_done(c);
+        sl_client_batch_end(c);
         return;
     }
+    sl_client_batch_end(c);
     if (err != HPE_OK) {
         sl_log_debug("upstream %s: bad response: %s", c->ex.node_name, llhttp_get_error_reason(&uc->parser));
         fail(uc, 502, "upstream_bad_response");
@@ -414,7 +406,7 @@ static void on_uc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void uc_start_read(sl_upconn_t *uc)
 {
-    uv_read_stop((uv_stream_t *)&uc->tcp);
+    if (uc->reading) return;
     uc->reading = 1;
     uv_read_start((uv_stream_t *)&uc->tcp, on_uc_alloc, on_uc_read);
 }

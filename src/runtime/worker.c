@@ -145,6 +145,7 @@ void sl_worker_join(sl_worker_t *w)
     pthread_join(w->thread, NULL);
     uv_loop_close(&w->loop);
     free(w->listeners);
+    sl_buf_free(&w->batch);
     sl_generation_release(w->gen);
     w->gen = NULL;
     pthread_mutex_destroy(&w->started_lock);

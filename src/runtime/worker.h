@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <uv.h>
 
+#include "base/buf.h"
 #include "base/map.h"
 #include "runtime/generation.h"
 
@@ -61,6 +62,10 @@ typedef struct sl_worker {
     uv_timer_t sweep;           /* closes idle upstream connections past their timeout */
     uv_timer_t grace;           /* shutdown grace period */
     char read_buf[SL_READ_BUF_SIZE];
+    /* Output coalescing: while one client's response is produced from one upstream read, small
+     * pieces (head, chunk lines, small bodies) gather here and leave in one write. */
+    struct sl_client *batch_owner;
+    sl_buf_t batch;
     int read_buf_busy;
     int startup_error;          /* set when a listener could not be opened */
     pthread_mutex_t started_lock;
