@@ -110,25 +110,21 @@ typedef struct sl_exchange {
     uint64_t start_unix_ms;
     double upstream_ms;
     const char *error;
-    char node_name[64];
+    const char *node_name; /* the node's configured address, owned by the generation */
 } sl_exchange_t;
 
 enum { SL_C_HEAD, SL_C_BODY, SL_C_WAIT, SL_C_CLOSING };
 
-struct sl_client {
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    sl_list_t link;
-    sl_worker_t *w;
+/* Everything a connection needs only while a request is in progress. Idle keep-alive
+ * connections hold none of it: it comes from a per-worker free list when bytes arrive and
+ * goes back when the exchange is done, which keeps an idle connection small. */
+typedef struct sl_creq {
     llhttp_t parser;
-    int state;
-    int handles_open;
     sl_head_t head;
-    sl_buf_t pending; /* bytes after a finished message, parsed once it is answered */
-    size_t write_queued;
-    unsigned reading : 1, peer_eof : 1, close_after : 1, closing : 1, keepalive : 1, in_parse : 1, err_set : 1, lingering : 1;
+    sl_exchange_t ex;
     int err_status;
     const char *err_code;
+    unsigned err_set : 1;
     /* Checks llhttp 8 is lenient about (see h1_server.c): head scanner and chunk-data CRLF. */
     const char *feed_end;
     uint64_t chunk_left;
@@ -138,10 +134,24 @@ struct sl_client {
     uint8_t scan_line;   /* 0 = request line, 1 = header lines */
     uint8_t scan_spaces; /* spaces in the request line */
     uint32_t scan_col;   /* bytes in the current line */
-    char peer_ip[INET6_ADDRSTRLEN];
+    struct sl_creq *next_free;
+} sl_creq_t;
+
+struct sl_client {
+    uv_tcp_t tcp;
+    sl_list_t link;     /* worker's clients */
+    sl_list_t tlink;    /* worker's timeout queue, when a timeout is armed */
+    uint64_t deadline;  /* loop time (ms) the armed timeout fires */
+    sl_worker_t *w;
+    sl_creq_t *rq;      /* NULL while idle */
+    sl_buf_t pending;   /* bytes after a finished message, parsed once it is answered */
+    size_t write_queued;
+    uv_shutdown_t *shutdown_req;
+    uint8_t state;
+    uint8_t tq;         /* SL_TQ_* of the armed timeout */
+    unsigned reading : 1, peer_eof : 1, close_after : 1, closing : 1, keepalive : 1, in_parse : 1, lingering : 1;
     uint16_t peer_port;
-    uv_shutdown_t shutdown_req;
-    sl_exchange_t ex;
+    char peer_ip[INET6_ADDRSTRLEN];
 };
 
 /* h1_server.c */
@@ -150,6 +160,10 @@ void sl_h1_accept(sl_worker_t *w, uv_stream_t *server);
 void sl_h1_drain(sl_worker_t *w);
 /* Closes every client now (grace period over). */
 void sl_h1_close_all(sl_worker_t *w);
+/* Fires the client timeouts that are due (the worker's tick). */
+void sl_h1_timeouts(sl_worker_t *w);
+/* Frees the worker's cached request states. */
+void sl_h1_worker_cleanup(sl_worker_t *w);
 /* Gathers c's small writes until sl_client_batch_end(), which sends them in one write. */
 void sl_client_batch_begin(sl_client_t *c);
 void sl_client_batch_end(sl_client_t *c);

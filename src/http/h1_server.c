@@ -17,7 +17,82 @@ static void client_close(sl_client_t *c);
 static void client_feed(sl_client_t *c, const char *data, size_t len);
 static void exchange_finish(sl_client_t *c);
 static void client_read_start(sl_client_t *c);
-static void on_client_timer(uv_timer_t *t);
+static void client_timeout(sl_client_t *c);
+
+/* ---- timeouts and request state ---------------------------------------------------------- */
+
+static void timer_set(sl_client_t *c, int q, uint64_t ms)
+{
+    sl_list_remove(&c->tlink);
+    c->tq = (uint8_t)q;
+    c->deadline = uv_now(&c->w->loop) + ms;
+    sl_list_push_tail(&c->w->tq[q], &c->tlink);
+}
+
+static void timer_stop(sl_client_t *c)
+{
+    sl_list_remove(&c->tlink);
+}
+
+void sl_h1_timeouts(sl_worker_t *w)
+{
+    uint64_t now = uv_now(&w->loop);
+    for (int q = 0; q < SL_TQ_COUNT; q++) {
+        while (!sl_list_empty(&w->tq[q])) {
+            sl_client_t *c = sl_container_of(w->tq[q].next, sl_client_t, tlink);
+            if (c->deadline > now) break;
+            timer_stop(c);
+            client_timeout(c);
+        }
+    }
+}
+
+static void rq_attach(sl_client_t *c)
+{
+    if (c->rq) return;
+    sl_worker_t *w = c->w;
+    sl_creq_t *rq = w->free_rq;
+    if (rq) {
+        w->free_rq = rq->next_free;
+        w->n_free_rq--;
+        sl_head_t head = rq->head;
+        memset(rq, 0, sizeof(*rq));
+        rq->head = head; /* keep the buffers: no allocation per request */
+        sl_head_reset(&rq->head);
+    } else {
+        rq = sl_xcalloc(1, sizeof(*rq));
+    }
+    llhttp_init(&rq->parser, HTTP_REQUEST, &client_settings);
+    rq->parser.data = c;
+    c->rq = rq;
+}
+
+static void rq_detach(sl_client_t *c)
+{
+    sl_creq_t *rq = c->rq;
+    if (!rq) return;
+    c->rq = NULL;
+    sl_worker_t *w = c->w;
+    if (w->n_free_rq >= 256 || rq->head.buf.cap > 16384) {
+        sl_head_free(&rq->head);
+        free(rq);
+        return;
+    }
+    rq->next_free = w->free_rq;
+    w->free_rq = rq;
+    w->n_free_rq++;
+}
+
+void sl_h1_worker_cleanup(sl_worker_t *w)
+{
+    while (w->free_rq) {
+        sl_creq_t *rq = w->free_rq;
+        w->free_rq = rq->next_free;
+        sl_head_free(&rq->head);
+        free(rq);
+    }
+    w->n_free_rq = 0;
+}
 
 static const sl_gateway_cfg_t *gw(const sl_client_t *c)
 {
@@ -49,7 +124,7 @@ static void client_write(sl_client_t *c, const uv_buf_t *bufs, unsigned n)
     sl_worker_t *w = c->w;
     size_t total = 0;
     for (unsigned i = 0; i < n; i++) total += bufs[i].len;
-    c->ex.bytes_out += total;
+    c->rq->ex.bytes_out += total;
     uv_buf_t iov[5];
     unsigned k = 0;
     if (w->batch_owner == c) {
@@ -101,17 +176,18 @@ void sl_client_send(sl_client_t *c, const void *p, size_t n)
 static void on_client_handle_closed(uv_handle_t *h)
 {
     sl_client_t *c = h->data;
-    if (--c->handles_open) return;
     sl_worker_t *w = c->w;
-    sl_head_free(&c->head);
+    rq_detach(c);
     sl_buf_free(&c->pending);
+    free(c->shutdown_req);
     free(c);
     sl_worker_connection_closed(w);
 }
 
 static void exchange_release(sl_client_t *c)
 {
-    sl_exchange_t *ex = &c->ex;
+    if (!c->rq) return;
+    sl_exchange_t *ex = &c->rq->ex;
     if (ex->uc) sl_upstream_abort(c);
     sl_buf_free(&ex->prebuf);
     sl_buf_free(&ex->replay);
@@ -128,27 +204,22 @@ static void client_close(sl_client_t *c)
         c->w->batch_owner = NULL;
         c->w->batch.len = 0;
     }
-    if (c->ex.active) {
+    if (c->rq && c->rq->ex.active) {
         /* The client went away mid-exchange: log what happened and free the upstream side. */
-        if (!c->ex.error && !c->ex.resp_complete) c->ex.error = "client_closed";
+        if (!c->rq->ex.error && !c->rq->ex.resp_complete) c->rq->ex.error = "client_closed";
         exchange_finish(c);
     }
     exchange_release(c);
     sl_list_remove(&c->link);
     c->w->n_clients--;
     sl_series_add(sl_metrics.connections_active, c->w->index, -1);
-    uv_close((uv_handle_t *)&c->timer, on_client_handle_closed);
+    timer_stop(c);
     uv_close((uv_handle_t *)&c->tcp, on_client_handle_closed);
 }
 
 /* After a response that ends the connection: send FIN once the writes are out, then discard
  * what the client still sends for a moment, so unread bytes do not turn our close into a
  * reset that destroys the response in flight. */
-static void on_linger_timeout(uv_timer_t *t)
-{
-    client_close(t->data);
-}
-
 static void on_linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     SL_UNUSED(buf);
@@ -176,7 +247,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     }
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_read_start((uv_stream_t *)&c->tcp, on_client_alloc, on_linger_read);
-    uv_timer_start(&c->timer, on_linger_timeout, 2000, 0);
+    timer_set(c, SL_TQ_LINGER, 2000);
 }
 
 static void client_end(sl_client_t *c)
@@ -185,9 +256,10 @@ static void client_end(sl_client_t *c)
     sl_client_batch_end(c); /* gathered bytes go before the FIN */
     c->lingering = 1;
     c->state = SL_C_CLOSING;
-    uv_timer_stop(&c->timer);
-    c->shutdown_req.data = c;
-    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) client_close(c);
+    timer_stop(c);
+    c->shutdown_req = sl_xmalloc(sizeof(*c->shutdown_req));
+    c->shutdown_req->data = c;
+    if (uv_shutdown(c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) client_close(c);
 }
 
 /* ---- local responses -------------------------------------------------------------------- */
@@ -228,7 +300,7 @@ static const char *reason_phrase(int status)
 static void send_local(sl_client_t *c, int status, const sl_header_kv_t *hdrs, size_t n_hdrs, const char *ctype,
                        const char *body, size_t body_len)
 {
-    sl_exchange_t *ex = &c->ex;
+    sl_exchange_t *ex = &c->rq->ex;
     int close = c->close_after || !c->keepalive || c->w->stopping;
     sl_buf_t b = SL_BUF_INIT;
     sl_buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
@@ -252,7 +324,7 @@ static void send_error(sl_client_t *c, int status, const char *code)
 {
     char body[160];
     int n = snprintf(body, sizeof(body), "{\"error\": \"%s\", \"status\": %d}\n", code, status);
-    c->ex.error = code;
+    c->rq->ex.error = code;
     send_local(c, status, NULL, 0, "application/json", body, (size_t)n);
 }
 
@@ -260,7 +332,7 @@ static void send_error(sl_client_t *c, int status, const char *code)
 
 static void exchange_log(sl_client_t *c)
 {
-    sl_exchange_t *ex = &c->ex;
+    sl_exchange_t *ex = &c->rq->ex;
     const char *svc = ex->route ? ex->route->svc->name : "";
     const char *route = ex->route ? ex->route->cfg->name : "";
     char status[8];
@@ -282,14 +354,14 @@ static void exchange_log(sl_client_t *c)
         .client_port = c->peer_port,
         .method = llhttp_method_name((llhttp_method_t)ex->method),
         .host = host,
-        .path = c->head.first_len ? sl_head_str(&c->head, c->head.first_off) : "",
-        .path_len = c->head.first_len,
+        .path = c->rq->head.first_len ? sl_head_str(&c->rq->head, c->rq->head.first_off) : "",
+        .path_len = c->rq->head.first_len,
         .status = ex->status,
         .bytes_in = ex->bytes_in,
         .bytes_out = ex->bytes_out,
         .route = ex->route ? route : NULL,
         .service = ex->route ? svc : NULL,
-        .upstream = ex->node_name[0] ? ex->node_name : NULL,
+        .upstream = ex->node_name,
         .upstream_status = ex->upstream_status,
         .duration_ms = (double)(sl_now_ns() - ex->t_start_ns) / 1e6,
         .upstream_ms = ex->upstream_status ? ex->upstream_ms : -1,
@@ -301,13 +373,13 @@ static void exchange_log(sl_client_t *c)
 static void exchange_finish(sl_client_t *c)
 {
     exchange_log(c);
-    c->ex.active = 0;
+    c->rq->ex.active = 0;
 }
 
 /* Both the request and the response are complete: log, then go on with the next request. */
 static void exchange_maybe_done(sl_client_t *c)
 {
-    sl_exchange_t *ex = &c->ex;
+    sl_exchange_t *ex = &c->rq->ex;
     if (!ex->active || !ex->req_complete || !ex->resp_complete || c->closing) return;
     exchange_finish(c);
     exchange_release(c);
@@ -316,10 +388,11 @@ static void exchange_maybe_done(sl_client_t *c)
         return;
     }
     c->state = SL_C_HEAD;
-    sl_head_reset(&c->head);
-    uv_timer_start(&c->timer, on_client_timer, gw(c)->http.keepalive_timeout_ms, 0);
+    sl_head_reset(&c->rq->head);
+    timer_set(c, SL_TQ_KEEPALIVE, gw(c)->http.keepalive_timeout_ms);
     if (c->in_parse) return; /* client_feed's loop continues with the bytes after this message */
-    llhttp_resume(&c->parser);
+    llhttp_resume(&c->rq->parser);
+    if (!c->pending.len) rq_detach(c);
     if (c->pending.len) {
         sl_buf_t p = c->pending;
         memset(&c->pending, 0, sizeof(c->pending));
@@ -331,7 +404,7 @@ static void exchange_maybe_done(sl_client_t *c)
 
 void sl_client_fail(sl_client_t *c, int status, const char *code)
 {
-    sl_exchange_t *ex = &c->ex;
+    sl_exchange_t *ex = &c->rq->ex;
     if (ex->uc) sl_upstream_abort(c);
     if (ex->head_sent) {
         /* Part of the response is out: all that is left is to cut the connection. */
@@ -354,7 +427,7 @@ void sl_client_fail(sl_client_t *c, int status, const char *code)
 
 void sl_client_send_response_head(sl_client_t *c, const sl_head_t *up, int status, int has_length, int no_body)
 {
-    sl_exchange_t *ex = &c->ex;
+    sl_exchange_t *ex = &c->rq->ex;
     const sl_hdr_t *conn = NULL;
     for (size_t i = 0; i < up->n; i++)
         if (sl_hdr_is(up, &up->hdrs[i], "connection")) conn = &up->hdrs[i];
@@ -394,7 +467,7 @@ void sl_client_send_response_head(sl_client_t *c, const sl_head_t *up, int statu
 void sl_client_response_body(sl_client_t *c, const char *p, size_t n)
 {
     if (!n) return;
-    if (!c->ex.resp_chunked) {
+    if (!c->rq->ex.resp_chunked) {
         sl_client_send(c, p, n);
         return;
     }
@@ -406,8 +479,8 @@ void sl_client_response_body(sl_client_t *c, const char *p, size_t n)
 
 void sl_client_response_done(sl_client_t *c)
 {
-    if (c->ex.resp_chunked) sl_client_send(c, "0\r\n\r\n", 5);
-    c->ex.resp_complete = 1;
+    if (c->rq->ex.resp_chunked) sl_client_send(c, "0\r\n\r\n", 5);
+    c->rq->ex.resp_complete = 1;
     exchange_maybe_done(c);
 }
 
@@ -416,9 +489,9 @@ void sl_client_response_done(sl_client_t *c)
 
 static int fail_parse(sl_client_t *c, int status, const char *code)
 {
-    c->err_set = 1;
-    c->err_status = status;
-    c->err_code = code;
+    c->rq->err_set = 1;
+    c->rq->err_status = status;
+    c->rq->err_code = code;
     return -1;
 }
 
@@ -429,10 +502,10 @@ static int fail_parse(sl_client_t *c, int status, const char *code)
 /* Consumes up to the CRLF still expected after chunk data; -1 when the bytes differ. */
 static int check_crlf(sl_client_t *c, const char *p, size_t n)
 {
-    while (c->crlf_need && n) {
-        char want = c->crlf_need == 2 ? '\r' : '\n';
+    while (c->rq->crlf_need && n) {
+        char want = c->rq->crlf_need == 2 ? '\r' : '\n';
         if (*p != want) return -1;
-        c->crlf_need--;
+        c->rq->crlf_need--;
         p++;
         n--;
     }
@@ -441,33 +514,33 @@ static int check_crlf(sl_client_t *c, const char *p, size_t n)
 
 static void scan_reset(sl_client_t *c)
 {
-    c->scan_done = 0;
-    c->scan_prev = 0;
-    c->scan_line = 0;
-    c->scan_spaces = 0;
-    c->scan_col = 0;
+    c->rq->scan_done = 0;
+    c->rq->scan_prev = 0;
+    c->rq->scan_line = 0;
+    c->rq->scan_spaces = 0;
+    c->rq->scan_col = 0;
 }
 
 /* Scans head bytes until the empty line that ends the head; -1 on a forbidden form. */
 static int scan_head(sl_client_t *c, const char *p, size_t n)
 {
-    for (size_t i = 0; i < n && !c->scan_done; i++) {
+    for (size_t i = 0; i < n && !c->rq->scan_done; i++) {
         unsigned char ch = (unsigned char)p[i];
         if (ch == '\n') {
-            if (c->scan_prev != '\r') return -1;
-            if (c->scan_line == 0 && c->scan_col > 1 && c->scan_spaces != 2) return -1;
-            if (c->scan_col == 1 && c->scan_line == 1) c->scan_done = 1; /* the empty line */
-            if (c->scan_col > 1) c->scan_line = 1;
-            c->scan_col = 0;
+            if (c->rq->scan_prev != '\r') return -1;
+            if (c->rq->scan_line == 0 && c->rq->scan_col > 1 && c->rq->scan_spaces != 2) return -1;
+            if (c->rq->scan_col == 1 && c->rq->scan_line == 1) c->rq->scan_done = 1; /* the empty line */
+            if (c->rq->scan_col > 1) c->rq->scan_line = 1;
+            c->rq->scan_col = 0;
         } else {
-            if (c->scan_col == 0 && c->scan_line == 1 && (ch == ' ' || ch == '\t')) return -1; /* obs-fold */
-            if (c->scan_line == 0 && ch == ' ') {
-                if (c->scan_prev == ' ' || c->scan_col == 0) return -1;
-                c->scan_spaces++;
+            if (c->rq->scan_col == 0 && c->rq->scan_line == 1 && (ch == ' ' || ch == '\t')) return -1; /* obs-fold */
+            if (c->rq->scan_line == 0 && ch == ' ') {
+                if (c->rq->scan_prev == ' ' || c->rq->scan_col == 0) return -1;
+                c->rq->scan_spaces++;
             }
-            if (c->scan_col < UINT32_MAX) c->scan_col++;
+            if (c->rq->scan_col < UINT32_MAX) c->rq->scan_col++;
         }
-        c->scan_prev = ch;
+        c->rq->scan_prev = ch;
     }
     return 0;
 }
@@ -475,7 +548,7 @@ static int scan_head(sl_client_t *c, const char *p, size_t n)
 static int on_message_begin(llhttp_t *p)
 {
     sl_client_t *c = p->data;
-    sl_exchange_t *ex = &c->ex;
+    sl_exchange_t *ex = &c->rq->ex;
     memset(ex, 0, sizeof(*ex));
     ex->active = 1;
     ex->t_start_ns = sl_now_ns();
@@ -484,26 +557,26 @@ static int on_message_begin(llhttp_t *p)
     ex->start_unix_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     ex->gen = c->w->gen;
     sl_generation_retain(ex->gen);
-    sl_head_reset(&c->head);
-    sl_buf_reserve(&c->head.buf, 512);
+    sl_head_reset(&c->rq->head);
+    sl_buf_reserve(&c->rq->head.buf, 512);
     /* The header timeout runs from the first byte of a request, not from the idle time before it. */
-    uv_timer_start(&c->timer, on_client_timer, gw(c)->http.header_timeout_ms, 0);
+    timer_set(c, SL_TQ_HEADER, gw(c)->http.header_timeout_ms);
     return 0;
 }
 
 static int on_url(llhttp_t *p, const char *at, size_t n)
 {
     sl_client_t *c = p->data;
-    sl_head_first(&c->head, at, n);
-    c->ex.bytes_in += n;
-    if (c->head.first_len > gw(c)->http.max_uri_bytes) return fail_parse(c, 414, "uri_too_long");
+    sl_head_first(&c->rq->head, at, n);
+    c->rq->ex.bytes_in += n;
+    if (c->rq->head.first_len > gw(c)->http.max_uri_bytes) return fail_parse(c, 414, "uri_too_long");
     return 0;
 }
 
 static int check_head_limits(sl_client_t *c)
 {
     const sl_gateway_cfg_t *g = gw(c);
-    if (c->head.bytes > g->http.max_header_bytes || c->head.n > g->http.max_headers)
+    if (c->rq->head.bytes > g->http.max_header_bytes || c->rq->head.n > g->http.max_headers)
         return fail_parse(c, 431, "headers_too_large");
     return 0;
 }
@@ -511,23 +584,23 @@ static int check_head_limits(sl_client_t *c)
 static int on_header_field(llhttp_t *p, const char *at, size_t n)
 {
     sl_client_t *c = p->data;
-    sl_head_field(&c->head, at, n);
-    c->ex.bytes_in += n;
+    sl_head_field(&c->rq->head, at, n);
+    c->rq->ex.bytes_in += n;
     return check_head_limits(c);
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
     sl_client_t *c = p->data;
-    if (sl_head_value(&c->head, at, n) != 0) return fail_parse(c, 400, "bad_request");
-    c->ex.bytes_in += n;
+    if (sl_head_value(&c->rq->head, at, n) != 0) return fail_parse(c, 400, "bad_request");
+    c->rq->ex.bytes_in += n;
     return check_head_limits(c);
 }
 
 static int on_header_value_complete(llhttp_t *p)
 {
     sl_client_t *c = p->data;
-    sl_head_value_done(&c->head);
+    sl_head_value_done(&c->rq->head);
     return 0;
 }
 
@@ -561,8 +634,8 @@ static void set_host(sl_exchange_t *ex, const char *h, size_t n)
 /* Builds the request head for the upstream into ex->prebuf. */
 static void build_upstream_head(sl_client_t *c)
 {
-    sl_exchange_t *ex = &c->ex;
-    const sl_head_t *h = &c->head;
+    sl_exchange_t *ex = &c->rq->ex;
+    const sl_head_t *h = &c->rq->head;
     const sl_hdr_t *conn = NULL;
     sl_buf_t xff = SL_BUF_INIT;
     for (size_t i = 0; i < h->n; i++) {
@@ -604,7 +677,7 @@ static void build_upstream_head(sl_client_t *c)
             }
     }
     sl_buf_printf(b, "X-Real-IP: %s\r\n", c->peer_ip);
-    if (ex->req_body == SL_BODY_LENGTH) sl_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)c->parser.content_length);
+    if (ex->req_body == SL_BODY_LENGTH) sl_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)c->rq->parser.content_length);
     else if (ex->req_body == SL_BODY_CHUNKED) sl_buf_puts(b, "Transfer-Encoding: chunked\r\n");
     if (ex->route->upstream->cfg->keepalive_max_idle == 0) sl_buf_puts(b, "Connection: close\r\n");
     sl_buf_puts(b, "\r\n");
@@ -613,12 +686,12 @@ static void build_upstream_head(sl_client_t *c)
 static int on_headers_complete(llhttp_t *p)
 {
     sl_client_t *c = p->data;
-    sl_exchange_t *ex = &c->ex;
-    sl_head_t *h = &c->head;
+    sl_exchange_t *ex = &c->rq->ex;
+    sl_head_t *h = &c->rq->head;
     ex->method = (uint8_t)p->method;
     ex->http_minor = p->http_major == 1 ? p->http_minor : 0;
     if (p->http_major != 1) return fail_parse(c, 400, "bad_request");
-    c->ex.bytes_in += 2;
+    c->rq->ex.bytes_in += 2;
 
     int n_te = 0, n_host = 0;
     const sl_hdr_t *host = NULL;
@@ -674,21 +747,21 @@ static int on_headers_complete(llhttp_t *p)
     sl_upstream_start(c);
     if (c->closing || c->state == SL_C_CLOSING) return -1;
     /* While a body arrives, the header timeout bounds each pause between reads. */
-    if (ex->req_body != SL_BODY_NONE) uv_timer_start(&c->timer, on_client_timer, gw(c)->http.header_timeout_ms, 0);
+    if (ex->req_body != SL_BODY_NONE) timer_set(c, SL_TQ_HEADER, gw(c)->http.header_timeout_ms);
     return 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t n)
 {
     sl_client_t *c = p->data;
-    sl_exchange_t *ex = &c->ex;
+    sl_exchange_t *ex = &c->rq->ex;
     ex->bytes_in += n;
     if (c->state == SL_C_CLOSING) return -1;
     if (ex->req_body == SL_BODY_CHUNKED) {
-        c->chunk_left -= n;
-        if (!c->chunk_left) {
-            c->crlf_need = 2;
-            if (check_crlf(c, at + n, (size_t)(c->feed_end - (at + n))) < 0) return fail_parse(c, 400, "bad_request");
+        c->rq->chunk_left -= n;
+        if (!c->rq->chunk_left) {
+            c->rq->crlf_need = 2;
+            if (check_crlf(c, at + n, (size_t)(c->rq->feed_end - (at + n))) < 0) return fail_parse(c, 400, "bad_request");
         }
     }
     if (!ex->route || !ex->route->upstream || ex->resp_complete || c->closing) return 0;
@@ -707,20 +780,20 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
 static int on_chunk_header(llhttp_t *p)
 {
     sl_client_t *c = p->data;
-    c->chunk_left = p->content_length;
+    c->rq->chunk_left = p->content_length;
     return 0;
 }
 
 static int on_message_complete(llhttp_t *p)
 {
     sl_client_t *c = p->data;
-    sl_exchange_t *ex = &c->ex;
+    sl_exchange_t *ex = &c->rq->ex;
     if (c->state == SL_C_CLOSING) return -1;
     c->keepalive = llhttp_should_keep_alive(p) ? 1 : 0;
     if (!c->keepalive) c->close_after = 1;
     ex->req_complete = 1;
     c->state = SL_C_WAIT;
-    uv_timer_stop(&c->timer);
+    timer_stop(c);
     if (!ex->route) {
         send_error(c, 404, "no_route");
     } else if (!ex->route->upstream) {
@@ -768,14 +841,14 @@ static void client_parse_error(sl_client_t *c, llhttp_errno_t err)
 {
     int status = 400;
     const char *code = "bad_request";
-    if (c->err_set) {
-        status = c->err_status;
-        code = c->err_code;
+    if (c->rq->err_set) {
+        status = c->rq->err_status;
+        code = c->rq->err_code;
     }
     sl_log_debug("client %s: %s (%s)", c->peer_ip, code, llhttp_errno_name(err));
-    if (!c->ex.active) {
+    if (!c->rq->ex.active) {
         /* An error before a request began (garbage between messages): still answer and log it. */
-        on_message_begin(&c->parser);
+        on_message_begin(&c->rq->parser);
     }
     c->close_after = 1;
     sl_client_fail(c, status, code);
@@ -783,27 +856,28 @@ static void client_parse_error(sl_client_t *c, llhttp_errno_t err)
 
 static void client_feed(sl_client_t *c, const char *data, size_t len)
 {
+    rq_attach(c);
     c->in_parse = 1;
-    c->feed_end = data + len;
+    c->rq->feed_end = data + len;
     while (len && !c->closing && c->state != SL_C_CLOSING) {
         llhttp_errno_t err;
-        if ((!c->scan_done && scan_head(c, data, len) < 0) || check_crlf(c, data, len) < 0) {
-            c->err_set = 0;
+        if ((!c->rq->scan_done && scan_head(c, data, len) < 0) || check_crlf(c, data, len) < 0) {
+            c->rq->err_set = 0;
             err = HPE_USER;
         } else {
-            err = llhttp_execute(&c->parser, data, len);
+            err = llhttp_execute(&c->rq->parser, data, len);
         }
         if (err == HPE_OK) break;
         if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
-            const char *pos = llhttp_get_error_pos(&c->parser);
+            const char *pos = llhttp_get_error_pos(&c->rq->parser);
             size_t used = pos ? (size_t)(pos - data) : len;
             data += used;
             len -= used;
             if (c->closing || c->state == SL_C_CLOSING) break;
             scan_reset(c); /* the next message's head starts here */
-            if (c->state == SL_C_HEAD && !c->ex.active) {
+            if (c->state == SL_C_HEAD && !c->rq->ex.active) {
                 /* Answered synchronously (local response): parse the next pipelined request. */
-                llhttp_resume(&c->parser);
+                llhttp_resume(&c->rq->parser);
                 continue;
             }
             /* Keep the rest until this exchange is answered. Reading goes on (stopping and
@@ -817,6 +891,8 @@ static void client_feed(sl_client_t *c, const char *data, size_t len)
         break;
     }
     c->in_parse = 0;
+    /* Between requests (only empty lines seen, or all answered) the state goes back to the pool. */
+    if (c->rq && !c->rq->ex.active && c->state == SL_C_HEAD && !c->pending.len) rq_detach(c);
 }
 
 static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -836,35 +912,35 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread < 0) {
-        if (c->state == SL_C_HEAD && !c->ex.active) {
+        if (c->state == SL_C_HEAD && (!c->rq || !c->rq->ex.active)) {
             client_close(c);
         } else if (c->state == SL_C_BODY || c->state == SL_C_HEAD) {
             /* Closed mid-request. An unfinished head still gets its 400 in the log. */
-            c->ex.error = "client_closed";
+            c->rq->ex.error = "client_closed";
             client_close(c);
         } else {
             client_close(c);
         }
         return;
     }
-    if (c->state == SL_C_BODY) uv_timer_start(&c->timer, on_client_timer, gw(c)->http.header_timeout_ms, 0);
+    if (c->state == SL_C_BODY) timer_set(c, SL_TQ_HEADER, gw(c)->http.header_timeout_ms);
     client_feed(c, buf->base, (size_t)nread);
-    if (!c->closing && c->state == SL_C_BODY && c->ex.uc == NULL && c->ex.prebuf.len > SL_HIGH_WATER)
+    if (!c->closing && c->state == SL_C_BODY && c->rq->ex.uc == NULL && c->rq->ex.prebuf.len > SL_HIGH_WATER)
         client_read_stop(c);
 }
 
-static void on_client_timer(uv_timer_t *t)
+static void client_timeout(sl_client_t *c)
 {
-    sl_client_t *c = t->data;
-    uv_timer_stop(t);
-    if (c->state == SL_C_HEAD && !c->ex.active) {
+    if (c->tq == SL_TQ_LINGER || c->state == SL_C_CLOSING) {
+        client_close(c);
+    } else if (c->state == SL_C_HEAD && (!c->rq || !c->rq->ex.active)) {
         client_close(c); /* idle keep-alive connection */
     } else if (c->state == SL_C_HEAD) {
         c->close_after = 1;
         client_read_stop(c);
         sl_client_fail(c, 408, "header_timeout");
     } else {
-        c->ex.error = "client_timeout";
+        c->rq->ex.error = "client_timeout";
         client_close(c);
     }
 }
@@ -895,15 +971,12 @@ void sl_h1_accept(sl_worker_t *w, uv_stream_t *server)
     c->w = w;
     uv_tcp_init(&w->loop, &c->tcp);
     c->tcp.data = c;
+    sl_list_init(&c->tlink);
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-        c->handles_open = 1;
         c->closing = 1;
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
         return;
     }
-    uv_timer_init(&w->loop, &c->timer);
-    c->timer.data = c;
-    c->handles_open = 2;
     uv_tcp_nodelay(&c->tcp, 1);
     struct sockaddr_storage ss;
     int len = sizeof(ss);
@@ -916,15 +989,13 @@ void sl_h1_accept(sl_worker_t *w, uv_stream_t *server)
             c->peer_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
         }
     }
-    llhttp_init(&c->parser, HTTP_REQUEST, &client_settings);
-    c->parser.data = c;
     c->keepalive = 1;
     c->state = SL_C_HEAD;
     sl_list_push(&w->clients, &c->link);
     w->n_clients++;
     sl_series_add(sl_metrics.connections_active, w->index, 1);
     /* A new connection must send its request head within the header timeout. */
-    uv_timer_start(&c->timer, on_client_timer, gw(c)->http.header_timeout_ms, gw(c)->http.header_timeout_ms);
+    timer_set(c, SL_TQ_HEADER, gw(c)->http.header_timeout_ms);
     c->reading = 1;
     uv_read_start((uv_stream_t *)&c->tcp, on_client_alloc, on_client_read);
 }
@@ -935,7 +1006,7 @@ void sl_h1_drain(sl_worker_t *w)
         next = l->next;
         sl_client_t *c = sl_container_of(l, sl_client_t, link);
         c->close_after = 1;
-        if (c->state == SL_C_HEAD && !c->ex.active) client_close(c);
+        if (c->state == SL_C_HEAD && (!c->rq || !c->rq->ex.active)) client_close(c);
     }
 }
 

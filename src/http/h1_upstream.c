@@ -146,7 +146,7 @@ static void on_uc_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void uc_release(sl_upconn_t *uc)
 {
     sl_client_t *c = uc->c;
-    if (c) c->ex.uc = NULL;
+    if (c) c->rq->ex.uc = NULL;
     uc->c = NULL;
     uv_timer_stop(&uc->timer);
     if (!uc->keepalive || uc->write_queued || uc->closing || uc->w->stopping || uc->pool->n_idle >= uc->max_idle) {
@@ -163,9 +163,9 @@ static void uc_release(sl_upconn_t *uc)
 
 void sl_upstream_abort(sl_client_t *c)
 {
-    sl_upconn_t *uc = c->ex.uc;
+    sl_upconn_t *uc = c->rq->ex.uc;
     if (!uc) return;
-    c->ex.uc = NULL;
+    c->rq->ex.uc = NULL;
     uc->c = NULL;
     uc->keepalive = 0;
     uc_close(uc);
@@ -179,7 +179,7 @@ static void arm_timer(sl_upconn_t *uc)
 {
     sl_client_t *c = uc->c;
     if (!c) return;
-    uint64_t ms = c->ex.req_complete && !uc->write_queued ? uc->read_timeout_ms : uc->send_timeout_ms;
+    uint64_t ms = c->rq->ex.req_complete && !uc->write_queued ? uc->read_timeout_ms : uc->send_timeout_ms;
     uv_timer_start(&uc->timer, on_uc_timer, ms, 0);
 }
 
@@ -209,7 +209,7 @@ static void uc_write(sl_upconn_t *uc, const void *p, size_t n)
 
 void sl_upstream_send(sl_client_t *c, const void *p, size_t n)
 {
-    sl_exchange_t *ex = &c->ex;
+    sl_exchange_t *ex = &c->rq->ex;
     sl_upconn_t *uc = ex->uc;
     if (!uc || !uc->connected) {
         sl_buf_append(&ex->prebuf, p, n);
@@ -228,15 +228,15 @@ void sl_upstream_send(sl_client_t *c, const void *p, size_t n)
 
 void sl_upstream_request_done(sl_client_t *c)
 {
-    sl_upconn_t *uc = c->ex.uc;
+    sl_upconn_t *uc = c->rq->ex.uc;
     if (!uc || !uc->connected) return; /* armed once connected */
-    c->ex.t_sent_ns = sl_now_ns();
+    c->rq->ex.t_sent_ns = sl_now_ns();
     arm_timer(uc);
 }
 
 void sl_upstream_client_drained(sl_client_t *c)
 {
-    sl_upconn_t *uc = c->ex.uc;
+    sl_upconn_t *uc = c->rq->ex.uc;
     if (uc && uc->connected && !uc->reading && !uc->closing) uc_start_read(uc);
 }
 
@@ -294,7 +294,7 @@ static int on_resp_headers_complete(llhttp_t *p)
 {
     sl_upconn_t *uc = p->data;
     sl_client_t *c = uc->c;
-    sl_exchange_t *ex = &c->ex;
+    sl_exchange_t *ex = &c->rq->ex;
     int status = p->status_code;
     if (!sl_head_names_valid(&uc->head)) return -1;
     if (status < 200) {
@@ -329,11 +329,11 @@ static int on_resp_complete(llhttp_t *p)
     sl_upconn_t *uc = p->data;
     sl_client_t *c = uc->c;
     if (!c) return -1;
-    if (c->ex.skip_interim) {
-        c->ex.skip_interim = 0;
+    if (c->rq->ex.skip_interim) {
+        c->rq->ex.skip_interim = 0;
         return 0;
     }
-    uc->keepalive = llhttp_should_keep_alive(p) && c->ex.req_complete;
+    uc->keepalive = llhttp_should_keep_alive(p) && c->rq->ex.req_complete;
     return HPE_PAUSED; /* anything after the response is a protocol error for a pooled connection */
 }
 
@@ -360,7 +360,7 @@ static void on_uc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             fail(uc, 502, "upstream_reset");
             return;
         }
-        sl_exchange_t *ex = &c->ex;
+        sl_exchange_t *ex = &c->rq->ex;
         if (uc->reused && !uc->got_bytes && ex->replayable) {
             /* The pooled connection was closed under us before answering: send again on a fresh one. */
             sl_buf_t replay = ex->replay;
@@ -393,7 +393,7 @@ static void on_uc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     sl_client_batch_end(c);
     if (err != HPE_OK) {
-        sl_log_debug("upstream %s: bad response: %s", c->ex.node_name, llhttp_get_error_reason(&uc->parser));
+        sl_log_debug("upstream %s: bad response: %s", c->rq->ex.node_name, llhttp_get_error_reason(&uc->parser));
         fail(uc, 502, "upstream_bad_response");
         return;
     }
@@ -440,7 +440,7 @@ static void settings_init(void)
 /* Attaches uc to c and sends what has been prepared. */
 static void uc_attach_ready(sl_client_t *c, sl_upconn_t *uc)
 {
-    sl_exchange_t *ex = &c->ex;
+    sl_exchange_t *ex = &c->rq->ex;
     uc->c = c;
     ex->uc = uc;
     llhttp_init(&uc->parser, HTTP_RESPONSE, &up_settings);
@@ -467,20 +467,20 @@ static void on_connected(uv_connect_t *req, int status)
     sl_client_t *c = uc->c;
     if (uc->closing || !c) return;
     if (status < 0) {
-        sl_log_debug("upstream %s: connect failed: %s", c->ex.node_name, uv_strerror(status));
+        sl_log_debug("upstream %s: connect failed: %s", c->rq->ex.node_name, uv_strerror(status));
         try_next_node(c, "upstream_connect_failed");
         return;
     }
     uc->connected = 1;
     uv_tcp_nodelay(&uc->tcp, 1);
     uc->c = NULL; /* re-attached below */
-    c->ex.uc = NULL;
+    c->rq->ex.uc = NULL;
     uc_attach_ready(c, uc);
 }
 
 static void uc_connect(sl_client_t *c, const struct sockaddr_storage *addr, pool_t *pool)
 {
-    const sl_upstream_cfg_t *cfg = c->ex.route->upstream->cfg;
+    const sl_upstream_cfg_t *cfg = c->rq->ex.route->upstream->cfg;
     sl_upconn_t *uc = sl_xcalloc(1, sizeof(*uc));
     uc->w = c->w;
     uc->pool = pool;
@@ -494,10 +494,10 @@ static void uc_connect(sl_client_t *c, const struct sockaddr_storage *addr, pool
     uc->tcp.data = uc->timer.data = uc->creq.data = uc;
     uc->handles_open = 2;
     uc->c = c;
-    c->ex.uc = uc;
+    c->rq->ex.uc = uc;
     int rc = uv_tcp_connect(&uc->creq, &uc->tcp, (const struct sockaddr *)addr, on_connected);
     if (rc != 0) {
-        sl_log_debug("upstream %s: connect: %s", c->ex.node_name, uv_strerror(rc));
+        sl_log_debug("upstream %s: connect: %s", c->rq->ex.node_name, uv_strerror(rc));
         try_next_node(c, "upstream_connect_failed");
         return;
     }
@@ -507,9 +507,9 @@ static void uc_connect(sl_client_t *c, const struct sockaddr_storage *addr, pool
 /* Connects to the exchange's current node, from the pool when a connection is idle there. */
 static void connect_node(sl_client_t *c, int allow_pool)
 {
-    sl_exchange_t *ex = &c->ex;
+    sl_exchange_t *ex = &c->rq->ex;
     struct sockaddr_storage addr;
-    snprintf(ex->node_name, sizeof(ex->node_name), "%s", ex->node->name);
+    ex->node_name = ex->node->name;
     if (sl_node_addr(ex->node, &addr) != 0) {
         try_next_node(c, "upstream_unresolved");
         return;
@@ -526,7 +526,7 @@ static void connect_node(sl_client_t *c, int allow_pool)
 
 static void try_next_node(sl_client_t *c, const char *code)
 {
-    sl_exchange_t *ex = &c->ex;
+    sl_exchange_t *ex = &c->rq->ex;
     if (ex->uc) sl_upstream_abort(c);
     sl_upstream_t *up = ex->route->upstream;
     /* Nothing has left the gateway yet (the request waits in prebuf), so another node is safe. */
@@ -547,7 +547,7 @@ void sl_upstream_connect_fresh(sl_client_t *c)
 void sl_upstream_start(sl_client_t *c)
 {
     settings_init();
-    sl_exchange_t *ex = &c->ex;
+    sl_exchange_t *ex = &c->rq->ex;
     ex->node = sl_upstream_pick(ex->route->upstream, NULL);
     if (!ex->node) {
         sl_client_fail(c, 502, "no_upstream");

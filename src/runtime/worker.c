@@ -27,6 +27,7 @@ static void finish(sl_worker_t *w)
     /* Nothing left to serve: closing the remaining handles lets uv_run return. */
     sl_pool_close_all(w);
     if (!uv_is_closing((uv_handle_t *)&w->sweep)) uv_close((uv_handle_t *)&w->sweep, NULL);
+    if (!uv_is_closing((uv_handle_t *)&w->tick)) uv_close((uv_handle_t *)&w->tick, NULL);
     if (!uv_is_closing((uv_handle_t *)&w->grace)) uv_close((uv_handle_t *)&w->grace, NULL);
     if (!uv_is_closing((uv_handle_t *)&w->wakeup)) uv_close((uv_handle_t *)&w->wakeup, NULL);
 }
@@ -46,6 +47,11 @@ static void on_grace(uv_timer_t *t)
 static void on_sweep(uv_timer_t *t)
 {
     sl_pool_sweep(t->data);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    sl_h1_timeouts(t->data);
 }
 
 static void on_wakeup(uv_async_t *a)
@@ -121,6 +127,10 @@ int sl_worker_start(sl_worker_t *w, unsigned index, sl_generation_t *g)
     uv_timer_start(&w->sweep, on_sweep, 1000, 1000);
     uv_timer_init(&w->loop, &w->grace);
     w->grace.data = w;
+    for (int i = 0; i < SL_TQ_COUNT; i++) sl_list_init(&w->tq[i]);
+    uv_timer_init(&w->loop, &w->tick);
+    w->tick.data = w;
+    uv_timer_start(&w->tick, on_tick, 100, 100);
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) return UV_EAGAIN;
     pthread_mutex_lock(&w->started_lock);
     while (!w->started) pthread_cond_wait(&w->started_cond, &w->started_lock);
@@ -146,6 +156,7 @@ void sl_worker_join(sl_worker_t *w)
     uv_loop_close(&w->loop);
     free(w->listeners);
     sl_buf_free(&w->batch);
+    sl_h1_worker_cleanup(w);
     sl_generation_release(w->gen);
     w->gen = NULL;
     pthread_mutex_destroy(&w->started_lock);

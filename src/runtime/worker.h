@@ -40,6 +40,18 @@ static inline void sl_list_remove(sl_list_t *n)
     n->prev = n->next = n;
 }
 
+static inline void sl_list_push_tail(sl_list_t *head, sl_list_t *n)
+{
+    n->prev = head->prev;
+    n->next = head;
+    head->prev->next = n;
+    head->prev = n;
+}
+
+/* Client timeout queues: each holds timeouts of one duration, so appending keeps it sorted
+ * and the tick only looks at the front. */
+enum { SL_TQ_HEADER, SL_TQ_KEEPALIVE, SL_TQ_LINGER, SL_TQ_COUNT };
+
 typedef struct sl_listener {
     uv_tcp_t tcp;
     struct sl_worker *w;
@@ -60,6 +72,10 @@ typedef struct sl_worker {
     size_t n_clients;
     sl_map_t pools;             /* upstream address -> idle connection list */
     uv_timer_t sweep;           /* closes idle upstream connections past their timeout */
+    uv_timer_t tick;            /* fires client timeouts */
+    sl_list_t tq[SL_TQ_COUNT];
+    struct sl_creq *free_rq;    /* request states ready for reuse */
+    size_t n_free_rq;
     uv_timer_t grace;           /* shutdown grace period */
     char read_buf[SL_READ_BUF_SIZE];
     /* Output coalescing: while one client's response is produced from one upstream read, small
