@@ -124,7 +124,7 @@ static void client_write(sl_client_t *c, const uv_buf_t *bufs, unsigned n)
     sl_worker_t *w = c->w;
     size_t total = 0;
     for (unsigned i = 0; i < n; i++) total += bufs[i].len;
-    c->rq->ex.bytes_out += total;
+    if (c->rq) c->rq->ex.bytes_out += total;
     uv_buf_t iov[5];
     unsigned k = 0;
     if (w->batch_owner == c) {

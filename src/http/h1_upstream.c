@@ -236,7 +236,8 @@ void sl_upstream_request_done(sl_client_t *c)
 
 void sl_upstream_client_drained(sl_client_t *c)
 {
-    sl_upconn_t *uc = c->rq->ex.uc;
+    /* Writes can complete after the exchange is over, on an idle connection. */
+    sl_upconn_t *uc = c->rq ? c->rq->ex.uc : NULL;
     if (uc && uc->connected && !uc->reading && !uc->closing) uc_start_read(uc);
 }
 

@@ -5,12 +5,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int sl_listener_open(uv_loop_t *loop, uv_tcp_t *tcp, const sl_hostport_t *addr, int reuseport, uv_connection_cb cb)
+/* Returns a bound, not yet listening, socket for addr, or a negative error. */
+static int bound_socket(const sl_hostport_t *addr, int reuseport)
 {
     struct sockaddr_storage ss;
     int rc = uv_ip4_addr(addr->host, addr->port, (struct sockaddr_in *)&ss);
     if (rc != 0) rc = uv_ip6_addr(addr->host, addr->port, (struct sockaddr_in6 *)&ss);
-    uv_tcp_init(loop, tcp);
     if (rc != 0) return rc;
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
@@ -28,6 +28,23 @@ int sl_listener_open(uv_loop_t *loop, uv_tcp_t *tcp, const sl_hostport_t *addr, 
         close(fd);
         return rc;
     }
+    return fd;
+}
+
+int sl_listener_probe(const sl_hostport_t *addr)
+{
+    int fd = bound_socket(addr, 1);
+    if (fd < 0) return fd;
+    close(fd);
+    return 0;
+}
+
+int sl_listener_open(uv_loop_t *loop, uv_tcp_t *tcp, const sl_hostport_t *addr, int reuseport, uv_connection_cb cb)
+{
+    uv_tcp_init(loop, tcp);
+    int fd = bound_socket(addr, reuseport);
+    if (fd < 0) return fd;
+    int rc;
     if ((rc = uv_tcp_open(tcp, fd)) != 0) {
         close(fd);
         return rc;

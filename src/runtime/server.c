@@ -83,12 +83,24 @@ static uint64_t min_resolve_interval(const sl_config_t *cfg)
     return ms ? ms : 30000;
 }
 
-static int same_listeners(const sl_config_t *a, const sl_config_t *b)
+/* A new listen address must be bindable before the configuration is published, so that a
+ * reload naming a port another program holds is rejected whole. Our own SO_REUSEPORT sockets
+ * do not get in the way of the probe. */
+static int probe_new_listeners(const sl_config_t *old, const sl_config_t *cfg)
 {
-    if (a->gateway.http.n_listen != b->gateway.http.n_listen) return 0;
-    for (size_t i = 0; i < a->gateway.http.n_listen; i++)
-        if (strcmp(a->gateway.http.listen[i].text, b->gateway.http.listen[i].text)) return 0;
-    return 1;
+    for (size_t i = 0; i < cfg->gateway.http.n_listen; i++) {
+        const sl_hostport_t *a = &cfg->gateway.http.listen[i];
+        int known = 0;
+        for (size_t j = 0; j < old->gateway.http.n_listen && !known; j++)
+            known = !strcmp(old->gateway.http.listen[j].text, a->text);
+        if (known) continue;
+        int rc = sl_listener_probe(a);
+        if (rc != 0) {
+            sl_log_error("%s: gateway.http.listen: cannot listen on %s: %s", srv.config_path, a->text, uv_strerror(rc));
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static void reload(void)
@@ -101,8 +113,13 @@ static void reload(void)
         return;
     }
     sl_generation_t *old = sl_generation_current();
-    if (!same_listeners(old->cfg, cfg))
-        sl_log_warn("reload: gateway.http.listen changed; listeners change at the next restart");
+    if (probe_new_listeners(old->cfg, cfg) != 0) {
+        sl_log_error("reload failed: keeping the running configuration");
+        sl_series_add(sl_metrics.reloads_failed, SL_METRICS_MAIN_THREAD, 1);
+        sl_generation_release(old);
+        sl_config_free(cfg);
+        return;
+    }
     sl_generation_t *g = sl_generation_create(cfg, old);
     sl_generation_release(old);
     sl_resolver_start(srv.loop, min_resolve_interval(cfg));
@@ -264,7 +281,7 @@ int sl_server_run(const char *config_path)
     srv.loop = uv_default_loop();
     sl_generation_publish(sl_generation_create(cfg, NULL));
     sl_resolver_start(srv.loop, min_resolve_interval(cfg));
-    const sl_gateway_cfg_t *gw = &cfg->gateway; /* startup values; reloads do not move listeners */
+    const sl_gateway_cfg_t *gw = &cfg->gateway; /* startup values for workers and the status listener */
 
     int rc = 0;
     unsigned started = 0;

@@ -16,10 +16,67 @@ static void on_connection(uv_stream_t *server, int status)
     sl_h1_accept(l->w, server);
 }
 
+static void on_listener_closed(uv_handle_t *h)
+{
+    sl_listener_t *l = h->data;
+    free(l->addr);
+    free(l);
+}
+
+static void listener_close(sl_listener_t *l)
+{
+    sl_list_remove(&l->link);
+    uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+}
+
 static void close_listeners(sl_worker_t *w)
 {
-    for (size_t i = 0; i < w->n_listeners; i++)
-        if (!uv_is_closing((uv_handle_t *)&w->listeners[i].tcp)) uv_close((uv_handle_t *)&w->listeners[i].tcp, NULL);
+    while (!sl_list_empty(&w->listeners)) listener_close(sl_container_of(w->listeners.next, sl_listener_t, link));
+}
+
+static int listener_open(sl_worker_t *w, const sl_hostport_t *addr)
+{
+    sl_listener_t *l = sl_xcalloc(1, sizeof(*l));
+    l->w = w;
+    l->addr = sl_xstrdup(addr->text);
+    sl_list_init(&l->link);
+    int rc = sl_listener_open(&w->loop, &l->tcp, addr, 1, on_connection);
+    l->tcp.data = l;
+    if (rc != 0) {
+        sl_log_error("worker %u: cannot listen on %s: %s", w->index, addr->text, uv_strerror(rc));
+        uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+        return rc;
+    }
+    sl_list_push_tail(&w->listeners, &l->link);
+    return 0;
+}
+
+/* Opens the addresses g lists that are not open yet and closes those it no longer lists;
+ * connections accepted on a closed listener carry on. */
+static int sync_listeners(sl_worker_t *w, const sl_generation_t *g)
+{
+    const sl_gateway_cfg_t *gw = &g->cfg->gateway;
+    int rc = 0;
+    for (sl_list_t *n = w->listeners.next, *next; n != &w->listeners; n = next) {
+        next = n->next;
+        sl_listener_t *l = sl_container_of(n, sl_listener_t, link);
+        int keep = 0;
+        for (size_t i = 0; i < gw->http.n_listen && !keep; i++) keep = !strcmp(gw->http.listen[i].text, l->addr);
+        if (!keep) {
+            sl_log_info("worker %u: closing listener %s", w->index, l->addr);
+            listener_close(l);
+        }
+    }
+    for (size_t i = 0; i < gw->http.n_listen; i++) {
+        int open = 0;
+        for (sl_list_t *n = w->listeners.next; n != &w->listeners && !open; n = n->next)
+            open = !strcmp(sl_container_of(n, sl_listener_t, link)->addr, gw->http.listen[i].text);
+        if (!open) {
+            int r = listener_open(w, &gw->http.listen[i]);
+            if (r != 0 && !rc) rc = r;
+        }
+    }
+    return rc;
 }
 
 static void finish(sl_worker_t *w)
@@ -62,6 +119,7 @@ static void on_wakeup(uv_async_t *a)
         if (g) {
             sl_generation_release(w->gen);
             w->gen = g;
+            sync_listeners(w, g);
         }
     }
     if (atomic_exchange(&w->want_stop, 0) && !w->stopping) {
@@ -80,20 +138,7 @@ static void on_wakeup(uv_async_t *a)
 static void *worker_main(void *arg)
 {
     sl_worker_t *w = arg;
-    const sl_gateway_cfg_t *g = &w->gen->cfg->gateway;
-    w->n_listeners = g->http.n_listen;
-    w->listeners = sl_xcalloc(w->n_listeners, sizeof(sl_listener_t));
-    int rc = 0;
-    for (size_t i = 0; i < w->n_listeners; i++) {
-        w->listeners[i].w = w;
-        w->listeners[i].tcp.data = &w->listeners[i];
-        int r = sl_listener_open(&w->loop, &w->listeners[i].tcp, &g->http.listen[i], 1, on_connection);
-        w->listeners[i].tcp.data = &w->listeners[i];
-        if (r != 0 && !rc) {
-            sl_log_error("cannot listen on %s: %s", g->http.listen[i].text, uv_strerror(r));
-            rc = r;
-        }
-    }
+    int rc = sync_listeners(w, w->gen);
     pthread_mutex_lock(&w->started_lock);
     w->startup_error = rc;
     w->started = 1;
@@ -114,6 +159,7 @@ int sl_worker_start(sl_worker_t *w, unsigned index, sl_generation_t *g)
     w->index = index;
     w->gen = g;
     sl_list_init(&w->clients);
+    sl_list_init(&w->listeners);
     sl_map_init(&w->pools);
     atomic_init(&w->want_reload, 0);
     atomic_init(&w->want_stop, 0);
@@ -154,7 +200,6 @@ void sl_worker_join(sl_worker_t *w)
 {
     pthread_join(w->thread, NULL);
     uv_loop_close(&w->loop);
-    free(w->listeners);
     sl_buf_free(&w->batch);
     sl_h1_worker_cleanup(w);
     sl_generation_release(w->gen);

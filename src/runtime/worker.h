@@ -54,7 +54,9 @@ enum { SL_TQ_HEADER, SL_TQ_KEEPALIVE, SL_TQ_LINGER, SL_TQ_COUNT };
 
 typedef struct sl_listener {
     uv_tcp_t tcp;
+    sl_list_t link;
     struct sl_worker *w;
+    char *addr; /* "host:port" as configured */
 } sl_listener_t;
 
 typedef struct sl_worker {
@@ -66,8 +68,7 @@ typedef struct sl_worker {
     atomic_int want_stop;
     int stopping;
     sl_generation_t *gen;       /* the worker's reference to the newest generation */
-    sl_listener_t *listeners;
-    size_t n_listeners;
+    sl_list_t listeners;        /* open sl_listener_t, following the configuration */
     sl_list_t clients;          /* every open client connection */
     size_t n_clients;
     sl_map_t pools;             /* upstream address -> idle connection list */

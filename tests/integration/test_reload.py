@@ -106,3 +106,53 @@ def test_reloads_under_load_lose_nothing(make_gateway, make_backend):
     assert sum(counts) > 20, counts  # traffic actually flowed during the reloads
     assert errors == [], errors[:10]
     g.check_alive()
+
+
+def _refused(port):
+    import socket
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect(("127.0.0.1", port))
+        return False
+    except OSError:
+        return True
+    finally:
+        s.close()
+
+
+def test_reload_opens_and_closes_listeners(make_gateway):
+    """Listen addresses follow the configuration: a new one serves at once, a removed one stops
+    accepting, and a connection accepted on it before the reload is still served."""
+    from helpers import free_port
+    extra = free_port()
+    svc = [direct_service(routes=[direct_route("a", ["/a"], body="A")])]
+    g = make_gateway(svc)
+    assert _refused(extra)
+    base = ["127.0.0.1:%d" % g.port]
+    g.reload(svc, gateway={"http": {"listen": base + ["127.0.0.1:%d" % extra]}})
+    assert requests.get("http://127.0.0.1:%d/a" % extra, timeout=5).text == "A"
+    with RawConn("127.0.0.1", extra) as c:
+        assert c.request("GET", "/a").body == b"A"
+        g.reload(svc, gateway={"http": {"listen": base}})
+        assert _refused(extra)
+        assert c.request("GET", "/a").body == b"A"  # accepted before the reload: carries on
+    assert requests.get(g.url + "/a", timeout=5).text == "A"
+
+
+def test_reload_with_unbindable_listener_keeps_running_config(make_gateway):
+    import socket
+    svc = [direct_service(routes=[direct_route("a", ["/a"], body="A")])]
+    g = make_gateway(svc)
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))  # held by another program, without SO_REUSEPORT
+    holder.listen(1)
+    taken = holder.getsockname()[1]
+    try:
+        g.reload([direct_service(routes=[direct_route("a", ["/a"], body="B")])],
+                 gateway={"http": {"listen": ["127.0.0.1:%d" % g.port, "127.0.0.1:%d" % taken]}},
+                 expect="failure")
+        assert "cannot listen on 127.0.0.1:%d" % taken in g.stderr_text()
+        assert requests.get(g.url + "/a", timeout=5).text == "A"
+    finally:
+        holder.close()
