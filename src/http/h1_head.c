@@ -87,14 +87,21 @@ static int list_contains(const char *list, size_t len, const char *name, size_t 
     return 0;
 }
 
-int sl_hdr_hop_by_hop(const sl_head_t *h, const sl_hdr_t *x, const sl_hdr_t *connection)
+int sl_hdr_hop_by_hop(const sl_head_t *h, const sl_hdr_t *x)
 {
     static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "te",
                                       "trailer", "transfer-encoding", "upgrade"};
     for (size_t i = 0; i < SL_ARRAY_LEN(hop); i++)
         if (sl_hdr_is(h, x, hop[i])) return 1;
-    return connection && list_contains(sl_head_str(h, connection->value_off), connection->value_len,
-                                       sl_head_str(h, x->name_off), x->name_len);
+    /* Framing and Host are the proxy's business: a Connection token cannot remove them. */
+    if (sl_hdr_is(h, x, "content-length") || sl_hdr_is(h, x, "host")) return 0;
+    for (size_t i = 0; i < h->n; i++) {
+        const sl_hdr_t *conn = &h->hdrs[i];
+        if (sl_hdr_is(h, conn, "connection") &&
+            list_contains(sl_head_str(h, conn->value_off), conn->value_len, sl_head_str(h, x->name_off), x->name_len))
+            return 1;
+    }
+    return 0;
 }
 
 static int is_tchar(unsigned char ch)

@@ -52,8 +52,9 @@ static inline const char *sl_head_str(const sl_head_t *h, uint32_t off)
 int sl_hdr_is(const sl_head_t *h, const sl_hdr_t *x, const char *name);
 /* True when every header name is a non-empty RFC 9110 token. */
 int sl_head_names_valid(const sl_head_t *h);
-/* True for hop-by-hop headers (RFC 9110 7.6.1) and those the message's Connection header names. */
-int sl_hdr_hop_by_hop(const sl_head_t *h, const sl_hdr_t *x, const sl_hdr_t *connection);
+/* True for hop-by-hop headers (RFC 9110 7.6.1) and those any of the message's Connection
+ * headers names (except Content-Length and Host). */
+int sl_hdr_hop_by_hop(const sl_head_t *h, const sl_hdr_t *x);
 
 /* A queued write: the bytes the socket did not take at once, copied. */
 typedef struct sl_wreq {
@@ -93,6 +94,8 @@ typedef struct sl_exchange {
     const char *host;  /* lower-cased, without port, in head buffer storage owned by the exchange */
     size_t host_len;
     char *host_store;
+    const char *authority; /* absolute-form target's host[:port], which replaces Host */
+    size_t authority_len;
     const char *path;  /* target without query */
     size_t path_len;
     sl_buf_t prebuf;   /* upstream bytes waiting for the connection */
@@ -149,7 +152,8 @@ struct sl_client {
     uv_shutdown_t *shutdown_req;
     uint8_t state;
     uint8_t tq;         /* SL_TQ_* of the armed timeout */
-    unsigned reading : 1, peer_eof : 1, close_after : 1, closing : 1, keepalive : 1, in_parse : 1, lingering : 1;
+    unsigned reading : 1, peer_eof : 1, close_after : 1, closing : 1, keepalive : 1, in_parse : 1, lingering : 1,
+        out_blocked : 1;
     uint16_t peer_port;
     char peer_ip[INET6_ADDRSTRLEN];
 };

@@ -18,15 +18,27 @@ static void client_feed(sl_client_t *c, const char *data, size_t len);
 static void exchange_finish(sl_client_t *c);
 static void client_read_start(sl_client_t *c);
 static void client_timeout(sl_client_t *c);
+static void client_continue(sl_client_t *c);
+static void client_read_stop(sl_client_t *c);
+static void answer_locally(sl_client_t *c);
+static void exchange_maybe_done(sl_client_t *c);
+
+/* A closing connection whose peer reads nothing for this long is dropped. */
+#define SL_LINGER_MS 5000
 
 /* ---- timeouts and request state ---------------------------------------------------------- */
 
 static void timer_set(sl_client_t *c, int q, uint64_t ms)
 {
+    if (c->closing) return; /* its memory goes with the handle; it must not stay queued */
     sl_list_remove(&c->tlink);
     c->tq = (uint8_t)q;
     c->deadline = uv_now(&c->w->loop) + ms;
-    sl_list_push_tail(&c->w->tq[q], &c->tlink);
+    /* Usually the tail: every entry of a queue has the same duration. After a reload shortened
+     * one, walk back to keep the queue sorted. */
+    sl_list_t *head = &c->w->tq[q], *at = head->prev;
+    while (at != head && sl_container_of(at, sl_client_t, tlink)->deadline > c->deadline) at = at->prev;
+    sl_list_push(at, &c->tlink);
 }
 
 static void timer_stop(sl_client_t *c)
@@ -112,8 +124,14 @@ static void on_client_written(uv_write_t *req, int status)
         client_close(c);
         return;
     }
-    if (c->write_queued < SL_LOW_WATER) sl_upstream_client_drained(c);
-    if (c->state == SL_C_CLOSING && c->write_queued == 0) client_close(c);
+    if (c->state == SL_C_CLOSING) {
+        timer_set(c, SL_TQ_LINGER, SL_LINGER_MS); /* progress: the peer is reading */
+        return;
+    }
+    if (c->write_queued < SL_LOW_WATER) {
+        sl_upstream_client_drained(c);
+        if (c->out_blocked) client_continue(c);
+    }
 }
 
 #define SL_BATCH_MAX 16384
@@ -247,7 +265,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     }
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_read_start((uv_stream_t *)&c->tcp, on_client_alloc, on_linger_read);
-    timer_set(c, SL_TQ_LINGER, 2000);
+    timer_set(c, SL_TQ_LINGER, 2000); /* long enough for the peer to see our FIN */
 }
 
 static void client_end(sl_client_t *c)
@@ -256,7 +274,8 @@ static void client_end(sl_client_t *c)
     sl_client_batch_end(c); /* gathered bytes go before the FIN */
     c->lingering = 1;
     c->state = SL_C_CLOSING;
-    timer_stop(c);
+    /* The FIN waits for the queued response; a peer that never reads must not hold us. */
+    timer_set(c, SL_TQ_LINGER, SL_LINGER_MS);
     c->shutdown_req = sl_xmalloc(sizeof(*c->shutdown_req));
     c->shutdown_req->data = c;
     if (uv_shutdown(c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) client_close(c);
@@ -391,15 +410,30 @@ static void exchange_maybe_done(sl_client_t *c)
     sl_head_reset(&c->rq->head);
     timer_set(c, SL_TQ_KEEPALIVE, gw(c)->http.keepalive_timeout_ms);
     if (c->in_parse) return; /* client_feed's loop continues with the bytes after this message */
-    llhttp_resume(&c->rq->parser);
-    if (!c->pending.len) rq_detach(c);
+    client_continue(c);
+}
+
+/* After an answered exchange (outside the parser): parse what was pipelined behind it, unless
+ * the client is not reading its responses, then read on. */
+static void client_continue(sl_client_t *c)
+{
+    if (c->write_queued > SL_HIGH_WATER) {
+        c->out_blocked = 1; /* on_client_written comes back here */
+        client_read_stop(c);
+        return;
+    }
+    c->out_blocked = 0;
+    if (c->rq) {
+        llhttp_resume(&c->rq->parser);
+        if (!c->pending.len) rq_detach(c);
+    }
     if (c->pending.len) {
         sl_buf_t p = c->pending;
         memset(&c->pending, 0, sizeof(c->pending));
         client_feed(c, p.data, p.len);
         sl_buf_free(&p);
     }
-    if (!c->closing && c->state == SL_C_HEAD) client_read_start(c);
+    if (!c->closing && !c->out_blocked && c->state != SL_C_WAIT && c->state != SL_C_CLOSING) client_read_start(c);
 }
 
 void sl_client_fail(sl_client_t *c, int status, const char *code)
@@ -428,9 +462,6 @@ void sl_client_fail(sl_client_t *c, int status, const char *code)
 void sl_client_send_response_head(sl_client_t *c, const sl_head_t *up, int status, int has_length, int no_body)
 {
     sl_exchange_t *ex = &c->rq->ex;
-    const sl_hdr_t *conn = NULL;
-    for (size_t i = 0; i < up->n; i++)
-        if (sl_hdr_is(up, &up->hdrs[i], "connection")) conn = &up->hdrs[i];
     sl_buf_t b = SL_BUF_INIT;
     sl_buf_reserve(&b, up->buf.len + 128);
     sl_buf_printf(&b, "HTTP/1.1 %d ", status);
@@ -438,7 +469,7 @@ void sl_client_send_response_head(sl_client_t *c, const sl_head_t *up, int statu
     sl_buf_puts(&b, "\r\n");
     for (size_t i = 0; i < up->n; i++) {
         const sl_hdr_t *x = &up->hdrs[i];
-        if (sl_hdr_hop_by_hop(up, x, conn)) continue;
+        if (sl_hdr_hop_by_hop(up, x)) continue;
         if (!has_length && sl_hdr_is(up, x, "content-length")) continue;
         sl_buf_append(&b, sl_head_str(up, x->name_off), x->name_len);
         sl_buf_puts(&b, ": ");
@@ -481,6 +512,8 @@ void sl_client_response_done(sl_client_t *c)
 {
     if (c->rq->ex.resp_chunked) sl_client_send(c, "0\r\n\r\n", 5);
     c->rq->ex.resp_complete = 1;
+    /* An early answer while the body still arrives: read (and drop) the rest of it. */
+    if (c->state == SL_C_BODY) sl_client_upstream_drained(c);
     exchange_maybe_done(c);
 }
 
@@ -613,6 +646,29 @@ static int value_is(const sl_head_t *h, const sl_hdr_t *x, const char *want)
     return n == strlen(want) && strncasecmp(v, want, n) == 0;
 }
 
+/* True when a path segment is "." or "..", also percent-encoded: routes match raw paths, so
+ * "/api/../admin" must not reach a "/api/" prefix route. */
+static int has_dot_segment(const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t start = ++i; /* past the '/' */
+        while (i < n && p[i] != '/') i++;
+        int dots = 0, other = 0;
+        for (size_t j = start; j < i; j++) {
+            if (p[j] == '.') dots++;
+            else if (p[j] == '%' && j + 2 < i && p[j + 1] == '2' && (p[j + 2] == 'e' || p[j + 2] == 'E')) {
+                dots++;
+                j += 2;
+            } else {
+                other = 1;
+            }
+        }
+        if (!other && (dots == 1 || dots == 2)) return 1;
+    }
+    return 0;
+}
+
 static void set_host(sl_exchange_t *ex, const char *h, size_t n)
 {
     /* Lower-case, without the port: "[::1]:80" -> "[::1]", "Example.COM:8080" -> "example.com". */
@@ -636,11 +692,11 @@ static void build_upstream_head(sl_client_t *c)
 {
     sl_exchange_t *ex = &c->rq->ex;
     const sl_head_t *h = &c->rq->head;
-    const sl_hdr_t *conn = NULL;
+    const sl_hdr_t *host = NULL;
     sl_buf_t xff = SL_BUF_INIT;
     for (size_t i = 0; i < h->n; i++) {
         const sl_hdr_t *x = &h->hdrs[i];
-        if (sl_hdr_is(h, x, "connection")) conn = x;
+        if (sl_hdr_is(h, x, "host")) host = x;
         if (sl_hdr_is(h, x, "x-forwarded-for")) {
             if (xff.len) sl_buf_puts(&xff, ", ");
             sl_buf_append(&xff, sl_head_str(h, x->value_off), x->value_len);
@@ -650,11 +706,24 @@ static void build_upstream_head(sl_client_t *c)
     sl_buf_reserve(b, h->buf.len + 256);
     sl_buf_puts(b, llhttp_method_name((llhttp_method_t)ex->method));
     sl_buf_putc(b, ' ');
-    sl_buf_append(b, ex->path, (size_t)(sl_head_str(h, h->first_off) + h->first_len - ex->path));
+    size_t target_len = (size_t)(sl_head_str(h, h->first_off) + h->first_len - ex->path);
+    if (target_len) sl_buf_append(b, ex->path, target_len);
+    else sl_buf_putc(b, '/'); /* "GET http://host HTTP/1.1" */
     sl_buf_puts(b, " HTTP/1.1\r\n");
+    /* Host: the absolute-form authority, else the client's, else (HTTP/1.0) the node's. */
+    const char *hv = ex->authority;
+    size_t hn = ex->authority_len;
+    if (!hv && host) {
+        hv = sl_head_str(h, host->value_off);
+        hn = host->value_len;
+    }
+    sl_buf_puts(b, "Host: ");
+    if (hv) sl_buf_append(b, hv, hn);
+    else sl_buf_puts(b, ex->node->name);
+    sl_buf_puts(b, "\r\n");
     for (size_t i = 0; i < h->n; i++) {
         const sl_hdr_t *x = &h->hdrs[i];
-        if (sl_hdr_hop_by_hop(h, x, conn) || sl_hdr_is(h, x, "expect") || sl_hdr_is(h, x, "x-forwarded-for") ||
+        if (x == host || sl_hdr_hop_by_hop(h, x) || sl_hdr_is(h, x, "expect") || sl_hdr_is(h, x, "x-forwarded-for") ||
             sl_hdr_is(h, x, "x-forwarded-proto") || sl_hdr_is(h, x, "x-forwarded-host") ||
             sl_hdr_is(h, x, "x-real-ip") || sl_hdr_is(h, x, "content-length"))
             continue;
@@ -663,22 +732,26 @@ static void build_upstream_head(sl_client_t *c)
         sl_buf_append(b, sl_head_str(h, x->value_off), x->value_len);
         sl_buf_puts(b, "\r\n");
     }
-    if (xff.len) sl_buf_printf(b, "X-Forwarded-For: %s, %s\r\n", xff.data, c->peer_ip);
-    else sl_buf_printf(b, "X-Forwarded-For: %s\r\n", c->peer_ip);
-    sl_buf_free(&xff);
-    sl_buf_puts(b, "X-Forwarded-Proto: http\r\n");
-    if (ex->host_len) {
-        for (size_t i = 0; i < h->n; i++)
-            if (sl_hdr_is(h, &h->hdrs[i], "host")) {
-                sl_buf_puts(b, "X-Forwarded-Host: ");
-                sl_buf_append(b, sl_head_str(h, h->hdrs[i].value_off), h->hdrs[i].value_len);
-                sl_buf_puts(b, "\r\n");
-                break;
-            }
+    sl_buf_puts(b, "X-Forwarded-For: ");
+    if (xff.len) {
+        sl_buf_append(b, xff.data, xff.len);
+        sl_buf_puts(b, ", ");
     }
-    sl_buf_printf(b, "X-Real-IP: %s\r\n", c->peer_ip);
-    if (ex->req_body == SL_BODY_LENGTH) sl_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)c->rq->parser.content_length);
-    else if (ex->req_body == SL_BODY_CHUNKED) sl_buf_puts(b, "Transfer-Encoding: chunked\r\n");
+    sl_buf_puts(b, c->peer_ip);
+    sl_buf_free(&xff);
+    sl_buf_puts(b, "\r\nX-Forwarded-Proto: http\r\n");
+    if (hv) {
+        sl_buf_puts(b, "X-Forwarded-Host: ");
+        sl_buf_append(b, hv, hn);
+        sl_buf_puts(b, "\r\n");
+    }
+    sl_buf_puts(b, "X-Real-IP: ");
+    sl_buf_puts(b, c->peer_ip);
+    sl_buf_puts(b, "\r\n");
+    if (ex->req_body == SL_BODY_LENGTH)
+        sl_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)c->rq->parser.content_length);
+    else if (ex->req_body == SL_BODY_CHUNKED)
+        sl_buf_puts(b, "Transfer-Encoding: chunked\r\n");
     if (ex->route->upstream->cfg->keepalive_max_idle == 0) sl_buf_puts(b, "Connection: close\r\n");
     sl_buf_puts(b, "\r\n");
 }
@@ -718,10 +791,14 @@ static int on_headers_complete(llhttp_t *p)
     size_t tn = h->first_len;
     const char *path = t;
     if (tn >= 7 && strncasecmp(t, "http://", 7) == 0) {
+        /* RFC 9112 3.2.2: the target's authority replaces Host, for routing and upstream. */
         const char *auth = t + 7;
         const char *slash = memchr(auth, '/', tn - 7);
         size_t alen = slash ? (size_t)(slash - auth) : tn - 7;
+        if (!alen || memchr(auth, '@', alen)) return fail_parse(c, 400, "bad_request");
         set_host(ex, auth, alen);
+        ex->authority = auth;
+        ex->authority_len = alen;
         path = slash ? slash : t + tn;
     } else if (host) {
         set_host(ex, sl_head_str(h, host->value_off), host->value_len);
@@ -729,6 +806,8 @@ static int on_headers_complete(llhttp_t *p)
     ex->path = path;
     const char *q = memchr(path, '?', (size_t)(t + tn - path));
     ex->path_len = (size_t)((q ? q : t + tn) - path);
+    if (has_dot_segment(ex->path, ex->path_len)) return fail_parse(c, 400, "bad_request");
+    c->keepalive = llhttp_should_keep_alive(p) ? 1 : 0;
     if (p->upgrade) c->close_after = 1; /* upgrades are not proxied yet: answer as HTTP/1.1, then close */
 
     c->state = SL_C_BODY;
@@ -736,9 +815,22 @@ static int on_headers_complete(llhttp_t *p)
     ex->route = sl_router_match(ex->gen->router, ex->host ? ex->host : "", ex->host_len, ex->path, ex->path_len,
                                 sl_method_bit(mname, strlen(mname)));
     if (!ex->route || !ex->route->upstream) {
-        /* Answered here. A body is read and dropped, unless the client waits for 100-continue. */
-        if (ex->req_body != SL_BODY_NONE && ex->expect_continue) c->close_after = 1;
+        /* Answered here, after the body is read and dropped; a client waiting for 100-continue
+         * is answered now instead, and the connection closes. */
+        if (ex->req_body != SL_BODY_NONE && ex->expect_continue) {
+            c->close_after = 1;
+            answer_locally(c);
+            ex->req_complete = 1;
+            exchange_maybe_done(c);
+            return -1;
+        }
         return 0;
+    }
+    ex->node = sl_upstream_pick(ex->route->upstream, NULL);
+    if (!ex->node) {
+        c->close_after = 1;
+        sl_client_fail(c, 502, "no_upstream");
+        return -1;
     }
     build_upstream_head(c);
     if (ex->expect_continue && ex->req_body != SL_BODY_NONE && ex->http_minor >= 1)
@@ -784,6 +876,15 @@ static int on_chunk_header(llhttp_t *p)
     return 0;
 }
 
+static void answer_locally(sl_client_t *c)
+{
+    sl_exchange_t *ex = &c->rq->ex;
+    const sl_direct_response_cfg_t *d = ex->route ? ex->route->cfg->direct_response : NULL;
+    if (!ex->route) send_error(c, 404, "no_route");
+    else if (d) send_local(c, d->status, d->headers, d->n_headers, NULL, d->body, d->body_len);
+    else send_error(c, 502, "no_upstream");
+}
+
 static int on_message_complete(llhttp_t *p)
 {
     sl_client_t *c = p->data;
@@ -794,12 +895,8 @@ static int on_message_complete(llhttp_t *p)
     ex->req_complete = 1;
     c->state = SL_C_WAIT;
     timer_stop(c);
-    if (!ex->route) {
-        send_error(c, 404, "no_route");
-    } else if (!ex->route->upstream) {
-        const sl_direct_response_cfg_t *d = ex->route->cfg->direct_response;
-        if (d) send_local(c, d->status, d->headers, d->n_headers, NULL, d->body, d->body_len);
-        else send_error(c, 502, "no_upstream");
+    if (!ex->route || !ex->route->upstream) {
+        answer_locally(c);
     } else if (!ex->resp_complete) {
         if (ex->req_body == SL_BODY_CHUNKED) sl_upstream_send(c, "0\r\n\r\n", 5);
         sl_upstream_request_done(c);
@@ -829,12 +926,16 @@ static void client_read_stop(sl_client_t *c)
 
 void sl_client_upstream_drained(sl_client_t *c)
 {
-    if (c->state == SL_C_BODY && !c->closing) client_read_start(c);
+    if (c->state != SL_C_BODY || c->closing || c->reading) return;
+    client_read_start(c);
+    timer_set(c, SL_TQ_HEADER, gw(c)->http.header_timeout_ms);
 }
 
 void sl_client_pause_for_upstream(sl_client_t *c)
 {
+    /* Waiting on the upstream is bounded by its send timeout, not by the client's. */
     client_read_stop(c);
+    timer_stop(c);
 }
 
 static void client_parse_error(sl_client_t *c, llhttp_errno_t err)
@@ -875,19 +976,24 @@ static void client_feed(sl_client_t *c, const char *data, size_t len)
             len -= used;
             if (c->closing || c->state == SL_C_CLOSING) break;
             scan_reset(c); /* the next message's head starts here */
-            if (c->state == SL_C_HEAD && !c->rq->ex.active) {
+            if (c->state == SL_C_HEAD && !c->rq->ex.active && c->write_queued <= SL_HIGH_WATER) {
                 /* Answered synchronously (local response): parse the next pipelined request. */
                 llhttp_resume(&c->rq->parser);
                 continue;
+            }
+            if (c->state == SL_C_HEAD && !c->rq->ex.active) {
+                /* The client does not read its answers: parse no more until it does. */
+                c->out_blocked = 1;
+                client_read_stop(c);
             }
             /* Keep the rest until this exchange is answered. Reading goes on (stopping and
              * restarting would cost an epoll_ctl per request), into pending, up to a bound. */
             if (len) sl_buf_append(&c->pending, data, len);
             if (c->pending.len > SL_LOW_WATER) client_read_stop(c);
-            len = 0;
             break;
         }
-        if (c->state != SL_C_CLOSING) client_parse_error(c, err);
+        /* A callback may have ended the connection and returned an error to stop the parser. */
+        if (!c->closing && c->state != SL_C_CLOSING) client_parse_error(c, err);
         break;
     }
     c->in_parse = 0;
@@ -913,7 +1019,13 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread < 0) {
         if (c->state == SL_C_HEAD && (!c->rq || !c->rq->ex.active)) {
-            client_close(c);
+            /* Between requests: done, once what is queued for the client has gone out. */
+            if (c->write_queued) {
+                c->peer_eof = 1;
+                client_end(c);
+            } else {
+                client_close(c);
+            }
         } else if (c->state == SL_C_BODY || c->state == SL_C_HEAD) {
             /* Closed mid-request. An unfinished head still gets its 400 in the log. */
             c->rq->ex.error = "client_closed";
@@ -925,8 +1037,6 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (c->state == SL_C_BODY) timer_set(c, SL_TQ_HEADER, gw(c)->http.header_timeout_ms);
     client_feed(c, buf->base, (size_t)nread);
-    if (!c->closing && c->state == SL_C_BODY && c->rq->ex.uc == NULL && c->rq->ex.prebuf.len > SL_HIGH_WATER)
-        client_read_stop(c);
 }
 
 static void client_timeout(sl_client_t *c)

@@ -174,6 +174,29 @@ void sl_upstream_abort(sl_client_t *c)
 /* ---- writing ---------------------------------------------------------------------------- */
 
 static void on_uc_timer(uv_timer_t *t);
+static void try_next_node(sl_client_t *c, const char *code);
+
+static int is_idempotent(int method)
+{
+    switch (method) {
+    case HTTP_GET:
+    case HTTP_HEAD:
+    case HTTP_OPTIONS:
+    case HTTP_TRACE:
+    case HTTP_PUT:
+    case HTTP_DELETE: return 1;
+    default: return 0;
+    }
+}
+
+static void uc_configure(sl_upconn_t *uc, const sl_upstream_cfg_t *cfg)
+{
+    uc->max_idle = cfg->keepalive_max_idle;
+    uc->idle_timeout_ms = cfg->keepalive_idle_timeout_ms;
+    uc->read_timeout_ms = cfg->read_timeout_ms;
+    uc->send_timeout_ms = cfg->send_timeout_ms;
+}
+
 
 static void arm_timer(sl_upconn_t *uc)
 {
@@ -416,7 +439,7 @@ static void on_uc_timer(uv_timer_t *t)
 {
     sl_upconn_t *uc = t->data;
     if (!uc->c) return;
-    if (!uc->connected) fail(uc, 502, "upstream_connect_failed");
+    if (!uc->connected) try_next_node(uc->c, "upstream_connect_failed");
     else fail(uc, 504, "upstream_timeout");
 }
 
@@ -442,6 +465,8 @@ static void settings_init(void)
 static void uc_attach_ready(sl_client_t *c, sl_upconn_t *uc)
 {
     sl_exchange_t *ex = &c->rq->ex;
+    /* A pooled connection serves whichever service and generation uses the address next. */
+    uc_configure(uc, ex->route->upstream->cfg);
     uc->c = c;
     ex->uc = uc;
     llhttp_init(&uc->parser, HTTP_RESPONSE, &up_settings);
@@ -449,7 +474,9 @@ static void uc_attach_ready(sl_client_t *c, sl_upconn_t *uc)
     uc->got_bytes = 0;
     uc->head_done = 0;
     uc->keepalive = 1;
-    ex->replayable = uc->reused;
+    /* Only an idempotent request may be sent twice (RFC 9110 9.2.2): the upstream may have
+     * acted on it before the pooled connection failed. */
+    ex->replayable = uc->reused && is_idempotent(ex->method);
     sl_buf_t pre = ex->prebuf;
     memset(&ex->prebuf, 0, sizeof(ex->prebuf));
     sl_upstream_send(c, pre.data, pre.len);
@@ -459,8 +486,6 @@ static void uc_attach_ready(sl_client_t *c, sl_upconn_t *uc)
     arm_timer(uc);
     sl_client_upstream_drained(c);
 }
-
-static void try_next_node(sl_client_t *c, const char *code);
 
 static void on_connected(uv_connect_t *req, int status)
 {
@@ -486,10 +511,7 @@ static void uc_connect(sl_client_t *c, const struct sockaddr_storage *addr, pool
     uc->w = c->w;
     uc->pool = pool;
     sl_list_init(&uc->link);
-    uc->max_idle = cfg->keepalive_max_idle;
-    uc->idle_timeout_ms = cfg->keepalive_idle_timeout_ms;
-    uc->read_timeout_ms = cfg->read_timeout_ms;
-    uc->send_timeout_ms = cfg->send_timeout_ms;
+    uc_configure(uc, cfg);
     uv_tcp_init(&c->w->loop, &uc->tcp);
     uv_timer_init(&c->w->loop, &uc->timer);
     uc->tcp.data = uc->timer.data = uc->creq.data = uc;
@@ -549,7 +571,7 @@ void sl_upstream_start(sl_client_t *c)
 {
     settings_init();
     sl_exchange_t *ex = &c->rq->ex;
-    ex->node = sl_upstream_pick(ex->route->upstream, NULL);
+    if (!ex->node) ex->node = sl_upstream_pick(ex->route->upstream, NULL);
     if (!ex->node) {
         sl_client_fail(c, 502, "no_upstream");
         return;
