@@ -354,10 +354,7 @@ static void exchange_log(sl_client_t *c)
     sl_exchange_t *ex = &c->rq->ex;
     const char *svc = ex->route ? ex->route->svc->name : "";
     const char *route = ex->route ? ex->route->cfg->name : "";
-    char status[8];
-    snprintf(status, sizeof(status), "%d", ex->status);
-    const char *labels[] = {svc, route, status};
-    sl_series_add(sl_metrics_series(sl_metrics.requests, labels), c->w->index, 1);
+    sl_generation_count_request(ex->gen, ex->route, ex->status, c->w->index);
 
     sl_access_log_t *log = ex->gen ? sl_generation_access_log(ex->gen) : NULL;
     if (!log) return;

@@ -5,6 +5,7 @@
 #include "runtime/server.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 struct sl_access_log_ref {
@@ -74,6 +75,40 @@ sl_generation_t *sl_generation_create(sl_config_t *cfg, const sl_generation_t *p
     }
     g->access_log = access_log_for(cfg, prev);
     return g;
+}
+
+void sl_generation_count_request(sl_generation_t *g, sl_route_rt_t *route, int status, unsigned worker)
+{
+    sl_status_cache_t *cache = route ? &route->requests : &g->no_route;
+    size_t slot = (size_t)status % SL_STATUS_CACHE;
+    for (size_t i = 0; i < SL_STATUS_CACHE; i++) {
+        size_t k = (slot + i) % SL_STATUS_CACHE;
+        int have = atomic_load_explicit(&cache->status[k], memory_order_acquire);
+        if (have == status) {
+            sl_series_t *s = atomic_load_explicit(&cache->series[k], memory_order_acquire);
+            if (s) {
+                sl_series_add(s, worker, 1);
+                return;
+            }
+            break; /* being filled by another thread: take the slow path */
+        }
+        if (have == 0) {
+            /* Claim the slot, then publish the series; readers wait for both. */
+            int expected = 0;
+            char text[8];
+            snprintf(text, sizeof(text), "%d", status);
+            const char *labels[] = {route ? route->svc->name : "", route ? route->cfg->name : "", text};
+            sl_series_t *s = sl_metrics_series(sl_metrics.requests, labels);
+            if (atomic_compare_exchange_strong(&cache->status[k], &expected, status))
+                atomic_store_explicit(&cache->series[k], s, memory_order_release);
+            sl_series_add(s, worker, 1);
+            return;
+        }
+    }
+    char text[8];
+    snprintf(text, sizeof(text), "%d", status);
+    const char *labels[] = {route ? route->svc->name : "", route ? route->cfg->name : "", text};
+    sl_series_add(sl_metrics_series(sl_metrics.requests, labels), worker, 1);
 }
 
 sl_access_log_t *sl_generation_access_log(const sl_generation_t *g)

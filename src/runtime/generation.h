@@ -14,10 +14,19 @@
 typedef struct sl_access_log_ref sl_access_log_ref_t;
 typedef struct sl_access_log sl_access_log_t;
 
+/* sluice_http_requests_total series by status, cached so that counting a request takes no
+ * lock: a few slots per route, filled on first use of a status. */
+#define SL_STATUS_CACHE 8
+typedef struct sl_status_cache {
+    _Atomic int status[SL_STATUS_CACHE];
+    _Atomic(sl_series_t *) series[SL_STATUS_CACHE];
+} sl_status_cache_t;
+
 typedef struct sl_route_rt {
     const sl_route_cfg_t *cfg;
     const sl_service_cfg_t *svc;
     sl_upstream_t *upstream; /* NULL for direct responses */
+    sl_status_cache_t requests;
 } sl_route_rt_t;
 
 typedef struct sl_generation {
@@ -29,7 +38,12 @@ typedef struct sl_generation {
     sl_route_rt_t *routes;
     size_t n_routes;
     sl_access_log_ref_t *access_log; /* NULL when the access log is off */
+    sl_status_cache_t no_route;      /* requests that matched no route */
 } sl_generation_t;
+
+/* Counts one answered request in sluice_http_requests_total (route NULL: no route matched).
+ * Any worker thread. */
+void sl_generation_count_request(sl_generation_t *g, sl_route_rt_t *route, int status, unsigned worker);
 
 /* Builds a generation from cfg (takes ownership of cfg). Main thread. prev (may be NULL) lets
  * the new generation share the running access log when its path is unchanged. */

@@ -22,6 +22,8 @@ static struct {
     sl_worker_t *workers;
     unsigned n_workers;
     uv_signal_t sighup, sigterm, sigint, sigusr1;
+    uv_async_t worker_done; /* a worker finished draining */
+    atomic_uint workers_done;
     uv_tcp_t status;
     int stopping;
 } srv;
@@ -240,13 +242,30 @@ static void on_status_connection(uv_stream_t *server, int status)
 
 /* ---- signals and lifecycle -------------------------------------------------------------- */
 
+/* The main loop keeps running while the workers drain (status answers, a second signal is
+ * heard); it stops once every worker is done. */
 static void stop(void)
 {
-    if (srv.stopping) return;
+    if (srv.stopping) {
+        sl_log_warn("second stop signal: closing every connection now");
+        for (unsigned i = 0; i < srv.n_workers; i++) sl_worker_notify_force(&srv.workers[i]);
+        return;
+    }
     srv.stopping = 1;
     sl_log_info("shutting down: draining connections");
     for (unsigned i = 0; i < srv.n_workers; i++) sl_worker_notify_stop(&srv.workers[i]);
-    uv_stop(srv.loop);
+}
+
+void sl_server_worker_done(void)
+{
+    atomic_fetch_add(&srv.workers_done, 1);
+    uv_async_send(&srv.worker_done);
+}
+
+static void on_worker_done(uv_async_t *a)
+{
+    SL_UNUSED(a);
+    if (atomic_load(&srv.workers_done) >= srv.n_workers) uv_stop(srv.loop);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -292,6 +311,7 @@ int sl_server_run(const char *config_path)
             goto out;
         }
     }
+    uv_async_init(srv.loop, &srv.worker_done, on_worker_done);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     srv.n_workers = gw->workers > 0 ? (unsigned)gw->workers : (unsigned)(cpus > 0 ? cpus : 1);
     if (srv.n_workers > SL_METRICS_MAX_WORKERS - 1) srv.n_workers = SL_METRICS_MAX_WORKERS - 1;

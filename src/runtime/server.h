@@ -27,6 +27,9 @@ void sl_server_metrics_init(void);
 /* Series for the upstream latency histogram of a service (created on first use). */
 sl_series_t *sl_server_upstream_latency_series(const char *service);
 
+/* A worker finished (drained or failed to start). Worker thread. */
+void sl_server_worker_done(void);
+
 /* Loads config_path, starts the workers and serves until SIGTERM/SIGINT. Returns the process
  * exit status: 0 after a clean shutdown, 1 when the configuration or a listener fails. */
 int sl_server_run(const char *config_path);

@@ -3,6 +3,7 @@
 #include "base/log.h"
 #include "http/h1_internal.h"
 #include "runtime/listener.h"
+#include "runtime/server.h"
 
 #include <string.h>
 
@@ -82,6 +83,8 @@ static int sync_listeners(sl_worker_t *w, const sl_generation_t *g)
 static void finish(sl_worker_t *w)
 {
     /* Nothing left to serve: closing the remaining handles lets uv_run return. */
+    if (atomic_exchange(&w->finished, 1)) return;
+    sl_server_worker_done();
     sl_pool_close_all(w);
     if (!uv_is_closing((uv_handle_t *)&w->sweep)) uv_close((uv_handle_t *)&w->sweep, NULL);
     if (!uv_is_closing((uv_handle_t *)&w->tick)) uv_close((uv_handle_t *)&w->tick, NULL);
@@ -121,6 +124,10 @@ static void on_wakeup(uv_async_t *a)
             w->gen = g;
             sync_listeners(w, g);
         }
+    }
+    if (atomic_exchange(&w->want_force, 0) && w->stopping) {
+        sl_h1_close_all(w);
+        return;
     }
     if (atomic_exchange(&w->want_stop, 0) && !w->stopping) {
         w->stopping = 1;
@@ -163,6 +170,8 @@ int sl_worker_start(sl_worker_t *w, unsigned index, sl_generation_t *g)
     sl_map_init(&w->pools);
     atomic_init(&w->want_reload, 0);
     atomic_init(&w->want_stop, 0);
+    atomic_init(&w->want_force, 0);
+    atomic_init(&w->finished, 0);
     pthread_mutex_init(&w->started_lock, NULL);
     pthread_cond_init(&w->started_cond, NULL);
     uv_loop_init(&w->loop);
@@ -193,6 +202,13 @@ void sl_worker_notify_reload(sl_worker_t *w)
 void sl_worker_notify_stop(sl_worker_t *w)
 {
     atomic_store(&w->want_stop, 1);
+    uv_async_send(&w->wakeup);
+}
+
+void sl_worker_notify_force(sl_worker_t *w)
+{
+    if (atomic_load(&w->finished)) return;
+    atomic_store(&w->want_force, 1);
     uv_async_send(&w->wakeup);
 }
 

@@ -66,7 +66,9 @@ typedef struct sl_worker {
     uv_async_t wakeup;          /* a reload or a stop is pending */
     atomic_int want_reload;
     atomic_int want_stop;
+    atomic_int want_force;
     int stopping;
+    atomic_int finished;        /* read by the main thread before it wakes the worker */
     sl_generation_t *gen;       /* the worker's reference to the newest generation */
     sl_list_t listeners;        /* open sl_listener_t, following the configuration */
     sl_list_t clients;          /* every open client connection */
@@ -96,6 +98,8 @@ int sl_worker_start(sl_worker_t *w, unsigned index, sl_generation_t *g);
 void sl_worker_notify_reload(sl_worker_t *w);
 /* Tells the worker to stop accepting and drain. Any thread. */
 void sl_worker_notify_stop(sl_worker_t *w);
+/* Tells a stopping worker to close every connection now. Any thread. */
+void sl_worker_notify_force(sl_worker_t *w);
 void sl_worker_join(sl_worker_t *w);
 
 /* Called when a connection closes, so a stopping worker can finish. */

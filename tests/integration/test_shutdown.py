@@ -43,7 +43,6 @@ def test_sigterm_drains_in_flight(make_gateway, backend):
     for t in ts:
         t.start()
     backend.wait_requests(3)
-    t0 = time.monotonic()
     g.signal(signal.SIGTERM)
     wait_until(lambda: refuses(g.port), timeout=1.5, what="listener closed after SIGTERM")
     for t in ts:
@@ -105,3 +104,19 @@ def test_access_log_flushed_on_exit(make_gateway, backend):
     assert g.stop() == 0
     paths = [e["path"] for e in g.log_lines()]
     assert ["/flush/%d" % i for i in range(20)] == [p for p in paths if p.startswith("/flush/")]
+
+
+def test_second_signal_forces_exit_and_status_answers_while_draining(make_gateway, backend):
+    """While requests drain, /healthz still answers; a second SIGTERM ends the drain at once."""
+    g = make_gateway([proxy_service([backend], upstream={"timeouts": {"connect": "1s", "send": "5s", "read": "60s"}})],
+                     gateway={"shutdown_timeout": "60s"})
+    t = threading.Thread(target=lambda: _swallow(lambda: requests.get(g.url + "/hang?delay=30", timeout=40)), daemon=True)
+    t.start()
+    backend.wait_requests(1)
+    g.signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert g.proc.poll() is None  # draining the hanging request
+    assert requests.get(g.status_url + "/healthz", timeout=5).status_code == 200
+    g.signal(signal.SIGTERM)
+    g.proc.wait(15)  # not the 30 s the request would take, nor the 60 s grace period
+    assert g.proc.returncode == 0
