@@ -135,6 +135,7 @@ static void reload(void)
 
 typedef struct status_conn {
     uv_tcp_t tcp;
+    int head; /* a HEAD request: headers only */
     sl_buf_t in;
     uv_write_t wreq;
     sl_buf_t out;
@@ -159,7 +160,7 @@ static void status_respond(status_conn_t *s, int code, const char *ctype, const 
     const char *reason = code == 200 ? "OK" : code == 404 ? "Not Found" : "Bad Request";
     sl_buf_printf(&s->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
                   code, reason, ctype, len);
-    sl_buf_append(&s->out, body, len);
+    if (!s->head) sl_buf_append(&s->out, body, len);
     uv_read_stop((uv_stream_t *)&s->tcp);
     s->wreq.data = s;
     uv_buf_t b = uv_buf_init(s->out.data, (unsigned)s->out.len);
@@ -208,6 +209,7 @@ static void on_status_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     int head = !strncmp(s->in.data, "HEAD ", 5);
+    s->head = head;
     if (strncmp(s->in.data, "GET ", 4) && !head) {
         status_respond(s, 400, "text/plain", "bad request\n", 12);
         return;

@@ -291,7 +291,7 @@ static void test_out_of_range(void **state)
                 "    routes: [{}]\n",
                 "gw.yaml:3:56: services[0].upstream.nodes[0].weight: must be between 1 and 1000");
     expect_fail("services:\n  - name: a\n    routes: [{direct_response: {status: 99}}]\n",
-                "gw.yaml:3:41: services[0].routes[0].direct_response.status: must be between 100 and 599");
+                "gw.yaml:3:41: services[0].routes[0].direct_response.status: must be between 200 and 599");
     expect_fail("gateway: {http: [1]}\n", "gw.yaml:1:17: gateway.http: expected a map, got a list");
     expect_fail("services: {a: 1}\n", "gw.yaml:1:11: services: expected a list, got a map");
     expect_fail("gateway: {access_log: {path: [x]}}\n",
