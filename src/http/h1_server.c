@@ -446,12 +446,8 @@ void sl_client_fail(sl_client_t *c, int status, const char *code)
     /* The request body may still be arriving; the connection cannot be reused after this. */
     if (!ex->req_complete) c->close_after = 1;
     send_error(c, status, code);
-    if (!ex->req_complete) {
-        ex->req_complete = 1;
-        exchange_maybe_done(c);
-    } else {
-        exchange_maybe_done(c);
-    }
+    ex->req_complete = 1;
+    exchange_maybe_done(c);
 }
 
 /* ---- response from the upstream side ---------------------------------------------------- */
