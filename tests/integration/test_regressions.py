@@ -266,32 +266,35 @@ def test_early_upstream_answer_reaches_uploading_client(make_gateway, backend):
         return False
 
     backend.on("/up", handler)
-    g = make_gateway([proxy_service([backend], routes=[{"name": "r", "paths": ["/*"]}])])
+    # A long header_timeout: a stalled upload must not be rescued by the client timeout.
+    g = make_gateway([proxy_service([backend], routes=[{"name": "r", "paths": ["/*"]}])],
+                     gateway={"http": {"header_timeout": "60s"}})
     c = RawConn("127.0.0.1", g.port, timeout=10.0)
+    out = {"sent": 0, "error": None}
     try:
         c.send(build_request("POST", "/up", headers=[("Content-Length", str(n))]))
-        stop = threading.Event()
 
         def upload():
             chunk = b"u" * 65536
-            sent = 0
             try:
-                while sent < n and not stop.is_set():
+                while out["sent"] < n:
                     c.sock.sendall(chunk)
-                    sent += len(chunk)
-            except OSError:
-                pass
+                    out["sent"] += len(chunk)
+            except OSError as e:  # socket.timeout included: the gateway stopped reading
+                out["error"] = e
 
         t = threading.Thread(target=upload, daemon=True)
         t.start()
         r = c.read_response("POST")
         assert r.status == 413, r
         assert r.body == b"big!"
-        stop.set()
+        # The rest of the upload is read (and dropped) or refused, never left hanging.
+        t.join(15)
+        assert not t.is_alive()
+        assert not isinstance(out["error"], socket.timeout), \
+            "upload stalled after %d of %d bytes once the upstream had answered" % (out["sent"], n)
     finally:
         c.close()
-    t.join(15)
-    assert not t.is_alive()
     g.check_alive()
 
 
