@@ -43,6 +43,7 @@ def test_sigterm_drains_in_flight(make_gateway, backend):
     for t in ts:
         t.start()
     backend.wait_requests(3)
+    t0 = time.monotonic()
     g.signal(signal.SIGTERM)
     wait_until(lambda: refuses(g.port), timeout=1.5, what="listener closed after SIGTERM")
     for t in ts:
