@@ -5,6 +5,7 @@
 #include "runtime/server.h"
 
 #include <pthread.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -111,6 +112,12 @@ void sl_generation_count_request(sl_generation_t *g, sl_route_rt_t *route, int s
     sl_series_add(sl_metrics_series(sl_metrics.requests, labels), worker, 1);
 }
 
+int sl_generation_take_listen_fd(sl_generation_t *g, size_t i, unsigned worker)
+{
+    if (!g->listen_fds || worker >= g->n_workers || i >= g->cfg->gateway.http.n_listen) return -1;
+    return atomic_exchange(&g->listen_fds[i * g->n_workers + worker], -1);
+}
+
 sl_access_log_t *sl_generation_access_log(const sl_generation_t *g)
 {
     return g->access_log ? g->access_log->log : NULL;
@@ -126,6 +133,13 @@ void sl_generation_release(sl_generation_t *g)
     if (!g || atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1) return;
     for (size_t s = 0; s < g->cfg->n_services; s++)
         if (g->cfg->services[s].has_upstream) sl_upstream_destroy(&g->upstreams[s]);
+    if (g->listen_fds) {
+        for (size_t i = 0; i < g->cfg->gateway.http.n_listen * g->n_workers; i++) {
+            int fd = atomic_load(&g->listen_fds[i]);
+            if (fd >= 0) close(fd);
+        }
+        free(g->listen_fds);
+    }
     free(g->upstreams);
     free(g->routes);
     sl_router_destroy(g->router);

@@ -39,7 +39,15 @@ typedef struct sl_generation {
     size_t n_routes;
     sl_access_log_ref_t *access_log; /* NULL when the access log is off */
     sl_status_cache_t no_route;      /* requests that matched no route */
+    /* Listening sockets opened at publish time for addresses new in this generation, one per
+     * worker: [listen index * n_workers + worker], -1 where none. Workers take theirs; the
+     * rest are closed with the generation. */
+    atomic_int *listen_fds;
+    unsigned n_workers;
 } sl_generation_t;
+
+/* Takes worker's prepared socket for listen address i, or returns -1. Any thread. */
+int sl_generation_take_listen_fd(sl_generation_t *g, size_t i, unsigned worker);
 
 /* Counts one answered request in sluice_http_requests_total (route NULL: no route matched).
  * Any worker thread. */

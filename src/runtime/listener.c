@@ -1,5 +1,7 @@
 #include "runtime/listener.h"
 
+#define SL_LISTEN_BACKLOG 4096
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -31,12 +33,27 @@ static int bound_socket(const sl_hostport_t *addr, int reuseport)
     return fd;
 }
 
-int sl_listener_probe(const sl_hostport_t *addr)
+int sl_listener_prepare(const sl_hostport_t *addr)
 {
     int fd = bound_socket(addr, 1);
     if (fd < 0) return fd;
-    close(fd);
-    return 0;
+    if (listen(fd, SL_LISTEN_BACKLOG) != 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+int sl_listener_adopt(uv_loop_t *loop, uv_tcp_t *tcp, int fd, uv_connection_cb cb)
+{
+    uv_tcp_init(loop, tcp);
+    int rc = uv_tcp_open(tcp, fd);
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    return uv_listen((uv_stream_t *)tcp, SL_LISTEN_BACKLOG, cb);
 }
 
 int sl_listener_open(uv_loop_t *loop, uv_tcp_t *tcp, const sl_hostport_t *addr, int reuseport, uv_connection_cb cb)
@@ -49,5 +66,5 @@ int sl_listener_open(uv_loop_t *loop, uv_tcp_t *tcp, const sl_hostport_t *addr, 
         close(fd);
         return rc;
     }
-    return uv_listen((uv_stream_t *)tcp, 4096, cb);
+    return uv_listen((uv_stream_t *)tcp, SL_LISTEN_BACKLOG, cb);
 }

@@ -11,8 +11,12 @@
  * per-worker sockets. Returns 0 or a negative libuv error; on error tcp is closed by the caller. */
 int sl_listener_open(uv_loop_t *loop, uv_tcp_t *tcp, const sl_hostport_t *addr, int reuseport, uv_connection_cb cb);
 
-/* Checks that addr can be bound with SO_REUSEPORT (by this process's listeners, or because it
- * is free) without accepting anything. Returns 0 or a negative error. */
-int sl_listener_probe(const sl_hostport_t *addr);
+/* Returns a listening SO_REUSEPORT socket on addr (connections queue in its backlog from now
+ * on), or a negative error. For a worker to take over with sl_listener_adopt(). */
+int sl_listener_prepare(const sl_hostport_t *addr);
+
+/* Serves the listening socket fd on loop (tcp initialised here; fd closed on failure).
+ * Returns 0 or a negative libuv error. */
+int sl_listener_adopt(uv_loop_t *loop, uv_tcp_t *tcp, int fd, uv_connection_cb cb);
 
 #endif

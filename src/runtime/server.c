@@ -85,21 +85,28 @@ static uint64_t min_resolve_interval(const sl_config_t *cfg)
     return ms ? ms : 30000;
 }
 
-/* A new listen address must be bindable before the configuration is published, so that a
- * reload naming a port another program holds is rejected whole. Our own SO_REUSEPORT sockets
- * do not get in the way of the probe. */
-static int probe_new_listeners(const sl_config_t *old, const sl_config_t *cfg)
+/* New listen addresses open here, before the generation is published, one socket per worker:
+ * connections queue in their backlogs from this moment, so the port accepts as soon as the
+ * reload is done, and a port another program holds rejects the whole reload. */
+static int prepare_new_listeners(const sl_config_t *old, sl_generation_t *g)
 {
-    for (size_t i = 0; i < cfg->gateway.http.n_listen; i++) {
-        const sl_hostport_t *a = &cfg->gateway.http.listen[i];
+    const sl_gateway_cfg_t *gw = &g->cfg->gateway;
+    g->n_workers = srv.n_workers;
+    g->listen_fds = sl_xcalloc(gw->http.n_listen * srv.n_workers, sizeof(atomic_int));
+    for (size_t i = 0; i < gw->http.n_listen * srv.n_workers; i++) atomic_init(&g->listen_fds[i], -1);
+    for (size_t i = 0; i < gw->http.n_listen; i++) {
+        const sl_hostport_t *a = &gw->http.listen[i];
         int known = 0;
         for (size_t j = 0; j < old->gateway.http.n_listen && !known; j++)
             known = !strcmp(old->gateway.http.listen[j].text, a->text);
-        if (known) continue;
-        int rc = sl_listener_probe(a);
-        if (rc != 0) {
-            sl_log_error("%s: gateway.http.listen: cannot listen on %s: %s", srv.config_path, a->text, uv_strerror(rc));
-            return -1;
+        for (unsigned w = 0; w < srv.n_workers && !known; w++) {
+            int fd = sl_listener_prepare(a);
+            if (fd < 0) {
+                sl_log_error("%s: gateway.http.listen: cannot listen on %s: %s", srv.config_path, a->text,
+                             uv_strerror(fd));
+                return -1; /* the generation's release closes what was opened */
+            }
+            atomic_store(&g->listen_fds[i * srv.n_workers + w], fd);
         }
     }
     return 0;
@@ -115,15 +122,15 @@ static void reload(void)
         return;
     }
     sl_generation_t *old = sl_generation_current();
-    if (probe_new_listeners(old->cfg, cfg) != 0) {
+    sl_generation_t *g = sl_generation_create(cfg, old);
+    int rc = prepare_new_listeners(old->cfg, g);
+    sl_generation_release(old);
+    if (rc != 0) {
         sl_log_error("reload failed: keeping the running configuration");
         sl_series_add(sl_metrics.reloads_failed, SL_METRICS_MAIN_THREAD, 1);
-        sl_generation_release(old);
-        sl_config_free(cfg);
+        sl_generation_release(g);
         return;
     }
-    sl_generation_t *g = sl_generation_create(cfg, old);
-    sl_generation_release(old);
     sl_resolver_start(srv.loop, min_resolve_interval(cfg));
     sl_generation_publish(g);
     for (unsigned i = 0; i < srv.n_workers; i++) sl_worker_notify_reload(&srv.workers[i]);

@@ -6,6 +6,7 @@
 #include "runtime/server.h"
 
 #include <string.h>
+#include <unistd.h>
 
 static void on_connection(uv_stream_t *server, int status)
 {
@@ -35,13 +36,15 @@ static void close_listeners(sl_worker_t *w)
     while (!sl_list_empty(&w->listeners)) listener_close(sl_container_of(w->listeners.next, sl_listener_t, link));
 }
 
-static int listener_open(sl_worker_t *w, const sl_hostport_t *addr)
+/* Serves addr: on fd when the main thread prepared one (a reload), else on a new socket. */
+static int listener_open(sl_worker_t *w, const sl_hostport_t *addr, int fd)
 {
     sl_listener_t *l = sl_xcalloc(1, sizeof(*l));
     l->w = w;
     l->addr = sl_xstrdup(addr->text);
     sl_list_init(&l->link);
-    int rc = sl_listener_open(&w->loop, &l->tcp, addr, 1, on_connection);
+    int rc = fd >= 0 ? sl_listener_adopt(&w->loop, &l->tcp, fd, on_connection)
+                     : sl_listener_open(&w->loop, &l->tcp, addr, 1, on_connection);
     l->tcp.data = l;
     if (rc != 0) {
         sl_log_error("worker %u: cannot listen on %s: %s", w->index, addr->text, uv_strerror(rc));
@@ -54,7 +57,7 @@ static int listener_open(sl_worker_t *w, const sl_hostport_t *addr)
 
 /* Opens the addresses g lists that are not open yet and closes those it no longer lists;
  * connections accepted on a closed listener carry on. */
-static int sync_listeners(sl_worker_t *w, const sl_generation_t *g)
+static int sync_listeners(sl_worker_t *w, sl_generation_t *g)
 {
     const sl_gateway_cfg_t *gw = &g->cfg->gateway;
     int rc = 0;
@@ -72,8 +75,11 @@ static int sync_listeners(sl_worker_t *w, const sl_generation_t *g)
         int open = 0;
         for (sl_list_t *n = w->listeners.next; n != &w->listeners && !open; n = n->next)
             open = !strcmp(sl_container_of(n, sl_listener_t, link)->addr, gw->http.listen[i].text);
-        if (!open) {
-            int r = listener_open(w, &gw->http.listen[i]);
+        int fd = sl_generation_take_listen_fd(g, i, w->index);
+        if (open) {
+            if (fd >= 0) close(fd);
+        } else {
+            int r = listener_open(w, &gw->http.listen[i], fd);
             if (r != 0 && !rc) rc = r;
         }
     }
