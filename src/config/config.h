@@ -38,12 +38,48 @@ typedef enum {
 typedef struct sl_node_cfg {
     sl_hostport_t addr;
     uint32_t weight; /* 1..1000, default 1 */
+    int priority;    /* default 0; nodes of a lower priority are backups, used only while every
+                      * node of a higher priority is unhealthy */
     int line, col;
 } sl_node_cfg_t;
 
+typedef enum { SL_HASH_IP, SL_HASH_HEADER, SL_HASH_QUERY, SL_HASH_COOKIE } sl_hash_on_t;
+
+/* An inclusive range of HTTP statuses. */
+typedef struct sl_status_range {
+    int lo, hi;
+} sl_status_range_t;
+
+/* upstream.health_check: active checks, one checker per upstream for the whole process. */
+typedef struct sl_health_cfg {
+    int enabled;
+    const char *path;   /* HTTP services: request path, default "/" */
+    const char *host;   /* Host header, default the node address */
+    const char *method; /* default "GET" */
+    sl_header_kv_t *headers;
+    size_t n_headers;
+    sl_status_range_t *expected; /* default 200-399 */
+    size_t n_expected;
+    uint64_t interval_ms;         /* default 10000 */
+    uint64_t timeout_ms;          /* default 2000 */
+    uint32_t healthy_threshold;   /* default 2, >= 1 */
+    uint32_t unhealthy_threshold; /* default 3, >= 1 */
+    const char *send;   /* stream services: optional payload sent after connect */
+    const char *expect; /* stream services: optional bytes the reply must start with */
+} sl_health_cfg_t;
+
+/* upstream.passive_check: failures in real traffic mark a node down. */
+typedef struct sl_passive_cfg {
+    int enabled;
+    uint32_t failures;           /* consecutive failures that mark a node unhealthy, default 3 */
+    sl_status_range_t *statuses; /* statuses that count as failures, default 500, 502, 503, 504 */
+    size_t n_statuses;
+    uint64_t cooldown_ms;        /* without active checks: retried after this, default 10000 */
+} sl_passive_cfg_t;
+
 typedef struct sl_upstream_cfg {
     sl_scheme_t scheme;   /* default http */
-    sl_balance_t balance; /* default round_robin */
+    sl_balance_t balance; /* default random */
     sl_node_cfg_t *nodes;
     size_t n_nodes;
     uint64_t connect_timeout_ms; /* default 2000 */
@@ -52,6 +88,18 @@ typedef struct sl_upstream_cfg {
     uint32_t keepalive_max_idle; /* idle connections kept per node per worker, default 64; 0 disables */
     uint64_t keepalive_idle_timeout_ms; /* default 60000 */
     uint64_t resolve_interval_ms;       /* hostname re-resolution, default 30000 */
+    struct {
+        sl_hash_on_t on;
+        const char *key; /* header, query parameter or cookie name; NULL for ip */
+    } hash;              /* balance: hash */
+    struct {
+        const char *name; /* required for balance: cookie */
+        uint64_t ttl_ms;  /* 0: never issue the cookie */
+        const char *path; /* default "/" */
+    } cookie;             /* balance: cookie */
+    sl_health_cfg_t health_check;
+    sl_passive_cfg_t passive_check;
+    int reject_when_all_unhealthy; /* on_all_unhealthy: reject (503) instead of panic */
 } sl_upstream_cfg_t;
 
 typedef struct sl_direct_response_cfg {

@@ -783,19 +783,28 @@ static const choice_t scheme_choices[] = {
 };
 
 static const choice_t balance_choices[] = {
+    {"random", SL_BALANCE_RANDOM, NULL},
     {"round_robin", SL_BALANCE_ROUND_ROBIN, NULL},
-    {"random", SL_BALANCE_RANDOM, "balance 'random' is not supported yet"},
-    {"weighted", SL_BALANCE_WEIGHTED, "balance 'weighted' is not supported yet"},
-    {"cookie", SL_BALANCE_COOKIE, "balance 'cookie' is not supported yet"},
-    {"hash", SL_BALANCE_HASH, "balance 'hash' is not supported yet"},
-    {"least_conn", SL_BALANCE_LEAST_CONN, "balance 'least_conn' is not supported yet"},
-    {"ewma", SL_BALANCE_EWMA, "balance 'ewma' is not supported yet"},
+    {"weighted", SL_BALANCE_WEIGHTED, NULL},
+    {"cookie", SL_BALANCE_COOKIE, NULL},
+    {"hash", SL_BALANCE_HASH, NULL},
+    {"least_conn", SL_BALANCE_LEAST_CONN, NULL},
+    {"ewma", SL_BALANCE_EWMA, NULL},
+    {NULL, 0, NULL},
+};
+
+static const choice_t hash_on_choices[] = {
+    {"ip", SL_HASH_IP, NULL},
+    {"header", SL_HASH_HEADER, NULL},
+    {"query", SL_HASH_QUERY, NULL},
+    {"cookie", SL_HASH_COOKIE, NULL},
     {NULL, 0, NULL},
 };
 
 static const field_t node_fields[] = {
     {.name = "address", .type = F_HOSTPORT, .off = offsetof(sl_node_cfg_t, addr), .required = 1},
     {.name = "weight", .type = F_U32, .off = offsetof(sl_node_cfg_t, weight), .min = 1, .max = 1000, .def = 1},
+    {.name = "priority", .type = F_INT, .off = offsetof(sl_node_cfg_t, priority), .min = -1000, .max = 1000, .def = 0},
 };
 static const section_t node_section = SECTION(node_fields);
 
@@ -842,13 +851,230 @@ static const field_t keepalive_fields[] = {
 };
 static const section_t keepalive_section = SECTION(keepalive_fields);
 
+static const field_t hash_fields[] = {
+    {.name = "on", .type = F_ENUM, .off = UP_OFF(hash.on), .choices = hash_on_choices, .def = SL_HASH_IP},
+    {.name = "key", .type = F_STRING, .off = UP_OFF(hash.key)},
+};
+static const section_t hash_section = SECTION(hash_fields);
+
+static const field_t cookie_fields[] = {
+    {.name = "name", .type = F_STRING, .off = UP_OFF(cookie.name)},
+    {.name = "ttl", .type = F_DURATION, .off = UP_OFF(cookie.ttl_ms), .min = 0, .max = 3650 * DAY_MS, .def = 0},
+    {.name = "path", .type = F_STRING, .off = UP_OFF(cookie.path), .def_str = "/"},
+};
+static const section_t cookie_section = SECTION(cookie_fields);
+
+/* ---- upstream.health_check, upstream.passive_check ---- */
+
+static int token_char(char c);
+
+/* A list of statuses: integers (500) or inclusive range strings ("200-399"), 100..599. */
+static void parse_status_list(vctx_t *v, const sl_node_t *n, sl_status_range_t **out, size_t *n_out)
+{
+    long cnt = want_list(v, n, 0);
+    if (cnt <= 0) return;
+    sl_status_range_t *r = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*r));
+    size_t k = 0, i = 0;
+    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+        size_t old = path_idx(v, i);
+        const char *s = want_scalar(v, c, "a status (500) or a range (\"200-399\")");
+        long long lo, hi;
+        const char *dash = s ? strchr(s + (*s == '-'), '-') : NULL;
+        if (!s) {
+            /* reported */
+        } else if (dash) {
+            char a[16], b[16];
+            size_t la = (size_t)(dash - s), lb = strlen(dash + 1);
+            if (la == 0 || la >= sizeof(a) || lb == 0 || lb >= sizeof(b)) {
+                verr(v, c, "invalid status range '%s' (expected e.g. \"200-399\")", s);
+            } else {
+                memcpy(a, s, la), a[la] = '\0';
+                memcpy(b, dash + 1, lb), b[lb] = '\0';
+                if (parse_i64(a, &lo) < 0 || parse_i64(b, &hi) < 0)
+                    verr(v, c, "invalid status range '%s' (expected e.g. \"200-399\")", s);
+                else if (lo < 100 || hi > 599 || lo > hi)
+                    verr(v, c, "invalid status range '%s' (statuses are 100 to 599, low first)", s);
+                else
+                    r[k].lo = (int)lo, r[k++].hi = (int)hi;
+            }
+        } else if (parse_i64(s, &lo) < 0) {
+            verr(v, c, "expected a status (500) or a range (\"200-399\"), got '%s'", s);
+        } else if (lo < 100 || lo > 599) {
+            verr(v, c, "must be between 100 and 599");
+        } else {
+            r[k].lo = r[k].hi = (int)lo;
+            k++;
+        }
+        path_pop(v, old);
+    }
+    *out = r;
+    *n_out = k;
+}
+
+static void parse_hc_expected(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_health_cfg_t *h = base;
+    parse_status_list(v, n, &h->expected, &h->n_expected);
+}
+
+static void parse_pc_statuses(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_passive_cfg_t *p = base;
+    parse_status_list(v, n, &p->statuses, &p->n_statuses);
+}
+
+static void parse_hc_path(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_health_cfg_t *h = base;
+    const char *s = get_string(v, n, 0);
+    if (!s) return;
+    if (*s != '/')
+        verr(v, n, "must start with '/'");
+    else if (strpbrk(s, " \t\r\n"))
+        verr(v, n, "must not contain spaces or line breaks");
+    else
+        h->path = s;
+}
+
+static void parse_hc_method(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_health_cfg_t *h = base;
+    const char *s = get_string(v, n, 0);
+    if (!s) return;
+    for (const char *p = s; *p; p++)
+        if (!token_char(*p)) {
+            verr(v, n, "invalid method '%s'", s);
+            return;
+        }
+    h->method = s;
+}
+
+static void parse_hc_host(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_health_cfg_t *h = base;
+    const char *s = get_string(v, n, 0);
+    if (s && strpbrk(s, " \t\r\n/"))
+        verr(v, n, "invalid host '%s'", s);
+    else if (s)
+        h->host = s;
+}
+
+static void parse_hc_headers(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_health_cfg_t *h = base;
+    if (sl_node_is_null(n)) return;
+    if (n->kind != SL_NODE_MAP) {
+        verr(v, n, "expected a map of header names to values, got %s", sl_node_kind_name(n));
+        return;
+    }
+    h->headers = sl_arena_calloc(v->a, n->n * sizeof(*h->headers));
+    for (const sl_node_t *c = n->first; c; c = c->next) {
+        size_t old = path_key(v, c->key);
+        int ok = *c->key != '\0';
+        for (const char *p = c->key; *p && ok; p++)
+            ok = token_char(*p);
+        if (!ok) {
+            verr_at(v, c->key_line, c->key_col, "invalid header name");
+        } else if (!strcasecmp(c->key, "host") || !strcasecmp(c->key, "connection") ||
+                   !strcasecmp(c->key, "content-length") || !strcasecmp(c->key, "transfer-encoding")) {
+            verr_at(v, c->key_line, c->key_col, "is set by the health checker%s",
+                    strcasecmp(c->key, "host") ? "" : " (use health_check.host)");
+        } else {
+            const char *val = get_string(v, c, 1);
+            if (val && strpbrk(val, "\r\n")) {
+                verr(v, c, "header values must not contain line breaks");
+            } else if (val) {
+                h->headers[h->n_headers].name = sl_arena_strdup(v->a, c->key);
+                h->headers[h->n_headers++].value = val;
+            }
+        }
+        path_pop(v, old);
+    }
+}
+
+#define HC_OFF(m) offsetof(sl_health_cfg_t, m)
+static const field_t health_fields[] = {
+    {.name = "path", .type = F_CUSTOM, .custom = parse_hc_path},
+    {.name = "host", .type = F_CUSTOM, .custom = parse_hc_host},
+    {.name = "method", .type = F_CUSTOM, .custom = parse_hc_method},
+    {.name = "headers", .type = F_CUSTOM, .custom = parse_hc_headers},
+    {.name = "expected_statuses", .type = F_CUSTOM, .custom = parse_hc_expected},
+    {.name = "interval", .type = F_DURATION, .off = HC_OFF(interval_ms), .min = 10, .max = DAY_MS, .def = 10000},
+    {.name = "timeout", .type = F_DURATION, .off = HC_OFF(timeout_ms), .min = 1, .max = 3600000, .def = 2000},
+    {.name = "healthy_threshold", .type = F_U32, .off = HC_OFF(healthy_threshold), .min = 1, .max = 1000, .def = 2},
+    {.name = "unhealthy_threshold",
+     .type = F_U32,
+     .off = HC_OFF(unhealthy_threshold),
+     .min = 1,
+     .max = 1000,
+     .def = 3},
+    {.name = "send", .type = F_STRING, .off = HC_OFF(send)},
+    {.name = "expect", .type = F_STRING, .off = HC_OFF(expect)},
+};
+static const section_t health_section = SECTION(health_fields);
+
+static void parse_health_check(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_health_cfg_t *h = &((sl_upstream_cfg_t *)base)->health_check;
+    apply_defaults(v, &health_section, h);
+    h->path = "/";
+    h->method = "GET";
+    h->enabled = 1;
+    parse_section(v, n, &health_section, h);
+    const sl_node_t *t = map_get(n, "timeout");
+    if (!t) {
+        /* Unset, the timeout never outlasts the interval. */
+        if (h->timeout_ms > h->interval_ms) h->timeout_ms = h->interval_ms;
+    } else if (h->timeout_ms > h->interval_ms) {
+        size_t old = path_key(v, "timeout");
+        verr(v, t, "must not be longer than interval");
+        path_pop(v, old);
+    }
+}
+
+#define PC_OFF(m) offsetof(sl_passive_cfg_t, m)
+static const field_t passive_fields[] = {
+    {.name = "failures", .type = F_U32, .off = PC_OFF(failures), .min = 1, .max = 1000, .def = 3},
+    {.name = "statuses", .type = F_CUSTOM, .custom = parse_pc_statuses},
+    {.name = "cooldown", .type = F_DURATION, .off = PC_OFF(cooldown_ms), .min = 1, .max = DAY_MS, .def = 10000},
+};
+static const section_t passive_section = SECTION(passive_fields);
+
+static void parse_passive_check(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_passive_cfg_t *p = &((sl_upstream_cfg_t *)base)->passive_check;
+    apply_defaults(v, &passive_section, p);
+    p->enabled = 1;
+    parse_section(v, n, &passive_section, p);
+}
+
+static const choice_t unhealthy_choices[] = {{"panic", 0, NULL}, {"reject", 1, NULL}, {NULL, 0, NULL}};
+
+/* send and expect belong to TCP checks: an HTTP service's checks are HTTP requests. Checked once
+ * the whole service is read, since its type may come after its upstream. */
+static void check_health(vctx_t *v, const sl_node_t *svc_node, const sl_service_cfg_t *svc)
+{
+    if (!svc->has_upstream || svc->type != SL_SERVICE_HTTP) return;
+    const sl_node_t *hn = map_get(map_get(svc_node, "upstream"), "health_check");
+    static const char *const keys[] = {"send", "expect"};
+    for (size_t i = 0; hn && i < SL_ARRAY_LEN(keys); i++) {
+        const sl_node_t *k = map_get(hn, keys[i]);
+        if (!k) continue;
+        size_t o1 = path_key(v, "upstream"), o2 = path_key(v, "health_check"), o3 = path_key(v, keys[i]);
+        verr_at(v, k->key_line, k->key_col, "only for stream services (an HTTP service's check is an HTTP request)");
+        path_pop(v, o3);
+        path_pop(v, o2);
+        path_pop(v, o1);
+    }
+}
+
 static const field_t upstream_fields[] = {
     {.name = "scheme", .type = F_ENUM, .off = UP_OFF(scheme), .choices = scheme_choices, .def = SL_SCHEME_HTTP},
     {.name = "balance",
      .type = F_ENUM,
      .off = UP_OFF(balance),
      .choices = balance_choices,
-     .def = SL_BALANCE_ROUND_ROBIN},
+     .def = SL_BALANCE_RANDOM},
     {.name = "nodes", .type = F_CUSTOM, .custom = parse_nodes, .required = 1},
     {.name = "timeouts", .type = F_SECTION, .off = 0, .sub = &timeouts_section},
     {.name = "keepalive", .type = F_SECTION, .off = 0, .sub = &keepalive_section},
@@ -858,8 +1084,15 @@ static const field_t upstream_fields[] = {
      .min = 1000,
      .max = DAY_MS,
      .def = 30000},
-    {.name = "hash", .type = F_REJECT, .msg = "not supported yet (needs balance: hash)"},
-    {.name = "health_check", .type = F_REJECT, .msg = "health checks are not supported yet"},
+    {.name = "hash", .type = F_SECTION, .off = 0, .sub = &hash_section},
+    {.name = "cookie", .type = F_SECTION, .off = 0, .sub = &cookie_section},
+    {.name = "health_check", .type = F_CUSTOM, .custom = parse_health_check},
+    {.name = "passive_check", .type = F_CUSTOM, .custom = parse_passive_check},
+    {.name = "on_all_unhealthy",
+     .type = F_ENUM,
+     .off = UP_OFF(reject_when_all_unhealthy),
+     .choices = unhealthy_choices,
+     .def = 0},
 };
 static const section_t upstream_section = SECTION(upstream_fields);
 
@@ -1101,7 +1334,35 @@ static void parse_upstream(vctx_t *v, const sl_node_t *n, void *base)
         return;
     }
     svc->has_upstream = 1;
-    parse_section(v, n, &upstream_section, &svc->upstream);
+    sl_upstream_cfg_t *u = &svc->upstream;
+    parse_section(v, n, &upstream_section, u);
+    /* Keys that only make sense together. */
+    const sl_node_t *hash = map_get(n, "hash"), *cookie = map_get(n, "cookie");
+    if (hash && u->balance != SL_BALANCE_HASH) {
+        size_t old = path_key(v, "hash");
+        verr(v, hash, "only used with balance: hash");
+        path_pop(v, old);
+    }
+    if (cookie && u->balance != SL_BALANCE_COOKIE) {
+        size_t old = path_key(v, "cookie");
+        verr(v, cookie, "only used with balance: cookie");
+        path_pop(v, old);
+    }
+    if (u->balance == SL_BALANCE_HASH && u->hash.on != SL_HASH_IP && !u->hash.key) {
+        size_t old = path_key(v, "hash");
+        verr(v, hash, "'key' is required when hashing on a header, query parameter or cookie");
+        path_pop(v, old);
+    }
+    if (u->balance == SL_BALANCE_HASH && u->hash.on == SL_HASH_IP && u->hash.key) {
+        size_t old = path_key(v, "hash.key");
+        verr(v, map_get(hash, "key"), "not used when hashing on ip");
+        path_pop(v, old);
+    }
+    if (u->balance == SL_BALANCE_COOKIE && !u->cookie.name) {
+        size_t old = path_key(v, "cookie");
+        verr(v, cookie ? cookie : map_get(n, "balance"), "'name' is required for balance: cookie");
+        path_pop(v, old);
+    }
 }
 
 static const choice_t service_types[] = {
@@ -1177,6 +1438,7 @@ static void parse_services(vctx_t *v, const sl_node_t *n, void *base)
         }
         parse_section(v, c, &service_section, svc);
         check_service(v, c, svc);
+        check_health(v, c, svc);
         for (size_t j = 0; svc->name && j < i; j++) {
             if (cfg->services[j].name && !strcmp(cfg->services[j].name, svc->name)) {
                 size_t o2 = path_key(v, "name");

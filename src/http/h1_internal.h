@@ -82,6 +82,10 @@ typedef struct sl_exchange {
     sl_route_rt_t *route;
     sl_node_t *node;
     const sl_node_t *failed_node;
+    int attempt_open; /* sl_upstream_begin() was called for node, sl_upstream_end() not yet */
+    const char *pick_key; /* hash / cookie balancer key (in head or host storage), or NULL */
+    size_t pick_key_len;
+    int issue_cookie; /* cookie balancer: set the sticky cookie on the response */
     sl_upconn_t *uc;
     int tries;
     /* request */

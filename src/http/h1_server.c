@@ -478,6 +478,14 @@ void sl_client_send_response_head(sl_client_t *c, const sl_head_t *up, int statu
             c->close_after = 1; /* HTTP/1.0: the body ends when the connection does */
         }
     }
+    if (ex->issue_cookie && ex->node) {
+        const sl_upstream_t *u = ex->route->upstream;
+        char value[32];
+        if (sl_upstream_cookie_value(u, ex->node, value, sizeof(value)) == 0)
+            sl_buf_printf(&b, "Set-Cookie: %s=%s; Path=%s; Max-Age=%llu; HttpOnly\r\n", u->cfg->cookie.name, value,
+                          u->cfg->cookie.path ? u->cfg->cookie.path : "/",
+                          (unsigned long long)(u->cfg->cookie.ttl_ms / 1000));
+    }
     if (c->w->stopping || !c->keepalive) c->close_after = 1;
     if (c->close_after) sl_buf_puts(&b, "Connection: close\r\n");
     else if (ex->http_minor == 0) sl_buf_puts(&b, "Connection: keep-alive\r\n");
@@ -681,6 +689,131 @@ static void set_host(sl_exchange_t *ex, const char *h, size_t n)
 }
 
 /* Builds the request head for the upstream into ex->prebuf. */
+/* The hash or cookie balancer's key for this request, NULL when it has none (the balancer
+ * then picks at random). Points into the head buffer or the exchange's own storage. */
+static const sl_hdr_t *find_header(const sl_head_t *h, const char *name)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (sl_hdr_is(h, &h->hdrs[i], name)) return &h->hdrs[i];
+    return NULL;
+}
+
+/* The client address gateway.proxy_layers hops from the right of X-Forwarded-For (all such
+ * headers, in order), or the peer's when there are fewer hops. */
+static void client_address(sl_client_t *c, const char **out, size_t *out_len)
+{
+    const sl_head_t *h = &c->rq->head;
+    int layers = gw(c)->proxy_layers;
+    *out = c->peer_ip;
+    *out_len = strlen(c->peer_ip);
+    if (layers <= 0) return;
+    /* Walk the entries from the right: the last header first, each from its end. */
+    int seen = 0;
+    for (size_t i = h->n; i-- > 0;) {
+        const sl_hdr_t *x = &h->hdrs[i];
+        if (!sl_hdr_is(h, x, "x-forwarded-for")) continue;
+        const char *v = sl_head_str(h, x->value_off);
+        size_t end = x->value_len;
+        while (end > 0) {
+            size_t start = end;
+            while (start > 0 && v[start - 1] != ',') start--;
+            size_t a = start, b = end;
+            while (a < b && (v[a] == ' ' || v[a] == '\t')) a++;
+            while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t')) b--;
+            if (++seen == layers) {
+                if (b > a) {
+                    *out = v + a;
+                    *out_len = b - a;
+                }
+                return;
+            }
+            end = start ? start - 1 : 0;
+        }
+    }
+}
+
+/* The value of cookie name in the request's Cookie headers. */
+static int find_cookie(const sl_head_t *h, const char *name, const char **out, size_t *out_len)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < h->n; i++) {
+        const sl_hdr_t *x = &h->hdrs[i];
+        if (!sl_hdr_is(h, x, "cookie")) continue;
+        const char *v = sl_head_str(h, x->value_off), *end = v + x->value_len;
+        while (v < end) {
+            while (v < end && (*v == ' ' || *v == ';')) v++;
+            const char *semi = memchr(v, ';', (size_t)(end - v));
+            const char *pair_end = semi ? semi : end;
+            const char *eq = memchr(v, '=', (size_t)(pair_end - v));
+            if (eq && (size_t)(eq - v) == nl && memcmp(v, name, nl) == 0) {
+                *out = eq + 1;
+                *out_len = (size_t)(pair_end - eq - 1);
+                return 1;
+            }
+            v = pair_end;
+        }
+    }
+    return 0;
+}
+
+/* The value of query parameter name in the request target, as sent (not decoded). */
+static int find_query(const sl_exchange_t *ex, const sl_head_t *h, const char *name, const char **out, size_t *out_len)
+{
+    const char *t = sl_head_str(h, h->first_off), *end = t + h->first_len;
+    const char *q = memchr(ex->path, '?', (size_t)(end - ex->path));
+    if (!q) return 0;
+    size_t nl = strlen(name);
+    for (const char *p = q + 1; p < end;) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pe = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(pe - p));
+        const char *ke = eq ? eq : pe;
+        if ((size_t)(ke - p) == nl && memcmp(p, name, nl) == 0) {
+            *out = eq ? eq + 1 : pe;
+            *out_len = eq ? (size_t)(pe - eq - 1) : 0;
+            return 1;
+        }
+        p = pe + 1;
+    }
+    return 0;
+}
+
+/* The hash or cookie balancer's key for this request, NULL when it has none (the balancer
+ * then picks at random). Points into the head buffer or the connection. */
+static void balancer_key(sl_client_t *c)
+{
+    sl_exchange_t *ex = &c->rq->ex;
+    const sl_head_t *h = &c->rq->head;
+    const sl_upstream_cfg_t *u = ex->route->upstream->cfg;
+    const char *k = NULL;
+    size_t n = 0;
+    if (u->balance == SL_BALANCE_COOKIE) {
+        if (!find_cookie(h, u->cookie.name, &k, &n)) k = NULL;
+        /* No cookie yet: issue one naming the node chosen, so the client sticks from now on. */
+        ex->issue_cookie = !k && u->cookie.ttl_ms > 0;
+    } else if (u->balance == SL_BALANCE_HASH) {
+        switch (u->hash.on) {
+        case SL_HASH_IP: client_address(c, &k, &n); break;
+        case SL_HASH_HEADER: {
+            const sl_hdr_t *x = find_header(h, u->hash.key);
+            if (x) {
+                k = sl_head_str(h, x->value_off);
+                n = x->value_len;
+            }
+            break;
+        }
+        case SL_HASH_QUERY:
+            if (!find_query(ex, h, u->hash.key, &k, &n)) k = NULL;
+            break;
+        case SL_HASH_COOKIE:
+            if (!find_cookie(h, u->hash.key, &k, &n)) k = NULL;
+            break;
+        }
+    }
+    ex->pick_key = k;
+    ex->pick_key_len = n;
+}
+
 static void build_upstream_head(sl_client_t *c)
 {
     sl_exchange_t *ex = &c->rq->ex;
@@ -819,10 +952,13 @@ static int on_headers_complete(llhttp_t *p)
         }
         return 0;
     }
-    ex->node = sl_upstream_pick(ex->route->upstream, NULL);
+    balancer_key(c);
+    ex->node = sl_upstream_pick(ex->route->upstream, ex->pick_key, ex->pick_key_len, NULL);
     if (!ex->node) {
+        /* No node healthy and the upstream says on_all_unhealthy: reject. The answer goes out
+         * before the message is read, so the connection cannot carry another one. */
         c->close_after = 1;
-        sl_client_fail(c, 502, "no_upstream");
+        sl_client_fail(c, 503, "no_healthy_upstream");
         return -1;
     }
     build_upstream_head(c);

@@ -5,6 +5,7 @@
 #include "base/log.h"
 #include "base/time.h"
 #include "runtime/server.h"
+#include "upstream/health.h"
 
 #include <string.h>
 
@@ -37,6 +38,7 @@ typedef struct pool {
 
 static llhttp_settings_t up_settings;
 static void uc_close(sl_upconn_t *uc);
+static void attempt_end(sl_client_t *c, sl_outcome_t outcome, double latency_ms);
 static void uc_start_read(sl_upconn_t *uc);
 
 /* ---- pool ------------------------------------------------------------------------------- */
@@ -163,6 +165,7 @@ static void uc_release(sl_upconn_t *uc)
 
 void sl_upstream_abort(sl_client_t *c)
 {
+    attempt_end(c, SL_OUTCOME_ABORTED, -1);
     sl_upconn_t *uc = c->rq->ex.uc;
     if (!uc) return;
     c->rq->ex.uc = NULL;
@@ -174,7 +177,16 @@ void sl_upstream_abort(sl_client_t *c)
 /* ---- writing ---------------------------------------------------------------------------- */
 
 static void on_uc_timer(uv_timer_t *t);
-static void try_next_node(sl_client_t *c, const char *code);
+static void try_next_node(sl_client_t *c, const char *code, sl_outcome_t outcome);
+
+/* Closes the accounting of the current attempt on ex->node (see sl_upstream_end). */
+static void attempt_end(sl_client_t *c, sl_outcome_t outcome, double latency_ms)
+{
+    sl_exchange_t *ex = &c->rq->ex;
+    if (!ex->attempt_open) return;
+    ex->attempt_open = 0;
+    sl_upstream_end(ex->route->upstream, ex->node, outcome, latency_ms);
+}
 
 static int is_idempotent(int method)
 {
@@ -274,6 +286,7 @@ static void fail(sl_upconn_t *uc, int status, const char *code)
         uc_close(uc);
         return;
     }
+    attempt_end(c, status == 504 ? SL_OUTCOME_TIMEOUT : SL_OUTCOME_RESET, -1);
     sl_client_fail(c, status, code); /* aborts (closes) uc through sl_upstream_abort */
 }
 
@@ -330,6 +343,8 @@ static int on_resp_headers_complete(llhttp_t *p)
     uc->head_done = 1;
     ex->upstream_status = status;
     ex->upstream_ms = (double)(sl_now_ns() - (ex->t_sent_ns ? ex->t_sent_ns : ex->t_start_ns)) / 1e6;
+    attempt_end(c, sl_health_status_fails(ex->route->upstream, status) ? SL_OUTCOME_FAILED_STATUS : SL_OUTCOME_OK,
+                ex->upstream_ms);
     if (ex->route->upstream->latency)
         sl_series_observe(ex->route->upstream->latency, c->w->index, ex->upstream_ms / 1000.0);
     int no_body = ex->method == HTTP_HEAD || status == 204 || status == 304;
@@ -439,7 +454,7 @@ static void on_uc_timer(uv_timer_t *t)
 {
     sl_upconn_t *uc = t->data;
     if (!uc->c) return;
-    if (!uc->connected) try_next_node(uc->c, "upstream_connect_failed");
+    if (!uc->connected) try_next_node(uc->c, "upstream_connect_failed", SL_OUTCOME_CONNECT_FAILURE);
     else fail(uc, 504, "upstream_timeout");
 }
 
@@ -494,7 +509,7 @@ static void on_connected(uv_connect_t *req, int status)
     if (uc->closing || !c) return;
     if (status < 0) {
         sl_log_debug("upstream %s: connect failed: %s", c->rq->ex.node_name, uv_strerror(status));
-        try_next_node(c, "upstream_connect_failed");
+        try_next_node(c, "upstream_connect_failed", SL_OUTCOME_CONNECT_FAILURE);
         return;
     }
     uc->connected = 1;
@@ -521,7 +536,7 @@ static void uc_connect(sl_client_t *c, const struct sockaddr_storage *addr, pool
     int rc = uv_tcp_connect(&uc->creq, &uc->tcp, (const struct sockaddr *)addr, on_connected);
     if (rc != 0) {
         sl_log_debug("upstream %s: connect: %s", c->rq->ex.node_name, uv_strerror(rc));
-        try_next_node(c, "upstream_connect_failed");
+        try_next_node(c, "upstream_connect_failed", SL_OUTCOME_CONNECT_FAILURE);
         return;
     }
     uv_timer_start(&uc->timer, on_uc_timer, cfg->connect_timeout_ms, 0);
@@ -533,8 +548,10 @@ static void connect_node(sl_client_t *c, int allow_pool)
     sl_exchange_t *ex = &c->rq->ex;
     struct sockaddr_storage addr;
     ex->node_name = ex->node->name;
+    sl_upstream_begin(ex->route->upstream, ex->node);
+    ex->attempt_open = 1;
     if (sl_node_addr(ex->node, &addr) != 0) {
-        try_next_node(c, "upstream_unresolved");
+        try_next_node(c, "upstream_unresolved", SL_OUTCOME_CONNECT_FAILURE);
         return;
     }
     pool_t *pool = pool_get(c->w, &addr);
@@ -547,9 +564,10 @@ static void connect_node(sl_client_t *c, int allow_pool)
     uc_connect(c, &addr, pool);
 }
 
-static void try_next_node(sl_client_t *c, const char *code)
+static void try_next_node(sl_client_t *c, const char *code, sl_outcome_t outcome)
 {
     sl_exchange_t *ex = &c->rq->ex;
+    attempt_end(c, outcome, -1);
     if (ex->uc) sl_upstream_abort(c);
     sl_upstream_t *up = ex->route->upstream;
     /* Nothing has left the gateway yet (the request waits in prebuf), so another node is safe. */
@@ -558,7 +576,11 @@ static void try_next_node(sl_client_t *c, const char *code)
         return;
     }
     ex->failed_node = ex->node;
-    ex->node = sl_upstream_pick(up, ex->failed_node);
+    ex->node = sl_upstream_pick(up, ex->pick_key, ex->pick_key_len, ex->failed_node);
+    if (!ex->node) {
+        sl_client_fail(c, 503, "no_healthy_upstream");
+        return;
+    }
     connect_node(c, 1);
 }
 
@@ -571,9 +593,9 @@ void sl_upstream_start(sl_client_t *c)
 {
     settings_init();
     sl_exchange_t *ex = &c->rq->ex;
-    if (!ex->node) ex->node = sl_upstream_pick(ex->route->upstream, NULL);
+    if (!ex->node) ex->node = sl_upstream_pick(ex->route->upstream, ex->pick_key, ex->pick_key_len, NULL);
     if (!ex->node) {
-        sl_client_fail(c, 502, "no_upstream");
+        sl_client_fail(c, 503, "no_healthy_upstream");
         return;
     }
     connect_node(c, 1);

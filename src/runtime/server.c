@@ -1,5 +1,6 @@
 /* Main thread: loads the configuration, starts the workers, serves the status listener
- * (/healthz, /metrics), reloads on SIGHUP and drains on SIGTERM/SIGINT. */
+ * (/healthz, /metrics, /status/upstreams), runs the active health checks, reloads on SIGHUP
+ * and drains on SIGTERM/SIGINT. */
 #include "runtime/server.h"
 #include "base/buf.h"
 #include "base/common.h"
@@ -8,6 +9,7 @@
 #include "runtime/generation.h"
 #include "runtime/listener.h"
 #include "runtime/worker.h"
+#include "upstream/health.h"
 #include "upstream/resolver.h"
 
 #include <signal.h>
@@ -61,6 +63,7 @@ void sl_server_metrics_init(void)
     const char *ok[] = {"success"}, *failed[] = {"failure"};
     sl_metrics.reloads_ok = sl_metrics_series(sl_metrics.reloads, ok);
     sl_metrics.reloads_failed = sl_metrics_series(sl_metrics.reloads, failed);
+    sl_health_metrics_init(sl_metrics.registry);
 }
 
 static sl_config_t *load(const char *path)
@@ -133,6 +136,7 @@ static void reload(void)
     }
     sl_resolver_start(srv.loop, min_resolve_interval(cfg));
     sl_generation_publish(g);
+    sl_health_sync(srv.loop, g); /* g stays current: only this thread publishes */
     for (unsigned i = 0; i < srv.n_workers; i++) sl_worker_notify_reload(&srv.workers[i]);
     sl_series_add(sl_metrics.reloads_ok, SL_METRICS_MAIN_THREAD, 1);
     sl_log_info("reload done: generation %llu", (unsigned long long)g->id);
@@ -225,6 +229,13 @@ static void on_status_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     size_t plen = strcspn(path, " ?\r\n");
     if (plen == 8 && !strncmp(path, "/healthz", 8)) {
         status_respond(s, 200, "text/plain", "ok\n", 3);
+    } else if (plen == 17 && !strncmp(path, "/status/upstreams", 17)) {
+        sl_generation_t *g = sl_generation_current();
+        sl_buf_t j = SL_BUF_INIT;
+        sl_health_status_json(g, &j);
+        sl_generation_release(g);
+        status_respond(s, 200, "application/json", j.data ? j.data : "", j.len);
+        sl_buf_free(&j);
     } else if (plen == 8 && !strncmp(path, "/metrics", 8)) {
         update_log_dropped();
         sl_buf_t m = SL_BUF_INIT;
@@ -309,6 +320,11 @@ int sl_server_run(const char *config_path)
     srv.loop = uv_default_loop();
     sl_generation_publish(sl_generation_create(cfg, NULL));
     sl_resolver_start(srv.loop, min_resolve_interval(cfg));
+    {
+        sl_generation_t *g0 = sl_generation_current();
+        sl_health_sync(srv.loop, g0);
+        sl_generation_release(g0);
+    }
     const sl_gateway_cfg_t *gw = &cfg->gateway; /* startup values for workers and the status listener */
 
     int rc = 0;
@@ -345,7 +361,8 @@ int sl_server_run(const char *config_path)
     uv_signal_init(srv.loop, &srv.sigusr1);
     uv_signal_start(&srv.sigusr1, on_signal, SIGUSR1);
     for (size_t i = 0; i < gw->http.n_listen; i++) sl_log_info("listening on %s", gw->http.listen[i].text);
-    if (gw->status.enabled) sl_log_info("status on %s (/healthz, /metrics)", gw->status.listen.text);
+    if (gw->status.enabled)
+        sl_log_info("status on %s (/healthz, /metrics, /status/upstreams)", gw->status.listen.text);
     sl_log_info("sluice %s started with %u workers", SL_VERSION, srv.n_workers);
 
     uv_run(srv.loop, UV_RUN_DEFAULT);
@@ -353,6 +370,7 @@ int sl_server_run(const char *config_path)
 out:
     for (unsigned i = 0; i < started; i++) sl_worker_join(&srv.workers[i]);
     free(srv.workers);
+    sl_health_shutdown();
     sl_resolver_shutdown();
     uv_walk(srv.loop, close_walk, NULL);
     uv_run(srv.loop, UV_RUN_DEFAULT);

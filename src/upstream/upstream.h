@@ -13,21 +13,50 @@
 typedef struct sl_series sl_series_t;
 typedef struct sl_upstream sl_upstream_t;
 
+/* What outlives a generation for one node of one service (keyed by service name and node
+ * address): health and load. Every worker reads and updates it with atomics. Owned by the
+ * health registry (upstream/health.h). */
+typedef struct sl_node_state sl_node_state_t;
+
 typedef struct sl_node {
     const sl_node_cfg_t *cfg;
     const char *name; /* "host:port" as configured */
     uint32_t weight;
+    int priority;
     struct sockaddr_storage addr; /* valid when cfg->addr.is_ip */
     sl_resolved_t *resolved;      /* hostname nodes */
+    sl_node_state_t *state;
 } sl_node_t;
 
-/* One balancing policy. State lives in the upstream's balancer_state. */
+/* What a balancer may use to choose, and which nodes it may choose from. */
+typedef struct sl_pick_ctx {
+    const char *key; /* hash / cookie balancers: the request's key, NULL when it has none */
+    size_t key_len;
+    const sl_node_t *exclude; /* a node that just failed this request; avoid when possible */
+    int priority;             /* only nodes of this priority are candidates */
+    int panic;                /* every node unhealthy: health is ignored */
+} sl_pick_ctx_t;
+
+/* How a request to a node ended, for passive health checks and load-aware balancers. */
+typedef enum {
+    SL_OUTCOME_OK,              /* a response whose status is not a configured failure */
+    SL_OUTCOME_FAILED_STATUS,   /* a response with a status listed in passive_check.statuses */
+    SL_OUTCOME_CONNECT_FAILURE, /* refused or connect timeout */
+    SL_OUTCOME_TIMEOUT,         /* no response in time */
+    SL_OUTCOME_RESET,           /* closed or malformed before a response */
+    SL_OUTCOME_ABORTED,         /* the client went away: says nothing about the node */
+} sl_outcome_t;
+
+/* One balancing policy, one file each (balancer_*.c), listed in upstream.c. */
 typedef struct sl_balancer_ops {
     const char *name;
-    /* Creates the policy's state for u; returns NULL only for policies without state. */
+    /* Creates the policy's state for u (NULL for stateless policies). */
     void *(*create)(const sl_upstream_t *u);
-    /* Picks a node other than `exclude` when possible; never NULL while u has nodes. Thread-safe. */
-    sl_node_t *(*pick)(sl_upstream_t *u, const sl_node_t *exclude);
+    /* Picks a candidate (sl_node_candidate()), avoiding ctx->exclude when another candidate
+     * exists; NULL only when there is no candidate. Thread-safe. */
+    sl_node_t *(*pick)(sl_upstream_t *u, const sl_pick_ctx_t *ctx);
+    /* Optional: a request to n took latency_ms to its response head (ewma). Thread-safe. */
+    void (*observe)(sl_upstream_t *u, sl_node_t *n, double latency_ms);
     void (*destroy)(void *state);
 } sl_balancer_ops_t;
 
@@ -41,16 +70,35 @@ struct sl_upstream {
     sl_series_t *latency; /* sluice_upstream_latency_seconds{service} */
 };
 
-/* Fills u from the service's configuration; resolves hostnames (main thread). */
+/* Fills u from the service's configuration; resolves hostnames and attaches each node's
+ * lasting state (main thread). */
 void sl_upstream_init(sl_upstream_t *u, const sl_service_cfg_t *svc);
 void sl_upstream_destroy(sl_upstream_t *u);
 
-/* Chooses the node for the next request (see sl_balancer_ops_t.pick). */
-sl_node_t *sl_upstream_pick(sl_upstream_t *u, const sl_node_t *exclude);
+/* Chooses the node for the next request: the highest priority that has a healthy node, the
+ * balancer among those. When no node is healthy: every node (panic), or NULL when the
+ * upstream says on_all_unhealthy: reject. key/key_len as in sl_pick_ctx_t. */
+sl_node_t *sl_upstream_pick(sl_upstream_t *u, const char *key, size_t key_len, const sl_node_t *exclude);
+
+/* True when n may be chosen under ctx (its priority, and healthy unless panicking). */
+int sl_node_candidate(const sl_node_t *n, const sl_pick_ctx_t *ctx);
+
+/* A request to n starts / ended. latency_ms < 0 when no response head arrived. */
+void sl_upstream_begin(sl_upstream_t *u, sl_node_t *n);
+void sl_upstream_end(sl_upstream_t *u, sl_node_t *n, sl_outcome_t outcome, double latency_ms);
 
 /* The node's current address with port; returns 0, or -1 if its name does not resolve. */
 int sl_node_addr(const sl_node_t *n, struct sockaddr_storage *out);
 
+/* Cookie balancer: the cookie value that sticks to node n (written into out); -1 when u does
+ * not balance by hash. */
+int sl_upstream_cookie_value(const sl_upstream_t *u, const sl_node_t *n, char *out, size_t size);
+
+extern const sl_balancer_ops_t sl_balancer_random;
 extern const sl_balancer_ops_t sl_balancer_round_robin;
+extern const sl_balancer_ops_t sl_balancer_weighted;
+extern const sl_balancer_ops_t sl_balancer_hash; /* hash and cookie */
+extern const sl_balancer_ops_t sl_balancer_least_conn;
+extern const sl_balancer_ops_t sl_balancer_ewma;
 
 #endif

@@ -26,7 +26,7 @@ def test_round_robin_equal_weights(make_gateway, make_backend):
 
 def test_weighted_round_robin_is_smooth(make_gateway, make_backend):
     b1, b2 = make_backend("w1"), make_backend("w2")
-    svc = proxy_service([b1, b2])
+    svc = proxy_service([b1, b2], upstream={"balance": "weighted"})
     svc["upstream"]["nodes"][1]["weight"] = 2
     g = make_gateway([svc])
     seq = sequence(g, 30)
@@ -41,7 +41,7 @@ def test_weighted_round_robin_is_smooth(make_gateway, make_backend):
 
 def test_weights_over_many_requests(make_gateway, make_backend):
     bs = [make_backend("x"), make_backend("y"), make_backend("z")]
-    svc = proxy_service(bs)
+    svc = proxy_service(bs, upstream={"balance": "weighted"})
     for node, w in zip(svc["upstream"]["nodes"], (1, 3, 6)):
         node["weight"] = w
     g = make_gateway([svc])
@@ -109,7 +109,7 @@ def test_hostname_node(make_gateway, make_backend):
 
 def test_mixed_ip_and_hostname_nodes_weighted(make_gateway, make_backend):
     b1, b2 = make_backend("ip"), make_backend("name")
-    svc = proxy_service([b1.address, "localhost:%d" % b2.port])
+    svc = proxy_service([b1.address, "localhost:%d" % b2.port], upstream={"balance": "weighted"})
     svc["upstream"]["nodes"][1]["weight"] = 2
     g = make_gateway([svc])
     seq = sequence(g, 12)

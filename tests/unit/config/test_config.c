@@ -360,16 +360,34 @@ static void test_routes_hosts_paths_methods(void **state)
                      "gateway from the body");
 }
 
+static void test_balancer_keys(void **state)
+{
+    (void)state;
+    expect_fail("services:\n  - name: a\n    upstream: {balance: hash, hash: {on: header}, nodes: [\"h:1\"]}\n"
+                "    routes: [{}]\n",
+                "gw.yaml:3:37: services[0].upstream.hash: 'key' is required when hashing on a header, query "
+                "parameter or cookie");
+    expect_fail("services:\n  - name: a\n    upstream: {balance: cookie, nodes: [\"h:1\"]}\n    routes: [{}]\n",
+                "gw.yaml:3:25: services[0].upstream.cookie: 'name' is required for balance: cookie");
+    expect_fail("services:\n  - name: a\n    upstream: {hash: {on: ip}, nodes: [\"h:1\"]}\n    routes: [{}]\n",
+                "gw.yaml:3:22: services[0].upstream.hash: only used with balance: hash");
+    expect_fail("services:\n  - name: a\n    upstream: {balance: hash, hash: {on: body}, nodes: [\"h:1\"]}\n"
+                "    routes: [{}]\n",
+                "gw.yaml:3:42: services[0].upstream.hash.on: unknown value 'body' (expected one of: ip, header, query, "
+                "cookie)");
+    expect_fail("services:\n  - name: a\n    upstream: {nodes: [{address: \"h:1\", priority: 5000}]}\n"
+                "    routes: [{}]\n",
+                "gw.yaml:3:51: services[0].upstream.nodes[0].priority: must be between -1000 and 1000");
+}
+
 static void test_not_supported_yet(void **state)
 {
     (void)state;
     expect_fail("services:\n  - name: db\n    type: stream\n    routes: [{}]\n",
                 "gw.yaml:3:11: services[0].type: stream services are not supported yet");
-    expect_fail("services:\n  - name: a\n    upstream: {balance: ewma, nodes: [\"h:1\"]}\n    routes: [{}]\n",
-                "gw.yaml:3:25: services[0].upstream.balance: balance 'ewma' is not supported yet");
     expect_fail("services:\n  - name: a\n    upstream: {balance: fastest, nodes: [\"h:1\"]}\n    routes: [{}]\n",
-                "gw.yaml:3:25: services[0].upstream.balance: unknown value 'fastest' (expected one of: round_robin, "
-                "random, weighted, cookie, hash, least_conn, ewma)");
+                "gw.yaml:3:25: services[0].upstream.balance: unknown value 'fastest' (expected one of: random, "
+                "round_robin, weighted, cookie, hash, least_conn, ewma)");
     expect_fail("services:\n  - name: a\n    upstream: {scheme: https, nodes: [\"h:1\"]}\n    routes: [{}]\n",
                 "gw.yaml:3:24: services[0].upstream.scheme: scheme 'https' is not supported yet");
     expect_fail("gateway: {access_log: {format: text}}\n",
@@ -629,6 +647,7 @@ int main(void)
         cmocka_unit_test_teardown(test_bad_duration, teardown),
         cmocka_unit_test_teardown(test_bad_address, teardown),
         cmocka_unit_test_teardown(test_routes_hosts_paths_methods, teardown),
+        cmocka_unit_test_teardown(test_balancer_keys, teardown),
         cmocka_unit_test_teardown(test_not_supported_yet, teardown),
         cmocka_unit_test_teardown(test_duplicate_names, teardown),
         cmocka_unit_test_teardown(test_missing_required, teardown),

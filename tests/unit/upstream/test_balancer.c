@@ -6,53 +6,197 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "upstream/health.h"
 #include "upstream/upstream.h"
 
-static sl_upstream_t *make(const uint32_t *weights, size_t n)
+#define MAXN 16
+
+/* An upstream built by hand: n nodes "10.0.0.i:80" with the given weights and priorities. */
+typedef struct fixture {
+    sl_upstream_t u;
+    sl_upstream_cfg_t cfg;
+    sl_service_cfg_t svc;
+    sl_node_cfg_t ncfg[MAXN];
+    sl_node_t nodes[MAXN];
+    char names[MAXN][48];
+} fixture_t;
+
+static fixture_t *make(const sl_balancer_ops_t *ops, size_t n, const uint32_t *weights, const int *prio,
+                       const char *svc)
 {
-    static sl_upstream_t u;
-    static sl_node_t nodes[8];
-    memset(&u, 0, sizeof(u));
-    memset(nodes, 0, sizeof(nodes));
-    for (size_t i = 0; i < n; i++) nodes[i].weight = weights[i];
-    u.nodes = nodes;
-    u.n_nodes = n;
-    u.balancer = &sl_balancer_round_robin;
-    u.balancer_state = u.balancer->create(&u);
-    return &u;
+    static fixture_t f;
+    memset(&f, 0, sizeof(f));
+    f.svc.name = svc;
+    f.u.svc = &f.svc;
+    f.u.cfg = &f.cfg;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(f.names[i], sizeof(f.names[i]), "10.0.0.%zu:80", i + 1);
+        f.nodes[i].cfg = &f.ncfg[i];
+        f.nodes[i].name = f.names[i];
+        f.nodes[i].weight = weights ? weights[i] : 1;
+        f.nodes[i].priority = prio ? prio[i] : 0;
+        f.nodes[i].state = sl_health_state_get(svc, f.names[i]);
+    }
+    f.u.nodes = f.nodes;
+    f.u.n_nodes = n;
+    f.u.balancer = ops;
+    f.u.balancer_state = ops->create ? ops->create(&f.u) : NULL;
+    return &f;
 }
 
-static void test_smooth_sequence(void **state)
+static void done(fixture_t *f)
+{
+    if (f->u.balancer->destroy) f->u.balancer->destroy(f->u.balancer_state);
+    for (size_t i = 0; i < f->u.n_nodes; i++) sl_health_state_release(f->nodes[i].state);
+}
+
+static size_t pick(fixture_t *f, const char *key)
+{
+    sl_node_t *n = sl_upstream_pick(&f->u, key, key ? strlen(key) : 0, NULL);
+    assert_non_null(n);
+    return (size_t)(n - f->nodes);
+}
+
+static void test_weighted_smooth_sequence(void **state)
 {
     (void)state;
     const uint32_t w[] = {5, 1, 1};
-    sl_upstream_t *u = make(w, 3);
-    /* Smooth weighted round robin interleaves the heavy node: a a b a c a a. */
-    const int want[] = {0, 0, 1, 0, 2, 0, 0};
+    fixture_t *f = make(&sl_balancer_weighted, 3, w, NULL, "w");
+    const size_t want[] = {0, 0, 1, 0, 2, 0, 0}; /* a a b a c a a: no bursts */
     for (int round = 0; round < 3; round++)
-        for (size_t i = 0; i < 7; i++) assert_int_equal(sl_upstream_pick(u, NULL) - u->nodes, want[i]);
-    u->balancer->destroy(u->balancer_state);
+        for (size_t i = 0; i < 7; i++) assert_int_equal(pick(f, NULL), want[i]);
+    done(f);
 }
 
-static void test_equal_weights_and_exclude(void **state)
+static void test_round_robin_and_exclude(void **state)
 {
     (void)state;
-    const uint32_t w[] = {1, 1, 1};
-    sl_upstream_t *u = make(w, 3);
+    fixture_t *f = make(&sl_balancer_round_robin, 3, NULL, NULL, "rr");
     int counts[3] = {0};
-    for (int i = 0; i < 300; i++) counts[sl_upstream_pick(u, NULL) - u->nodes]++;
-    assert_int_equal(counts[0], 100);
-    assert_int_equal(counts[1], 100);
-    assert_int_equal(counts[2], 100);
-    for (int i = 0; i < 50; i++) assert_true(sl_upstream_pick(u, &u->nodes[1]) != &u->nodes[1]);
-    u->balancer->destroy(u->balancer_state);
+    for (int i = 0; i < 300; i++) counts[pick(f, NULL)]++;
+    for (int i = 0; i < 3; i++) assert_int_equal(counts[i], 100);
+    for (int i = 0; i < 50; i++) assert_true(sl_upstream_pick(&f->u, NULL, 0, &f->nodes[1]) != &f->nodes[1]);
+    done(f);
+}
+
+static void test_random_shares(void **state)
+{
+    (void)state;
+    fixture_t *f = make(&sl_balancer_random, 4, NULL, NULL, "rnd");
+    int counts[4] = {0};
+    for (int i = 0; i < 40000; i++) counts[pick(f, NULL)]++;
+    for (int i = 0; i < 4; i++) assert_true(counts[i] > 9000 && counts[i] < 11000);
+    done(f);
+}
+
+static void test_unhealthy_backup_panic_reject(void **state)
+{
+    (void)state;
+    const int prio[] = {0, 0, -1};
+    fixture_t *f = make(&sl_balancer_round_robin, 3, NULL, prio, "hp");
+    for (int i = 0; i < 30; i++) assert_true(pick(f, NULL) != 2); /* the backup waits */
+    atomic_store(&f->nodes[0].state->healthy, 0);
+    for (int i = 0; i < 30; i++) assert_int_equal(pick(f, NULL), 1);
+    atomic_store(&f->nodes[1].state->healthy, 0);
+    for (int i = 0; i < 30; i++) assert_int_equal(pick(f, NULL), 2); /* every primary down */
+    atomic_store(&f->nodes[2].state->healthy, 0);
+    int seen[3] = {0};
+    for (int i = 0; i < 30; i++) seen[pick(f, NULL)]++; /* panic: the highest priority, health ignored */
+    assert_true(seen[0] > 0 && seen[1] > 0 && seen[2] == 0);
+    f->cfg.reject_when_all_unhealthy = 1;
+    assert_null(sl_upstream_pick(&f->u, NULL, 0, NULL));
+    for (int i = 0; i < 3; i++) atomic_store(&f->nodes[i].state->healthy, 1);
+    done(f);
+}
+
+static void test_hash_sticky_and_consistent(void **state)
+{
+    (void)state;
+    enum { N = 10, KEYS = 20000 };
+    static size_t before[KEYS];
+    char key[32];
+    fixture_t *f = make(&sl_balancer_hash, N, NULL, NULL, "h10");
+    int counts[N] = {0};
+    for (int k = 0; k < KEYS; k++) {
+        snprintf(key, sizeof(key), "client-%d", k);
+        before[k] = pick(f, key);
+        counts[before[k]]++;
+        assert_int_equal(pick(f, key), before[k]); /* sticky */
+    }
+    for (int i = 0; i < N; i++) assert_true(counts[i] > KEYS / N * 8 / 10 && counts[i] < KEYS / N * 12 / 10);
+    done(f);
+    /* Remove the last node: its keys move, and almost no other key does. */
+    f = make(&sl_balancer_hash, N - 1, NULL, NULL, "h9");
+    int moved_other = 0;
+    for (int k = 0; k < KEYS; k++) {
+        snprintf(key, sizeof(key), "client-%d", k);
+        size_t now = pick(f, key);
+        if (before[k] != N - 1 && now != before[k]) moved_other++;
+    }
+    assert_true(moved_other < KEYS / 50); /* < 2% of the keys, where a modulo hash would move ~90% */
+    done(f);
+}
+
+static void test_hash_unhealthy_node_and_cookie_token(void **state)
+{
+    (void)state;
+    fixture_t *f = make(&sl_balancer_hash, 4, NULL, NULL, "hc");
+    size_t home = pick(f, "user-42");
+    atomic_store(&f->nodes[home].state->healthy, 0);
+    size_t other = pick(f, "user-42");
+    assert_true(other != home);
+    assert_int_equal(pick(f, "user-42"), other); /* still sticky while its node is down */
+    atomic_store(&f->nodes[home].state->healthy, 1);
+    assert_int_equal(pick(f, "user-42"), home);
+    char value[32];
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(sl_upstream_cookie_value(&f->u, &f->nodes[i], value, sizeof(value)), 0);
+        assert_int_equal(pick(f, value), i); /* an issued cookie names its node */
+    }
+    done(f);
+}
+
+static void test_least_conn(void **state)
+{
+    (void)state;
+    const uint32_t w[] = {1, 1, 2};
+    fixture_t *f = make(&sl_balancer_least_conn, 3, w, NULL, "lc");
+    atomic_store(&f->nodes[0].state->active, 3);
+    atomic_store(&f->nodes[1].state->active, 1);
+    atomic_store(&f->nodes[2].state->active, 4); /* 4 / weight 2 = 2 */
+    for (int i = 0; i < 20; i++) assert_int_equal(pick(f, NULL), 1);
+    atomic_store(&f->nodes[1].state->active, 5);
+    for (int i = 0; i < 20; i++) assert_int_equal(pick(f, NULL), 2);
+    for (int i = 0; i < 3; i++) atomic_store(&f->nodes[i].state->active, 0);
+    done(f);
+}
+
+static void test_ewma_prefers_fast_node(void **state)
+{
+    (void)state;
+    fixture_t *f = make(&sl_balancer_ewma, 2, NULL, NULL, "ew");
+    for (int i = 0; i < 20; i++) {
+        f->u.balancer->observe(&f->u, &f->nodes[0], 200.0);
+        f->u.balancer->observe(&f->u, &f->nodes[1], 5.0);
+    }
+    int counts[2] = {0};
+    for (int i = 0; i < 1000; i++) counts[pick(f, NULL)]++;
+    /* Two choices: the fast node wins every time both are drawn, about half of the picks. */
+    assert_true(counts[1] > counts[0]);
+    done(f);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_smooth_sequence),
-        cmocka_unit_test(test_equal_weights_and_exclude),
+        cmocka_unit_test(test_weighted_smooth_sequence),
+        cmocka_unit_test(test_round_robin_and_exclude),
+        cmocka_unit_test(test_random_shares),
+        cmocka_unit_test(test_unhealthy_backup_panic_reject),
+        cmocka_unit_test(test_hash_sticky_and_consistent),
+        cmocka_unit_test(test_hash_unhealthy_node_and_cookie_token),
+        cmocka_unit_test(test_least_conn),
+        cmocka_unit_test(test_ewma_prefers_fast_node),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
