@@ -5,7 +5,9 @@
 # each with ONE worker and upstream keep-alive: sluice, nginx, haproxy. Measures
 #   1. throughput and latency (wrk): requests/s, p50, p99, proxy CPU use;
 #   2. memory of idle keep-alive client connections (bench/connhold.c): KiB per connection;
-#   3. sluice route scaling: 10 routes vs BENCH_ROUTES routes, requesting the last one.
+#   3. sluice route scaling: 10 routes vs BENCH_ROUTES routes, requesting the last one;
+#   4. sluice balancers: the cost of one decision per policy with 3 and 1,000 nodes
+#      (sluice-balancer-bench), and proxy throughput with each policy over 3 backend addresses.
 # Prints a summary and writes it to bench/results/latest.md. Loopback only; every load phase
 # is bounded in time; every process started here is stopped on exit (also on Ctrl-C/failure).
 #
@@ -20,6 +22,7 @@
 #   BENCH_ROUTES            routes for the route-scaling run     (default 10000)
 #   BENCH_PIN               1 = pin proxies / client+backend to separate CPUs (default 1)
 #   BENCH_OUT               summary file                         (default bench/results/latest.md)
+#   BENCH_POLICIES          balancers for the per-policy run     (default: all seven; "" = skip)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -136,7 +139,7 @@ http_ok() { # url [curl args] -> 0 if the body is the backend's
     body=$(curl -s -m 3 "${@:2}" "$1" 2>/dev/null) && [ "$body" = "hello world" ]
 }
 
-read -r P_BACKEND P_NGINX P_HAPROXY P_SLUICE P_STATUS P_RS1 P_RS1S P_RS2 P_RS2S <<<"$(free_ports 9)"
+read -r P_BACKEND P_NGINX P_HAPROXY P_SLUICE P_STATUS P_RS1 P_RS1S P_RS2 P_RS2S P_POL P_POLS <<<"$(free_ports 11)"
 
 # ---------------------------------------------------------------- backend ----
 mkdir -p "$W/backend"
@@ -159,6 +162,8 @@ http {
     keepalive_requests 100000000;
     server {
         listen 127.0.0.1:$P_BACKEND backlog=4096;
+        listen 127.0.0.2:$P_BACKEND backlog=4096;
+        listen 127.0.0.3:$P_BACKEND backlog=4096;
         location / { default_type text/plain; return 200 "hello world\n"; }
     }
 }
@@ -249,10 +254,19 @@ gateway:
 services:
   - name: bench
     upstream:
-      nodes: [{address: 127.0.0.1:$P_BACKEND}]
       keepalive: {max_idle: 256}
-    routes:
 EOF
+    # The per-policy run (SL_BALANCE set): the same backend on three loopback addresses.
+    case "${SL_BALANCE:-}" in
+    "") echo "      nodes: [{address: 127.0.0.1:$P_BACKEND}]" ;;
+    *)
+        echo "      balance: $SL_BALANCE"
+        echo "      nodes: [{address: 127.0.0.1:$P_BACKEND}, {address: 127.0.0.2:$P_BACKEND, weight: 2}, {address: 127.0.0.3:$P_BACKEND, weight: 3}]"
+        if [ "$SL_BALANCE" = hash ]; then echo "      hash: {on: ip}"; fi
+        if [ "$SL_BALANCE" = cookie ]; then echo "      cookie: {name: sid}"; fi
+        ;;
+    esac
+    echo "    routes:"
     if [ "$n" = 0 ]; then
         echo '      - {name: all, paths: ["/*"]}'
     else
@@ -449,6 +463,29 @@ if [ "$SLUICE_READY" = 1 ]; then
     fi
 fi
 
+POLICIES=${BENCH_POLICIES-random round_robin weighted hash cookie least_conn ewma}
+BAL_BENCH="$(dirname "$SLUICE_BIN")/sluice-balancer-bench"
+BAL_TABLE=""
+POL_DONE=()
+if [ -n "$POLICIES" ] && [ "$SLUICE_READY" = 1 ]; then
+    if [ -x "$BAL_BENCH" ]; then
+        log "balancer decision micro-benchmark"
+        BAL_TABLE=$("${ON_PROXY[@]}" "$BAL_BENCH" 2000000)
+    fi
+    for ((round = 1; round <= ROUNDS; round++)); do
+        log "balancer policies round $round/$ROUNDS"
+        for pol in $POLICIES; do
+            if SL_BALANCE=$pol start_sluice "policy-$pol" "$P_POL" "$P_POLS" 0; then
+                run_wrk "policy-$pol" "$SL_PID" "http://127.0.0.1:$P_POL/"
+                stop_pid "$SL_PID"
+                if [ "$round" = 1 ]; then POL_DONE+=("$pol"); fi
+            else
+                echo "sluice with balance $pol: not ready ($SLUICE_NOTE)"
+            fi
+        done
+    done
+fi
+
 BUSY_END=$(background_busy)
 
 # --------------------------------------------------------------- summary ----
@@ -517,6 +554,27 @@ has() { local x; for x in "${PROXIES[@]}"; do [ "$x" = "$1" ] && return 0; done;
         echo "- $ROUTES routes / 10 routes: requests/s ratio $(ratio "$(median "${RPS[routes-$ROUTES]}" %.0f)" "$(median "${RPS[routes-10]}" %.0f)"), requests per CPU-second ratio $(ratio "$(median "${EFF[routes-$ROUTES]}" %.0f)" "$(median "${EFF[routes-10]}" %.0f)") (1.00 = matching cost flat)"
     else
         echo "- pending: sluice not ready ($SLUICE_NOTE)"
+    fi
+    echo
+    echo "## sluice balancers"
+    echo
+    if [ -n "$BAL_TABLE" ]; then
+        echo "Cost of one decision (sluice-balancer-bench, 2,000,000 decisions each, keys varying for hash and cookie):"
+        echo
+        echo "$BAL_TABLE"
+        echo
+    fi
+    if [ "${#POL_DONE[@]}" -gt 0 ]; then
+        echo "Proxy throughput with each policy, 3 nodes (the backend on 127.0.0.1-3, weights 1:2:3):"
+        echo
+        echo "| policy | requests/s (median) | p99 ms | requests per proxy CPU-second | vs round_robin (per CPU-second) |"
+        echo "|---|---:|---:|---:|---:|"
+        for pol in "${POL_DONE[@]}"; do
+            k="policy-$pol"
+            echo "| $pol | $(median "${RPS[$k]}" %.0f) | $(median "${P99[$k]}") | $(median "${EFF[$k]}" %.0f) | $(ratio "$(median "${EFF[$k]}" %.0f)" "$(median "${EFF[policy-round_robin]:-}" %.0f)") |"
+        done
+    else
+        echo "- skipped (BENCH_POLICIES empty or sluice not ready)"
     fi
     echo
     echo "## Every measurement, in order"

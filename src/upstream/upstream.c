@@ -3,6 +3,7 @@
 #include "upstream/health.h"
 
 #include <string.h>
+#include <time.h>
 #include <uv.h>
 
 /* Every balancing policy, by its sl_balance_t value. */
@@ -51,31 +52,62 @@ void sl_upstream_destroy(sl_upstream_t *u)
 
 int sl_node_candidate(const sl_node_t *n, const sl_pick_ctx_t *ctx)
 {
-    return n->priority == ctx->priority && (ctx->panic || atomic_load_explicit(&n->state->healthy, memory_order_relaxed));
+    return n->priority == ctx->priority && (ctx->panic || sl_health_node_up(ctx->upstream, n));
+}
+
+atomic_uint_fast64_t sl_health_epoch = 1;
+
+enum { LEVEL_NORMAL, LEVEL_PANIC, LEVEL_REJECT };
+
+static uint64_t coarse_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The highest priority with a node up; when none is up, panic or reject. O(nodes): run only
+ * when health changed or the cached answer is old. Racing threads compute the same answer. */
+static void level_refresh(sl_upstream_t *u, uint64_t epoch, uint64_t now)
+{
+    int found = 0, prio = 0, top = u->nodes[0].priority;
+    for (size_t i = 0; i < u->n_nodes; i++) {
+        const sl_node_t *n = &u->nodes[i];
+        if (n->priority > top) top = n->priority;
+        if ((!found || n->priority > prio) && sl_health_node_up(u, n)) {
+            prio = n->priority;
+            found = 1;
+        }
+    }
+    int mode = LEVEL_NORMAL;
+    if (!found) {
+        /* Every node is down. Envoy and APISIX then spread traffic over all of them (panic),
+         * since a health check may be wrong; on_all_unhealthy: reject says 503 instead. */
+        mode = u->cfg->reject_when_all_unhealthy ? LEVEL_REJECT : LEVEL_PANIC;
+        prio = top;
+    }
+    atomic_store_explicit(&u->level_priority, prio, memory_order_relaxed);
+    atomic_store_explicit(&u->level_mode, mode, memory_order_relaxed);
+    atomic_store_explicit(&u->level_ms, now, memory_order_relaxed);
+    atomic_store_explicit(&u->level_epoch, epoch, memory_order_release);
 }
 
 sl_node_t *sl_upstream_pick(sl_upstream_t *u, const char *key, size_t key_len, const sl_node_t *exclude)
 {
     if (!u->n_nodes) return NULL;
-    sl_pick_ctx_t ctx = {.key = key, .key_len = key_len, .exclude = exclude};
-    /* The highest priority with a node up; the backups below it wait. */
-    int found = 0;
-    for (size_t i = 0; i < u->n_nodes; i++) {
-        const sl_node_t *n = &u->nodes[i];
-        if ((!found || n->priority > ctx.priority) && sl_health_node_up(u, n)) {
-            ctx.priority = n->priority;
-            found = 1;
-        }
-    }
-    if (!found) {
-        /* Every node is down. Envoy and APISIX then spread traffic over all of them (panic),
-         * since a health check may be wrong; on_all_unhealthy: reject says 503 instead. */
-        if (u->cfg->reject_when_all_unhealthy) return NULL;
-        ctx.panic = 1;
-        ctx.priority = u->nodes[0].priority;
-        for (size_t i = 1; i < u->n_nodes; i++)
-            if (u->nodes[i].priority > ctx.priority) ctx.priority = u->nodes[i].priority;
-    }
+    uint64_t epoch = atomic_load_explicit(&sl_health_epoch, memory_order_acquire);
+    uint64_t now = coarse_ms();
+    if (atomic_load_explicit(&u->level_epoch, memory_order_acquire) != epoch ||
+        now - atomic_load_explicit(&u->level_ms, memory_order_relaxed) >= SL_LEVEL_REFRESH_MS)
+        level_refresh(u, epoch, now);
+    int mode = atomic_load_explicit(&u->level_mode, memory_order_relaxed);
+    if (mode == LEVEL_REJECT) return NULL;
+    sl_pick_ctx_t ctx = {.upstream = u,
+                         .key = key,
+                         .key_len = key_len,
+                         .exclude = exclude,
+                         .priority = atomic_load_explicit(&u->level_priority, memory_order_relaxed),
+                         .panic = mode == LEVEL_PANIC};
     return u->balancer->pick(u, &ctx);
 }
 

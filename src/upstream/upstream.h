@@ -4,6 +4,7 @@
 #define SL_UPSTREAM_UPSTREAM_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -30,6 +31,7 @@ typedef struct sl_node {
 
 /* What a balancer may use to choose, and which nodes it may choose from. */
 typedef struct sl_pick_ctx {
+    const sl_upstream_t *upstream;
     const char *key; /* hash / cookie balancers: the request's key, NULL when it has none */
     size_t key_len;
     const sl_node_t *exclude; /* a node that just failed this request; avoid when possible */
@@ -68,7 +70,16 @@ struct sl_upstream {
     const sl_balancer_ops_t *balancer;
     void *balancer_state;
     sl_series_t *latency; /* sluice_upstream_latency_seconds{service} */
+    /* Which priority takes traffic (and whether every node is down), cached so a pick does not
+     * scan the nodes: recomputed when sl_health_epoch moves, and at least every
+     * SL_LEVEL_REFRESH_MS (time-based recoveries such as a passive cooldown). */
+    atomic_uint_fast64_t level_epoch, level_ms;
+    atomic_int level_priority, level_mode;
 };
+
+/* Bumped on every change of a node's health, so upstreams recompute their priority level. */
+extern atomic_uint_fast64_t sl_health_epoch;
+#define SL_LEVEL_REFRESH_MS 50
 
 /* Fills u from the service's configuration; resolves hostnames and attaches each node's
  * lasting state (main thread). */

@@ -95,17 +95,18 @@ static void test_unhealthy_backup_panic_reject(void **state)
     const int prio[] = {0, 0, -1};
     fixture_t *f = make(&sl_balancer_round_robin, 3, NULL, prio, "hp");
     for (int i = 0; i < 30; i++) assert_true(pick(f, NULL) != 2); /* the backup waits */
-    atomic_store(&f->nodes[0].state->healthy, 0);
+    sl_health_set(f->nodes[0].state, 0);
     for (int i = 0; i < 30; i++) assert_int_equal(pick(f, NULL), 1);
-    atomic_store(&f->nodes[1].state->healthy, 0);
+    sl_health_set(f->nodes[1].state, 0);
     for (int i = 0; i < 30; i++) assert_int_equal(pick(f, NULL), 2); /* every primary down */
-    atomic_store(&f->nodes[2].state->healthy, 0);
+    sl_health_set(f->nodes[2].state, 0);
     int seen[3] = {0};
     for (int i = 0; i < 30; i++) seen[pick(f, NULL)]++; /* panic: the highest priority, health ignored */
     assert_true(seen[0] > 0 && seen[1] > 0 && seen[2] == 0);
     f->cfg.reject_when_all_unhealthy = 1;
+    atomic_fetch_add(&sl_health_epoch, 1); /* the setting is read when the level is recomputed */
     assert_null(sl_upstream_pick(&f->u, NULL, 0, NULL));
-    for (int i = 0; i < 3; i++) atomic_store(&f->nodes[i].state->healthy, 1);
+    for (int i = 0; i < 3; i++) sl_health_set(f->nodes[i].state, 1);
     done(f);
 }
 
@@ -142,11 +143,11 @@ static void test_hash_unhealthy_node_and_cookie_token(void **state)
     (void)state;
     fixture_t *f = make(&sl_balancer_hash, 4, NULL, NULL, "hc");
     size_t home = pick(f, "user-42");
-    atomic_store(&f->nodes[home].state->healthy, 0);
+    sl_health_set(f->nodes[home].state, 0);
     size_t other = pick(f, "user-42");
     assert_true(other != home);
     assert_int_equal(pick(f, "user-42"), other); /* still sticky while its node is down */
-    atomic_store(&f->nodes[home].state->healthy, 1);
+    sl_health_set(f->nodes[home].state, 1);
     assert_int_equal(pick(f, "user-42"), home);
     char value[32];
     for (size_t i = 0; i < 4; i++) {
