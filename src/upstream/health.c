@@ -25,14 +25,14 @@ void sl_health_metrics_init(sl_metrics_t *m)
     static const char *const node_labels[] = {"service", "node"};
     static const char *const check_labels[] = {"service", "node", "result"};
     static const char *const to_labels[] = {"service", "node", "to"};
-    fam.healthy = sl_metrics_family(m, "sluice_upstream_node_healthy",
-                                    "1 while the upstream node is healthy, 0 while it is not.", SL_METRIC_GAUGE,
-                                    node_labels, 2, NULL, 0);
+    fam.healthy =
+        sl_metrics_family(m, "sluice_upstream_node_healthy", "1 while the upstream node is healthy, 0 while it is not.",
+                          SL_METRIC_GAUGE, node_labels, 2, NULL, 0);
     fam.checks = sl_metrics_family(m, "sluice_upstream_health_checks_total", "Active health checks, by result.",
                                    SL_METRIC_COUNTER, check_labels, 3, NULL, 0);
     fam.transitions = sl_metrics_family(m, "sluice_upstream_node_transitions_total",
-                                        "Upstream node health transitions, by the state entered.",
-                                        SL_METRIC_COUNTER, to_labels, 3, NULL, 0);
+                                        "Upstream node health transitions, by the state entered.", SL_METRIC_COUNTER,
+                                        to_labels, 3, NULL, 0);
 }
 
 static void attach_metrics(sl_node_state_t *st)
@@ -61,7 +61,8 @@ sl_node_state_t *sl_health_state_get(const char *service, const char *address)
 {
     pthread_mutex_lock(&registry_lock);
     sl_node_state_t *st = registry;
-    while (st && (strcmp(st->service, service) || strcmp(st->address, address))) st = st->next;
+    while (st && (strcmp(st->service, service) || strcmp(st->address, address)))
+        st = st->next;
     if (st) {
         atomic_fetch_add(&st->refs, 1);
     } else {
@@ -85,7 +86,8 @@ void sl_health_state_release(sl_node_state_t *st)
     pthread_mutex_lock(&registry_lock);
     if (atomic_fetch_sub(&st->refs, 1) == 1) {
         sl_node_state_t **pp = &registry;
-        while (*pp != st) pp = &(*pp)->next;
+        while (*pp != st)
+            pp = &(*pp)->next;
         *pp = st->next;
         /* A node no longer configured is not reported as up. */
         if (st->m_healthy) series_add(st->m_healthy, -sl_series_value(st->m_healthy));
@@ -110,6 +112,7 @@ static int transition(sl_node_state_t *st, int healthy, int down_by, const char 
     int was = atomic_exchange(&st->healthy, healthy);
     if (healthy) atomic_store(&st->down_by, SL_DOWN_NONE);
     if (was == healthy) return 0;
+    atomic_fetch_add(&sl_health_epoch, 1); /* upstreams recompute their priority level */
     sl_log_info("upstream %s node %s: %s -> %s (%s)", st->service, st->address, was ? "healthy" : "unhealthy",
                 healthy ? "healthy" : "unhealthy", reason);
     series_add(healthy ? st->m_to_healthy : st->m_to_unhealthy, 1);
@@ -133,7 +136,7 @@ int sl_health_node_up(const sl_upstream_t *u, const sl_node_t *n)
     int expect = SL_DOWN_PASSIVE;
     if (atomic_compare_exchange_strong(&st->down_by, &expect, SL_DOWN_TRIAL)) {
         sl_log_info("upstream %s node %s: cooldown over, trying it again", st->service, st->address);
-        atomic_store(&st->healthy, 1);
+        sl_health_set(st, 1);
     }
     return 1;
 }
@@ -141,12 +144,18 @@ int sl_health_node_up(const sl_upstream_t *u, const sl_node_t *n)
 static const char *outcome_name(sl_outcome_t o)
 {
     switch (o) {
-    case SL_OUTCOME_OK: return "ok";
-    case SL_OUTCOME_FAILED_STATUS: return "failure status";
-    case SL_OUTCOME_CONNECT_FAILURE: return "connect failure";
-    case SL_OUTCOME_TIMEOUT: return "timeout";
-    case SL_OUTCOME_RESET: return "reset";
-    case SL_OUTCOME_ABORTED: return "aborted";
+    case SL_OUTCOME_OK:
+        return "ok";
+    case SL_OUTCOME_FAILED_STATUS:
+        return "failure status";
+    case SL_OUTCOME_CONNECT_FAILURE:
+        return "connect failure";
+    case SL_OUTCOME_TIMEOUT:
+        return "timeout";
+    case SL_OUTCOME_RESET:
+        return "reset";
+    case SL_OUTCOME_ABORTED:
+        return "aborted";
     }
     return "?";
 }
@@ -175,7 +184,7 @@ void sl_health_report(const sl_upstream_t *u, sl_node_t *n, sl_outcome_t outcome
         int expect = SL_DOWN_TRIAL;
         atomic_store(&st->down_ms, sl_now_ms());
         if (atomic_compare_exchange_strong(&st->down_by, &expect, SL_DOWN_PASSIVE)) {
-            atomic_store(&st->healthy, 0);
+            sl_health_set(st, 0);
             sl_log_info("upstream %s node %s: trial request failed (%s), still unhealthy", st->service, st->address,
                         outcome_name(outcome));
         }
@@ -234,6 +243,8 @@ static struct {
     sl_generation_t *gen;
     checker_t *checkers;
     uint64_t rng;
+    uv_timer_t sweep; /* passive checks without active checks: ends cooldowns */
+    int sweep_init;
 } hc;
 
 static uint64_t rng_next(void)
@@ -343,7 +354,8 @@ static int probe_evaluate(probe_t *p, int eof)
         }
         int good = 0;
         if (!h->n_expected) good = status >= 200 && status <= 399;
-        for (size_t i = 0; i < h->n_expected && !good; i++) good = status >= h->expected[i].lo && status <= h->expected[i].hi;
+        for (size_t i = 0; i < h->n_expected && !good; i++)
+            good = status >= h->expected[i].lo && status <= h->expected[i].hi;
         snprintf(err, sizeof(err), "status %d", status);
         probe_finish(p, good, err);
         return 1;
@@ -405,7 +417,8 @@ static void build_request(probe_t *p, const sl_upstream_t *u, const sl_node_t *n
     }
     sl_buf_printf(&p->out, "%s %s HTTP/1.1\r\nHost: %s\r\n", h->method ? h->method : "GET", h->path ? h->path : "/",
                   h->host ? h->host : n->name);
-    for (size_t i = 0; i < h->n_headers; i++) sl_buf_printf(&p->out, "%s: %s\r\n", h->headers[i].name, h->headers[i].value);
+    for (size_t i = 0; i < h->n_headers; i++)
+        sl_buf_printf(&p->out, "%s: %s\r\n", h->headers[i].name, h->headers[i].value);
     sl_buf_puts(&p->out, "User-Agent: sluice-health-check\r\nConnection: close\r\n\r\n");
 }
 
@@ -491,10 +504,47 @@ static void checker_stop(checker_t *c)
     uv_close((uv_handle_t *)&c->timer, checker_closed);
 }
 
+/* A node down by passive checks gets its trial when the cooldown ends even if no balancer asks
+ * about it (pickers skip lower priorities without looking): the main loop looks regularly. */
+static void on_sweep(uv_timer_t *t)
+{
+    SL_UNUSED(t);
+    for (size_t s = 0; hc.gen && s < hc.gen->cfg->n_services; s++) {
+        if (!hc.gen->cfg->services[s].has_upstream) continue;
+        const sl_upstream_t *u = &hc.gen->upstreams[s];
+        for (size_t i = 0; i < u->n_nodes; i++)
+            sl_health_node_up(u, &u->nodes[i]);
+    }
+}
+
+static void sweep_sync(uv_loop_t *loop, const sl_generation_t *g)
+{
+    uint64_t every = 0;
+    for (size_t s = 0; g && s < g->cfg->n_services; s++) {
+        const sl_upstream_cfg_t *c = &g->cfg->services[s].upstream;
+        if (!g->cfg->services[s].has_upstream || !c->passive_check.enabled || c->health_check.enabled) continue;
+        uint64_t v = c->passive_check.cooldown_ms / 4;
+        if (!every || v < every) every = v;
+    }
+    if (!hc.sweep_init) {
+        uv_timer_init(loop, &hc.sweep);
+        uv_unref((uv_handle_t *)&hc.sweep);
+        hc.sweep_init = 1;
+    }
+    if (!every) {
+        uv_timer_stop(&hc.sweep);
+        return;
+    }
+    every = every < 50 ? 50 : every > 1000 ? 1000 : every;
+    uv_timer_start(&hc.sweep, on_sweep, every, every);
+}
+
 void sl_health_sync(uv_loop_t *loop, sl_generation_t *g)
 {
     hc.loop = loop;
-    for (checker_t *c = hc.checkers; c; c = c->next) c->seen = 0;
+    sweep_sync(loop, g);
+    for (checker_t *c = hc.checkers; c; c = c->next)
+        c->seen = 0;
     for (size_t s = 0; g && s < g->cfg->n_services; s++) {
         const sl_service_cfg_t *svc = &g->cfg->services[s];
         if (!svc->has_upstream || !svc->upstream.health_check.enabled) continue;
@@ -502,7 +552,8 @@ void sl_health_sync(uv_loop_t *loop, sl_generation_t *g)
         for (size_t i = 0; i < u->n_nodes; i++) {
             const sl_node_t *n = &u->nodes[i];
             checker_t *c = hc.checkers;
-            while (c && c->st != n->state) c = c->next;
+            while (c && c->st != n->state)
+                c = c->next;
             if (c && c->seen) continue; /* the same address listed twice: one checker */
             if (!c) {
                 c = sl_xcalloc(1, sizeof(*c));
@@ -543,6 +594,10 @@ void sl_health_sync(uv_loop_t *loop, sl_generation_t *g)
 
 void sl_health_shutdown(void)
 {
+    if (hc.sweep_init) {
+        uv_close((uv_handle_t *)&hc.sweep, NULL);
+        hc.sweep_init = 0;
+    }
     while (hc.checkers) {
         checker_t *c = hc.checkers;
         hc.checkers = c->next;
@@ -555,9 +610,9 @@ void sl_health_shutdown(void)
 /* ---- status page ------------------------------------------------------------------------- */
 
 static const char *const balance_names[] = {
-    [SL_BALANCE_RANDOM] = "random",         [SL_BALANCE_ROUND_ROBIN] = "round_robin",
-    [SL_BALANCE_WEIGHTED] = "weighted",     [SL_BALANCE_COOKIE] = "cookie",
-    [SL_BALANCE_HASH] = "hash",             [SL_BALANCE_LEAST_CONN] = "least_conn",
+    [SL_BALANCE_RANDOM] = "random",     [SL_BALANCE_ROUND_ROBIN] = "round_robin",
+    [SL_BALANCE_WEIGHTED] = "weighted", [SL_BALANCE_COOKIE] = "cookie",
+    [SL_BALANCE_HASH] = "hash",         [SL_BALANCE_LEAST_CONN] = "least_conn",
     [SL_BALANCE_EWMA] = "ewma",
 };
 
@@ -584,7 +639,8 @@ void sl_health_status_json(const sl_generation_t *g, sl_buf_t *out)
         first = 0;
         json_str(out, svc->name);
         sl_buf_puts(out, ",\"balance\":");
-        json_str(out, (size_t)svc->upstream.balance < SL_ARRAY_LEN(balance_names) ? balance_names[svc->upstream.balance] : "?");
+        json_str(out, (size_t)svc->upstream.balance < SL_ARRAY_LEN(balance_names) ? balance_names[svc->upstream.balance]
+                                                                                  : "?");
         sl_buf_puts(out, ",\"nodes\":[");
         for (size_t i = 0; i < u->n_nodes; i++) {
             const sl_node_t *n = &u->nodes[i];

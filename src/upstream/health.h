@@ -24,23 +24,30 @@ enum { SL_DOWN_NONE, SL_DOWN_ACTIVE, SL_DOWN_PASSIVE, SL_DOWN_TRIAL };
 
 struct sl_node_state {
     atomic_int refs;
-    atomic_int healthy;          /* 1 healthy, 0 unhealthy; starts at 1 */
-    atomic_int active;           /* requests in flight, all workers (least_conn, status page) */
-    _Atomic uint64_t ewma_bits;  /* ewma balancer: peak-EWMA latency in ms, as double bits */
-    _Atomic uint64_t ewma_ns;    /* when ewma_bits was last updated (monotonic ns) */
-    atomic_uint fails;           /* passive: consecutive failures */
-    _Atomic uint64_t down_ms;    /* passive without active checks: when it was marked down */
-    atomic_int down_by;          /* SL_DOWN_*: what marked it unhealthy, and the passive trial */
-    _Atomic uint64_t last_check_ms; /* wall clock of the last active check, 0 = never */
-    _Atomic uint64_t checks_ok, checks_failed; /* active checks, for the status page */
-    char last_error[128];        /* last failure seen (active or passive); under a lock */
-    sl_series_t *m_healthy;      /* sluice_upstream_node_healthy{service,node} */
-    sl_series_t *m_check_ok, *m_check_failed; /* sluice_upstream_health_checks_total */
+    atomic_int healthy;                         /* 1 healthy, 0 unhealthy; starts at 1 */
+    atomic_int active;                          /* requests in flight, all workers (least_conn, status page) */
+    _Atomic uint64_t ewma_bits;                 /* ewma balancer: peak-EWMA latency in ms, as double bits */
+    _Atomic uint64_t ewma_ns;                   /* when ewma_bits was last updated (monotonic ns) */
+    atomic_uint fails;                          /* passive: consecutive failures */
+    _Atomic uint64_t down_ms;                   /* passive without active checks: when it was marked down */
+    atomic_int down_by;                         /* SL_DOWN_*: what marked it unhealthy, and the passive trial */
+    _Atomic uint64_t last_check_ms;             /* wall clock of the last active check, 0 = never */
+    _Atomic uint64_t checks_ok, checks_failed;  /* active checks, for the status page */
+    char last_error[128];                       /* last failure seen (active or passive); under a lock */
+    sl_series_t *m_healthy;                     /* sluice_upstream_node_healthy{service,node} */
+    sl_series_t *m_check_ok, *m_check_failed;   /* sluice_upstream_health_checks_total */
     sl_series_t *m_to_healthy, *m_to_unhealthy; /* sluice_upstream_node_transitions_total */
     char *service;
     char *address;
-    struct sl_node_state *next;  /* registry list */
+    struct sl_node_state *next; /* registry list */
 };
+
+/* Sets a node's verdict; a change moves sl_health_epoch so upstreams see it at their next
+ * pick. Any thread. */
+static inline void sl_health_set(sl_node_state_t *st, int healthy)
+{
+    if (atomic_exchange(&st->healthy, healthy) != healthy) atomic_fetch_add(&sl_health_epoch, 1);
+}
 
 /* Main thread. Returns the state for (service, address) with a new reference, creating it
  * healthy when new. */
