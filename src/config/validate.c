@@ -1326,6 +1326,33 @@ static void parse_service_name(vctx_t *v, const sl_node_t *n, void *base)
     svc->name = s;
 }
 
+/* The issued cookie must be well formed (RFC 6265): a token name, a path without ';' or
+ * control characters, and a ttl of at least a second (Max-Age counts whole seconds). */
+static void check_cookie(vctx_t *v, const sl_node_t *cookie, const sl_upstream_cfg_t *u)
+{
+    const char *name = u->cookie.name;
+    int ok = name != NULL;
+    for (const char *p = name; ok && *p; p++) ok = token_char(*p);
+    if (name && !ok) {
+        size_t old = path_key(v, "cookie.name");
+        verr(v, map_get(cookie, "name"), "must be a cookie name token (letters, digits and !#$%%&'*+-.^_`|~)");
+        path_pop(v, old);
+    }
+    const char *path = u->cookie.path;
+    int bad_path = path && path[0] != '/';
+    for (const char *p = path; p && *p && !bad_path; p++) bad_path = *p == ';' || (unsigned char)*p < 0x20 || *p == 0x7f;
+    if (bad_path) {
+        size_t old = path_key(v, "cookie.path");
+        verr(v, map_get(cookie, "path"), "must start with '/' and contain no ';' or control characters");
+        path_pop(v, old);
+    }
+    if (u->cookie.ttl_ms > 0 && u->cookie.ttl_ms < 1000) {
+        size_t old = path_key(v, "cookie.ttl");
+        verr(v, map_get(cookie, "ttl"), "must be at least 1s (Max-Age counts seconds), or 0 to issue no cookie");
+        path_pop(v, old);
+    }
+}
+
 static void parse_upstream(vctx_t *v, const sl_node_t *n, void *base)
 {
     sl_service_cfg_t *svc = base;
@@ -1358,11 +1385,12 @@ static void parse_upstream(vctx_t *v, const sl_node_t *n, void *base)
         verr(v, map_get(hash, "key"), "not used when hashing on ip");
         path_pop(v, old);
     }
-    if (u->balance == SL_BALANCE_COOKIE && !u->cookie.name) {
+    if (u->balance == SL_BALANCE_COOKIE && !u->cookie.name && !map_get(cookie, "name")) {
         size_t old = path_key(v, "cookie");
         verr(v, cookie ? cookie : map_get(n, "balance"), "'name' is required for balance: cookie");
         path_pop(v, old);
     }
+    if (cookie) check_cookie(v, cookie, u);
 }
 
 static const choice_t service_types[] = {

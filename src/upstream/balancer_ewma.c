@@ -19,9 +19,13 @@ static double load_double(_Atomic uint64_t *a)
     return d;
 }
 
-static double cost(const sl_node_t *n)
+static double cost(const sl_node_t *n, uint64_t now)
 {
     double ewma = load_double(&n->state->ewma_bits);
+    /* Decay to now, not only when the node answers: a node that was slow once and then got no
+     * traffic must look better as time passes, or it would never be tried again. */
+    uint64_t at = atomic_load_explicit(&n->state->ewma_ns, memory_order_relaxed);
+    if (at && now > at) ewma *= exp(-(double)(now - at) / DECAY_NS);
     int active = atomic_load_explicit(&n->state->active, memory_order_relaxed);
     /* A node never measured looks fast, so it gets tried. */
     return (ewma > 0 ? ewma : 0.001) * (active + 1) / n->weight;
@@ -34,7 +38,8 @@ static sl_node_t *ewma_pick(sl_upstream_t *u, const sl_pick_ctx_t *ctx)
     sl_node_t *b = NULL;
     for (int i = 0; i < 8 && (!b || b == a); i++) b = sl_balancer_random_candidate(u, ctx);
     if (!b || b == a) return a;
-    return cost(b) < cost(a) ? b : a;
+    uint64_t now = sl_now_ns();
+    return cost(b, now) < cost(a, now) ? b : a;
 }
 
 static void ewma_observe(sl_upstream_t *u, sl_node_t *n, double latency_ms)

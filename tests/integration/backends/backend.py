@@ -190,6 +190,12 @@ class Backend:
             threading.Thread(target=self._serve, args=(s, peer, cid), daemon=True).start()
 
     def _serve(self, s, peer, cid):
+        # The default handler sends head and body separately: without TCP_NODELAY the body
+        # would wait for the peer's delayed ACK (~40 ms a request).
+        try:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         r = _Reader(s)
         try:
             while not self._stop:
