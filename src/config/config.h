@@ -123,6 +123,34 @@ enum {
     SL_METHOD_TRACE = 1 << 8,
 };
 
+/* request_headers / response_headers: set (replace or add), add (append), remove. */
+typedef struct sl_header_ops_cfg {
+    sl_header_kv_t *set;
+    size_t n_set;
+    sl_header_kv_t *add;
+    size_t n_add;
+    const char **remove;
+    size_t n_remove;
+} sl_header_ops_cfg_t;
+
+/* A route's policies (see src/policy/). A policy is on when its `enabled` is set. */
+typedef struct sl_policies_cfg {
+    struct {
+        int enabled;
+        const char *prefix;  /* {prefix, replace} */
+        const char *regex;   /* or {regex, replace}: PCRE2, $1.. in replace */
+        const char *replace; /* starts with '/' */
+    } path_rewrite;
+    struct {
+        int enabled;
+        uint64_t ms; /* the whole request, retries included; exceeded -> 504 */
+    } timeout;
+    struct {
+        int enabled;
+        sl_header_ops_cfg_t ops;
+    } request_headers, response_headers;
+} sl_policies_cfg_t;
+
 typedef struct sl_route_cfg {
     const char *name;   /* unique within its service; default "<service>-<index>" */
     const char **hosts; /* "api.example.com" or "*.example.org"; lower-cased; none = any host */
@@ -132,6 +160,7 @@ typedef struct sl_route_cfg {
     size_t n_paths;
     uint32_t methods;   /* SL_METHOD_* bits, 0 = any */
     sl_direct_response_cfg_t *direct_response; /* NULL: proxy to the service's upstream */
+    sl_policies_cfg_t policies;
     int line, col;
 } sl_route_cfg_t;
 

@@ -16,6 +16,7 @@
 #include "base/buf.h"
 #include "base/common.h"
 #include "base/time.h"
+#include "policy/regex.h"
 
 #define PATH_MAX_LEN 512
 #define DAY_MS (24ull * 3600ull * 1000ull)
@@ -1192,15 +1193,25 @@ static int token_char(char c)
            (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
-static void parse_dr_headers(vctx_t *v, const sl_node_t *n, void *base)
+static int is_hop_by_hop(const char *name)
 {
-    sl_direct_response_cfg_t *dr = base;
+    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "te",
+                                      "trailer", "transfer-encoding", "upgrade"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(hop); i++)
+        if (!strcasecmp(name, hop[i])) return 1;
+    return 0;
+}
+
+/* A map of header names to values into out/n_out. Names are tokens, unique; framing headers
+ * (and, for policies, hop-by-hop ones) belong to the gateway. */
+static void parse_header_map(vctx_t *v, const sl_node_t *n, sl_header_kv_t **out, size_t *n_out, int policy)
+{
     if (sl_node_is_null(n)) return;
     if (n->kind != SL_NODE_MAP) {
         verr(v, n, "expected a map of header names to values, got %s", sl_node_kind_name(n));
         return;
     }
-    dr->headers = sl_arena_calloc(v->a, n->n * sizeof(*dr->headers));
+    *out = sl_arena_calloc(v->a, n->n * sizeof(**out));
     for (const sl_node_t *c = n->first; c; c = c->next) {
         size_t old = path_key(v, c->key);
         int ok = *c->key != '\0';
@@ -1210,6 +1221,8 @@ static void parse_dr_headers(vctx_t *v, const sl_node_t *n, void *base)
             verr_at(v, c->key_line, c->key_col, "invalid header name");
         } else if (!strcasecmp(c->key, "content-length") || !strcasecmp(c->key, "transfer-encoding")) {
             verr_at(v, c->key_line, c->key_col, "is set by the gateway from the body");
+        } else if (policy && is_hop_by_hop(c->key)) {
+            verr_at(v, c->key_line, c->key_col, "is a hop-by-hop header: the gateway manages it per connection");
         } else {
             for (const sl_node_t *o = n->first; o != c; o = o->next)
                 if (!strcasecmp(o->key, c->key)) {
@@ -1221,12 +1234,18 @@ static void parse_dr_headers(vctx_t *v, const sl_node_t *n, void *base)
             if (val && strpbrk(val, "\r\n")) {
                 verr(v, c, "header values must not contain line breaks");
             } else if (val) {
-                dr->headers[dr->n_headers].name = sl_arena_strdup(v->a, c->key);
-                dr->headers[dr->n_headers++].value = val;
+                (*out)[*n_out].name = sl_arena_strdup(v->a, c->key);
+                (*out)[(*n_out)++].value = val;
             }
         }
         path_pop(v, old);
     }
+}
+
+static void parse_dr_headers(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_direct_response_cfg_t *dr = base;
+    parse_header_map(v, n, &dr->headers, &dr->n_headers, 0);
 }
 
 static void parse_dr_body(vctx_t *v, const sl_node_t *n, void *base)
@@ -1263,16 +1282,140 @@ static void parse_direct_response(vctx_t *v, const sl_node_t *n, void *base)
     parse_section(v, n, &dr_section, r->direct_response);
 }
 
+/* ---- policies (src/policy/) ---- */
+
+static void parse_hdr_set(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_header_ops_cfg_t *h = base;
+    parse_header_map(v, n, &h->set, &h->n_set, 1);
+}
+
+static void parse_hdr_add(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_header_ops_cfg_t *h = base;
+    parse_header_map(v, n, &h->add, &h->n_add, 1);
+}
+
+static void parse_hdr_remove(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_header_ops_cfg_t *h = base;
+    long cnt = want_list(v, n, 1);
+    if (cnt <= 0) return;
+    h->remove = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*h->remove));
+    size_t i = 0;
+    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+        size_t old = path_idx(v, i);
+        const char *name = get_string(v, c, 0);
+        int ok = name != NULL;
+        for (const char *p = name; ok && *p; p++) ok = token_char(*p);
+        if (name && !ok) verr(v, c, "invalid header name");
+        else if (name && (is_hop_by_hop(name) || !strcasecmp(name, "content-length")))
+            verr(v, c, "is managed by the gateway and cannot be removed");
+        else if (name) h->remove[h->n_remove++] = name;
+        path_pop(v, old);
+    }
+}
+
+static const field_t header_ops_fields[] = {
+    {.name = "set", .type = F_CUSTOM, .custom = parse_hdr_set},
+    {.name = "add", .type = F_CUSTOM, .custom = parse_hdr_add},
+    {.name = "remove", .type = F_CUSTOM, .custom = parse_hdr_remove},
+};
+static const section_t header_ops_section = SECTION(header_ops_fields);
+
+#define PR_OFF(m) offsetof(sl_policies_cfg_t, path_rewrite.m)
+static const field_t path_rewrite_fields[] = {
+    {.name = "prefix", .type = F_STRING, .off = PR_OFF(prefix)},
+    {.name = "regex", .type = F_STRING, .off = PR_OFF(regex)},
+    {.name = "replace", .type = F_STRING, .off = PR_OFF(replace), .required = 1},
+};
+static const section_t path_rewrite_section = SECTION(path_rewrite_fields);
+
+static void parse_path_rewrite(vctx_t *v, const sl_node_t *n, sl_policies_cfg_t *pc)
+{
+    parse_section(v, n, &path_rewrite_section, pc);
+    pc->path_rewrite.enabled = 1;
+    if (!pc->path_rewrite.prefix == !pc->path_rewrite.regex) {
+        verr(v, n, "needs exactly one of 'prefix' and 'regex'");
+        return;
+    }
+    if (pc->path_rewrite.prefix && pc->path_rewrite.prefix[0] != '/') {
+        size_t old = path_key(v, "prefix");
+        verr(v, map_get(n, "prefix"), "must start with '/'");
+        path_pop(v, old);
+    }
+    if (pc->path_rewrite.replace && pc->path_rewrite.replace[0] != '/') {
+        size_t old = path_key(v, "replace");
+        verr(v, map_get(n, "replace"), "must start with '/': the result is the path sent upstream");
+        path_pop(v, old);
+    }
+    if (pc->path_rewrite.regex) {
+        char why[160];
+        if (sl_regex_check(pc->path_rewrite.regex, why, sizeof(why)) != 0) {
+            size_t old = path_key(v, "regex");
+            verr(v, map_get(n, "regex"), "%s", why);
+            path_pop(v, old);
+        }
+    }
+}
+
+/* timeout: whole seconds (at least 1), as in the product we answer to, or a duration. */
+static void parse_timeout_policy(vctx_t *v, const sl_node_t *n, sl_policies_cfg_t *pc)
+{
+    const char *s = get_string(v, n, 0);
+    if (!s) return;
+    uint64_t ms = 0;
+    if (sl_parse_duration_ms(s, &ms) != 0 || ms == 0 || ms > DAY_MS) {
+        verr(v, n, "expected whole seconds (at least 1) or a duration such as 500ms, 5s, 1m");
+        return;
+    }
+    pc->timeout.enabled = 1;
+    pc->timeout.ms = ms;
+}
+
 static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
 {
+    sl_route_cfg_t *r = base;
+    sl_policies_cfg_t *pc = &r->policies;
     if (sl_node_is_null(n)) return;
     if (n->kind != SL_NODE_MAP) {
         verr(v, n, "expected a map, got %s", sl_node_kind_name(n));
         return;
     }
+    static const char *const later[] = {"retry", "cookie_rewrite", "websocket", "local_rate_limit", "ip_access"};
+    static const char *const known[] = {"path_rewrite", "timeout", "request_headers", "response_headers", "retry",
+                                        "cookie_rewrite", "websocket", "local_rate_limit", "ip_access"};
     for (const sl_node_t *c = n->first; c; c = c->next) {
         size_t old = path_key(v, c->key);
-        verr_at(v, c->key_line, c->key_col, "policy '%s' is not supported yet", c->key);
+        if (!strcmp(c->key, "path_rewrite")) {
+            parse_path_rewrite(v, c, pc);
+        } else if (!strcmp(c->key, "timeout")) {
+            parse_timeout_policy(v, c, pc);
+        } else if (!strcmp(c->key, "request_headers")) {
+            parse_section(v, c, &header_ops_section, &pc->request_headers.ops);
+            pc->request_headers.enabled = 1;
+        } else if (!strcmp(c->key, "response_headers")) {
+            parse_section(v, c, &header_ops_section, &pc->response_headers.ops);
+            pc->response_headers.enabled = 1;
+        } else {
+            int is_later = 0;
+            for (size_t i = 0; i < SL_ARRAY_LEN(later); i++) is_later |= !strcmp(c->key, later[i]);
+            if (is_later) {
+                verr_at(v, c->key_line, c->key_col, "policy '%s' is not supported yet", c->key);
+            } else {
+                const char *best = NULL;
+                unsigned bestd = 3;
+                for (size_t i = 0; i < SL_ARRAY_LEN(known); i++) {
+                    unsigned d = edit_distance(c->key, known[i]);
+                    if (d < bestd) {
+                        bestd = d;
+                        best = known[i];
+                    }
+                }
+                if (best) verr_at(v, c->key_line, c->key_col, "unknown policy (did you mean '%s'?)", best);
+                else verr_at(v, c->key_line, c->key_col, "unknown policy");
+            }
+        }
         path_pop(v, old);
     }
 }

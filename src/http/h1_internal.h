@@ -86,6 +86,7 @@ typedef struct sl_exchange {
     const char *pick_key; /* hash / cookie balancer key (in head or host storage), or NULL */
     size_t pick_key_len;
     int issue_cookie; /* cookie balancer: set the sticky cookie on the response */
+    uint64_t deadline_ns; /* timeout policy: the whole request ends by then (0: none) */
     sl_upconn_t *uc;
     int tries;
     /* request */

@@ -5,6 +5,7 @@
 #include "base/log.h"
 #include "base/time.h"
 #include "observe/access_log.h"
+#include "policy/policy.h"
 #include "runtime/server.h"
 
 #include <ctype.h>
@@ -463,6 +464,7 @@ void sl_client_send_response_head(sl_client_t *c, const sl_head_t *up, int statu
     for (size_t i = 0; i < up->n; i++) {
         const sl_hdr_t *x = &up->hdrs[i];
         if (sl_hdr_hop_by_hop(up, x)) continue;
+        if (ex->route && sl_policy_response_drop(ex->route, sl_head_str(up, x->name_off), x->name_len)) continue;
         if (!has_length && sl_hdr_is(up, x, "content-length")) continue;
         sl_buf_append(&b, sl_head_str(up, x->name_off), x->name_len);
         sl_buf_puts(&b, ": ");
@@ -478,6 +480,7 @@ void sl_client_send_response_head(sl_client_t *c, const sl_head_t *up, int statu
             c->close_after = 1; /* HTTP/1.0: the body ends when the connection does */
         }
     }
+    if (ex->route) sl_policy_response_emit(ex->route, &b);
     if (ex->issue_cookie && ex->node) {
         const sl_upstream_t *u = ex->route->upstream;
         char value[32];
@@ -832,9 +835,22 @@ static void build_upstream_head(sl_client_t *c)
     sl_buf_reserve(b, h->buf.len + 256);
     sl_buf_puts(b, llhttp_method_name((llhttp_method_t)ex->method));
     sl_buf_putc(b, ' ');
-    size_t target_len = (size_t)(sl_head_str(h, h->first_off) + h->first_len - ex->path);
-    if (target_len) sl_buf_append(b, ex->path, target_len);
-    else sl_buf_putc(b, '/'); /* "GET http://host HTTP/1.1" */
+    const sl_route_rt_t *rt = ex->route;
+    const char *target_end = sl_head_str(h, h->first_off) + h->first_len;
+    size_t target_len = (size_t)(target_end - ex->path);
+    /* path_rewrite works on the path; the query string after it is kept as sent. */
+    size_t out_size = 4 * ex->path_len + 1024;
+    char *rewritten = rt->n_chain ? sl_xmalloc(out_size) : NULL;
+    long rn = rewritten ? sl_policy_upstream_path(rt, ex->path, ex->path_len, rewritten, out_size) : -1;
+    if (rn >= 0) {
+        sl_buf_append(b, rewritten, (size_t)rn);
+        sl_buf_append(b, ex->path + ex->path_len, (size_t)(target_end - (ex->path + ex->path_len)));
+    } else if (target_len) {
+        sl_buf_append(b, ex->path, target_len);
+    } else {
+        sl_buf_putc(b, '/'); /* "GET http://host HTTP/1.1" */
+    }
+    free(rewritten);
     sl_buf_puts(b, " HTTP/1.1\r\n");
     /* Host: the absolute-form authority, else the client's, else (HTTP/1.0) the node's. */
     const char *hv = ex->authority;
@@ -843,37 +859,49 @@ static void build_upstream_head(sl_client_t *c)
         hv = sl_head_str(h, host->value_off);
         hn = host->value_len;
     }
-    sl_buf_puts(b, "Host: ");
-    if (hv) sl_buf_append(b, hv, hn);
-    else sl_buf_puts(b, ex->node->name);
-    sl_buf_puts(b, "\r\n");
+    /* request_headers may set any of the headers the gateway writes itself: then theirs wins. */
+#define OURS(name) (!sl_policy_upstream_drop(rt, name, sizeof(name) - 1))
+    if (OURS("Host")) {
+        sl_buf_puts(b, "Host: ");
+        if (hv) sl_buf_append(b, hv, hn);
+        else sl_buf_puts(b, ex->node->name);
+        sl_buf_puts(b, "\r\n");
+    }
     for (size_t i = 0; i < h->n; i++) {
         const sl_hdr_t *x = &h->hdrs[i];
         if (x == host || sl_hdr_hop_by_hop(h, x) || sl_hdr_is(h, x, "expect") || sl_hdr_is(h, x, "x-forwarded-for") ||
             sl_hdr_is(h, x, "x-forwarded-proto") || sl_hdr_is(h, x, "x-forwarded-host") ||
-            sl_hdr_is(h, x, "x-real-ip") || sl_hdr_is(h, x, "content-length"))
+            sl_hdr_is(h, x, "x-real-ip") || sl_hdr_is(h, x, "content-length") ||
+            sl_policy_upstream_drop(rt, sl_head_str(h, x->name_off), x->name_len))
             continue;
         sl_buf_append(b, sl_head_str(h, x->name_off), x->name_len);
         sl_buf_puts(b, ": ");
         sl_buf_append(b, sl_head_str(h, x->value_off), x->value_len);
         sl_buf_puts(b, "\r\n");
     }
-    sl_buf_puts(b, "X-Forwarded-For: ");
-    if (xff.len) {
-        sl_buf_append(b, xff.data, xff.len);
-        sl_buf_puts(b, ", ");
+    if (OURS("X-Forwarded-For")) {
+        sl_buf_puts(b, "X-Forwarded-For: ");
+        if (xff.len) {
+            sl_buf_append(b, xff.data, xff.len);
+            sl_buf_puts(b, ", ");
+        }
+        sl_buf_puts(b, c->peer_ip);
+        sl_buf_puts(b, "\r\n");
     }
-    sl_buf_puts(b, c->peer_ip);
     sl_buf_free(&xff);
-    sl_buf_puts(b, "\r\nX-Forwarded-Proto: http\r\n");
-    if (hv) {
+    if (OURS("X-Forwarded-Proto")) sl_buf_puts(b, "X-Forwarded-Proto: http\r\n");
+    if (hv && OURS("X-Forwarded-Host")) {
         sl_buf_puts(b, "X-Forwarded-Host: ");
         sl_buf_append(b, hv, hn);
         sl_buf_puts(b, "\r\n");
     }
-    sl_buf_puts(b, "X-Real-IP: ");
-    sl_buf_puts(b, c->peer_ip);
-    sl_buf_puts(b, "\r\n");
+    if (OURS("X-Real-IP")) {
+        sl_buf_puts(b, "X-Real-IP: ");
+        sl_buf_puts(b, c->peer_ip);
+        sl_buf_puts(b, "\r\n");
+    }
+#undef OURS
+    sl_policy_upstream_emit(rt, b);
     if (ex->req_body == SL_BODY_LENGTH)
         sl_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)c->rq->parser.content_length);
     else if (ex->req_body == SL_BODY_CHUNKED)

@@ -5,6 +5,7 @@
 #include "base/log.h"
 #include "base/time.h"
 #include "runtime/server.h"
+#include "policy/policy.h"
 #include "upstream/health.h"
 
 #include <string.h>
@@ -210,12 +211,22 @@ static void uc_configure(sl_upconn_t *uc, const sl_upstream_cfg_t *cfg)
 }
 
 
+/* ms, cut to what is left of the route's timeout policy (the whole request, retries included). */
+static uint64_t bounded(const sl_client_t *c, uint64_t ms)
+{
+    uint64_t deadline = c->rq->ex.deadline_ns;
+    if (!deadline) return ms;
+    uint64_t now = sl_now_ns();
+    uint64_t left = deadline > now ? (deadline - now + 999999) / 1000000 : 0;
+    return left < ms ? left : ms;
+}
+
 static void arm_timer(sl_upconn_t *uc)
 {
     sl_client_t *c = uc->c;
     if (!c) return;
     uint64_t ms = c->rq->ex.req_complete && !uc->write_queued ? uc->read_timeout_ms : uc->send_timeout_ms;
-    uv_timer_start(&uc->timer, on_uc_timer, ms, 0);
+    uv_timer_start(&uc->timer, on_uc_timer, bounded(c, ms), 0);
 }
 
 static void on_uc_written(uv_write_t *req, int status)
@@ -350,7 +361,7 @@ static int on_resp_headers_complete(llhttp_t *p)
     int no_body = ex->method == HTTP_HEAD || status == 204 || status == 304;
     int has_length = (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED);
     sl_client_send_response_head(c, &uc->head, status, has_length, no_body);
-    uv_timer_start(&uc->timer, on_uc_timer, uc->read_timeout_ms, 0);
+    uv_timer_start(&uc->timer, on_uc_timer, bounded(c, uc->read_timeout_ms), 0);
     /* Returning 1 tells llhttp a HEAD response has no body whatever its headers say. */
     return ex->method == HTTP_HEAD ? 1 : 0;
 }
@@ -436,7 +447,7 @@ static void on_uc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         fail(uc, 502, "upstream_bad_response");
         return;
     }
-    if (uc->head_done) uv_timer_start(&uc->timer, on_uc_timer, uc->read_timeout_ms, 0);
+    if (uc->head_done) uv_timer_start(&uc->timer, on_uc_timer, bounded(c, uc->read_timeout_ms), 0);
     if (c->write_queued > SL_HIGH_WATER) {
         uc->reading = 0;
         uv_read_stop((uv_stream_t *)&uc->tcp);
@@ -454,7 +465,9 @@ static void on_uc_timer(uv_timer_t *t)
 {
     sl_upconn_t *uc = t->data;
     if (!uc->c) return;
-    if (!uc->connected) try_next_node(uc->c, "upstream_connect_failed", SL_OUTCOME_CONNECT_FAILURE);
+    uint64_t deadline = uc->c->rq->ex.deadline_ns;
+    if (deadline && sl_now_ns() >= deadline) fail(uc, 504, "route_timeout"); /* the timeout policy */
+    else if (!uc->connected) try_next_node(uc->c, "upstream_connect_failed", SL_OUTCOME_CONNECT_FAILURE);
     else fail(uc, 504, "upstream_timeout");
 }
 
@@ -539,7 +552,7 @@ static void uc_connect(sl_client_t *c, const struct sockaddr_storage *addr, pool
         try_next_node(c, "upstream_connect_failed", SL_OUTCOME_CONNECT_FAILURE);
         return;
     }
-    uv_timer_start(&uc->timer, on_uc_timer, cfg->connect_timeout_ms, 0);
+    uv_timer_start(&uc->timer, on_uc_timer, bounded(c, cfg->connect_timeout_ms), 0);
 }
 
 /* Connects to the exchange's current node, from the pool when a connection is idle there. */
@@ -593,6 +606,8 @@ void sl_upstream_start(sl_client_t *c)
 {
     settings_init();
     sl_exchange_t *ex = &c->rq->ex;
+    uint64_t limit = sl_policy_deadline_ms(ex->route);
+    if (limit) ex->deadline_ns = ex->t_start_ns + limit * 1000000u;
     if (!ex->node) ex->node = sl_upstream_pick(ex->route->upstream, ex->pick_key, ex->pick_key_len, NULL);
     if (!ex->node) {
         sl_client_fail(c, 503, "no_healthy_upstream");

@@ -2,6 +2,7 @@
 #include "base/common.h"
 #include "base/log.h"
 #include "observe/access_log.h"
+#include "policy/policy.h"
 #include "runtime/server.h"
 
 #include <pthread.h>
@@ -67,6 +68,7 @@ sl_generation_t *sl_generation_create(sl_config_t *cfg, const sl_generation_t *p
             rt->cfg = rc;
             rt->svc = svc;
             rt->upstream = rc->direct_response || !svc->has_upstream ? NULL : &g->upstreams[s];
+            if (sl_policy_chain_init(rt) != 0) sl_log_error("route %s: a policy failed to initialise", rc->name);
             size_t nh = rc->n_hosts ? rc->n_hosts : 1, np = rc->n_paths ? rc->n_paths : 1;
             for (size_t h = 0; h < nh; h++)
                 for (size_t p = 0; p < np; p++)
@@ -140,6 +142,7 @@ void sl_generation_release(sl_generation_t *g)
         }
         free(g->listen_fds);
     }
+    for (size_t i = 0; i < g->n_routes; i++) sl_policy_chain_destroy(&g->routes[i]);
     free(g->upstreams);
     free(g->routes);
     sl_router_destroy(g->router);

@@ -22,11 +22,17 @@ typedef struct sl_status_cache {
     _Atomic(sl_series_t *) series[SL_STATUS_CACHE];
 } sl_status_cache_t;
 
+typedef struct sl_policy_ops sl_policy_ops_t;
+typedef struct sl_regex sl_regex_t;
+
 typedef struct sl_route_rt {
     const sl_route_cfg_t *cfg;
     const sl_service_cfg_t *svc;
     sl_upstream_t *upstream; /* NULL for direct responses */
     sl_status_cache_t requests;
+    const sl_policy_ops_t *chain[8]; /* the route's policies in order (policy/policy.h) */
+    size_t n_chain;
+    sl_regex_t *rewrite_re;          /* path_rewrite's compiled regex */
 } sl_route_rt_t;
 
 typedef struct sl_generation {

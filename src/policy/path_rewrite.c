@@ -1,0 +1,58 @@
+/* path_rewrite: replace a prefix ({prefix, replace}) or a PCRE2 match ({regex, replace} with
+ * $1.. groups) in the path sent upstream; the query string is kept by the caller. A path the
+ * rule does not match goes unchanged. */
+#include "policy/policy.h"
+#include "policy/regex.h"
+#include "runtime/generation.h"
+
+#include <string.h>
+
+static int enabled(const sl_policies_cfg_t *pc)
+{
+    return pc->path_rewrite.enabled;
+}
+
+static int init(sl_route_rt_t *rt)
+{
+    const char *re = rt->cfg->policies.path_rewrite.regex;
+    if (!re) return 0;
+    rt->rewrite_re = sl_regex_compile(re);
+    return rt->rewrite_re ? 0 : -1;
+}
+
+static void destroy(sl_route_rt_t *rt)
+{
+    sl_regex_free(rt->rewrite_re);
+    rt->rewrite_re = NULL;
+}
+
+static long upstream_path(const sl_route_rt_t *rt, const char *path, size_t len, char *out, size_t out_size)
+{
+    const char *replace = rt->cfg->policies.path_rewrite.replace;
+    if (rt->rewrite_re) return sl_regex_replace(rt->rewrite_re, path, len, replace, out, out_size) > 0
+                                   ? (long)strlen(out)
+                                   : -1;
+    const char *prefix = rt->cfg->policies.path_rewrite.prefix;
+    size_t pl = strlen(prefix), rl = strlen(replace);
+    if (len < pl || memcmp(path, prefix, pl) != 0) return -1;
+    const char *rest = path + pl;
+    size_t restl = len - pl;
+    /* "/users" -> "/v1/users": "/users/1" keeps its "/1"; avoid "//" when both sides have one. */
+    if (rl && replace[rl - 1] == '/' && restl && rest[0] == '/') {
+        rest++;
+        restl--;
+    }
+    if (rl + restl + 1 > out_size) return -1;
+    memcpy(out, replace, rl);
+    memcpy(out + rl, rest, restl);
+    out[rl + restl] = '\0';
+    return (long)(rl + restl);
+}
+
+const sl_policy_ops_t sl_policy_path_rewrite = {
+    .name = "path_rewrite",
+    .enabled = enabled,
+    .init = init,
+    .destroy = destroy,
+    .upstream_path = upstream_path,
+};

@@ -1,0 +1,76 @@
+#include "policy/policy.h"
+#include "base/common.h"
+#include "runtime/generation.h"
+
+/* Every policy, in chain order. */
+static const sl_policy_ops_t *const policies[] = {
+    &sl_policy_path_rewrite,
+    &sl_policy_request_headers,
+    &sl_policy_timeout,
+    &sl_policy_response_headers,
+};
+
+int sl_policy_chain_init(sl_route_rt_t *rt)
+{
+    rt->n_chain = 0;
+    for (size_t i = 0; i < SL_ARRAY_LEN(policies); i++) {
+        if (!policies[i]->enabled(&rt->cfg->policies)) continue;
+        if (policies[i]->init && policies[i]->init(rt) != 0) {
+            sl_policy_chain_destroy(rt);
+            return -1;
+        }
+        rt->chain[rt->n_chain++] = policies[i];
+    }
+    return 0;
+}
+
+void sl_policy_chain_destroy(sl_route_rt_t *rt)
+{
+    for (size_t i = 0; i < rt->n_chain; i++)
+        if (rt->chain[i]->destroy) rt->chain[i]->destroy(rt);
+    rt->n_chain = 0;
+}
+
+long sl_policy_upstream_path(const sl_route_rt_t *rt, const char *path, size_t len, char *out, size_t out_size)
+{
+    long n = -1;
+    for (size_t i = 0; i < rt->n_chain; i++) {
+        if (!rt->chain[i]->upstream_path) continue;
+        long r = rt->chain[i]->upstream_path(rt, path, len, out, out_size);
+        if (r >= 0) n = r;
+    }
+    return n;
+}
+
+int sl_policy_upstream_drop(const sl_route_rt_t *rt, const char *name, size_t len)
+{
+    for (size_t i = 0; i < rt->n_chain; i++)
+        if (rt->chain[i]->upstream_drop && rt->chain[i]->upstream_drop(rt, name, len)) return 1;
+    return 0;
+}
+
+void sl_policy_upstream_emit(const sl_route_rt_t *rt, sl_buf_t *head)
+{
+    for (size_t i = 0; i < rt->n_chain; i++)
+        if (rt->chain[i]->upstream_emit) rt->chain[i]->upstream_emit(rt, head);
+}
+
+int sl_policy_response_drop(const sl_route_rt_t *rt, const char *name, size_t len)
+{
+    for (size_t i = 0; i < rt->n_chain; i++)
+        if (rt->chain[i]->response_drop && rt->chain[i]->response_drop(rt, name, len)) return 1;
+    return 0;
+}
+
+void sl_policy_response_emit(const sl_route_rt_t *rt, sl_buf_t *head)
+{
+    for (size_t i = 0; i < rt->n_chain; i++)
+        if (rt->chain[i]->response_emit) rt->chain[i]->response_emit(rt, head);
+}
+
+uint64_t sl_policy_deadline_ms(const sl_route_rt_t *rt)
+{
+    for (size_t i = 0; i < rt->n_chain; i++)
+        if (rt->chain[i]->deadline_ms) return rt->chain[i]->deadline_ms(rt);
+    return 0;
+}

@@ -1,0 +1,138 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "config/config.h"
+#include "policy/policy.h"
+#include "runtime/generation.h"
+
+/* Loads a one-route configuration with the given policies and builds the route's chain. */
+static sl_config_t *load(const char *policies, sl_route_rt_t *rt)
+{
+    char yaml[1024];
+    snprintf(yaml, sizeof(yaml),
+             "services:\n  - name: s\n    upstream: {nodes: [\"127.0.0.1:1\"]}\n"
+             "    routes:\n      - paths: [\"/*\"]\n        policies: %s\n",
+             policies);
+    sl_config_t *cfg = NULL;
+    sl_config_errors_t errs = {0};
+    if (sl_config_load_buffer("p.yaml", yaml, strlen(yaml), &cfg, &errs) != 0) {
+        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "%s\n", errs.lines[i]);
+        sl_config_errors_free(&errs);
+        fail();
+    }
+    memset(rt, 0, sizeof(*rt));
+    rt->cfg = &cfg->services[0].routes[0];
+    rt->svc = &cfg->services[0];
+    assert_int_equal(sl_policy_chain_init(rt), 0);
+    return cfg;
+}
+
+static const char *rewrite(const sl_route_rt_t *rt, const char *path)
+{
+    static char out[256];
+    long n = sl_policy_upstream_path(rt, path, strlen(path), out, sizeof(out));
+    return n < 0 ? path : out;
+}
+
+static void test_prefix_rewrite(void **state)
+{
+    (void)state;
+    sl_route_rt_t rt;
+    sl_config_t *cfg = load("{path_rewrite: {prefix: /users, replace: /v1/users}}", &rt);
+    assert_string_equal(rewrite(&rt, "/users"), "/v1/users");
+    assert_string_equal(rewrite(&rt, "/users/7"), "/v1/users/7");
+    assert_string_equal(rewrite(&rt, "/other"), "/other");
+    sl_policy_chain_destroy(&rt);
+    sl_config_free(cfg);
+    cfg = load("{path_rewrite: {prefix: /api/, replace: /}}", &rt);
+    assert_string_equal(rewrite(&rt, "/api/x/y"), "/x/y"); /* no "//" */
+    sl_policy_chain_destroy(&rt);
+    sl_config_free(cfg);
+}
+
+static void test_regex_rewrite(void **state)
+{
+    (void)state;
+    sl_route_rt_t rt;
+    sl_config_t *cfg = load("{path_rewrite: {regex: \"^/api/(\\\\w+)/(\\\\d+)$\", replace: \"/v2/$2/$1\"}}", &rt);
+    assert_string_equal(rewrite(&rt, "/api/user/42"), "/v2/42/user");
+    assert_string_equal(rewrite(&rt, "/api/user/x"), "/api/user/x"); /* no match: unchanged */
+    sl_policy_chain_destroy(&rt);
+    sl_config_free(cfg);
+}
+
+static void test_header_ops_and_chain_order(void **state)
+{
+    (void)state;
+    sl_route_rt_t rt;
+    sl_config_t *cfg = load("{response_headers: {set: {X-A: '1'}, remove: [Server]}, timeout: 3, "
+                            "request_headers: {set: {Host: in.local}, add: {X-T: b}, remove: [X-Debug]}}",
+                            &rt);
+    assert_int_equal(rt.n_chain, 3);
+    assert_ptr_equal(rt.chain[0], &sl_policy_request_headers); /* documented order, not file order */
+    assert_ptr_equal(rt.chain[1], &sl_policy_timeout);
+    assert_ptr_equal(rt.chain[2], &sl_policy_response_headers);
+    assert_int_equal(sl_policy_deadline_ms(&rt), 3000);
+    assert_true(sl_policy_upstream_drop(&rt, "x-debug", 7));
+    assert_true(sl_policy_upstream_drop(&rt, "HOST", 4));
+    assert_false(sl_policy_upstream_drop(&rt, "X-T", 3)); /* add keeps the client's */
+    assert_true(sl_policy_response_drop(&rt, "server", 6));
+    sl_buf_t b = SL_BUF_INIT;
+    sl_policy_upstream_emit(&rt, &b);
+    assert_string_equal(sl_buf_cstr(&b), "Host: in.local\r\nX-T: b\r\n");
+    sl_buf_free(&b);
+    sl_policy_chain_destroy(&rt);
+    sl_config_free(cfg);
+}
+
+static void expect_error(const char *policies, const char *want)
+{
+    char yaml[1024];
+    snprintf(yaml, sizeof(yaml),
+             "services:\n  - name: s\n    upstream: {nodes: [\"127.0.0.1:1\"]}\n"
+             "    routes:\n      - paths: [\"/*\"]\n        policies: %s\n",
+             policies);
+    sl_config_t *cfg = NULL;
+    sl_config_errors_t errs = {0};
+    assert_int_equal(sl_config_load_buffer("p.yaml", yaml, strlen(yaml), &cfg, &errs), -1);
+    int found = 0;
+    for (size_t i = 0; i < errs.n; i++) found |= strstr(errs.lines[i], want) != NULL;
+    if (!found)
+        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "got: %s\n", errs.lines[i]);
+    assert_true(found);
+    sl_config_errors_free(&errs);
+}
+
+static void test_policy_errors(void **state)
+{
+    (void)state;
+    expect_error("{path_rewrite: {replace: /x}}", "policies.path_rewrite: needs exactly one of 'prefix' and 'regex'");
+    expect_error("{path_rewrite: {prefix: /a, replace: x}}", "policies.path_rewrite.replace: must start with '/'");
+    expect_error("{path_rewrite: {regex: \"(a\", replace: /x}}",
+                 "policies.path_rewrite.regex: invalid regular expression at offset 2");
+    expect_error("{timeout: 0}", "policies.timeout: expected whole seconds");
+    expect_error("{timeout: abc}", "policies.timeout: expected whole seconds");
+    expect_error("{request_headers: {set: {Connection: close}}}",
+                 "policies.request_headers.set.Connection: is a hop-by-hop header");
+    expect_error("{response_headers: {remove: [Transfer-Encoding]}}",
+                 "policies.response_headers.remove[0]: is managed by the gateway");
+    expect_error("{request_headers: {set: {\"bad name\": x}}}", "invalid header name");
+    expect_error("{path_rewrit: {prefix: /a, replace: /b}}", "unknown policy (did you mean 'path_rewrite'?)");
+    expect_error("{retry: {attempts: 2}}", "policy 'retry' is not supported yet");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_prefix_rewrite),
+        cmocka_unit_test(test_regex_rewrite),
+        cmocka_unit_test(test_header_ops_and_chain_order),
+        cmocka_unit_test(test_policy_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
