@@ -149,6 +149,13 @@ typedef struct sl_policies_cfg {
         int enabled;
         sl_header_ops_cfg_t ops;
     } request_headers, response_headers;
+    struct {
+        int enabled;
+        int allow;           /* 1: only these clients pass; 0: these clients are refused */
+        const char **cidrs;  /* IPv4/IPv6 addresses and CIDRs, validated */
+        size_t n_cidrs;
+        int source_peer;     /* source: peer (the TCP peer) instead of remote (X-Forwarded-For) */
+    } ip_access;
 } sl_policies_cfg_t;
 
 typedef struct sl_route_cfg {

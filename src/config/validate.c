@@ -15,6 +15,7 @@
 
 #include "base/buf.h"
 #include "base/common.h"
+#include "base/cidr.h"
 #include "base/time.h"
 #include "policy/regex.h"
 
@@ -1359,6 +1360,56 @@ static void parse_path_rewrite(vctx_t *v, const sl_node_t *n, sl_policies_cfg_t 
     }
 }
 
+static void parse_cidr_list(vctx_t *v, const sl_node_t *n, const char ***out, size_t *n_out)
+{
+    long cnt = want_list(v, n, 0);
+    if (cnt <= 0) return;
+    *out = sl_arena_calloc(v->a, (size_t)cnt * sizeof(**out));
+    size_t i = 0;
+    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+        size_t old = path_idx(v, i);
+        const char *s = get_string(v, c, 0);
+        sl_ip_t ip;
+        int prefix;
+        if (s && sl_cidr_parse(s, &ip, &prefix) != 0)
+            verr(v, c, "expected an IPv4 or IPv6 address or CIDR (10.0.0.0/8, 2001:db8::/32), got '%s'", s);
+        else if (s)
+            (*out)[(*n_out)++] = s;
+        path_pop(v, old);
+    }
+}
+
+static void parse_ip_access(vctx_t *v, const sl_node_t *n, sl_policies_cfg_t *pc)
+{
+    if (n->kind != SL_NODE_MAP) {
+        verr(v, n, "expected a map with 'allow' or 'deny', got %s", sl_node_kind_name(n));
+        return;
+    }
+    const sl_node_t *allow = map_get(n, "allow"), *deny = map_get(n, "deny"), *source = map_get(n, "source");
+    for (const sl_node_t *c = n->first; c; c = c->next)
+        if (strcmp(c->key, "allow") && strcmp(c->key, "deny") && strcmp(c->key, "source")) {
+            size_t old = path_key(v, c->key);
+            verr_at(v, c->key_line, c->key_col, "unknown key (expected one of: allow, deny, source)");
+            path_pop(v, old);
+        }
+    if (!allow == !deny) {
+        verr(v, n, "needs exactly one of 'allow' and 'deny'");
+        return;
+    }
+    pc->ip_access.enabled = 1;
+    pc->ip_access.allow = allow != NULL;
+    size_t old = path_key(v, allow ? "allow" : "deny");
+    parse_cidr_list(v, allow ? allow : deny, &pc->ip_access.cidrs, &pc->ip_access.n_cidrs);
+    path_pop(v, old);
+    if (source) {
+        old = path_key(v, "source");
+        const char *s = get_string(v, source, 0);
+        if (s && !strcmp(s, "peer")) pc->ip_access.source_peer = 1;
+        else if (s && strcmp(s, "remote")) verr(v, source, "unknown value '%s' (expected one of: remote, peer)", s);
+        path_pop(v, old);
+    }
+}
+
 /* timeout: whole seconds (at least 1), as in the product we answer to, or a duration. */
 static void parse_timeout_policy(vctx_t *v, const sl_node_t *n, sl_policies_cfg_t *pc)
 {
@@ -1382,7 +1433,7 @@ static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
         verr(v, n, "expected a map, got %s", sl_node_kind_name(n));
         return;
     }
-    static const char *const later[] = {"retry", "cookie_rewrite", "websocket", "local_rate_limit", "ip_access"};
+    static const char *const later[] = {"retry", "cookie_rewrite", "websocket", "local_rate_limit"};
     static const char *const known[] = {"path_rewrite", "timeout", "request_headers", "response_headers", "retry",
                                         "cookie_rewrite", "websocket", "local_rate_limit", "ip_access"};
     for (const sl_node_t *c = n->first; c; c = c->next) {
@@ -1391,6 +1442,8 @@ static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
             parse_path_rewrite(v, c, pc);
         } else if (!strcmp(c->key, "timeout")) {
             parse_timeout_policy(v, c, pc);
+        } else if (!strcmp(c->key, "ip_access")) {
+            parse_ip_access(v, c, pc);
         } else if (!strcmp(c->key, "request_headers")) {
             parse_section(v, c, &header_ops_section, &pc->request_headers.ops);
             pc->request_headers.enabled = 1;

@@ -87,6 +87,8 @@ typedef struct sl_exchange {
     size_t pick_key_len;
     int issue_cookie; /* cookie balancer: set the sticky cookie on the response */
     uint64_t deadline_ns; /* timeout policy: the whole request ends by then (0: none) */
+    int refused_status;   /* a request policy refused it (ip_access: 403) */
+    const char *refused_code;
     sl_upconn_t *uc;
     int tries;
     /* request */

@@ -968,7 +968,13 @@ static int on_headers_complete(llhttp_t *p)
     const char *mname = llhttp_method_name((llhttp_method_t)ex->method);
     ex->route = sl_router_match(ex->gen->router, ex->host ? ex->host : "", ex->host_len, ex->path, ex->path_len,
                                 sl_method_bit(mname, strlen(mname)));
-    if (!ex->route || !ex->route->upstream) {
+    if (ex->route && ex->route->n_chain) {
+        /* Request policies (ip_access, ...) may refuse it before anything goes upstream. */
+        sl_policy_req_t pr = {.peer = c->peer_ip};
+        client_address(c, &pr.remote, &pr.remote_len);
+        ex->refused_status = sl_policy_on_request(ex->route, &pr, &ex->refused_code);
+    }
+    if (!ex->route || !ex->route->upstream || ex->refused_status) {
         /* Answered here, after the body is read and dropped; a client waiting for 100-continue
          * is answered now instead, and the connection closes. */
         if (ex->req_body != SL_BODY_NONE && ex->expect_continue) {
@@ -1013,7 +1019,7 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
             if (check_crlf(c, at + n, (size_t)(c->rq->feed_end - (at + n))) < 0) return fail_parse(c, 400, "bad_request");
         }
     }
-    if (!ex->route || !ex->route->upstream || ex->resp_complete || c->closing) return 0;
+    if (!ex->route || !ex->route->upstream || ex->refused_status || ex->resp_complete || c->closing) return 0;
     if (ex->req_body == SL_BODY_CHUNKED) {
         char line[24];
         int m = snprintf(line, sizeof(line), "%zx\r\n", n);
@@ -1037,7 +1043,8 @@ static void answer_locally(sl_client_t *c)
 {
     sl_exchange_t *ex = &c->rq->ex;
     const sl_direct_response_cfg_t *d = ex->route ? ex->route->cfg->direct_response : NULL;
-    if (!ex->route) send_error(c, 404, "no_route");
+    if (ex->refused_status) send_error(c, ex->refused_status, ex->refused_code);
+    else if (!ex->route) send_error(c, 404, "no_route");
     else if (d) send_local(c, d->status, d->headers, d->n_headers, NULL, d->body, d->body_len);
     else send_error(c, 502, "no_upstream");
 }
@@ -1052,7 +1059,7 @@ static int on_message_complete(llhttp_t *p)
     ex->req_complete = 1;
     c->state = SL_C_WAIT;
     timer_stop(c);
-    if (!ex->route || !ex->route->upstream) {
+    if (!ex->route || !ex->route->upstream || ex->refused_status) {
         answer_locally(c);
     } else if (!ex->resp_complete) {
         if (ex->req_body == SL_BODY_CHUNKED) sl_upstream_send(c, "0\r\n\r\n", 5);

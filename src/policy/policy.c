@@ -4,6 +4,7 @@
 
 /* Every policy, in chain order. */
 static const sl_policy_ops_t *const policies[] = {
+    &sl_policy_ip_access,
     &sl_policy_path_rewrite,
     &sl_policy_request_headers,
     &sl_policy_timeout,
@@ -29,6 +30,16 @@ void sl_policy_chain_destroy(sl_route_rt_t *rt)
     for (size_t i = 0; i < rt->n_chain; i++)
         if (rt->chain[i]->destroy) rt->chain[i]->destroy(rt);
     rt->n_chain = 0;
+}
+
+int sl_policy_on_request(const sl_route_rt_t *rt, const sl_policy_req_t *req, const char **code)
+{
+    for (size_t i = 0; i < rt->n_chain; i++) {
+        if (!rt->chain[i]->on_request) continue;
+        int status = rt->chain[i]->on_request(rt, req, code);
+        if (status) return status;
+    }
+    return 0;
 }
 
 long sl_policy_upstream_path(const sl_route_rt_t *rt, const char *path, size_t len, char *out, size_t out_size)

@@ -16,6 +16,13 @@
 
 typedef struct sl_route_rt sl_route_rt_t;
 
+/* What the request-side hooks see of a request. */
+typedef struct sl_policy_req {
+    const char *peer;   /* the TCP peer's address */
+    const char *remote; /* the client gateway.proxy_layers hops from the right of X-Forwarded-For */
+    size_t remote_len;
+} sl_policy_req_t;
+
 typedef struct sl_policy_ops {
     const char *name;
     /* Whether the route's configuration turns the policy on. */
@@ -23,6 +30,9 @@ typedef struct sl_policy_ops {
     /* Builds per-generation state in rt (compiled patterns...); 0, or -1 when it cannot. */
     int (*init)(sl_route_rt_t *rt);
     void (*destroy)(sl_route_rt_t *rt);
+    /* A request was routed here: 0 to go on, or the status to refuse it with (and its error
+     * code in *code). Runs before anything is sent upstream. */
+    int (*on_request)(const sl_route_rt_t *rt, const sl_policy_req_t *req, const char **code);
     /* The path sent upstream (no query): writes a new one into out and returns its length, or
      * returns -1 to leave it. */
     long (*upstream_path)(const sl_route_rt_t *rt, const char *path, size_t len, char *out, size_t out_size);
@@ -44,6 +54,7 @@ int sl_policy_chain_init(sl_route_rt_t *rt);
 void sl_policy_chain_destroy(sl_route_rt_t *rt);
 
 /* The chain's hooks, in order (see sl_policy_ops_t). */
+int sl_policy_on_request(const sl_route_rt_t *rt, const sl_policy_req_t *req, const char **code);
 long sl_policy_upstream_path(const sl_route_rt_t *rt, const char *path, size_t len, char *out, size_t out_size);
 int sl_policy_upstream_drop(const sl_route_rt_t *rt, const char *name, size_t len);
 void sl_policy_upstream_emit(const sl_route_rt_t *rt, sl_buf_t *head);
@@ -55,6 +66,7 @@ uint64_t sl_policy_deadline_ms(const sl_route_rt_t *rt);
 int sl_header_ops_drop(const sl_header_ops_cfg_t *ops, const char *name, size_t len);
 void sl_header_ops_emit(const sl_header_ops_cfg_t *ops, sl_buf_t *head);
 
+extern const sl_policy_ops_t sl_policy_ip_access;
 extern const sl_policy_ops_t sl_policy_path_rewrite;
 extern const sl_policy_ops_t sl_policy_request_headers;
 extern const sl_policy_ops_t sl_policy_timeout;

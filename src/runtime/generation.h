@@ -33,6 +33,7 @@ typedef struct sl_route_rt {
     const sl_policy_ops_t *chain[8]; /* the route's policies in order (policy/policy.h) */
     size_t n_chain;
     sl_regex_t *rewrite_re;          /* path_rewrite's compiled regex */
+    struct sl_cidr_set *ip_set;      /* ip_access's addresses */
 } sl_route_rt_t;
 
 typedef struct sl_generation {

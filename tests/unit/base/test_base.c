@@ -8,6 +8,7 @@
 
 #include "base/arena.h"
 #include "base/buf.h"
+#include "base/cidr.h"
 #include "base/map.h"
 #include "base/time.h"
 
@@ -70,6 +71,48 @@ static void test_arena(void **state)
     sl_arena_reset(&a);
 }
 
+static void test_cidr_set(void **state)
+{
+    (void)state;
+    sl_cidr_set_t set;
+    sl_cidr_set_init(&set);
+    const char *entries[] = {"10.0.0.0/8", "192.168.1.7", "2001:db8::/32", "0.0.0.0/32"};
+    for (size_t i = 0; i < 4; i++) {
+        sl_ip_t ip;
+        int prefix;
+        assert_int_equal(sl_cidr_parse(entries[i], &ip, &prefix), 0);
+        sl_cidr_set_add(&set, &ip, prefix);
+    }
+    /* 10,000 more entries do not change the answers (and lookups stay per prefix length). */
+    char buf[32];
+    for (int i = 0; i < 10000; i++) {
+        snprintf(buf, sizeof(buf), "172.16.%d.%d/32", i / 256, i % 256);
+        sl_ip_t ip;
+        int prefix;
+        assert_int_equal(sl_cidr_parse(buf, &ip, &prefix), 0);
+        sl_cidr_set_add(&set, &ip, prefix);
+    }
+    struct {
+        const char *ip;
+        int in;
+    } cases[] = {{"10.1.2.3", 1},   {"11.0.0.1", 0},        {"192.168.1.7", 1}, {"192.168.1.8", 0},
+                 {"2001:db8::1", 1}, {"2001:db9::1", 0},     {"::ffff:10.9.9.9", 1}, {"172.16.39.15", 1},
+                 {"172.16.39.16", 0}, {"0.0.0.0", 1}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sl_ip_t ip;
+        assert_int_equal(sl_ip_parse(cases[i].ip, strlen(cases[i].ip), &ip), 0);
+        assert_int_equal(sl_cidr_set_contains(&set, &ip), cases[i].in);
+    }
+    sl_ip_t ip;
+    int prefix;
+    assert_int_equal(sl_cidr_parse("10.0.0.0/33", &ip, &prefix), -1);
+    assert_int_equal(sl_cidr_parse("10.0.0/8", &ip, &prefix), -1);
+    assert_int_equal(sl_cidr_parse("::1/129", &ip, &prefix), -1);
+    assert_int_equal(sl_cidr_parse("10.0.0.0/", &ip, &prefix), -1);
+    assert_int_equal(sl_ip_parse("not-an-ip", 9, &ip), -1);
+    sl_cidr_set_free(&set);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -77,6 +120,7 @@ int main(void)
         cmocka_unit_test(test_map),
         cmocka_unit_test(test_buf_json),
         cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_cidr_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -124,6 +124,11 @@ static void test_policy_errors(void **state)
     expect_error("{request_headers: {set: {\"bad name\": x}}}", "invalid header name");
     expect_error("{path_rewrit: {prefix: /a, replace: /b}}", "unknown policy (did you mean 'path_rewrite'?)");
     expect_error("{retry: {attempts: 2}}", "policy 'retry' is not supported yet");
+    expect_error("{ip_access: {allow: [10.0.0.0/8], deny: [1.2.3.4]}}",
+                 "policies.ip_access: needs exactly one of 'allow' and 'deny'");
+    expect_error("{ip_access: {allow: [10.0.0.0/33]}}", "policies.ip_access.allow[0]: expected an IPv4 or IPv6");
+    expect_error("{ip_access: {deny: [1.2.3.4], source: client}}",
+                 "policies.ip_access.source: unknown value 'client' (expected one of: remote, peer)");
 }
 
 int main(void)
