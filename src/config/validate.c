@@ -1312,6 +1312,8 @@ static void parse_hdr_remove(vctx_t *v, const sl_node_t *n, void *base)
         if (name && !ok) verr(v, c, "invalid header name");
         else if (name && (is_hop_by_hop(name) || !strcasecmp(name, "content-length")))
             verr(v, c, "is managed by the gateway and cannot be removed");
+        else if (name && !strcasecmp(name, "host"))
+            verr(v, c, "HTTP/1.1 requires Host: set it to another value instead");
         else if (name) h->remove[h->n_remove++] = name;
         path_pop(v, old);
     }

@@ -839,18 +839,16 @@ static void build_upstream_head(sl_client_t *c)
     const char *target_end = sl_head_str(h, h->first_off) + h->first_len;
     size_t target_len = (size_t)(target_end - ex->path);
     /* path_rewrite works on the path; the query string after it is kept as sent. */
-    size_t out_size = 4 * ex->path_len + 1024;
-    char *rewritten = rt->n_chain ? sl_xmalloc(out_size) : NULL;
-    long rn = rewritten ? sl_policy_upstream_path(rt, ex->path, ex->path_len, rewritten, out_size) : -1;
-    if (rn >= 0) {
-        sl_buf_append(b, rewritten, (size_t)rn);
+    sl_buf_t rewritten = SL_BUF_INIT;
+    if (rt->n_chain && sl_policy_upstream_path(rt, ex->path, ex->path_len, &rewritten)) {
+        sl_buf_append(b, rewritten.data, rewritten.len);
         sl_buf_append(b, ex->path + ex->path_len, (size_t)(target_end - (ex->path + ex->path_len)));
     } else if (target_len) {
         sl_buf_append(b, ex->path, target_len);
     } else {
         sl_buf_putc(b, '/'); /* "GET http://host HTTP/1.1" */
     }
-    free(rewritten);
+    sl_buf_free(&rewritten);
     sl_buf_puts(b, " HTTP/1.1\r\n");
     /* Host: the absolute-form authority, else the client's, else (HTTP/1.0) the node's. */
     const char *hv = ex->authority;

@@ -26,7 +26,8 @@ struct sl_upconn {
     uint32_t max_idle;
     uint64_t read_timeout_ms, send_timeout_ms;
     int handles_open;
-    unsigned connected : 1, reused : 1, closing : 1, got_bytes : 1, head_done : 1, reading : 1, keepalive : 1, idle : 1;
+    unsigned connected : 1, reused : 1, closing : 1, got_bytes : 1, head_done : 1, reading : 1, keepalive : 1, idle : 1,
+        deadline_timer : 1; /* the armed timer is the route's timeout policy */
 };
 
 /* Idle connections to one address, kept per worker. */
@@ -212,13 +213,17 @@ static void uc_configure(sl_upconn_t *uc, const sl_upstream_cfg_t *cfg)
 
 
 /* ms, cut to what is left of the route's timeout policy (the whole request, retries included). */
-static uint64_t bounded(const sl_client_t *c, uint64_t ms)
+static uint64_t bounded(sl_upconn_t *uc, const sl_client_t *c, uint64_t ms)
 {
     uint64_t deadline = c->rq->ex.deadline_ns;
+    uc->deadline_timer = 0;
     if (!deadline) return ms;
     uint64_t now = sl_now_ns();
     uint64_t left = deadline > now ? (deadline - now + 999999) / 1000000 : 0;
-    return left < ms ? left : ms;
+    if (left > ms) return ms;
+    /* This timer ends the route's time, whatever the loop clock says when it fires. */
+    uc->deadline_timer = 1;
+    return left;
 }
 
 static void arm_timer(sl_upconn_t *uc)
@@ -226,7 +231,7 @@ static void arm_timer(sl_upconn_t *uc)
     sl_client_t *c = uc->c;
     if (!c) return;
     uint64_t ms = c->rq->ex.req_complete && !uc->write_queued ? uc->read_timeout_ms : uc->send_timeout_ms;
-    uv_timer_start(&uc->timer, on_uc_timer, bounded(c, ms), 0);
+    uv_timer_start(&uc->timer, on_uc_timer, bounded(uc, c, ms), 0);
 }
 
 static void on_uc_written(uv_write_t *req, int status)
@@ -361,7 +366,7 @@ static int on_resp_headers_complete(llhttp_t *p)
     int no_body = ex->method == HTTP_HEAD || status == 204 || status == 304;
     int has_length = (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED);
     sl_client_send_response_head(c, &uc->head, status, has_length, no_body);
-    uv_timer_start(&uc->timer, on_uc_timer, bounded(c, uc->read_timeout_ms), 0);
+    uv_timer_start(&uc->timer, on_uc_timer, bounded(uc, c, uc->read_timeout_ms), 0);
     /* Returning 1 tells llhttp a HEAD response has no body whatever its headers say. */
     return ex->method == HTTP_HEAD ? 1 : 0;
 }
@@ -447,7 +452,7 @@ static void on_uc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         fail(uc, 502, "upstream_bad_response");
         return;
     }
-    if (uc->head_done) uv_timer_start(&uc->timer, on_uc_timer, bounded(c, uc->read_timeout_ms), 0);
+    if (uc->head_done) uv_timer_start(&uc->timer, on_uc_timer, bounded(uc, c, uc->read_timeout_ms), 0);
     if (c->write_queued > SL_HIGH_WATER) {
         uc->reading = 0;
         uv_read_stop((uv_stream_t *)&uc->tcp);
@@ -465,8 +470,7 @@ static void on_uc_timer(uv_timer_t *t)
 {
     sl_upconn_t *uc = t->data;
     if (!uc->c) return;
-    uint64_t deadline = uc->c->rq->ex.deadline_ns;
-    if (deadline && sl_now_ns() >= deadline) fail(uc, 504, "route_timeout"); /* the timeout policy */
+    if (uc->deadline_timer) fail(uc, 504, "route_timeout"); /* the timeout policy */
     else if (!uc->connected) try_next_node(uc->c, "upstream_connect_failed", SL_OUTCOME_CONNECT_FAILURE);
     else fail(uc, 504, "upstream_timeout");
 }
@@ -552,7 +556,7 @@ static void uc_connect(sl_client_t *c, const struct sockaddr_storage *addr, pool
         try_next_node(c, "upstream_connect_failed", SL_OUTCOME_CONNECT_FAILURE);
         return;
     }
-    uv_timer_start(&uc->timer, on_uc_timer, bounded(c, cfg->connect_timeout_ms), 0);
+    uv_timer_start(&uc->timer, on_uc_timer, bounded(uc, c, cfg->connect_timeout_ms), 0);
 }
 
 /* Connects to the exchange's current node, from the pool when a connection is idle there. */

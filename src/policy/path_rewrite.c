@@ -26,15 +26,14 @@ static void destroy(sl_route_rt_t *rt)
     rt->rewrite_re = NULL;
 }
 
-static long upstream_path(const sl_route_rt_t *rt, const char *path, size_t len, char *out, size_t out_size)
+static int upstream_path(const sl_route_rt_t *rt, const char *path, size_t len, sl_buf_t *out)
 {
     const char *replace = rt->cfg->policies.path_rewrite.replace;
-    if (rt->rewrite_re) return sl_regex_replace(rt->rewrite_re, path, len, replace, out, out_size) > 0
-                                   ? (long)strlen(out)
-                                   : -1;
+    out->len = 0;
+    if (rt->rewrite_re) return sl_regex_replace(rt->rewrite_re, path, len, replace, out) > 0;
     const char *prefix = rt->cfg->policies.path_rewrite.prefix;
     size_t pl = strlen(prefix), rl = strlen(replace);
-    if (len < pl || memcmp(path, prefix, pl) != 0) return -1;
+    if (len < pl || memcmp(path, prefix, pl) != 0) return 0;
     const char *rest = path + pl;
     size_t restl = len - pl;
     /* "/users" -> "/v1/users": "/users/1" keeps its "/1"; avoid "//" when both sides have one. */
@@ -42,11 +41,9 @@ static long upstream_path(const sl_route_rt_t *rt, const char *path, size_t len,
         rest++;
         restl--;
     }
-    if (rl + restl + 1 > out_size) return -1;
-    memcpy(out, replace, rl);
-    memcpy(out + rl, rest, restl);
-    out[rl + restl] = '\0';
-    return (long)(rl + restl);
+    sl_buf_append(out, replace, rl);
+    sl_buf_append(out, rest, restl);
+    return 1;
 }
 
 const sl_policy_ops_t sl_policy_path_rewrite = {

@@ -42,15 +42,11 @@ int sl_policy_on_request(const sl_route_rt_t *rt, const sl_policy_req_t *req, co
     return 0;
 }
 
-long sl_policy_upstream_path(const sl_route_rt_t *rt, const char *path, size_t len, char *out, size_t out_size)
+int sl_policy_upstream_path(const sl_route_rt_t *rt, const char *path, size_t len, sl_buf_t *out)
 {
-    long n = -1;
-    for (size_t i = 0; i < rt->n_chain; i++) {
-        if (!rt->chain[i]->upstream_path) continue;
-        long r = rt->chain[i]->upstream_path(rt, path, len, out, out_size);
-        if (r >= 0) n = r;
-    }
-    return n;
+    for (size_t i = 0; i < rt->n_chain; i++)
+        if (rt->chain[i]->upstream_path && rt->chain[i]->upstream_path(rt, path, len, out)) return 1;
+    return 0;
 }
 
 int sl_policy_upstream_drop(const sl_route_rt_t *rt, const char *name, size_t len)

@@ -33,9 +33,9 @@ typedef struct sl_policy_ops {
     /* A request was routed here: 0 to go on, or the status to refuse it with (and its error
      * code in *code). Runs before anything is sent upstream. */
     int (*on_request)(const sl_route_rt_t *rt, const sl_policy_req_t *req, const char **code);
-    /* The path sent upstream (no query): writes a new one into out and returns its length, or
-     * returns -1 to leave it. */
-    long (*upstream_path)(const sl_route_rt_t *rt, const char *path, size_t len, char *out, size_t out_size);
+    /* The path sent upstream (no query): writes a new one into out (emptied first) and returns
+     * 1, or returns 0 to leave it. */
+    int (*upstream_path)(const sl_route_rt_t *rt, const char *path, size_t len, sl_buf_t *out);
     /* Request to the upstream: whether a client header is left out, and headers to append. */
     int (*upstream_drop)(const sl_route_rt_t *rt, const char *name, size_t len);
     void (*upstream_emit)(const sl_route_rt_t *rt, sl_buf_t *head);
@@ -55,7 +55,7 @@ void sl_policy_chain_destroy(sl_route_rt_t *rt);
 
 /* The chain's hooks, in order (see sl_policy_ops_t). */
 int sl_policy_on_request(const sl_route_rt_t *rt, const sl_policy_req_t *req, const char **code);
-long sl_policy_upstream_path(const sl_route_rt_t *rt, const char *path, size_t len, char *out, size_t out_size);
+int sl_policy_upstream_path(const sl_route_rt_t *rt, const char *path, size_t len, sl_buf_t *out);
 int sl_policy_upstream_drop(const sl_route_rt_t *rt, const char *name, size_t len);
 void sl_policy_upstream_emit(const sl_route_rt_t *rt, sl_buf_t *head);
 int sl_policy_response_drop(const sl_route_rt_t *rt, const char *name, size_t len);

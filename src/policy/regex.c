@@ -48,15 +48,24 @@ void sl_regex_free(sl_regex_t *re)
     free(re);
 }
 
-long sl_regex_replace(const sl_regex_t *re, const char *subject, size_t len, const char *replacement, char *out,
-                      size_t out_size)
+int sl_regex_replace(const sl_regex_t *re, const char *subject, size_t len, const char *replacement, sl_buf_t *out)
 {
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re->code, NULL);
     if (!md) return -1;
-    PCRE2_SIZE n = out_size;
-    int rc = pcre2_substitute(re->code, (PCRE2_SPTR)subject, len, 0, 0, md, NULL, (PCRE2_SPTR)replacement,
-                              PCRE2_ZERO_TERMINATED, (PCRE2_UCHAR *)out, &n);
+    int rc;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        sl_buf_reserve(out, len + strlen(replacement) + 64);
+        PCRE2_SIZE n = out->cap - out->len;
+        /* On overflow pcre2 reports the length it needs: grow once and go again. */
+        rc = pcre2_substitute(re->code, (PCRE2_SPTR)subject, len, 0, PCRE2_SUBSTITUTE_OVERFLOW_LENGTH, md, NULL,
+                              (PCRE2_SPTR)replacement, PCRE2_ZERO_TERMINATED, (PCRE2_UCHAR *)out->data + out->len, &n);
+        if (rc == PCRE2_ERROR_NOMEMORY) {
+            sl_buf_reserve(out, n + 1);
+            continue;
+        }
+        if (rc > 0) out->len += n;
+        break;
+    }
     pcre2_match_data_free(md);
-    if (rc < 0) return -1;
-    return rc == 0 ? 0 : (long)n;
+    return rc < 0 ? -1 : rc > 0;
 }

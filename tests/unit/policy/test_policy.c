@@ -13,7 +13,7 @@
 /* Loads a one-route configuration with the given policies and builds the route's chain. */
 static sl_config_t *load(const char *policies, sl_route_rt_t *rt)
 {
-    char yaml[1024];
+    char yaml[4096];
     snprintf(yaml, sizeof(yaml),
              "services:\n  - name: s\n    upstream: {nodes: [\"127.0.0.1:1\"]}\n"
              "    routes:\n      - paths: [\"/*\"]\n        policies: %s\n",
@@ -34,9 +34,9 @@ static sl_config_t *load(const char *policies, sl_route_rt_t *rt)
 
 static const char *rewrite(const sl_route_rt_t *rt, const char *path)
 {
-    static char out[256];
-    long n = sl_policy_upstream_path(rt, path, strlen(path), out, sizeof(out));
-    return n < 0 ? path : out;
+    static sl_buf_t out = SL_BUF_INIT;
+    if (!sl_policy_upstream_path(rt, path, strlen(path), &out)) return path;
+    return sl_buf_cstr(&out);
 }
 
 static void test_prefix_rewrite(void **state)
@@ -62,6 +62,13 @@ static void test_regex_rewrite(void **state)
     sl_config_t *cfg = load("{path_rewrite: {regex: \"^/api/(\\\\w+)/(\\\\d+)$\", replace: \"/v2/$2/$1\"}}", &rt);
     assert_string_equal(rewrite(&rt, "/api/user/42"), "/v2/42/user");
     assert_string_equal(rewrite(&rt, "/api/user/x"), "/api/user/x"); /* no match: unchanged */
+    sl_policy_chain_destroy(&rt);
+    sl_config_free(cfg);
+    /* A result far longer than the path grows its buffer. */
+    char pol[2300];
+    snprintf(pol, sizeof(pol), "{path_rewrite: {regex: \"^/x$\", replace: \"/%02000d\"}}", 7);
+    cfg = load(pol, &rt);
+    assert_int_equal(strlen(rewrite(&rt, "/x")), 2001);
     sl_policy_chain_destroy(&rt);
     sl_config_free(cfg);
 }
@@ -124,6 +131,7 @@ static void test_policy_errors(void **state)
     expect_error("{request_headers: {set: {\"bad name\": x}}}", "invalid header name");
     expect_error("{path_rewrit: {prefix: /a, replace: /b}}", "unknown policy (did you mean 'path_rewrite'?)");
     expect_error("{retry: {attempts: 2}}", "policy 'retry' is not supported yet");
+    expect_error("{request_headers: {remove: [Host]}}", "policies.request_headers.remove[0]: HTTP/1.1 requires Host");
     expect_error("{ip_access: {allow: [10.0.0.0/8], deny: [1.2.3.4]}}",
                  "policies.ip_access: needs exactly one of 'allow' and 'deny'");
     expect_error("{ip_access: {allow: [10.0.0.0/33]}}", "policies.ip_access.allow[0]: expected an IPv4 or IPv6");
