@@ -3,7 +3,7 @@
 #include "runtime/generation.h"
 
 /* Every policy, in chain order. */
-static const sl_policy_ops_t *const policies[] = {
+static const sl_policy_ops_t *const policies[SL_POLICY_MAX] = {
     &sl_policy_ip_access,
     &sl_policy_path_rewrite,
     &sl_policy_request_headers,
@@ -14,7 +14,7 @@ static const sl_policy_ops_t *const policies[] = {
 int sl_policy_chain_init(sl_route_rt_t *rt)
 {
     rt->n_chain = 0;
-    for (size_t i = 0; i < SL_ARRAY_LEN(policies); i++) {
+    for (size_t i = 0; i < SL_ARRAY_LEN(policies) && policies[i]; i++) {
         if (!policies[i]->enabled(&rt->cfg->policies)) continue;
         if (policies[i]->init && policies[i]->init(rt) != 0) {
             sl_policy_chain_destroy(rt);

@@ -46,8 +46,6 @@ typedef struct sl_policy_ops {
     uint64_t (*deadline_ms)(const sl_route_rt_t *rt);
 } sl_policy_ops_t;
 
-#define SL_POLICY_MAX 8
-
 /* Builds rt's chain from its configuration (main thread). Returns 0, or -1 when a policy could
  * not initialise (its state is released). */
 int sl_policy_chain_init(sl_route_rt_t *rt);

@@ -25,12 +25,14 @@ typedef struct sl_status_cache {
 typedef struct sl_policy_ops sl_policy_ops_t;
 typedef struct sl_regex sl_regex_t;
 
+#define SL_POLICY_MAX 8 /* policies one route can chain */
+
 typedef struct sl_route_rt {
     const sl_route_cfg_t *cfg;
     const sl_service_cfg_t *svc;
     sl_upstream_t *upstream; /* NULL for direct responses */
     sl_status_cache_t requests;
-    const sl_policy_ops_t *chain[8]; /* the route's policies in order (policy/policy.h) */
+    const sl_policy_ops_t *chain[SL_POLICY_MAX]; /* the route's policies in order (policy/policy.h) */
     size_t n_chain;
     sl_regex_t *rewrite_re;          /* path_rewrite's compiled regex */
     struct sl_cidr_set *ip_set;      /* ip_access's addresses */

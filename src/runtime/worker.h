@@ -85,7 +85,6 @@ typedef struct sl_worker {
      * pieces (head, chunk lines, small bodies) gather here and leave in one write. */
     struct sl_client *batch_owner;
     sl_buf_t batch;
-    int read_buf_busy;
     int startup_error;          /* set when a listener could not be opened */
     pthread_mutex_t started_lock;
     pthread_cond_t started_cond;

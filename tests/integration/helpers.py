@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import socket
+import subprocess
 import threading
 import time
 
@@ -419,3 +420,20 @@ def dechunk(data):
             return out + data[pos:pos + size], False
         out += data[pos:pos + size]
         pos += size + 2
+
+
+def validate(bin_, path):
+    """Runs `sluice validate PATH`; returns the CompletedProcess."""
+    return subprocess.run([bin_, "validate", str(path)], capture_output=True, text=True, timeout=30)
+
+
+def parse_errors(path, stderr, err_re):
+    """Each stderr line as (line, col, field path, message); every line must match err_re
+    (FILE:LINE:COL: path: message) and name path."""
+    errs = []
+    for line in stderr.strip().splitlines():
+        m = err_re.match(line)
+        assert m, "error line not in FILE:LINE:COL: path: message form: %r" % line
+        assert m.group("file") == str(path), line
+        errs.append((int(m.group("line")), int(m.group("col")), m.group("path"), m.group("msg")))
+    return errs

@@ -7,15 +7,13 @@ Every backend's answer names the backend (X-Backend / JSON "backend"), so each t
 node the gateway chose from the response. All traffic is on loopback."""
 import json
 import re
-import socket
-import subprocess
 import threading
 import time
 
 import pytest
 
 from backend import Backend
-from helpers import RawConn, free_port, proxy_service, wait_until
+from helpers import RawConn, validate, free_port, proxy_service, wait_until
 
 COOKIE_RE = re.compile(r"^(?P<name>[^=;]+)=(?P<value>sl-[0-9a-f]{16}); Path=(?P<path>[^;]+); Max-Age=(?P<age>\d+); HttpOnly$")
 ERR_RE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<path>[A-Za-z0-9_\[\].]+): (?P<msg>.+)$")
@@ -248,7 +246,7 @@ def test_cookie_subsecond_ttl_not_issued_as_expired(make_gateway, make_backend, 
     """ttl: 500ms must either be rejected by validation or be issued with a Max-Age of at least 1."""
     p = tmp_path / "ttl.yaml"
     p.write_text(HEAD.replace("    upstream:\n", "    upstream:\n      balance: cookie\n      cookie: {name: sid, ttl: 500ms}\n") + TAIL)
-    r = subprocess.run([sluice_bin, "validate", str(p)], capture_output=True, text=True, timeout=30)
+    r = validate(sluice_bin, p)
     if r.returncode != 0:
         return  # rejected: fine
     bs = [make_backend(n) for n in ("a", "b")]
@@ -550,7 +548,7 @@ TAIL = """\
 def test_validate_balancer_errors(sluice_bin, tmp_path, body, line, col, path, msg):
     p = tmp_path / "bal.yaml"
     p.write_text(HEAD + body + TAIL)
-    r = subprocess.run([sluice_bin, "validate", str(p)], capture_output=True, text=True, timeout=30)
+    r = validate(sluice_bin, p)
     assert r.returncode == 1, (r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
@@ -570,7 +568,7 @@ def test_validate_balancer_errors(sluice_bin, tmp_path, body, line, col, path, m
 def test_validate_rejects_bad_cookie_name(sluice_bin, tmp_path, name):
     p = tmp_path / "name.yaml"
     p.write_text(HEAD + "      balance: cookie\n      cookie: {name: %s, ttl: 1h}\n" % json.dumps(name) + TAIL)
-    r = subprocess.run([sluice_bin, "validate", str(p)], capture_output=True, text=True, timeout=30)
+    r = validate(sluice_bin, p)
     assert r.returncode == 1, (name, r.stdout, r.stderr)
     m = ERR_RE.match(r.stderr.strip().splitlines()[0])
     assert m and m.group("path") == "services[0].upstream.cookie.name", r.stderr
@@ -588,5 +586,5 @@ def test_validate_rejects_bad_cookie_name(sluice_bin, tmp_path, name):
 def test_validate_accepts_good_balancer_config(sluice_bin, tmp_path, upstream):
     p = tmp_path / "good.yaml"
     p.write_text(HEAD + upstream + TAIL)
-    r = subprocess.run([sluice_bin, "validate", str(p)], capture_output=True, text=True, timeout=30)
+    r = validate(sluice_bin, p)
     assert r.returncode == 0, (r.stdout, r.stderr)

@@ -1,27 +1,17 @@
 """`sluice validate` error output (FILE:LINE:COL: path: message, every error reported) and
 reloads of bad files that must leave the running configuration serving."""
 import re
-import subprocess
 
 import requests
 
-from helpers import direct_route, direct_service
+import helpers
+from helpers import validate, direct_route, direct_service
 
 ERR_RE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<path>[A-Za-z0-9_\[\].]+): (?P<msg>.+)$")
 
 
-def validate(bin_, path):
-    return subprocess.run([bin_, "validate", str(path)], capture_output=True, text=True, timeout=30)
-
-
 def parse_errors(path, stderr):
-    errs = []
-    for line in stderr.strip().splitlines():
-        m = ERR_RE.match(line)
-        assert m, "error line not in FILE:LINE:COL: path: message form: %r" % line
-        assert m.group("file") == str(path), line
-        errs.append((int(m.group("line")), int(m.group("col")), m.group("path"), m.group("msg")))
-    return errs
+    return helpers.parse_errors(path, stderr, ERR_RE)
 
 
 # Line numbers below are 1-based and matter: the test checks them.

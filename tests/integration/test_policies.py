@@ -2,13 +2,13 @@
 timeout, end to end against real backends, their configuration errors from `sluice validate`
 (FILE:LINE:COL: path: message) and their replacement on SIGHUP."""
 import re
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from helpers import RawConn, proxy_service, to_yaml
+import helpers
+from helpers import validate, RawConn, proxy_service, to_yaml
 
 # the path may hold a header name with a space in it (an "invalid header name" error), never a ':'
 ERR_RE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<path>[^:]+): (?P<msg>.+)$")
@@ -55,18 +55,8 @@ def route(name, paths, **policies):
     return {"name": name, "paths": paths, "policies": policies}
 
 
-def validate(bin_, path):
-    return subprocess.run([bin_, "validate", str(path)], capture_output=True, text=True, timeout=30)
-
-
 def parse_errors(path, stderr):
-    errs = []
-    for line in stderr.strip().splitlines():
-        m = ERR_RE.match(line)
-        assert m, "error line not in FILE:LINE:COL: path: message form: %r" % line
-        assert m.group("file") == str(path), line
-        errs.append((int(m.group("line")), int(m.group("col")), m.group("path"), m.group("msg")))
-    return errs
+    return helpers.parse_errors(path, stderr, ERR_RE)
 
 
 # ---------------------------------------------------------------------------------------------
