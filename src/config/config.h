@@ -133,6 +133,33 @@ typedef struct sl_header_ops_cfg {
     size_t n_remove;
 } sl_header_ops_cfg_t;
 
+/* Conditions of the retry policy (Envoy's names; the gRPC ones read grpc-status). */
+enum {
+    SL_RETRY_5XX = 1 << 0,             /* any 5xx, or no response at all */
+    SL_RETRY_GATEWAY_ERROR = 1 << 1,   /* 502, 503, 504, or no response at all */
+    SL_RETRY_RESET = 1 << 2,           /* closed, reset or timed out before the response head */
+    SL_RETRY_CONNECT_FAILURE = 1 << 3, /* connect refused, failed or timed out */
+    SL_RETRY_REFUSED_STREAM = 1 << 4,  /* HTTP/2 REFUSED_STREAM (HTTP/2 upstreams) */
+    SL_RETRY_STATUS_CODES = 1 << 5,    /* retriable-status-codes: one of status_codes */
+    SL_RETRY_GRPC_CANCELLED = 1 << 6,  /* grpc-status 1 */
+    SL_RETRY_GRPC_DEADLINE_EXCEEDED = 1 << 7,  /* 4 */
+    SL_RETRY_GRPC_RESOURCE_EXHAUSTED = 1 << 8, /* 8 */
+    SL_RETRY_GRPC_INTERNAL = 1 << 9,           /* 13 */
+    SL_RETRY_GRPC_UNAVAILABLE = 1 << 10,       /* 14 */
+};
+
+typedef struct sl_retry_cfg {
+    int enabled;
+    uint32_t attempts;           /* retries after the first try; default 1 */
+    uint64_t per_try_timeout_ms; /* each try, until its response head (0: only the upstream timeouts) */
+    uint32_t on;                 /* SL_RETRY_* */
+    uint16_t *status_codes;      /* for SL_RETRY_STATUS_CODES */
+    size_t n_status_codes;
+    uint64_t backoff_base_ms;    /* full-jitter exponential back-off; default 25ms */
+    uint64_t backoff_max_ms;     /* default 250ms */
+    uint64_t body_buffer;        /* request body bytes kept to replay; default 64 KiB */
+} sl_retry_cfg_t;
+
 /* A route's policies (see src/policy/). A policy is on when its `enabled` is set. */
 typedef struct sl_policies_cfg {
     struct {
@@ -145,6 +172,7 @@ typedef struct sl_policies_cfg {
         int enabled;
         uint64_t ms; /* the whole request, retries included; exceeded -> 504 */
     } timeout;
+    sl_retry_cfg_t retry;
     struct {
         int enabled;
         sl_header_ops_cfg_t ops;

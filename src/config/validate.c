@@ -236,6 +236,33 @@ static int get_duration(vctx_t *v, const sl_node_t *n, long long min, long long 
     return 0;
 }
 
+/* A byte count: an integer, or one with a binary unit (k/KiB, m/MiB, g/GiB). */
+static int get_size(vctx_t *v, const sl_node_t *n, uint64_t max, uint64_t *out)
+{
+    const char *s = want_scalar(v, n, "a size");
+    if (!s) return -1;
+    static const struct {
+        const char *unit;
+        uint64_t mult;
+    } units[] = {{"", 1}, {"k", 1024}, {"KiB", 1024}, {"m", 1 << 20}, {"MiB", 1 << 20}, {"g", 1 << 30}, {"GiB", 1 << 30}};
+    const char *p = s;
+    uint64_t x = 0;
+    while (*p >= '0' && *p <= '9' && x <= max) x = x * 10 + (uint64_t)(*p++ - '0');
+    size_t i;
+    for (i = 0; i < SL_ARRAY_LEN(units); i++)
+        if (p != s && !strcmp(p, units[i].unit)) break;
+    if (i == SL_ARRAY_LEN(units)) {
+        verr(v, n, "invalid size '%s' (expected bytes, or e.g. 64KiB, 1MiB)", s);
+        return -1;
+    }
+    if (x > max / units[i].mult) {
+        verr(v, n, "must be at most %llu bytes", (unsigned long long)max);
+        return -1;
+    }
+    *out = x * units[i].mult;
+    return 0;
+}
+
 static int get_bool(vctx_t *v, const sl_node_t *n, int *out)
 {
     const char *s = want_scalar(v, n, "a boolean");
@@ -1426,6 +1453,108 @@ static void parse_timeout_policy(vctx_t *v, const sl_node_t *n, sl_policies_cfg_
     pc->timeout.ms = ms;
 }
 
+/* retry: Envoy's conditions; attempts are the retries after the first try. */
+static const struct {
+    const char *name;
+    uint32_t bit;
+} retry_conditions[] = {
+    {"5xx", SL_RETRY_5XX},
+    {"gateway-error", SL_RETRY_GATEWAY_ERROR},
+    {"reset", SL_RETRY_RESET},
+    {"connect-failure", SL_RETRY_CONNECT_FAILURE},
+    {"refused-stream", SL_RETRY_REFUSED_STREAM},
+    {"retriable-status-codes", SL_RETRY_STATUS_CODES},
+    {"cancelled", SL_RETRY_GRPC_CANCELLED},
+    {"deadline-exceeded", SL_RETRY_GRPC_DEADLINE_EXCEEDED},
+    {"resource-exhausted", SL_RETRY_GRPC_RESOURCE_EXHAUSTED},
+    {"internal", SL_RETRY_GRPC_INTERNAL},
+    {"unavailable", SL_RETRY_GRPC_UNAVAILABLE},
+};
+
+static void parse_retry_on(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_retry_cfg_t *rc = base;
+    if (want_list(v, n, 1) <= 0) return;
+    size_t i = 0;
+    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+        size_t old = path_idx(v, i);
+        const char *s = get_string(v, c, 0);
+        size_t k = 0;
+        while (s && k < SL_ARRAY_LEN(retry_conditions) && strcmp(s, retry_conditions[k].name)) k++;
+        if (s && k == SL_ARRAY_LEN(retry_conditions)) {
+            sl_buf_t b = SL_BUF_INIT;
+            for (size_t j = 0; j < SL_ARRAY_LEN(retry_conditions); j++)
+                sl_buf_printf(&b, "%s%s", j ? ", " : "", retry_conditions[j].name);
+            verr(v, c, "unknown retry condition '%s' (expected one of: %s)", s, sl_buf_cstr(&b));
+            sl_buf_free(&b);
+        } else if (s) {
+            rc->on |= retry_conditions[k].bit;
+        }
+        path_pop(v, old);
+    }
+}
+
+static void parse_retry_codes(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_retry_cfg_t *rc = base;
+    long cnt = want_list(v, n, 1);
+    if (cnt <= 0) return;
+    rc->status_codes = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*rc->status_codes));
+    size_t i = 0;
+    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+        size_t old = path_idx(v, i);
+        long long x;
+        if (get_int(v, c, 200, 599, &x) == 0) rc->status_codes[rc->n_status_codes++] = (uint16_t)x;
+        path_pop(v, old);
+    }
+}
+
+static void parse_retry_body(vctx_t *v, const sl_node_t *n, void *base)
+{
+    get_size(v, n, 64u << 20, &((sl_retry_cfg_t *)base)->body_buffer);
+}
+
+#define RT_OFF(m) offsetof(sl_retry_cfg_t, m)
+static const field_t retry_backoff_fields[] = {
+    {.name = "base", .type = F_DURATION, .off = RT_OFF(backoff_base_ms), .min = 1, .max = 60000, .def = 25},
+    {.name = "max", .type = F_DURATION, .off = RT_OFF(backoff_max_ms), .min = 1, .max = 3600000, .def = 250},
+};
+static const section_t retry_backoff_section = SECTION(retry_backoff_fields);
+static const field_t retry_fields[] = {
+    {.name = "attempts", .type = F_U32, .off = RT_OFF(attempts), .min = 1, .max = 10, .def = 1},
+    {.name = "per_try_timeout", .type = F_DURATION, .off = RT_OFF(per_try_timeout_ms), .min = 1, .max = DAY_MS},
+    {.name = "on", .type = F_CUSTOM, .custom = parse_retry_on, .required = 1},
+    {.name = "status_codes", .type = F_CUSTOM, .custom = parse_retry_codes},
+    {.name = "backoff", .type = F_SECTION, .sub = &retry_backoff_section},
+    {.name = "body_buffer", .type = F_CUSTOM, .custom = parse_retry_body},
+};
+static const section_t retry_section = SECTION(retry_fields);
+
+static void parse_retry(vctx_t *v, const sl_node_t *n, sl_policies_cfg_t *pc)
+{
+    sl_retry_cfg_t *rc = &pc->retry;
+    apply_defaults(v, &retry_section, rc);
+    rc->body_buffer = 64 * 1024;
+    parse_section(v, n, &retry_section, rc);
+    rc->enabled = 1;
+    if (n->kind != SL_NODE_MAP) return; /* reported */
+    const sl_node_t *codes = map_get(n, "status_codes");
+    if ((rc->on & SL_RETRY_STATUS_CODES) && !codes) {
+        size_t old = path_key(v, "on");
+        verr(v, map_get(n, "on"), "'retriable-status-codes' needs 'status_codes', the statuses to retry");
+        path_pop(v, old);
+    } else if (codes && !(rc->on & SL_RETRY_STATUS_CODES)) {
+        size_t old = path_key(v, "status_codes");
+        verr(v, codes, "has no effect unless 'on' lists 'retriable-status-codes'");
+        path_pop(v, old);
+    }
+    if (rc->backoff_max_ms < rc->backoff_base_ms) {
+        size_t old = path_key(v, "backoff");
+        verr(v, map_get(n, "backoff"), "'max' must not be less than 'base'");
+        path_pop(v, old);
+    }
+}
+
 static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
 {
     sl_route_cfg_t *r = base;
@@ -1435,7 +1564,7 @@ static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
         verr(v, n, "expected a map, got %s", sl_node_kind_name(n));
         return;
     }
-    static const char *const later[] = {"retry", "cookie_rewrite", "websocket", "local_rate_limit"};
+    static const char *const later[] = {"cookie_rewrite", "websocket", "local_rate_limit"};
     static const char *const known[] = {"path_rewrite", "timeout", "request_headers", "response_headers", "retry",
                                         "cookie_rewrite", "websocket", "local_rate_limit", "ip_access"};
     for (const sl_node_t *c = n->first; c; c = c->next) {
@@ -1444,6 +1573,8 @@ static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
             parse_path_rewrite(v, c, pc);
         } else if (!strcmp(c->key, "timeout")) {
             parse_timeout_policy(v, c, pc);
+        } else if (!strcmp(c->key, "retry")) {
+            parse_retry(v, c, pc);
         } else if (!strcmp(c->key, "ip_access")) {
             parse_ip_access(v, c, pc);
         } else if (!strcmp(c->key, "request_headers")) {

@@ -90,7 +90,11 @@ typedef struct sl_exchange {
     int refused_status;   /* a request policy refused it (ip_access: 403) */
     const char *refused_code;
     sl_upconn_t *uc;
-    int tries;
+    int tries;            /* nodes tried after connect failures (the upstream's own failover) */
+    int retries;          /* tries sent again by the retry policy */
+    const char *retry_stop; /* why a try the retry policy wanted again was not, for the log */
+    uint64_t try_deadline_ns; /* retry policy's per_try_timeout: this try's head by then (0: none) */
+    struct sl_backoff *backoff; /* waiting to retry */
     /* request */
     uint8_t method;
     uint8_t http_minor;
@@ -106,8 +110,10 @@ typedef struct sl_exchange {
     const char *path;  /* target without query */
     size_t path_len;
     sl_buf_t prebuf;   /* upstream bytes waiting for the connection */
-    sl_buf_t replay;   /* bytes sent on a reused connection, for one replay */
-    int replayable;
+    sl_buf_t replay;   /* bytes sent on this connection, to send again (see replayable) */
+    int replayable;    /* replay holds everything sent on this connection */
+    int pool_replay;   /* a pooled connection that closed before answering may get it again */
+    size_t replay_limit;
     /* response */
     int status;
     int upstream_status;

@@ -207,7 +207,7 @@ static void exchange_release(sl_client_t *c)
 {
     if (!c->rq) return;
     sl_exchange_t *ex = &c->rq->ex;
-    if (ex->uc) sl_upstream_abort(c);
+    if (ex->uc || ex->backoff) sl_upstream_abort(c);
     sl_buf_free(&ex->prebuf);
     sl_buf_free(&ex->replay);
     free(ex->host_store);
@@ -383,6 +383,8 @@ static void exchange_log(sl_client_t *c)
         .duration_ms = (double)(sl_now_ns() - ex->t_start_ns) / 1e6,
         .upstream_ms = ex->upstream_status ? ex->upstream_ms : -1,
         .error = ex->error,
+        .retries = ex->retries,
+        .retry_stop = ex->retry_stop,
     };
     sl_access_log_write(log, &e);
 }
@@ -437,7 +439,7 @@ static void client_continue(sl_client_t *c)
 void sl_client_fail(sl_client_t *c, int status, const char *code)
 {
     sl_exchange_t *ex = &c->rq->ex;
-    if (ex->uc) sl_upstream_abort(c);
+    if (ex->uc || ex->backoff) sl_upstream_abort(c);
     if (ex->head_sent) {
         /* Part of the response is out: all that is left is to cut the connection. */
         ex->error = code;

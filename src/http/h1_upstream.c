@@ -6,6 +6,7 @@
 #include "base/time.h"
 #include "runtime/server.h"
 #include "policy/policy.h"
+#include "upstream/balancer.h"
 #include "upstream/health.h"
 
 #include <string.h>
@@ -42,6 +43,7 @@ static llhttp_settings_t up_settings;
 static void uc_close(sl_upconn_t *uc);
 static void attempt_end(sl_client_t *c, sl_outcome_t outcome, double latency_ms);
 static void uc_start_read(sl_upconn_t *uc);
+static void backoff_cancel(sl_client_t *c);
 
 /* ---- pool ------------------------------------------------------------------------------- */
 
@@ -168,6 +170,7 @@ static void uc_release(sl_upconn_t *uc)
 void sl_upstream_abort(sl_client_t *c)
 {
     attempt_end(c, SL_OUTCOME_ABORTED, -1);
+    backoff_cancel(c);
     sl_upconn_t *uc = c->rq->ex.uc;
     if (!uc) return;
     c->rq->ex.uc = NULL;
@@ -212,18 +215,27 @@ static void uc_configure(sl_upconn_t *uc, const sl_upstream_cfg_t *cfg)
 }
 
 
-/* ms, cut to what is left of the route's timeout policy (the whole request, retries included). */
+static uint64_t ms_left(uint64_t deadline_ns, uint64_t now)
+{
+    return deadline_ns > now ? (deadline_ns - now + 999999) / 1000000 : 0;
+}
+
+/* ms, cut to what is left of the try (the retry policy's per_try_timeout, until the response
+ * head) and of the route's timeout policy (the whole request, retries included). */
 static uint64_t bounded(sl_upconn_t *uc, const sl_client_t *c, uint64_t ms)
 {
-    uint64_t deadline = c->rq->ex.deadline_ns;
+    const sl_exchange_t *ex = &c->rq->ex;
+    int per_try = ex->try_deadline_ns && !uc->head_done;
     uc->deadline_timer = 0;
-    if (!deadline) return ms;
+    if (!ex->deadline_ns && !per_try) return ms;
     uint64_t now = sl_now_ns();
-    uint64_t left = deadline > now ? (deadline - now + 999999) / 1000000 : 0;
-    if (left > ms) return ms;
-    /* This timer ends the route's time, whatever the loop clock says when it fires. */
-    uc->deadline_timer = 1;
-    return left;
+    if (per_try) ms = SL_MIN(ms, ms_left(ex->try_deadline_ns, now));
+    if (ex->deadline_ns && ms_left(ex->deadline_ns, now) <= ms) {
+        /* This timer ends the route's time, whatever the loop clock says when it fires. */
+        uc->deadline_timer = 1;
+        ms = ms_left(ex->deadline_ns, now);
+    }
+    return ms;
 }
 
 static void arm_timer(sl_upconn_t *uc)
@@ -268,8 +280,12 @@ void sl_upstream_send(sl_client_t *c, const void *p, size_t n)
         return;
     }
     if (ex->replayable) {
-        if (ex->replay.len + n <= SL_REPLAY_MAX) sl_buf_append(&ex->replay, p, n);
-        else ex->replayable = 0;
+        if (ex->replay.len + n <= ex->replay_limit) {
+            sl_buf_append(&ex->replay, p, n);
+        } else {
+            ex->replayable = 0;
+            sl_buf_free(&ex->replay);
+        }
     }
     ex->req_streamed = 1;
     uc_write(uc, p, n);
@@ -304,6 +320,119 @@ static void fail(sl_upconn_t *uc, int status, const char *code)
     }
     attempt_end(c, status == 504 ? SL_OUTCOME_TIMEOUT : SL_OUTCOME_RESET, -1);
     sl_client_fail(c, status, code); /* aborts (closes) uc through sl_upstream_abort */
+}
+
+/* ---- retries ---------------------------------------------------------------------------- */
+
+/* Waiting out the back-off before a retry. */
+typedef struct sl_backoff {
+    uv_timer_t timer;
+    sl_client_t *c;
+} sl_backoff_t;
+
+static void connect_node(sl_client_t *c, int allow_pool);
+
+static void on_backoff_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void backoff_cancel(sl_client_t *c)
+{
+    sl_backoff_t *b = c->rq->ex.backoff;
+    if (!b) return;
+    c->rq->ex.backoff = NULL;
+    uv_close((uv_handle_t *)&b->timer, on_backoff_closed);
+}
+
+static void on_backoff(uv_timer_t *t)
+{
+    sl_backoff_t *b = t->data;
+    sl_client_t *c = b->c;
+    backoff_cancel(c);
+    sl_exchange_t *ex = &c->rq->ex;
+    ex->node = sl_upstream_pick(ex->route->upstream, ex->pick_key, ex->pick_key_len, ex->failed_node);
+    if (!ex->node) {
+        sl_client_fail(c, 503, "no_healthy_upstream");
+        return;
+    }
+    connect_node(c, 1);
+}
+
+static sl_outcome_t try_outcome(sl_try_result_t r)
+{
+    switch (r) {
+    case SL_TRY_CONNECT_FAILURE: return SL_OUTCOME_CONNECT_FAILURE;
+    case SL_TRY_TIMEOUT: return SL_OUTCOME_TIMEOUT;
+    case SL_TRY_STATUS: return SL_OUTCOME_FAILED_STATUS; /* already ended with its real outcome */
+    default: return SL_OUTCOME_RESET;
+    }
+}
+
+/* The try ended with r. When the route's retry policy wants it again and it can be sent again,
+ * schedules the retry (another node where one is healthy, after the back-off) and returns 1.
+ * Returns 0 when the policy does not cover r, -1 when it does but the retry cannot be made
+ * (ex->retry_stop says why). */
+static int retry(sl_client_t *c, sl_try_result_t r, int status, int grpc_status)
+{
+    sl_exchange_t *ex = &c->rq->ex;
+    const sl_retry_cfg_t *rc = &ex->route->cfg->policies.retry;
+    if (!rc->enabled || !sl_retry_wanted(rc, r, status, grpc_status)) return 0;
+    uint64_t delay = sl_retry_backoff_ms(rc, (unsigned)ex->retries, sl_balancer_rand());
+    if (ex->retries >= (int)rc->attempts) ex->retry_stop = "attempts_exhausted";
+    else if (ex->req_streamed && !ex->replayable) ex->retry_stop = "body_too_large";
+    else if (ex->deadline_ns && sl_now_ns() + delay * 1000000u >= ex->deadline_ns) ex->retry_stop = "route_timeout";
+    else ex->retry_stop = NULL;
+    if (ex->retry_stop) return -1;
+
+    attempt_end(c, try_outcome(r), -1);
+    sl_upstream_abort(c); /* closes the connection: a response may still be on its way */
+    ex->retries++;
+    ex->upstream_status = 0;
+    if (ex->route->retries[r]) sl_series_add(ex->route->retries[r], c->w->index, 1);
+    sl_log_debug("retry %d of %s %s (%s): %s", ex->retries, ex->route->svc->name, ex->route->cfg->name,
+                 ex->node_name, sl_try_result_name(r));
+    if (ex->req_streamed) {
+        /* Everything sent is in replay; what the client sent since waits in prebuf, after it. */
+        sl_buf_append(&ex->replay, ex->prebuf.data, ex->prebuf.len);
+        sl_buf_free(&ex->prebuf);
+        ex->prebuf = ex->replay;
+        memset(&ex->replay, 0, sizeof(ex->replay));
+        ex->req_streamed = 0;
+    }
+    ex->failed_node = ex->node;
+    sl_backoff_t *b = sl_xmalloc(sizeof(*b));
+    b->c = c;
+    b->timer.data = b;
+    uv_timer_init(&c->w->loop, &b->timer);
+    uv_timer_start(&b->timer, on_backoff, delay, 0);
+    ex->backoff = b;
+    return 1;
+}
+
+/* The try ended with r and nothing for the client: retried, or the client gets status. */
+static void try_failed(sl_client_t *c, sl_try_result_t r, int status, const char *code)
+{
+    if (retry(c, r, 0, -1) == 1) return;
+    if (c->rq->ex.uc) fail(c->rq->ex.uc, status, code);
+    else sl_client_fail(c, status, code);
+}
+
+/* grpc-status of a response head (a gRPC error answered without a body), or -1. */
+static int grpc_status(const sl_head_t *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        const sl_hdr_t *x = &h->hdrs[i];
+        if (!sl_hdr_is(h, x, "grpc-status")) continue;
+        const char *v = sl_head_str(h, x->value_off);
+        int n = 0;
+        for (size_t k = 0; k < x->value_len && k < 3; k++) {
+            if (v[k] < '0' || v[k] > '9') return -1;
+            n = n * 10 + (v[k] - '0');
+        }
+        return x->value_len && x->value_len <= 3 ? n : -1;
+    }
+    return -1;
 }
 
 static int on_resp_begin(llhttp_t *p)
@@ -363,6 +492,8 @@ static int on_resp_headers_complete(llhttp_t *p)
                 ex->upstream_ms);
     if (ex->route->upstream->latency)
         sl_series_observe(ex->route->upstream->latency, c->w->index, ex->upstream_ms / 1000.0);
+    /* A retried response goes nowhere: the connection is dropped with it (uc->c is cleared). */
+    if (retry(c, SL_TRY_STATUS, status, grpc_status(&uc->head)) == 1) return -1;
     int no_body = ex->method == HTTP_HEAD || status == 204 || status == 304;
     int has_length = (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED);
     sl_client_send_response_head(c, &uc->head, status, has_length, no_body);
@@ -416,7 +547,7 @@ static void on_uc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             return;
         }
         sl_exchange_t *ex = &c->rq->ex;
-        if (uc->reused && !uc->got_bytes && ex->replayable) {
+        if (uc->reused && !uc->got_bytes && ex->pool_replay && ex->replayable) {
             /* The pooled connection was closed under us before answering: send again on a fresh one. */
             sl_buf_t replay = ex->replay;
             memset(&ex->replay, 0, sizeof(ex->replay));
@@ -428,7 +559,7 @@ static void on_uc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             sl_upstream_connect_fresh(c);
             return;
         }
-        fail(uc, 502, "upstream_reset");
+        try_failed(c, SL_TRY_RESET, 502, "upstream_reset");
         return;
     }
     uc->got_bytes = 1;
@@ -449,7 +580,8 @@ static void on_uc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     sl_client_batch_end(c);
     if (err != HPE_OK) {
         sl_log_debug("upstream %s: bad response: %s", c->rq->ex.node_name, llhttp_get_error_reason(&uc->parser));
-        fail(uc, 502, "upstream_bad_response");
+        if (uc->head_done) fail(uc, 502, "upstream_bad_response");
+        else try_failed(c, SL_TRY_BAD_RESPONSE, 502, "upstream_bad_response");
         return;
     }
     if (uc->head_done) uv_timer_start(&uc->timer, on_uc_timer, bounded(uc, c, uc->read_timeout_ms), 0);
@@ -472,6 +604,7 @@ static void on_uc_timer(uv_timer_t *t)
     if (!uc->c) return;
     if (uc->deadline_timer) fail(uc, 504, "route_timeout"); /* the timeout policy */
     else if (!uc->connected) try_next_node(uc->c, "upstream_connect_failed", SL_OUTCOME_CONNECT_FAILURE);
+    else if (!uc->head_done) try_failed(uc->c, SL_TRY_TIMEOUT, 504, "upstream_timeout");
     else fail(uc, 504, "upstream_timeout");
 }
 
@@ -506,9 +639,11 @@ static void uc_attach_ready(sl_client_t *c, sl_upconn_t *uc)
     uc->got_bytes = 0;
     uc->head_done = 0;
     uc->keepalive = 1;
-    /* Only an idempotent request may be sent twice (RFC 9110 9.2.2): the upstream may have
-     * acted on it before the pooled connection failed. */
-    ex->replayable = uc->reused && is_idempotent(ex->method);
+    /* Unasked, only an idempotent request may be sent twice (RFC 9110 9.2.2): the upstream may
+     * have acted on it before the pooled connection failed. A retry policy asks for it. */
+    ex->pool_replay = uc->reused && is_idempotent(ex->method);
+    ex->replayable = ex->pool_replay || ex->route->cfg->policies.retry.enabled;
+    sl_buf_free(&ex->replay);
     sl_buf_t pre = ex->prebuf;
     memset(&ex->prebuf, 0, sizeof(ex->prebuf));
     sl_upstream_send(c, pre.data, pre.len);
@@ -564,7 +699,9 @@ static void connect_node(sl_client_t *c, int allow_pool)
 {
     sl_exchange_t *ex = &c->rq->ex;
     struct sockaddr_storage addr;
+    const sl_retry_cfg_t *rc = &ex->route->cfg->policies.retry;
     ex->node_name = ex->node->name;
+    ex->try_deadline_ns = rc->enabled && rc->per_try_timeout_ms ? sl_now_ns() + rc->per_try_timeout_ms * 1000000u : 0;
     sl_upstream_begin(ex->route->upstream, ex->node);
     ex->attempt_open = 1;
     if (sl_node_addr(ex->node, &addr) != 0) {
@@ -585,7 +722,14 @@ static void try_next_node(sl_client_t *c, const char *code, sl_outcome_t outcome
 {
     sl_exchange_t *ex = &c->rq->ex;
     attempt_end(c, outcome, -1);
+    /* A retry policy covering connect failures decides; otherwise every node gets one try. */
+    int r = retry(c, SL_TRY_CONNECT_FAILURE, 0, -1);
+    if (r == 1) return;
     if (ex->uc) sl_upstream_abort(c);
+    if (r < 0) {
+        sl_client_fail(c, 502, code);
+        return;
+    }
     sl_upstream_t *up = ex->route->upstream;
     /* Nothing has left the gateway yet (the request waits in prebuf), so another node is safe. */
     if (++ex->tries >= (int)up->n_nodes || ex->req_streamed) {
@@ -612,6 +756,10 @@ void sl_upstream_start(sl_client_t *c)
     sl_exchange_t *ex = &c->rq->ex;
     uint64_t limit = sl_policy_deadline_ms(ex->route);
     if (limit) ex->deadline_ns = ex->t_start_ns + limit * 1000000u;
+    /* Bytes kept to send again: the head (all of prebuf now) and, for a retry policy, the body up
+     * to its body_buffer. */
+    const sl_retry_cfg_t *rc = &ex->route->cfg->policies.retry;
+    ex->replay_limit = rc->enabled ? ex->prebuf.len + rc->body_buffer : SL_REPLAY_MAX;
     if (!ex->node) ex->node = sl_upstream_pick(ex->route->upstream, ex->pick_key, ex->pick_key_len, NULL);
     if (!ex->node) {
         sl_client_fail(c, 503, "no_healthy_upstream");

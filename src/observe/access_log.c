@@ -172,6 +172,11 @@ static void format_entry(sl_buf_t *b, const sl_access_entry_t *e)
         put_ms(b, e->upstream_ms);
     sl_buf_puts(b, ",\"error\":");
     put_cstring(b, e->error);
+    if (e->retries || e->retry_stop) {
+        /* Only where a retry policy acted: most lines stay as they were. */
+        sl_buf_printf(b, ",\"retries\":%d,\"retry_stop\":", e->retries);
+        put_cstring(b, e->retry_stop);
+    }
     sl_buf_puts(b, "}\n");
 }
 

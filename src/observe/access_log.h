@@ -29,6 +29,8 @@ typedef struct sl_access_entry {
     double duration_ms;      /* total, from first byte to last byte sent */
     double upstream_ms;      /* upstream time to response head, < 0 when none */
     const char *error;       /* reason for a gateway-made error (e.g. "upstream_timeout"), or NULL */
+    int retries;             /* tries the retry policy sent again */
+    const char *retry_stop;  /* why a try it wanted again was not (e.g. "body_too_large"), or NULL */
 } sl_access_entry_t;
 
 /* Opens the log: path "stdout", "stderr" or a file (opened for append, created 0644).

@@ -8,6 +8,7 @@ static const sl_policy_ops_t *const policies[SL_POLICY_MAX] = {
     &sl_policy_path_rewrite,
     &sl_policy_request_headers,
     &sl_policy_timeout,
+    &sl_policy_retry,
     &sl_policy_response_headers,
 };
 

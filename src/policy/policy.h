@@ -60,6 +60,24 @@ int sl_policy_response_drop(const sl_route_rt_t *rt, const char *name, size_t le
 void sl_policy_response_emit(const sl_route_rt_t *rt, sl_buf_t *head);
 uint64_t sl_policy_deadline_ms(const sl_route_rt_t *rt);
 
+/* How a try ended without a response the client can be given (retry.c). */
+typedef enum {
+    SL_TRY_CONNECT_FAILURE, /* refused, unreachable, timed out connecting */
+    SL_TRY_RESET,           /* closed or reset before the response head */
+    SL_TRY_TIMEOUT,         /* no response head within the read or per-try timeout */
+    SL_TRY_BAD_RESPONSE,    /* a response that is not HTTP */
+    SL_TRY_STATUS,          /* a response head whose status (or grpc-status) is retried */
+    SL_TRY_RESULTS
+} sl_try_result_t;
+
+/* Whether rc retries a try that ended with r (status and grpc_status, -1 when absent, for
+ * SL_TRY_STATUS). */
+int sl_retry_wanted(const sl_retry_cfg_t *rc, sl_try_result_t r, int status, int grpc_status);
+/* The back-off before retry n (0 for the first), from a uniformly random r. */
+uint64_t sl_retry_backoff_ms(const sl_retry_cfg_t *rc, unsigned n, uint64_t r);
+/* The reason label of r in sluice_http_retries_total. */
+const char *sl_try_result_name(sl_try_result_t r);
+
 /* Shared by request_headers and response_headers (headers.c). */
 int sl_header_ops_drop(const sl_header_ops_cfg_t *ops, const char *name, size_t len);
 void sl_header_ops_emit(const sl_header_ops_cfg_t *ops, sl_buf_t *head);
@@ -68,6 +86,7 @@ extern const sl_policy_ops_t sl_policy_ip_access;
 extern const sl_policy_ops_t sl_policy_path_rewrite;
 extern const sl_policy_ops_t sl_policy_request_headers;
 extern const sl_policy_ops_t sl_policy_timeout;
+extern const sl_policy_ops_t sl_policy_retry;
 extern const sl_policy_ops_t sl_policy_response_headers;
 
 #endif

@@ -36,6 +36,7 @@ typedef struct sl_route_rt {
     size_t n_chain;
     sl_regex_t *rewrite_re;          /* path_rewrite's compiled regex */
     struct sl_cidr_set *ip_set;      /* ip_access's addresses */
+    sl_series_t *retries[5];         /* sluice_http_retries_total by sl_try_result_t */
 } sl_route_rt_t;
 
 typedef struct sl_generation {

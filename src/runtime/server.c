@@ -58,6 +58,10 @@ void sl_server_metrics_init(void)
     sl_metrics.log_dropped = sl_metrics_family(sl_metrics.registry, "sluice_access_log_dropped_total",
                                                "Access log lines dropped because the writer fell behind.",
                                                SL_METRIC_COUNTER, NULL, 0, NULL, 0);
+    static const char *const retry_labels[] = {"service", "route", "reason"};
+    sl_metrics.retries = sl_metrics_family(sl_metrics.registry, "sluice_http_retries_total",
+                                           "Requests sent again by a route's retry policy, by what ended the try.",
+                                           SL_METRIC_COUNTER, retry_labels, 3, NULL, 0);
     sl_metrics.connections_active = sl_metrics_series(sl_metrics.connections, NULL);
     sl_metrics.log_dropped_total = sl_metrics_series(sl_metrics.log_dropped, NULL);
     const char *ok[] = {"success"}, *failed[] = {"failure"};

@@ -14,6 +14,7 @@ typedef struct sl_server_metrics {
     sl_metric_family_t *connections;      /* sluice_http_connections_active */
     sl_metric_family_t *reloads;          /* sluice_config_reloads_total{result} */
     sl_metric_family_t *log_dropped;      /* sluice_access_log_dropped_total */
+    sl_metric_family_t *retries;          /* sluice_http_retries_total{service,route,reason} */
     sl_series_t *connections_active;
     sl_series_t *reloads_ok, *reloads_failed;
     sl_series_t *log_dropped_total;

@@ -351,7 +351,7 @@ static void test_routes_hosts_paths_methods(void **state)
                      "POST, PUT, DELETE, PATCH, OPTIONS, CONNECT or TRACE)");
     expect_error_part("methods[2]: unknown method 'FETCH'");
     snprintf(buf, sizeof(buf), "%s      - policies: {retry: {attempts: 3}}\n", head);
-    expect_fail(buf, "gw.yaml:5:20: services[0].routes[0].policies.retry: policy 'retry' is not supported yet");
+    expect_fail(buf, "gw.yaml:5:27: services[0].routes[0].policies.retry.on: is required");
     snprintf(buf, sizeof(buf), "%s      - plugins: {prometheus: {}}\n", head);
     expect_fail(buf, "gw.yaml:5:9: services[0].routes[0].plugins: plugins are for stream routes; http routes use "
                      "'policies'");

@@ -115,6 +115,98 @@ static void expect_error(const char *policies, const char *want)
     sl_config_errors_free(&errs);
 }
 
+static void test_retry_decisions(void **state)
+{
+    (void)state;
+    sl_route_rt_t rt;
+    sl_config_t *cfg = load("{retry: {on: [gateway-error]}}", &rt);
+    const sl_retry_cfg_t *rc = &rt.cfg->policies.retry;
+    assert_int_equal(rc->attempts, 1); /* Envoy's default: one retry */
+    assert_int_equal(rc->backoff_base_ms, 25);
+    assert_int_equal(rc->backoff_max_ms, 250);
+    assert_int_equal(rc->body_buffer, 64 * 1024);
+    for (int r = SL_TRY_CONNECT_FAILURE; r < SL_TRY_STATUS; r++) assert_true(sl_retry_wanted(rc, r, 0, -1));
+    assert_true(sl_retry_wanted(rc, SL_TRY_STATUS, 502, -1));
+    assert_true(sl_retry_wanted(rc, SL_TRY_STATUS, 503, -1));
+    assert_true(sl_retry_wanted(rc, SL_TRY_STATUS, 504, -1));
+    assert_false(sl_retry_wanted(rc, SL_TRY_STATUS, 500, -1));
+    assert_false(sl_retry_wanted(rc, SL_TRY_STATUS, 200, 14));
+    sl_policy_chain_destroy(&rt);
+    sl_config_free(cfg);
+
+    cfg = load("{retry: {on: [5xx], attempts: 3}}", &rt);
+    rc = &rt.cfg->policies.retry;
+    assert_int_equal(rc->attempts, 3);
+    assert_true(sl_retry_wanted(rc, SL_TRY_STATUS, 500, -1));
+    assert_true(sl_retry_wanted(rc, SL_TRY_STATUS, 599, -1));
+    assert_false(sl_retry_wanted(rc, SL_TRY_STATUS, 404, -1));
+    assert_true(sl_retry_wanted(rc, SL_TRY_RESET, 0, -1));
+    sl_policy_chain_destroy(&rt);
+    sl_config_free(cfg);
+
+    cfg = load("{retry: {on: [reset]}}", &rt);
+    rc = &rt.cfg->policies.retry;
+    assert_false(sl_retry_wanted(rc, SL_TRY_CONNECT_FAILURE, 0, -1));
+    assert_true(sl_retry_wanted(rc, SL_TRY_RESET, 0, -1));
+    assert_true(sl_retry_wanted(rc, SL_TRY_TIMEOUT, 0, -1));
+    assert_false(sl_retry_wanted(rc, SL_TRY_BAD_RESPONSE, 0, -1));
+    assert_false(sl_retry_wanted(rc, SL_TRY_STATUS, 503, -1));
+    sl_policy_chain_destroy(&rt);
+    sl_config_free(cfg);
+
+    cfg = load("{retry: {on: [connect-failure, refused-stream]}}", &rt);
+    rc = &rt.cfg->policies.retry;
+    assert_true(sl_retry_wanted(rc, SL_TRY_CONNECT_FAILURE, 0, -1));
+    assert_false(sl_retry_wanted(rc, SL_TRY_RESET, 0, -1));
+    assert_false(sl_retry_wanted(rc, SL_TRY_STATUS, 503, -1));
+    sl_policy_chain_destroy(&rt);
+    sl_config_free(cfg);
+
+    cfg = load("{retry: {on: [retriable-status-codes, unavailable, internal], status_codes: [409, 429]}}", &rt);
+    rc = &rt.cfg->policies.retry;
+    assert_true(sl_retry_wanted(rc, SL_TRY_STATUS, 409, -1));
+    assert_true(sl_retry_wanted(rc, SL_TRY_STATUS, 429, -1));
+    assert_false(sl_retry_wanted(rc, SL_TRY_STATUS, 410, -1));
+    assert_false(sl_retry_wanted(rc, SL_TRY_STATUS, 503, -1));
+    assert_false(sl_retry_wanted(rc, SL_TRY_CONNECT_FAILURE, 0, -1));
+    assert_true(sl_retry_wanted(rc, SL_TRY_STATUS, 200, 14));
+    assert_true(sl_retry_wanted(rc, SL_TRY_STATUS, 200, 13));
+    assert_false(sl_retry_wanted(rc, SL_TRY_STATUS, 200, 4));
+    assert_false(sl_retry_wanted(rc, SL_TRY_STATUS, 200, 0));
+    sl_policy_chain_destroy(&rt);
+    sl_config_free(cfg);
+
+    cfg = load("{retry: {on: [cancelled, deadline-exceeded, resource-exhausted]}}", &rt);
+    rc = &rt.cfg->policies.retry;
+    assert_true(sl_retry_wanted(rc, SL_TRY_STATUS, 200, 1));
+    assert_true(sl_retry_wanted(rc, SL_TRY_STATUS, 200, 4));
+    assert_true(sl_retry_wanted(rc, SL_TRY_STATUS, 200, 8));
+    assert_false(sl_retry_wanted(rc, SL_TRY_STATUS, 200, 14));
+    sl_policy_chain_destroy(&rt);
+    sl_config_free(cfg);
+}
+
+static void test_retry_backoff(void **state)
+{
+    (void)state;
+    sl_route_rt_t rt;
+    sl_config_t *cfg = load("{retry: {on: [5xx], backoff: {base: 25ms, max: 250ms}, body_buffer: 1MiB}}", &rt);
+    const sl_retry_cfg_t *rc = &rt.cfg->policies.retry;
+    assert_int_equal(rc->body_buffer, 1 << 20);
+    /* Full jitter over [0, min(max, base * 2^n)]. */
+    assert_int_equal(sl_retry_backoff_ms(rc, 0, 25), 25);
+    assert_int_equal(sl_retry_backoff_ms(rc, 0, 26), 0);
+    assert_int_equal(sl_retry_backoff_ms(rc, 1, 50), 50);
+    assert_int_equal(sl_retry_backoff_ms(rc, 3, 200), 200);
+    assert_int_equal(sl_retry_backoff_ms(rc, 3, 201), 0);
+    assert_int_equal(sl_retry_backoff_ms(rc, 4, 250), 250); /* 400 capped */
+    assert_int_equal(sl_retry_backoff_ms(rc, 4, 251), 0);
+    assert_int_equal(sl_retry_backoff_ms(rc, 1000, 250), 250);
+    for (uint64_t r = 0; r < 100000; r += 7) assert_true(sl_retry_backoff_ms(rc, 9, r * 2654435761u) <= 250);
+    sl_policy_chain_destroy(&rt);
+    sl_config_free(cfg);
+}
+
 static void test_policy_errors(void **state)
 {
     (void)state;
@@ -130,7 +222,19 @@ static void test_policy_errors(void **state)
                  "policies.response_headers.remove[0]: is managed by the gateway");
     expect_error("{request_headers: {set: {\"bad name\": x}}}", "invalid header name");
     expect_error("{path_rewrit: {prefix: /a, replace: /b}}", "unknown policy (did you mean 'path_rewrite'?)");
-    expect_error("{retry: {attempts: 2}}", "policy 'retry' is not supported yet");
+    expect_error("{retry: {attempts: 2}}", "policies.retry.on: is required");
+    expect_error("{retry: {on: [5xx, boom]}}", "policies.retry.on[1]: unknown retry condition 'boom' (expected one of: "
+                                               "5xx, gateway-error, reset, connect-failure, refused-stream");
+    expect_error("{retry: {on: [5xx], attempts: 0}}", "policies.retry.attempts: must be between 1 and 10");
+    expect_error("{retry: {on: [retriable-status-codes]}}", "policies.retry.on: 'retriable-status-codes' needs");
+    expect_error("{retry: {on: [5xx], status_codes: [409]}}", "policies.retry.status_codes: has no effect unless");
+    expect_error("{retry: {on: [retriable-status-codes], status_codes: [99]}}",
+                 "policies.retry.status_codes[0]: must be between 200 and 599");
+    expect_error("{retry: {on: [5xx], backoff: {base: 1s, max: 100ms}}}",
+                 "policies.retry.backoff: 'max' must not be less than 'base'");
+    expect_error("{retry: {on: [5xx], body_buffer: 12q}}", "policies.retry.body_buffer: invalid size '12q'");
+    expect_error("{retry: {on: [5xx], body_buffer: 65MiB}}", "policies.retry.body_buffer: must be at most");
+    expect_error("{retry: {on: [5xx], per_try_timeout: 0s}}", "policies.retry.per_try_timeout: must be between");
     expect_error("{request_headers: {remove: [Host]}}", "policies.request_headers.remove[0]: HTTP/1.1 requires Host");
     expect_error("{ip_access: {allow: [10.0.0.0/8], deny: [1.2.3.4]}}",
                  "policies.ip_access: needs exactly one of 'allow' and 'deny'");
@@ -145,6 +249,8 @@ int main(void)
         cmocka_unit_test(test_prefix_rewrite),
         cmocka_unit_test(test_regex_rewrite),
         cmocka_unit_test(test_header_ops_and_chain_order),
+        cmocka_unit_test(test_retry_decisions),
+        cmocka_unit_test(test_retry_backoff),
         cmocka_unit_test(test_policy_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
