@@ -1467,9 +1467,8 @@ static void cookie_rule_err(vctx_t *v, const sl_node_t *c, const char *key, cons
     path_pop(v, old);
 }
 
-/* What parse_section cannot check of rule r (map c, the rest of the list before it): the values
- * end up inside a Set-Cookie header, where ';' or a control character would end or split an
- * attribute. */
+/* What parse_section cannot check of rule r, read from map c of list: the values end up inside
+ * a Set-Cookie header, where ';' or a control character would end or split an attribute. */
 static void check_cookie_rule(vctx_t *v, const sl_node_t *list, const sl_node_t *c, const sl_cookie_rule_t *r)
 {
     int ok = r->name != NULL;
