@@ -159,6 +159,14 @@ typedef struct sl_retry_cfg {
     uint64_t backoff_max_ms;     /* default 250ms */
     uint64_t body_buffer;        /* request body bytes kept to replay; default 64 KiB */
 } sl_retry_cfg_t;
+/* cookie_rewrite: the attributes to rewrite in upstream Set-Cookie headers of one cookie. */
+typedef struct sl_cookie_rule {
+    const char *name;     /* the cookie name, matched exactly */
+    const char *domain;   /* replaces or adds Domain; NULL leaves it */
+    const char *path;     /* replaces or adds Path (starts with '/'); NULL leaves it */
+    int secure;           /* 1 adds Secure, 0 removes it, -1 leaves it */
+    const char *samesite; /* "Strict", "Lax" or "None": replaces or adds SameSite; NULL leaves it */
+} sl_cookie_rule_t;
 
 /* A route's policies (see src/policy/). A policy is on when its `enabled` is set. */
 typedef struct sl_policies_cfg {
@@ -184,6 +192,11 @@ typedef struct sl_policies_cfg {
         size_t n_cidrs;
         int source_peer;     /* source: peer (the TCP peer) instead of remote (X-Forwarded-For) */
     } ip_access;
+    struct {
+        int enabled;
+        sl_cookie_rule_t *rules; /* names unique; each changes at least one attribute */
+        size_t n_rules;
+    } cookie_rewrite;
 } sl_policies_cfg_t;
 
 typedef struct sl_route_cfg {

@@ -1555,6 +1555,100 @@ static void parse_retry(vctx_t *v, const sl_node_t *n, sl_policies_cfg_t *pc)
     }
 }
 
+/* A cookie Path value (RFC 6265): starts with '/', no ';' or control characters. */
+static int cookie_path_ok(const char *path)
+{
+    if (path[0] != '/') return 0;
+    for (const char *p = path; *p; p++)
+        if (*p == ';' || (unsigned char)*p < 0x20 || *p == 0x7f) return 0;
+    return 1;
+}
+
+static void parse_samesite(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_cookie_rule_t *r = base;
+    const char *s = want_scalar(v, n, "a string");
+    if (!s) return;
+    static const char *const values[] = {"Strict", "Lax", "None"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(values); i++)
+        if (!strcasecmp(s, values[i])) {
+            r->samesite = values[i];
+            return;
+        }
+    verr(v, n, "unknown value '%s' (expected one of: Strict, Lax, None)", s);
+}
+
+#define CR_OFF(m) offsetof(sl_cookie_rule_t, m)
+static const field_t cookie_rule_fields[] = {
+    {.name = "name", .type = F_STRING, .off = CR_OFF(name), .required = 1},
+    {.name = "domain", .type = F_STRING, .off = CR_OFF(domain)},
+    {.name = "path", .type = F_STRING, .off = CR_OFF(path)},
+    {.name = "secure", .type = F_BOOL, .off = CR_OFF(secure), .def = -1},
+    {.name = "samesite", .type = F_CUSTOM, .custom = parse_samesite},
+};
+static const section_t cookie_rule_section = SECTION(cookie_rule_fields);
+
+/* Reports msg at rule field key (present in map c). */
+static void cookie_rule_err(vctx_t *v, const sl_node_t *c, const char *key, const char *msg)
+{
+    size_t old = path_key(v, key);
+    verr(v, map_get(c, key), "%s", msg);
+    path_pop(v, old);
+}
+
+/* What parse_section cannot check of rule r, read from map c of list: the values end up inside
+ * a Set-Cookie header, where ';' or a control character would end or split an attribute. */
+static void check_cookie_rule(vctx_t *v, const sl_node_t *list, const sl_node_t *c, const sl_cookie_rule_t *r)
+{
+    int ok = r->name != NULL;
+    for (const char *p = r->name; ok && *p; p++) ok = token_char(*p);
+    if (r->name && !ok)
+        cookie_rule_err(v, c, "name", "must be a cookie name token (letters, digits and !#$%&'*+-.^_`|~)");
+    for (const sl_node_t *o = list->first; r->name && o != c; o = o->next) {
+        const sl_node_t *on = map_get(o, "name");
+        if (on && on->kind == SL_NODE_SCALAR && !strcmp(on->str, r->name)) {
+            size_t old = path_key(v, "name");
+            verr(v, map_get(c, "name"), "duplicate cookie name '%s' (first at line %d)", r->name, on->line);
+            path_pop(v, old);
+            break;
+        }
+    }
+    /* A leading dot is allowed and ignored by browsers (RFC 6265 5.2.3). */
+    const char *d = r->domain && r->domain[0] == '.' ? r->domain + 1 : r->domain;
+    if (d && !hostname_ok(d, strlen(d)))
+        cookie_rule_err(v, c, "domain",
+                        "must be a domain name such as example.com (no ';', spaces or control characters)");
+    if (r->path && !cookie_path_ok(r->path))
+        cookie_rule_err(v, c, "path", "must start with '/' and contain no ';' or control characters");
+    if (!map_get(c, "domain") && !map_get(c, "path") && !map_get(c, "secure") && !map_get(c, "samesite"))
+        verr(v, c, "needs at least one of 'domain', 'path', 'secure', 'samesite'");
+    if (r->samesite && !strcmp(r->samesite, "None") && r->secure != 1)
+        cookie_rule_err(v, c, "samesite",
+                        "SameSite=None needs 'secure: true' in the same rule (browsers drop such cookies without Secure)");
+}
+
+/* cookie_rewrite: a list of rules, one per cookie name. */
+static void parse_cookie_rewrite(vctx_t *v, const sl_node_t *n, sl_policies_cfg_t *pc)
+{
+    long cnt = want_list(v, n, 0);
+    if (cnt <= 0) return;
+    pc->cookie_rewrite.enabled = 1;
+    pc->cookie_rewrite.rules = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*pc->cookie_rewrite.rules));
+    size_t i = 0;
+    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+        size_t old = path_idx(v, i);
+        if (c->kind != SL_NODE_MAP) {
+            verr(v, c, "expected a map with 'name' and the attributes to rewrite, got %s", sl_node_kind_name(c));
+        } else {
+            sl_cookie_rule_t *r = &pc->cookie_rewrite.rules[pc->cookie_rewrite.n_rules++];
+            apply_defaults(v, &cookie_rule_section, r);
+            parse_section(v, c, &cookie_rule_section, r);
+            check_cookie_rule(v, n, c, r);
+        }
+        path_pop(v, old);
+    }
+}
+
 static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
 {
     sl_route_cfg_t *r = base;
@@ -1564,7 +1658,7 @@ static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
         verr(v, n, "expected a map, got %s", sl_node_kind_name(n));
         return;
     }
-    static const char *const later[] = {"cookie_rewrite", "websocket", "local_rate_limit"};
+    static const char *const later[] = {"websocket", "local_rate_limit"};
     static const char *const known[] = {"path_rewrite", "timeout", "request_headers", "response_headers", "retry",
                                         "cookie_rewrite", "websocket", "local_rate_limit", "ip_access"};
     for (const sl_node_t *c = n->first; c; c = c->next) {
@@ -1577,6 +1671,8 @@ static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
             parse_retry(v, c, pc);
         } else if (!strcmp(c->key, "ip_access")) {
             parse_ip_access(v, c, pc);
+        } else if (!strcmp(c->key, "cookie_rewrite")) {
+            parse_cookie_rewrite(v, c, pc);
         } else if (!strcmp(c->key, "request_headers")) {
             parse_section(v, c, &header_ops_section, &pc->request_headers.ops);
             pc->request_headers.enabled = 1;
@@ -1667,10 +1763,7 @@ static void check_cookie(vctx_t *v, const sl_node_t *cookie, const sl_upstream_c
         verr(v, map_get(cookie, "name"), "must be a cookie name token (letters, digits and !#$%%&'*+-.^_`|~)");
         path_pop(v, old);
     }
-    const char *path = u->cookie.path;
-    int bad_path = path && path[0] != '/';
-    for (const char *p = path; p && *p && !bad_path; p++) bad_path = *p == ';' || (unsigned char)*p < 0x20 || *p == 0x7f;
-    if (bad_path) {
+    if (u->cookie.path && !cookie_path_ok(u->cookie.path)) {
         size_t old = path_key(v, "cookie.path");
         verr(v, map_get(cookie, "path"), "must start with '/' and contain no ';' or control characters");
         path_pop(v, old);

@@ -470,7 +470,10 @@ void sl_client_send_response_head(sl_client_t *c, const sl_head_t *up, int statu
         if (!has_length && sl_hdr_is(up, x, "content-length")) continue;
         sl_buf_append(&b, sl_head_str(up, x->name_off), x->name_len);
         sl_buf_puts(&b, ": ");
-        sl_buf_append(&b, sl_head_str(up, x->value_off), x->value_len);
+        const char *value = sl_head_str(up, x->value_off);
+        if (!ex->route ||
+            !sl_policy_response_header(ex->route, sl_head_str(up, x->name_off), x->name_len, value, x->value_len, &b))
+            sl_buf_append(&b, value, x->value_len);
         sl_buf_puts(&b, "\r\n");
     }
     ex->resp_chunked = 0;

@@ -10,6 +10,7 @@ static const sl_policy_ops_t *const policies[SL_POLICY_MAX] = {
     &sl_policy_timeout,
     &sl_policy_retry,
     &sl_policy_response_headers,
+    &sl_policy_cookie_rewrite,
 };
 
 int sl_policy_chain_init(sl_route_rt_t *rt)
@@ -74,6 +75,14 @@ void sl_policy_response_emit(const sl_route_rt_t *rt, sl_buf_t *head)
 {
     for (size_t i = 0; i < rt->n_chain; i++)
         if (rt->chain[i]->response_emit) rt->chain[i]->response_emit(rt, head);
+}
+
+int sl_policy_response_header(const sl_route_rt_t *rt, const char *name, size_t nlen, const char *value, size_t vlen,
+                              sl_buf_t *out)
+{
+    for (size_t i = 0; i < rt->n_chain; i++)
+        if (rt->chain[i]->response_header && rt->chain[i]->response_header(rt, name, nlen, value, vlen, out)) return 1;
+    return 0;
 }
 
 uint64_t sl_policy_deadline_ms(const sl_route_rt_t *rt)

@@ -42,6 +42,10 @@ typedef struct sl_policy_ops {
     /* Response to the client: whether an upstream header is left out, and headers to append. */
     int (*response_drop)(const sl_route_rt_t *rt, const char *name, size_t len);
     void (*response_emit)(const sl_route_rt_t *rt, sl_buf_t *head);
+    /* An upstream response header the client gets (after response_drop): appends a new value to
+     * out and returns 1, or returns 0 and appends nothing to keep the value. */
+    int (*response_header)(const sl_route_rt_t *rt, const char *name, size_t nlen, const char *value, size_t vlen,
+                           sl_buf_t *out);
     /* The most the whole request may take, in ms (0: no bound). */
     uint64_t (*deadline_ms)(const sl_route_rt_t *rt);
 } sl_policy_ops_t;
@@ -58,6 +62,9 @@ int sl_policy_upstream_drop(const sl_route_rt_t *rt, const char *name, size_t le
 void sl_policy_upstream_emit(const sl_route_rt_t *rt, sl_buf_t *head);
 int sl_policy_response_drop(const sl_route_rt_t *rt, const char *name, size_t len);
 void sl_policy_response_emit(const sl_route_rt_t *rt, sl_buf_t *head);
+/* The first policy that rewrites the header's value wins. */
+int sl_policy_response_header(const sl_route_rt_t *rt, const char *name, size_t nlen, const char *value, size_t vlen,
+                              sl_buf_t *out);
 uint64_t sl_policy_deadline_ms(const sl_route_rt_t *rt);
 
 /* How a try ended without a response the client can be given (retry.c). */
@@ -88,5 +95,6 @@ extern const sl_policy_ops_t sl_policy_request_headers;
 extern const sl_policy_ops_t sl_policy_timeout;
 extern const sl_policy_ops_t sl_policy_retry;
 extern const sl_policy_ops_t sl_policy_response_headers;
+extern const sl_policy_ops_t sl_policy_cookie_rewrite;
 
 #endif

@@ -25,7 +25,7 @@ typedef struct sl_status_cache {
 typedef struct sl_policy_ops sl_policy_ops_t;
 typedef struct sl_regex sl_regex_t;
 
-#define SL_POLICY_MAX 8 /* policies one route can chain */
+#define SL_POLICY_MAX 12 /* policies one route can chain */
 
 typedef struct sl_route_rt {
     const sl_route_cfg_t *cfg;
