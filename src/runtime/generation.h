@@ -36,6 +36,7 @@ typedef struct sl_route_rt {
     size_t n_chain;
     sl_regex_t *rewrite_re;          /* path_rewrite's compiled regex */
     struct sl_cidr_set *ip_set;      /* ip_access's addresses */
+    struct sl_rate_limiter *limiter; /* local_rate_limit's buckets */
 } sl_route_rt_t;
 
 typedef struct sl_generation {
