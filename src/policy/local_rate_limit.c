@@ -177,6 +177,8 @@ void sl_rate_limiter_take(sl_rate_limiter_t *l, const char *key, size_t len, uin
                           sl_rate_result_t *out)
 {
     if (!key || !len) {
+        /* The clock is read after each load: whoever last moved tat read it earlier, so time only
+         * goes forward along the chain of swaps and a late reading cannot cost a token. */
         uint64_t tat = atomic_load_explicit(&l->tat, memory_order_acquire);
         for (;;) {
             uint64_t next = bucket_take(l, tat, now(), out);
