@@ -167,6 +167,20 @@ typedef struct sl_cookie_rule {
     int secure;           /* 1 adds Secure, 0 removes it, -1 leaves it */
     const char *samesite; /* "Strict", "Lax" or "None": replaces or adds SameSite; NULL leaves it */
 } sl_cookie_rule_t;
+/* local_rate_limit: a token bucket of requests + burst tokens, refilled by `requests` each
+ * `per`; one for the route, or one per client key. */
+typedef enum { SL_RL_KEY_NONE, SL_RL_KEY_IP, SL_RL_KEY_HEADER } sl_rl_key_t;
+typedef struct sl_rate_limit_cfg {
+    int enabled;
+    uint32_t requests;      /* 1..1000000 */
+    int per_s;              /* 1 (second), 60 (minute) or 3600 (hour) */
+    uint32_t burst;         /* 0..1000000, default 0 */
+    int status;             /* refusals, 400..599, default 429 */
+    const char *header;     /* optional: a header carrying the capacity on every response */
+    int key;                /* sl_rl_key_t, default none: one bucket for the route */
+    const char *key_header; /* key: header NAME */
+    uint32_t max_keys;      /* keyed buckets kept, least recently used evicted; default 10000 */
+} sl_rate_limit_cfg_t;
 
 /* A route's policies (see src/policy/). A policy is on when its `enabled` is set. */
 typedef struct sl_policies_cfg {
@@ -197,6 +211,7 @@ typedef struct sl_policies_cfg {
         sl_cookie_rule_t *rules; /* names unique; each changes at least one attribute */
         size_t n_rules;
     } cookie_rewrite;
+    sl_rate_limit_cfg_t local_rate_limit;
 } sl_policies_cfg_t;
 
 typedef struct sl_route_cfg {

@@ -1649,6 +1649,81 @@ static void parse_cookie_rewrite(vctx_t *v, const sl_node_t *n, sl_policies_cfg_
     }
 }
 
+/* local_rate_limit.header: a token, and not one the gateway writes itself. */
+static void parse_rl_header(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_policies_cfg_t *pc = base;
+    const char *s = get_string(v, n, 0);
+    if (!s) return;
+    static const char *const ours[] = {"content-length", "transfer-encoding", "content-type", "retry-after",
+                                       "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"};
+    int ok = 1;
+    for (const char *p = s; *p && ok; p++) ok = token_char(*p);
+    int taken = is_hop_by_hop(s);
+    for (size_t i = 0; i < SL_ARRAY_LEN(ours); i++) taken |= !strcasecmp(s, ours[i]);
+    if (!ok) verr(v, n, "invalid header name '%s'", s);
+    else if (taken) verr(v, n, "'%s' is written by the gateway: pick another name (e.g. ratelimit)", s);
+    else pc->local_rate_limit.header = s;
+}
+
+/* local_rate_limit.key: "ip" (the client address) or "header NAME" (that header's value). */
+static void parse_rl_key(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_rate_limit_cfg_t *rl = &((sl_policies_cfg_t *)base)->local_rate_limit;
+    const char *s = get_string(v, n, 0);
+    if (!s) return;
+    if (!strcmp(s, "ip")) {
+        rl->key = SL_RL_KEY_IP;
+        return;
+    }
+    const char *name = !strncmp(s, "header", 6) && (s[6] == ' ' || s[6] == '\t') ? s + 7 : NULL;
+    while (name && (*name == ' ' || *name == '\t')) name++;
+    if (!name || !*name) {
+        verr(v, n, "expected 'ip' or 'header NAME' (e.g. \"header X-Api-Key\"), got '%s'", s);
+        return;
+    }
+    for (const char *p = name; *p; p++)
+        if (!token_char(*p)) {
+            verr(v, n, "invalid header name '%s'", name);
+            return;
+        }
+    rl->key = SL_RL_KEY_HEADER;
+    rl->key_header = name;
+}
+
+#define RL_OFF(m) offsetof(sl_policies_cfg_t, local_rate_limit.m)
+static const choice_t rl_per_choices[] = {
+    {"second", 1, NULL},
+    {"minute", 60, NULL},
+    {"hour", 3600, NULL},
+    {NULL, 0, NULL},
+};
+/* Bounds keep the bucket arithmetic (nanoseconds, capacity times interval) within 64 bits. */
+static const field_t rate_limit_fields[] = {
+    {.name = "requests", .type = F_U32, .off = RL_OFF(requests), .min = 1, .max = 1000000, .required = 1},
+    {.name = "per", .type = F_ENUM, .off = RL_OFF(per_s), .choices = rl_per_choices, .required = 1},
+    {.name = "burst", .type = F_U32, .off = RL_OFF(burst), .min = 0, .max = 1000000, .def = 0},
+    {.name = "status", .type = F_INT, .off = RL_OFF(status), .min = 400, .max = 599, .def = 429},
+    {.name = "header", .type = F_CUSTOM, .custom = parse_rl_header},
+    {.name = "key", .type = F_CUSTOM, .custom = parse_rl_key},
+    {.name = "max_keys", .type = F_U32, .off = RL_OFF(max_keys), .min = 1, .max = 1000000, .def = 10000},
+};
+static const section_t rate_limit_section = SECTION(rate_limit_fields);
+
+static void parse_local_rate_limit(vctx_t *v, const sl_node_t *n, sl_policies_cfg_t *pc)
+{
+    apply_defaults(v, &rate_limit_section, pc);
+    parse_section(v, n, &rate_limit_section, pc);
+    pc->local_rate_limit.enabled = 1;
+    const sl_node_t *mk = map_get(n, "max_keys");
+    if (mk && pc->local_rate_limit.key == SL_RL_KEY_NONE) {
+        size_t old = path_key(v, "max_keys");
+        verr_at(v, mk->key_line, mk->key_col,
+                "only applies with 'key' (ip or header NAME): without it the route has one bucket");
+        path_pop(v, old);
+    }
+}
+
 static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
 {
     sl_route_cfg_t *r = base;
@@ -1658,7 +1733,7 @@ static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
         verr(v, n, "expected a map, got %s", sl_node_kind_name(n));
         return;
     }
-    static const char *const later[] = {"websocket", "local_rate_limit"};
+    static const char *const later[] = {"websocket"};
     static const char *const known[] = {"path_rewrite", "timeout", "request_headers", "response_headers", "retry",
                                         "cookie_rewrite", "websocket", "local_rate_limit", "ip_access"};
     for (const sl_node_t *c = n->first; c; c = c->next) {
@@ -1673,6 +1748,8 @@ static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
             parse_ip_access(v, c, pc);
         } else if (!strcmp(c->key, "cookie_rewrite")) {
             parse_cookie_rewrite(v, c, pc);
+        } else if (!strcmp(c->key, "local_rate_limit")) {
+            parse_local_rate_limit(v, c, pc);
         } else if (!strcmp(c->key, "request_headers")) {
             parse_section(v, c, &header_ops_section, &pc->request_headers.ops);
             pc->request_headers.enabled = 1;

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "base/buf.h"
+#include "policy/policy.h"
 #include "runtime/generation.h"
 #include "runtime/worker.h"
 
@@ -89,6 +90,7 @@ typedef struct sl_exchange {
     uint64_t deadline_ns; /* timeout policy: the whole request ends by then (0: none) */
     int refused_status;   /* a request policy refused it (ip_access: 403) */
     const char *refused_code;
+    sl_policy_state_t policy; /* what request policies recorded for the response (rate limit) */
     sl_upconn_t *uc;
     int tries;            /* nodes tried after connect failures (the upstream's own failover) */
     int retries;          /* tries sent again by the retry policy */

@@ -326,6 +326,7 @@ static void send_local(sl_client_t *c, int status, const sl_header_kv_t *hdrs, s
     sl_buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
     if (ctype) sl_buf_printf(&b, "Content-Type: %s\r\n", ctype);
     for (size_t i = 0; i < n_hdrs; i++) sl_buf_printf(&b, "%s: %s\r\n", hdrs[i].name, hdrs[i].value);
+    if (ex->route) sl_policy_state_emit(ex->route, &ex->policy, &b);
     int no_body = ex->method == HTTP_HEAD || status == 204 || status == 304 || status < 200;
     if (status != 204 && status >= 200) sl_buf_printf(&b, "Content-Length: %zu\r\n", body_len);
     if (close) sl_buf_puts(&b, "Connection: close\r\n");
@@ -485,7 +486,10 @@ void sl_client_send_response_head(sl_client_t *c, const sl_head_t *up, int statu
             c->close_after = 1; /* HTTP/1.0: the body ends when the connection does */
         }
     }
-    if (ex->route) sl_policy_response_emit(ex->route, &b);
+    if (ex->route) {
+        sl_policy_response_emit(ex->route, &b);
+        sl_policy_state_emit(ex->route, &ex->policy, &b);
+    }
     if (ex->issue_cookie && ex->node) {
         const sl_upstream_t *u = ex->route->upstream;
         char value[32];
@@ -704,6 +708,17 @@ static const sl_hdr_t *find_header(const sl_head_t *h, const char *name)
     for (size_t i = 0; i < h->n; i++)
         if (sl_hdr_is(h, &h->hdrs[i], name)) return &h->hdrs[i];
     return NULL;
+}
+
+/* Request policies' view of the request's headers (sl_policy_req_t.header); ctx is the head. */
+static int policy_header(const void *ctx, const char *name, const char **value, size_t *len)
+{
+    const sl_head_t *h = ctx;
+    const sl_hdr_t *x = find_header(h, name);
+    if (!x) return 0;
+    *value = sl_head_str(h, x->value_off);
+    *len = x->value_len;
+    return 1;
 }
 
 /* The client address gateway.proxy_layers hops from the right of X-Forwarded-For (all such
@@ -972,8 +987,9 @@ static int on_headers_complete(llhttp_t *p)
     ex->route = sl_router_match(ex->gen->router, ex->host ? ex->host : "", ex->host_len, ex->path, ex->path_len,
                                 sl_method_bit(mname, strlen(mname)));
     if (ex->route && ex->route->n_chain) {
-        /* Request policies (ip_access, ...) may refuse it before anything goes upstream. */
-        sl_policy_req_t pr = {.peer = c->peer_ip};
+        /* Request policies (ip_access, local_rate_limit) may refuse it before anything goes upstream. */
+        sl_policy_req_t pr = {
+            .peer = c->peer_ip, .header = policy_header, .ctx = &c->rq->head, .state = &ex->policy};
         client_address(c, &pr.remote, &pr.remote_len);
         ex->refused_status = sl_policy_on_request(ex->route, &pr, &ex->refused_code);
     }

@@ -5,6 +5,7 @@
 /* Every policy, in chain order. */
 static const sl_policy_ops_t *const policies[SL_POLICY_MAX] = {
     &sl_policy_ip_access,
+    &sl_policy_local_rate_limit,
     &sl_policy_path_rewrite,
     &sl_policy_request_headers,
     &sl_policy_timeout,
@@ -83,6 +84,12 @@ int sl_policy_response_header(const sl_route_rt_t *rt, const char *name, size_t 
     for (size_t i = 0; i < rt->n_chain; i++)
         if (rt->chain[i]->response_header && rt->chain[i]->response_header(rt, name, nlen, value, vlen, out)) return 1;
     return 0;
+}
+
+void sl_policy_state_emit(const sl_route_rt_t *rt, const sl_policy_state_t *st, sl_buf_t *head)
+{
+    for (size_t i = 0; i < rt->n_chain; i++)
+        if (rt->chain[i]->state_emit) rt->chain[i]->state_emit(rt, st, head);
 }
 
 uint64_t sl_policy_deadline_ms(const sl_route_rt_t *rt)

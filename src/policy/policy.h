@@ -16,11 +16,26 @@
 
 typedef struct sl_route_rt sl_route_rt_t;
 
+/* What request hooks record about one request for the response side: zeroed for each request,
+ * kept with it (the exchange) until its response is sent. */
+typedef struct sl_policy_state {
+    struct {
+        int counted; /* local_rate_limit counted the request: the fields below are set */
+        int refused;
+        uint64_t limit, remaining, reset_s, retry_after_s;
+    } rate_limit;
+} sl_policy_state_t;
+
 /* What the request-side hooks see of a request. */
 typedef struct sl_policy_req {
     const char *peer;   /* the TCP peer's address */
     const char *remote; /* the client gateway.proxy_layers hops from the right of X-Forwarded-For */
     size_t remote_len;
+    /* The value of the request's first header called name (case-insensitive): 1 with *value and
+     * *len (not NUL-terminated, valid while the request is), or 0 when it has none. */
+    int (*header)(const void *ctx, const char *name, const char **value, size_t *len);
+    const void *ctx;
+    sl_policy_state_t *state; /* this request's */
 } sl_policy_req_t;
 
 typedef struct sl_policy_ops {
@@ -46,6 +61,9 @@ typedef struct sl_policy_ops {
      * out and returns 1, or returns 0 and appends nothing to keep the value. */
     int (*response_header)(const sl_route_rt_t *rt, const char *name, size_t nlen, const char *value, size_t vlen,
                            sl_buf_t *out);
+    /* Headers from the request's policy state, on every response of the route: proxied ones and
+     * those the gateway answers itself (refusals, errors, direct responses). */
+    void (*state_emit)(const sl_route_rt_t *rt, const sl_policy_state_t *st, sl_buf_t *head);
     /* The most the whole request may take, in ms (0: no bound). */
     uint64_t (*deadline_ms)(const sl_route_rt_t *rt);
 } sl_policy_ops_t;
@@ -65,6 +83,7 @@ void sl_policy_response_emit(const sl_route_rt_t *rt, sl_buf_t *head);
 /* The first policy that rewrites the header's value wins. */
 int sl_policy_response_header(const sl_route_rt_t *rt, const char *name, size_t nlen, const char *value, size_t vlen,
                               sl_buf_t *out);
+void sl_policy_state_emit(const sl_route_rt_t *rt, const sl_policy_state_t *st, sl_buf_t *head);
 uint64_t sl_policy_deadline_ms(const sl_route_rt_t *rt);
 
 /* How a try ended without a response the client can be given (retry.c). */
@@ -90,6 +109,7 @@ int sl_header_ops_drop(const sl_header_ops_cfg_t *ops, const char *name, size_t 
 void sl_header_ops_emit(const sl_header_ops_cfg_t *ops, sl_buf_t *head);
 
 extern const sl_policy_ops_t sl_policy_ip_access;
+extern const sl_policy_ops_t sl_policy_local_rate_limit;
 extern const sl_policy_ops_t sl_policy_path_rewrite;
 extern const sl_policy_ops_t sl_policy_request_headers;
 extern const sl_policy_ops_t sl_policy_timeout;

@@ -37,6 +37,7 @@ typedef struct sl_route_rt {
     sl_regex_t *rewrite_re;          /* path_rewrite's compiled regex */
     struct sl_cidr_set *ip_set;      /* ip_access's addresses */
     sl_series_t *retries[5];         /* sluice_http_retries_total by sl_try_result_t */
+    struct sl_rate_limiter *limiter; /* local_rate_limit's buckets */
 } sl_route_rt_t;
 
 typedef struct sl_generation {

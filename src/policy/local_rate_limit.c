@@ -1,0 +1,357 @@
+/* local_rate_limit: a token bucket per route (or per client key, `key: ip` or `key: header NAME`)
+ * of capacity requests + burst, refilled by `requests` tokens each `per`. A request that finds
+ * no token gets `status` (429) before anything goes upstream. Every response of a counted
+ * request carries X-RateLimit-Limit, -Remaining and -Reset (and the configured header with the
+ * capacity); a refusal also Retry-After.
+ *
+ * The bucket is GCRA: tat, the "theoretical arrival time", is when the bucket would be full
+ * again. A request at `now` takes a token when max(tat, now) + interval - now <= capacity *
+ * interval, and moves tat there. One 64-bit word is the whole state, so the route's bucket is
+ * a compare-and-swap, exact across workers without a lock. */
+#include "policy/local_rate_limit.h"
+#include "base/common.h"
+#include "base/map.h"
+#include "base/time.h"
+#include "policy/policy.h"
+#include "runtime/generation.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#define NS_PER_S 1000000000ull
+/* Bytes of a key kept with its bucket. Longer keys are also told apart by their length and a
+ * hash of the whole value, so memory stays bounded by max_keys whatever clients send. */
+#define KEY_KEEP 64
+#define MIN_SLOTS 16
+
+typedef struct rl_entry {
+    struct rl_entry *chain;         /* next in its hash slot */
+    struct rl_entry *newer, *older; /* LRU list */
+    uint64_t hash;
+    uint64_t tat;
+    uint32_t len; /* the key's full length */
+    char key[];   /* its first KEY_KEEP bytes at most */
+} rl_entry_t;
+
+struct sl_rate_limiter {
+    struct sl_rate_limiter *next; /* registry */
+    int refs;                     /* under registry_lock */
+    char *service, *route, *key_header;
+    sl_rate_limit_cfg_t cfg;
+    uint64_t interval; /* ns per token */
+    uint64_t tau;      /* capacity * interval: how far past now tat may run */
+    uint64_t capacity;
+    _Atomic uint64_t tat; /* the route's own bucket */
+    /* Keyed buckets: a chained hash map and an LRU list, newest first. */
+    pthread_mutex_t lock;
+    rl_entry_t **slots;
+    size_t n_slots, n_keys;
+    rl_entry_t *newest, *oldest;
+    uint64_t seed;
+};
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static sl_rate_limiter_t *registry;
+
+/* ---- the bucket ---- */
+
+/* One request at now against a bucket at tat: fills out and returns the new tat (tat itself when
+ * refused, which takes nothing). */
+static uint64_t bucket_take(const sl_rate_limiter_t *l, uint64_t tat, uint64_t now, sl_rate_result_t *out)
+{
+    uint64_t base = tat > now ? tat : now;
+    uint64_t next = base + l->interval;
+    out->limit = l->capacity;
+    if (next - now <= l->tau) {
+        out->allowed = 1;
+        out->remaining = (l->tau - (next - now)) / l->interval;
+        out->reset_ns = next - now;
+        out->retry_ns = 0;
+        return next;
+    }
+    out->allowed = 0;
+    out->remaining = 0;
+    out->reset_ns = base - now;
+    out->retry_ns = next - now - l->tau;
+    return tat;
+}
+
+/* ---- keyed buckets ---- */
+
+static uint64_t key_hash(const sl_rate_limiter_t *l, const char *key, size_t len)
+{
+    /* Seeded, so that clients cannot pick keys that pile into one slot. */
+    uint64_t h = sl_hash_bytes(key, len) ^ l->seed;
+    h ^= h >> 31;
+    h *= 0x9e3779b97f4a7c15ull;
+    h ^= h >> 29;
+    return h;
+}
+
+static rl_entry_t **slot_of(const sl_rate_limiter_t *l, uint64_t hash)
+{
+    return &l->slots[hash & (l->n_slots - 1)];
+}
+
+static void lru_unlink(sl_rate_limiter_t *l, rl_entry_t *e)
+{
+    if (e->newer)
+        e->newer->older = e->older;
+    else
+        l->newest = e->older;
+    if (e->older)
+        e->older->newer = e->newer;
+    else
+        l->oldest = e->newer;
+    e->newer = e->older = NULL;
+}
+
+static void lru_push(sl_rate_limiter_t *l, rl_entry_t *e)
+{
+    e->older = l->newest;
+    e->newer = NULL;
+    if (l->newest)
+        l->newest->newer = e;
+    else
+        l->oldest = e;
+    l->newest = e;
+}
+
+static void grow(sl_rate_limiter_t *l)
+{
+    size_t n = l->n_slots * 2;
+    rl_entry_t **slots = sl_xcalloc(n, sizeof(*slots));
+    for (size_t i = 0; i < l->n_slots; i++)
+        for (rl_entry_t *e = l->slots[i], *next; e; e = next) {
+            next = e->chain;
+            e->chain = slots[e->hash & (n - 1)];
+            slots[e->hash & (n - 1)] = e;
+        }
+    free(l->slots);
+    l->slots = slots;
+    l->n_slots = n;
+}
+
+/* Drops the least recently used key. */
+static void evict(sl_rate_limiter_t *l)
+{
+    rl_entry_t *e = l->oldest;
+    rl_entry_t **pp = slot_of(l, e->hash);
+    while (*pp != e)
+        pp = &(*pp)->chain;
+    *pp = e->chain;
+    lru_unlink(l, e);
+    free(e);
+    l->n_keys--;
+}
+
+/* The bucket of key, made (full) when new; the most recently used from now on. Under l->lock. */
+static rl_entry_t *entry_for(sl_rate_limiter_t *l, const char *key, size_t len)
+{
+    uint64_t h = key_hash(l, key, len);
+    size_t keep = SL_MIN(len, KEY_KEEP);
+    for (rl_entry_t *e = *slot_of(l, h); e; e = e->chain)
+        if (e->hash == h && e->len == len && memcmp(e->key, key, keep) == 0) {
+            lru_unlink(l, e);
+            lru_push(l, e);
+            return e;
+        }
+    if (l->n_keys >= l->cfg.max_keys) evict(l);
+    if (l->n_keys >= l->n_slots) grow(l);
+    rl_entry_t *e = sl_xcalloc(1, sizeof(*e) + keep);
+    e->hash = h;
+    e->len = (uint32_t)len;
+    memcpy(e->key, key, keep);
+    rl_entry_t **slot = slot_of(l, h);
+    e->chain = *slot;
+    *slot = e;
+    lru_push(l, e);
+    l->n_keys++;
+    return e;
+}
+
+void sl_rate_limiter_take(sl_rate_limiter_t *l, const char *key, size_t len, uint64_t (*now)(void),
+                          sl_rate_result_t *out)
+{
+    if (!key || !len) {
+        /* The clock is read after each load: whoever last moved tat read it earlier, so time only
+         * goes forward along the chain of swaps and a late reading cannot cost a token. */
+        uint64_t tat = atomic_load_explicit(&l->tat, memory_order_acquire);
+        for (;;) {
+            uint64_t next = bucket_take(l, tat, now(), out);
+            if (!out->allowed) return;
+            if (atomic_compare_exchange_weak_explicit(&l->tat, &tat, next, memory_order_acq_rel, memory_order_acquire))
+                return;
+        }
+    }
+    pthread_mutex_lock(&l->lock);
+    rl_entry_t *e = entry_for(l, key, len);
+    e->tat = bucket_take(l, e->tat, now(), out);
+    pthread_mutex_unlock(&l->lock);
+}
+
+size_t sl_rate_limiter_keys(sl_rate_limiter_t *l)
+{
+    pthread_mutex_lock(&l->lock);
+    size_t n = l->n_keys;
+    pthread_mutex_unlock(&l->lock);
+    return n;
+}
+
+/* ---- registry ---- */
+
+/* Whether l counts what cfg describes: status and header only shape responses. */
+static int same_bucket(const sl_rate_limiter_t *l, const char *service, const char *route,
+                       const sl_rate_limit_cfg_t *cfg)
+{
+    const sl_rate_limit_cfg_t *a = &l->cfg;
+    return !strcmp(l->service, service) && !strcmp(l->route, route) && a->requests == cfg->requests &&
+           a->per_s == cfg->per_s && a->burst == cfg->burst && a->key == cfg->key && a->max_keys == cfg->max_keys &&
+           (cfg->key != SL_RL_KEY_HEADER || !strcasecmp(l->key_header, cfg->key_header));
+}
+
+sl_rate_limiter_t *sl_rate_limiter_get(const char *service, const char *route, const sl_rate_limit_cfg_t *cfg)
+{
+    pthread_mutex_lock(&registry_lock);
+    sl_rate_limiter_t *l = registry;
+    while (l && !same_bucket(l, service, route, cfg))
+        l = l->next;
+    if (l) {
+        l->refs++;
+        pthread_mutex_unlock(&registry_lock);
+        return l;
+    }
+    l = sl_xcalloc(1, sizeof(*l));
+    l->refs = 1;
+    l->service = sl_xstrdup(service);
+    l->route = sl_xstrdup(route);
+    l->cfg = *cfg;
+    l->cfg.header = NULL; /* the configuration's strings go with its generation */
+    l->cfg.key_header = NULL;
+    if (cfg->key == SL_RL_KEY_HEADER) l->key_header = sl_xstrdup(cfg->key_header);
+    l->capacity = (uint64_t)cfg->requests + cfg->burst;
+    l->interval = (uint64_t)cfg->per_s * NS_PER_S / cfg->requests;
+    l->tau = l->capacity * l->interval;
+    atomic_init(&l->tat, 0); /* in the past: a full bucket */
+    pthread_mutex_init(&l->lock, NULL);
+    if (cfg->key != SL_RL_KEY_NONE) {
+        l->n_slots = MIN_SLOTS;
+        l->slots = sl_xcalloc(l->n_slots, sizeof(*l->slots));
+        if (getrandom(&l->seed, sizeof(l->seed), GRND_NONBLOCK) != (ssize_t)sizeof(l->seed))
+            l->seed = sl_now_ns() ^ (uintptr_t)l;
+    }
+    l->next = registry;
+    registry = l;
+    pthread_mutex_unlock(&registry_lock);
+    return l;
+}
+
+void sl_rate_limiter_release(sl_rate_limiter_t *l)
+{
+    if (!l) return;
+    pthread_mutex_lock(&registry_lock);
+    int last = --l->refs == 0;
+    if (last) {
+        sl_rate_limiter_t **pp = &registry;
+        while (*pp != l)
+            pp = &(*pp)->next;
+        *pp = l->next;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    if (!last) return;
+    while (l->oldest)
+        evict(l);
+    free(l->slots);
+    pthread_mutex_destroy(&l->lock);
+    free(l->service);
+    free(l->route);
+    free(l->key_header);
+    free(l);
+}
+
+/* ---- the policy ---- */
+
+static uint64_t ceil_s(uint64_t ns)
+{
+    return (ns + NS_PER_S - 1) / NS_PER_S;
+}
+
+static int enabled(const sl_policies_cfg_t *pc)
+{
+    return pc->local_rate_limit.enabled;
+}
+
+static int init(sl_route_rt_t *rt)
+{
+    rt->limiter = sl_rate_limiter_get(rt->svc->name, rt->cfg->name, &rt->cfg->policies.local_rate_limit);
+    return 0;
+}
+
+static void destroy(sl_route_rt_t *rt)
+{
+    sl_rate_limiter_release(rt->limiter);
+    rt->limiter = NULL;
+}
+
+static int on_request(const sl_route_rt_t *rt, const sl_policy_req_t *req, const char **code)
+{
+    const sl_rate_limit_cfg_t *rl = &rt->cfg->policies.local_rate_limit;
+    const char *key = NULL;
+    size_t len = 0;
+    if (rl->key == SL_RL_KEY_IP) {
+        key = req->remote;
+        len = req->remote_len;
+    } else if (rl->key == SL_RL_KEY_HEADER && !req->header(req->ctx, rl->key_header, &key, &len)) {
+        key = NULL; /* requests without the header share the route's bucket */
+        len = 0;
+    }
+    sl_rate_result_t r;
+    sl_rate_limiter_take(rt->limiter, key, len, sl_now_ns, &r);
+    req->state->rate_limit.counted = 1;
+    req->state->rate_limit.refused = !r.allowed;
+    req->state->rate_limit.limit = r.limit;
+    req->state->rate_limit.remaining = r.remaining;
+    req->state->rate_limit.reset_s = ceil_s(r.reset_ns);
+    req->state->rate_limit.retry_after_s = SL_MAX(ceil_s(r.retry_ns), 1);
+    if (r.allowed) return 0;
+    *code = "rate_limited";
+    return rl->status;
+}
+
+static int name_is(const char *want, const char *name, size_t len)
+{
+    return strlen(want) == len && strncasecmp(want, name, len) == 0;
+}
+
+/* The upstream's own counters would contradict the gateway's: the gateway's go out. */
+static int response_drop(const sl_route_rt_t *rt, const char *name, size_t len)
+{
+    const char *h = rt->cfg->policies.local_rate_limit.header;
+    return name_is("x-ratelimit-limit", name, len) || name_is("x-ratelimit-remaining", name, len) ||
+           name_is("x-ratelimit-reset", name, len) || (h && name_is(h, name, len));
+}
+
+static void state_emit(const sl_route_rt_t *rt, const sl_policy_state_t *st, sl_buf_t *head)
+{
+    if (!st->rate_limit.counted) return;
+    const char *h = rt->cfg->policies.local_rate_limit.header;
+    unsigned long long limit = st->rate_limit.limit;
+    if (h) sl_buf_printf(head, "%s: %llu\r\n", h, limit);
+    sl_buf_printf(head, "X-RateLimit-Limit: %llu\r\nX-RateLimit-Remaining: %llu\r\nX-RateLimit-Reset: %llu\r\n", limit,
+                  (unsigned long long)st->rate_limit.remaining, (unsigned long long)st->rate_limit.reset_s);
+    if (st->rate_limit.refused)
+        sl_buf_printf(head, "Retry-After: %llu\r\n", (unsigned long long)st->rate_limit.retry_after_s);
+}
+
+const sl_policy_ops_t sl_policy_local_rate_limit = {
+    .name = "local_rate_limit",
+    .enabled = enabled,
+    .init = init,
+    .destroy = destroy,
+    .on_request = on_request,
+    .response_drop = response_drop,
+    .state_emit = state_emit,
+};
