@@ -4,6 +4,7 @@
 # One nginx backend ("hello world\n", keep-alive) and three reverse proxies in front of it,
 # each with ONE worker and upstream keep-alive: sluice, nginx, haproxy. Measures
 #   1. throughput and latency (wrk): requests/s, p50, p99, proxy CPU use;
+#      and, in the same rounds, sluice on a route with every HTTP policy against a plain route;
 #   2. memory of idle keep-alive client connections (bench/connhold.c): KiB per connection;
 #   3. sluice route scaling: 10 routes vs BENCH_ROUTES routes, requesting the last one;
 #   4. sluice balancers: the cost of one decision per policy with 3 and 1,000 nodes
@@ -165,6 +166,12 @@ http {
         listen 127.0.0.2:$P_BACKEND backlog=4096;
         listen 127.0.0.3:$P_BACKEND backlog=4096;
         location / { default_type text/plain; return 200 "hello world\n"; }
+        # For the policies comparison: a cookie for cookie_rewrite to work on.
+        location = /c {
+            default_type text/plain;
+            add_header Set-Cookie "session=abc123; Path=/app; Domain=backend.local; HttpOnly";
+            return 200 "hello world\n";
+        }
     }
 }
 EOF
@@ -269,6 +276,21 @@ EOF
     echo "    routes:"
     if [ "$n" = 0 ]; then
         echo '      - {name: all, paths: ["/*"]}'
+        # Every HTTP policy at once, with limits that never refuse: compared with GET /c on
+        # the plain route above (path_rewrite turns /p/c into /c).
+        cat <<'POLICIES'
+      - name: policies
+        paths: ["/p/*"]
+        policies:
+          ip_access: {allow: [127.0.0.0/8, "::1"], source: remote}
+          local_rate_limit: {requests: 1000000, per: second, burst: 1000000, header: ratelimit}
+          path_rewrite: {prefix: /p, replace: /}
+          request_headers: {set: {X-Env: bench}, add: {X-Tag: a}, remove: [X-Debug]}
+          timeout: 30s
+          retry: {attempts: 2, per_try_timeout: 10s, on: [5xx, reset, connect-failure]}
+          response_headers: {set: {X-Frame-Options: DENY}, remove: [Server]}
+          cookie_rewrite: [{name: session, domain: example.com, path: /, secure: true, samesite: Strict}]
+POLICIES
     else
         for ((i = 0; i < n; i++)); do
             printf '      - {name: r%d, hosts: ["h%d.bench.local"], paths: ["/r/%d"]}\n' "$i" "$i" "$i"
@@ -433,6 +455,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
     for p in "${PROXIES[@]}"; do
         run_wrk "$p" "${PID_OF[$p]}" "http://127.0.0.1:${PORT_OF[$p]}/"
     done
+    if [ "$SLUICE_READY" = 1 ]; then
+        run_wrk sluice-plain "$SLUICE_PID" "http://127.0.0.1:$P_SLUICE/c"
+        run_wrk sluice-policies "$SLUICE_PID" "http://127.0.0.1:$P_SLUICE/p/c"
+    fi
 done
 for p in "${PROXIES[@]}"; do
     mem_test "$p" "${PID_OF[$p]}" "${PORT_OF[$p]}"
@@ -519,6 +545,22 @@ has() { local x; for x in "${PROXIES[@]}"; do [ "$x" = "$1" ] && return 0; done;
         done
     else
         echo "- sluice: not ready ($SLUICE_NOTE); ratios pending"
+    fi
+    echo
+    echo "## sluice with every HTTP policy on one route"
+    echo
+    echo "The same sluice, in the same rounds: GET /c on a route without policies, and GET /p/c on a route with ip_access, local_rate_limit (never refusing), path_rewrite (to /c), request_headers, timeout, retry, response_headers and cookie_rewrite (the backend sets a cookie on /c)."
+    echo
+    if has sluice; then
+        echo "| route | requests/s (median) | requests/s (min–max) | p50 ms | p99 ms | errors | requests per proxy CPU-second |"
+        echo "|---|---:|---:|---:|---:|---:|---:|"
+        for k in sluice-plain sluice-policies; do
+            echo "| ${k#sluice-} | $(median "${RPS[$k]}" %.0f) | $(range "${RPS[$k]}") | $(median "${P50[$k]}") | $(median "${P99[$k]}") | $(total "${ERRS[$k]}") | $(median "${EFF[$k]}" %.0f) |"
+        done
+        echo
+        echo "- policies / plain: requests/s ratio $(ratio "$(median "${RPS[sluice-policies]}")" "$(median "${RPS[sluice-plain]}")"), requests per CPU-second ratio $(ratio "$(median "${EFF[sluice-policies]}")" "$(median "${EFF[sluice-plain]}")") (target: at least 0.90)"
+    else
+        echo "- sluice: not ready ($SLUICE_NOTE)"
     fi
     echo
     echo "## Memory of idle keep-alive connections"
