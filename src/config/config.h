@@ -156,6 +156,11 @@ typedef struct sl_policies_cfg {
         size_t n_cidrs;
         int source_peer;     /* source: peer (the TCP peer) instead of remote (X-Forwarded-For) */
     } ip_access;
+    struct {
+        int enabled;              /* websocket: true, or a map */
+        uint64_t idle_timeout_ms; /* a tunnel with no bytes either way this long closes; 0: the upstream's
+                                   * read timeout */
+    } websocket;
 } sl_policies_cfg_t;
 
 typedef struct sl_route_cfg {

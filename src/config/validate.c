@@ -236,15 +236,22 @@ static int get_duration(vctx_t *v, const sl_node_t *n, long long min, long long 
     return 0;
 }
 
-static int get_bool(vctx_t *v, const sl_node_t *n, int *out)
+/* 0 and the value when s is a boolean word, else -1. */
+static int parse_bool(const char *s, int *out)
 {
-    const char *s = want_scalar(v, n, "a boolean");
-    if (!s) return -1;
     static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
     for (size_t i = 0; i < SL_ARRAY_LEN(yes); i++) {
         if (!strcasecmp(s, yes[i])) return *out = 1, 0;
         if (!strcasecmp(s, no[i])) return *out = 0, 0;
     }
+    return -1;
+}
+
+static int get_bool(vctx_t *v, const sl_node_t *n, int *out)
+{
+    const char *s = want_scalar(v, n, "a boolean");
+    if (!s) return -1;
+    if (parse_bool(s, out) == 0) return 0;
     verr(v, n, "expected a boolean (true or false), got '%s'", s);
     return -1;
 }
@@ -1426,6 +1433,26 @@ static void parse_timeout_policy(vctx_t *v, const sl_node_t *n, sl_policies_cfg_
     pc->timeout.ms = ms;
 }
 
+#define WS_OFF(m) offsetof(sl_policies_cfg_t, websocket.m)
+static const field_t websocket_fields[] = {
+    {.name = "idle_timeout", .type = F_DURATION, .off = WS_OFF(idle_timeout_ms), .min = 1, .max = DAY_MS},
+};
+static const section_t websocket_section = SECTION(websocket_fields);
+
+/* websocket: true | false | {idle_timeout: DURATION}. */
+static void parse_websocket(vctx_t *v, const sl_node_t *n, sl_policies_cfg_t *pc)
+{
+    if (n->kind == SL_NODE_MAP) {
+        parse_section(v, n, &websocket_section, pc);
+        pc->websocket.enabled = 1;
+        return;
+    }
+    if (n->kind == SL_NODE_SCALAR && n->bad) return;
+    const char *s = n->kind == SL_NODE_SCALAR && !sl_node_is_null(n) ? n->str : "";
+    if (parse_bool(s, &pc->websocket.enabled) != 0)
+        verr(v, n, "expected true, false or a map such as {idle_timeout: 10m}");
+}
+
 static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
 {
     sl_route_cfg_t *r = base;
@@ -1435,7 +1462,7 @@ static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
         verr(v, n, "expected a map, got %s", sl_node_kind_name(n));
         return;
     }
-    static const char *const later[] = {"retry", "cookie_rewrite", "websocket", "local_rate_limit"};
+    static const char *const later[] = {"retry", "cookie_rewrite", "local_rate_limit"};
     static const char *const known[] = {"path_rewrite", "timeout", "request_headers", "response_headers", "retry",
                                         "cookie_rewrite", "websocket", "local_rate_limit", "ip_access"};
     for (const sl_node_t *c = n->first; c; c = c->next) {
@@ -1446,6 +1473,8 @@ static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
             parse_timeout_policy(v, c, pc);
         } else if (!strcmp(c->key, "ip_access")) {
             parse_ip_access(v, c, pc);
+        } else if (!strcmp(c->key, "websocket")) {
+            parse_websocket(v, c, pc);
         } else if (!strcmp(c->key, "request_headers")) {
             parse_section(v, c, &header_ops_section, &pc->request_headers.ops);
             pc->request_headers.enabled = 1;
@@ -1632,6 +1661,12 @@ static void check_service(vctx_t *v, const sl_node_t *n, sl_service_cfg_t *svc)
                 path_pop(v, o2);
                 break;
             }
+        }
+        if (r->policies.websocket.enabled && r->direct_response) {
+            size_t o2 = path_key(v, "policies.websocket");
+            verr(v, map_get(map_get(rn, "policies"), "websocket"),
+                 "a route that answers with direct_response has no upstream to open a tunnel to");
+            path_pop(v, o2);
         }
         if (!svc->has_upstream && !r->direct_response && rn && rn->kind == SL_NODE_MAP &&
             !map_get(rn, "direct_response"))

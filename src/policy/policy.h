@@ -3,8 +3,8 @@
  * configuration generation, never per request; the proxy calls the sl_policy_* functions,
  * which run the chain.
  *
- * Order: ip_access, local_rate_limit, path_rewrite, request_headers, proxy (timeout, retry),
- * response_headers, cookie_rewrite. (Policies not built yet are refused by the loader.) */
+ * Order: ip_access, local_rate_limit, path_rewrite, request_headers, proxy (timeout, retry,
+ * websocket), response_headers, cookie_rewrite. (Policies not built yet are refused by the loader.) */
 #ifndef SL_POLICY_POLICY_H
 #define SL_POLICY_POLICY_H
 
@@ -44,6 +44,8 @@ typedef struct sl_policy_ops {
     void (*response_emit)(const sl_route_rt_t *rt, sl_buf_t *head);
     /* The most the whole request may take, in ms (0: no bound). */
     uint64_t (*deadline_ms)(const sl_route_rt_t *rt);
+    /* WebSocket upgrades are allowed: a tunnel's idle timeout in ms (0: upgrades refused). */
+    uint64_t (*websocket_idle_ms)(const sl_route_rt_t *rt);
 } sl_policy_ops_t;
 
 /* Builds rt's chain from its configuration (main thread). Returns 0, or -1 when a policy could
@@ -59,6 +61,7 @@ void sl_policy_upstream_emit(const sl_route_rt_t *rt, sl_buf_t *head);
 int sl_policy_response_drop(const sl_route_rt_t *rt, const char *name, size_t len);
 void sl_policy_response_emit(const sl_route_rt_t *rt, sl_buf_t *head);
 uint64_t sl_policy_deadline_ms(const sl_route_rt_t *rt);
+uint64_t sl_policy_websocket_idle_ms(const sl_route_rt_t *rt);
 
 /* Shared by request_headers and response_headers (headers.c). */
 int sl_header_ops_drop(const sl_header_ops_cfg_t *ops, const char *name, size_t len);
@@ -68,6 +71,7 @@ extern const sl_policy_ops_t sl_policy_ip_access;
 extern const sl_policy_ops_t sl_policy_path_rewrite;
 extern const sl_policy_ops_t sl_policy_request_headers;
 extern const sl_policy_ops_t sl_policy_timeout;
+extern const sl_policy_ops_t sl_policy_websocket;
 extern const sl_policy_ops_t sl_policy_response_headers;
 
 #endif
