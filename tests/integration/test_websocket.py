@@ -597,7 +597,8 @@ def test_graceful_stop_keeps_tunnels_until_the_grace_period(make_gateway, ws_bac
             with pytest.raises(websockets.exceptions.ConnectionClosedError):
                 await asyncio.wait_for(ws.recv(), 30)
     run(go())
-    assert g.stop() == 0
+    g.proc.wait(20)
+    assert g.proc.returncode == 0
     e = g.wait_log(lambda e: e["path"] == "/echo")
     assert e["status"] == 101 and e["error"] == "shutdown", e
 
