@@ -8,7 +8,6 @@
  * first and leave as soon as it is closing, so the tunnel itself is freed with its timer. */
 #include "http/h1_internal.h"
 #include "base/common.h"
-#include "base/log.h"
 #include "policy/policy.h"
 
 #include <string.h>
