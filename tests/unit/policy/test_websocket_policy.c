@@ -94,7 +94,8 @@ static void expect_error(const char *policies, const char *want)
 static void test_errors(void **state)
 {
     (void)state;
-    expect_error("{websocket: 1}", "p.yaml:6:31: services[0].routes[0].policies.websocket: expected true, false or a map");
+    expect_error("{websocket: 1}",
+                 "p.yaml:6:31: services[0].routes[0].policies.websocket: expected true, false or a map");
     expect_error("{websocket: {idle_timeout: 0ms}}",
                  "services[0].routes[0].policies.websocket.idle_timeout: must be between 1ms and 24h");
     expect_error("{websocket: {idle: 5s}}", "services[0].routes[0].policies.websocket.idle: unknown key");
