@@ -32,7 +32,8 @@ static int listen_any(int *port)
     return fd;
 }
 
-/* The upstream: reads a little, answers one fixed response, closes. */
+/* The upstream: reads a little, answers one fixed response, closes. A WebSocket handshake gets
+ * a 101 and a frame, so the tunnel runs too (until the close). */
 static void *upstream_main(void *arg)
 {
     int lfd = (int)(intptr_t)arg;
@@ -40,10 +41,15 @@ static void *upstream_main(void *arg)
         int fd = accept(lfd, NULL, NULL);
         if (fd < 0) continue;
         char buf[4096];
+        ssize_t n = 0;
         struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 200) > 0) (void)!read(fd, buf, sizeof(buf));
+        if (poll(&p, 1, 200) > 0) n = read(fd, buf, sizeof(buf) - 1);
+        buf[n > 0 ? n : 0] = '\0';
         static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Up: 1\r\n\r\nok";
-        (void)!write(fd, resp, sizeof(resp) - 1);
+        static const char ws[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+                                 "\x81\x02hi";
+        if (strstr(buf, "Upgrade: websocket")) (void)!write(fd, ws, sizeof(ws) - 1);
+        else (void)!write(fd, resp, sizeof(resp) - 1);
         close(fd);
     }
     return NULL;
@@ -65,7 +71,8 @@ static void setup(void)
              "services:\n"
              "  - name: up\n"
              "    upstream: {nodes: [{address: \"127.0.0.1:%d\"}], timeouts: {connect: 1s, read: 1s, send: 1s}}\n"
-             "    routes: [{name: p, paths: [\"/p\", \"/p/*\"], hosts: [\"a.example\", \"*.b.example\"]}]\n"
+             "    routes: [{name: p, paths: [\"/p\", \"/p/*\"], hosts: [\"a.example\", \"*.b.example\"]},\n"
+             "             {name: w, paths: [\"/w\"], policies: {websocket: {idle_timeout: 1s}}}]\n"
              "  - name: local\n"
              "    routes: [{name: d, paths: [\"/*\"], direct_response: {status: 200, body: \"hi\"}}]\n",
              gw_port, up_port);

@@ -212,6 +212,11 @@ typedef struct sl_policies_cfg {
         size_t n_rules;
     } cookie_rewrite;
     sl_rate_limit_cfg_t local_rate_limit;
+    struct {
+        int enabled;              /* websocket: true, or a map */
+        uint64_t idle_timeout_ms; /* a tunnel with no bytes either way this long closes; 0: the upstream's
+                                   * read timeout */
+    } websocket;
 } sl_policies_cfg_t;
 
 typedef struct sl_route_cfg {

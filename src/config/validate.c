@@ -263,15 +263,22 @@ static int get_size(vctx_t *v, const sl_node_t *n, uint64_t max, uint64_t *out)
     return 0;
 }
 
-static int get_bool(vctx_t *v, const sl_node_t *n, int *out)
+/* 0 and the value when s is a boolean word, else -1. */
+static int parse_bool(const char *s, int *out)
 {
-    const char *s = want_scalar(v, n, "a boolean");
-    if (!s) return -1;
     static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
     for (size_t i = 0; i < SL_ARRAY_LEN(yes); i++) {
         if (!strcasecmp(s, yes[i])) return *out = 1, 0;
         if (!strcasecmp(s, no[i])) return *out = 0, 0;
     }
+    return -1;
+}
+
+static int get_bool(vctx_t *v, const sl_node_t *n, int *out)
+{
+    const char *s = want_scalar(v, n, "a boolean");
+    if (!s) return -1;
+    if (parse_bool(s, out) == 0) return 0;
     verr(v, n, "expected a boolean (true or false), got '%s'", s);
     return -1;
 }
@@ -1724,6 +1731,26 @@ static void parse_local_rate_limit(vctx_t *v, const sl_node_t *n, sl_policies_cf
     }
 }
 
+#define WS_OFF(m) offsetof(sl_policies_cfg_t, websocket.m)
+static const field_t websocket_fields[] = {
+    {.name = "idle_timeout", .type = F_DURATION, .off = WS_OFF(idle_timeout_ms), .min = 1, .max = DAY_MS},
+};
+static const section_t websocket_section = SECTION(websocket_fields);
+
+/* websocket: true | false | {idle_timeout: DURATION}. */
+static void parse_websocket(vctx_t *v, const sl_node_t *n, sl_policies_cfg_t *pc)
+{
+    if (n->kind == SL_NODE_MAP) {
+        parse_section(v, n, &websocket_section, pc);
+        pc->websocket.enabled = 1;
+        return;
+    }
+    if (n->kind == SL_NODE_SCALAR && n->bad) return;
+    const char *s = n->kind == SL_NODE_SCALAR && !sl_node_is_null(n) ? n->str : "";
+    if (parse_bool(s, &pc->websocket.enabled) != 0)
+        verr(v, n, "expected true, false or a map such as {idle_timeout: 10m}");
+}
+
 static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
 {
     sl_route_cfg_t *r = base;
@@ -1733,9 +1760,8 @@ static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
         verr(v, n, "expected a map, got %s", sl_node_kind_name(n));
         return;
     }
-    static const char *const later[] = {"websocket"};
-    static const char *const known[] = {"path_rewrite", "timeout", "request_headers", "response_headers", "retry",
-                                        "cookie_rewrite", "websocket", "local_rate_limit", "ip_access"};
+    static const char *const known[] = {"ip_access", "local_rate_limit", "path_rewrite", "request_headers", "timeout",
+                                        "retry", "websocket", "response_headers", "cookie_rewrite"};
     for (const sl_node_t *c = n->first; c; c = c->next) {
         size_t old = path_key(v, c->key);
         if (!strcmp(c->key, "path_rewrite")) {
@@ -1750,6 +1776,8 @@ static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
             parse_cookie_rewrite(v, c, pc);
         } else if (!strcmp(c->key, "local_rate_limit")) {
             parse_local_rate_limit(v, c, pc);
+        } else if (!strcmp(c->key, "websocket")) {
+            parse_websocket(v, c, pc);
         } else if (!strcmp(c->key, "request_headers")) {
             parse_section(v, c, &header_ops_section, &pc->request_headers.ops);
             pc->request_headers.enabled = 1;
@@ -1757,23 +1785,17 @@ static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
             parse_section(v, c, &header_ops_section, &pc->response_headers.ops);
             pc->response_headers.enabled = 1;
         } else {
-            int is_later = 0;
-            for (size_t i = 0; i < SL_ARRAY_LEN(later); i++) is_later |= !strcmp(c->key, later[i]);
-            if (is_later) {
-                verr_at(v, c->key_line, c->key_col, "policy '%s' is not supported yet", c->key);
-            } else {
-                const char *best = NULL;
-                unsigned bestd = 3;
-                for (size_t i = 0; i < SL_ARRAY_LEN(known); i++) {
-                    unsigned d = edit_distance(c->key, known[i]);
-                    if (d < bestd) {
-                        bestd = d;
-                        best = known[i];
-                    }
+            const char *best = NULL;
+            unsigned bestd = 3;
+            for (size_t i = 0; i < SL_ARRAY_LEN(known); i++) {
+                unsigned d = edit_distance(c->key, known[i]);
+                if (d < bestd) {
+                    bestd = d;
+                    best = known[i];
                 }
-                if (best) verr_at(v, c->key_line, c->key_col, "unknown policy (did you mean '%s'?)", best);
-                else verr_at(v, c->key_line, c->key_col, "unknown policy");
             }
+            if (best) verr_at(v, c->key_line, c->key_col, "unknown policy (did you mean '%s'?)", best);
+            else verr_at(v, c->key_line, c->key_col, "unknown policy");
         }
         path_pop(v, old);
     }
@@ -1933,6 +1955,12 @@ static void check_service(vctx_t *v, const sl_node_t *n, sl_service_cfg_t *svc)
                 path_pop(v, o2);
                 break;
             }
+        }
+        if (r->policies.websocket.enabled && r->direct_response) {
+            size_t o2 = path_key(v, "policies.websocket");
+            verr(v, map_get(map_get(rn, "policies"), "websocket"),
+                 "a route that answers with direct_response has no upstream to open a tunnel to");
+            path_pop(v, o2);
         }
         if (!svc->has_upstream && !r->direct_response && rn && rn->kind == SL_NODE_MAP &&
             !map_get(rn, "direct_response"))

@@ -104,6 +104,16 @@ int sl_hdr_hop_by_hop(const sl_head_t *h, const sl_hdr_t *x)
     return 0;
 }
 
+int sl_head_has_token(const sl_head_t *h, const char *name, const char *token)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        const sl_hdr_t *x = &h->hdrs[i];
+        if (sl_hdr_is(h, x, name) && list_contains(sl_head_str(h, x->value_off), x->value_len, token, strlen(token)))
+            return 1;
+    }
+    return 0;
+}
+
 static int is_tchar(unsigned char ch)
 {
     return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));

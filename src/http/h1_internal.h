@@ -56,6 +56,8 @@ int sl_head_names_valid(const sl_head_t *h);
 /* True for hop-by-hop headers (RFC 9110 7.6.1) and those any of the message's Connection
  * headers names (except Content-Length and Host). */
 int sl_hdr_hop_by_hop(const sl_head_t *h, const sl_hdr_t *x);
+/* True when a header called name lists token (comma-separated, case-insensitive). */
+int sl_head_has_token(const sl_head_t *h, const char *name, const char *token);
 
 /* A queued write: the bytes the socket did not take at once, copied. */
 typedef struct sl_wreq {
@@ -91,6 +93,7 @@ typedef struct sl_exchange {
     int refused_status;   /* a request policy refused it (ip_access: 403) */
     const char *refused_code;
     sl_policy_state_t policy; /* what request policies recorded for the response (rate limit) */
+    int upgrade;          /* a WebSocket handshake the route lets through: a tunnel if the upstream agrees */
     sl_upconn_t *uc;
     int tries;            /* nodes tried after connect failures (the upstream's own failover) */
     int retries;          /* tries sent again by the retry policy */
@@ -131,7 +134,7 @@ typedef struct sl_exchange {
     const char *node_name; /* the node's configured address, owned by the generation */
 } sl_exchange_t;
 
-enum { SL_C_HEAD, SL_C_BODY, SL_C_WAIT, SL_C_CLOSING };
+enum { SL_C_HEAD, SL_C_BODY, SL_C_WAIT, SL_C_CLOSING, SL_C_TUNNEL };
 
 /* Everything a connection needs only while a request is in progress. Idle keep-alive
  * connections hold none of it: it comes from a per-worker free list when bytes arrive and
@@ -165,6 +168,7 @@ struct sl_client {
     sl_buf_t pending;   /* bytes after a finished message, parsed once it is answered */
     size_t write_queued;
     uv_shutdown_t *shutdown_req;
+    struct sl_tunnel *tunnel; /* after a WebSocket upgrade (tunnel.c) */
     uint8_t state;
     uint8_t tq;         /* SL_TQ_* of the armed timeout */
     unsigned reading : 1, peer_eof : 1, close_after : 1, closing : 1, keepalive : 1, in_parse : 1, lingering : 1,
@@ -197,6 +201,9 @@ void sl_client_fail(sl_client_t *c, int status, const char *code);
 void sl_client_upstream_drained(sl_client_t *c);
 /* The upstream side is over its high water mark: stop reading the client. */
 void sl_client_pause_for_upstream(sl_client_t *c);
+/* c's tunnel is over (error NULL when both directions ended cleanly): logs the exchange and
+ * closes the connection, the tunnel's upstream side with it. */
+void sl_client_tunnel_done(sl_client_t *c, const char *error);
 
 /* h1_upstream.c */
 /* Picks a node and starts sending the request head in c->ex.prebuf. */
@@ -213,5 +220,20 @@ void sl_upstream_abort(sl_client_t *c);
 void sl_upstream_client_drained(sl_client_t *c);
 void sl_pool_close_all(sl_worker_t *w);
 void sl_pool_sweep(sl_worker_t *w);
+/* Closes an upstream connection handed to a tunnel (the stream sl_tunnel_start() was given). */
+void sl_upstream_close_detached(uv_stream_t *s);
+
+/* tunnel.c: a WebSocket connection after the upstream's 101. Bytes are copied each way as they
+ * come, a side stops being read while the other has more than SL_HIGH_WATER queued, an EOF is
+ * passed on as a shutdown of the other side's write half, and the tunnel ends when both
+ * directions are done, on an error, or after the route's idle timeout without bytes. */
+/* Sends the upstream's 101 head (up) to the client, with Upgrade and Connection. */
+void sl_tunnel_send_head(sl_client_t *c, const sl_head_t *up);
+/* Starts c's tunnel over the upstream connection up (now the tunnel's, up->data included),
+ * first sending what the client sent after its handshake (c->pending) and early, the upstream
+ * bytes that followed the 101 in the same read. May end the tunnel (and close c) at once. */
+void sl_tunnel_start(sl_client_t *c, uv_stream_t *up, const char *early, size_t n);
+/* Stops c's tunnel and closes its upstream connection (c is closing). */
+void sl_tunnel_close(sl_client_t *c);
 
 #endif

@@ -129,6 +129,7 @@ static void on_client_written(uv_write_t *req, int status)
         timer_set(c, SL_TQ_LINGER, SL_LINGER_MS); /* progress: the peer is reading */
         return;
     }
+    if (c->state == SL_C_TUNNEL) return; /* the 101 head; the tunnel counts its own writes */
     if (c->write_queued < SL_LOW_WATER) {
         sl_upstream_client_drained(c);
         if (c->out_blocked) client_continue(c);
@@ -223,6 +224,7 @@ static void client_close(sl_client_t *c)
         c->w->batch_owner = NULL;
         c->w->batch.len = 0;
     }
+    if (c->tunnel) sl_tunnel_close(c);
     if (c->rq && c->rq->ex.active) {
         /* The client went away mid-exchange: log what happened and free the upstream side. */
         if (!c->rq->ex.error && !c->rq->ex.resp_complete) c->rq->ex.error = "client_closed";
@@ -924,8 +926,27 @@ static void build_upstream_head(sl_client_t *c)
         sl_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)c->rq->parser.content_length);
     else if (ex->req_body == SL_BODY_CHUNKED)
         sl_buf_puts(b, "Transfer-Encoding: chunked\r\n");
-    if (ex->route->upstream->cfg->keepalive_max_idle == 0) sl_buf_puts(b, "Connection: close\r\n");
+    if (ex->upgrade) sl_buf_puts(b, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
+    else if (ex->route->upstream->cfg->keepalive_max_idle == 0) sl_buf_puts(b, "Connection: close\r\n");
     sl_buf_puts(b, "\r\n");
+}
+
+/* A request with "Upgrade: websocket" (RFC 6455 4.1): passed on only where the route has the
+ * websocket policy, and only as a GET without a body over HTTP/1.1 that asks for the upgrade
+ * with "Connection: upgrade". Other upgrades (h2c) are proxied as plain HTTP/1.1. */
+static void websocket_check(sl_client_t *c, const llhttp_t *p)
+{
+    sl_exchange_t *ex = &c->rq->ex;
+    if (!sl_head_has_token(&c->rq->head, "upgrade", "websocket")) return;
+    if (!sl_policy_websocket_idle_ms(ex->route)) {
+        ex->refused_status = 403;
+        ex->refused_code = "websocket_not_allowed";
+    } else if (ex->method != HTTP_GET || ex->req_body != SL_BODY_NONE || ex->http_minor < 1 || !p->upgrade) {
+        ex->refused_status = 400;
+        ex->refused_code = "bad_websocket_request";
+    } else {
+        ex->upgrade = 1;
+    }
 }
 
 static int on_headers_complete(llhttp_t *p)
@@ -980,7 +1001,9 @@ static int on_headers_complete(llhttp_t *p)
     ex->path_len = (size_t)((q ? q : t + tn) - path);
     if (has_dot_segment(ex->path, ex->path_len)) return fail_parse(c, 400, "bad_request");
     c->keepalive = llhttp_should_keep_alive(p) ? 1 : 0;
-    if (p->upgrade) c->close_after = 1; /* upgrades are not proxied yet: answer as HTTP/1.1, then close */
+    /* An upgrade answered as HTTP/1.1 (h2c, or a WebSocket handshake the upstream declines) ends
+     * the connection: what the client sends next may be in the other protocol. */
+    if (p->upgrade) c->close_after = 1;
 
     c->state = SL_C_BODY;
     const char *mname = llhttp_method_name((llhttp_method_t)ex->method);
@@ -993,6 +1016,7 @@ static int on_headers_complete(llhttp_t *p)
         client_address(c, &pr.remote, &pr.remote_len);
         ex->refused_status = sl_policy_on_request(ex->route, &pr, &ex->refused_code);
     }
+    if (ex->route && !ex->refused_status) websocket_check(c, p);
     if (!ex->route || !ex->route->upstream || ex->refused_status) {
         /* Answered here, after the body is read and dropped; a client waiting for 100-continue
          * is answered now instead, and the connection closes. */
@@ -1112,6 +1136,13 @@ void sl_client_upstream_drained(sl_client_t *c)
     if (c->state != SL_C_BODY || c->closing || c->reading) return;
     client_read_start(c);
     timer_set(c, SL_TQ_HEADER, gw(c)->http.header_timeout_ms);
+}
+
+void sl_client_tunnel_done(sl_client_t *c, const char *error)
+{
+    c->rq->ex.error = error;
+    c->rq->ex.resp_complete = 1;
+    client_close(c);
 }
 
 void sl_client_pause_for_upstream(sl_client_t *c)

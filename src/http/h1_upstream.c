@@ -28,7 +28,8 @@ struct sl_upconn {
     uint64_t read_timeout_ms, send_timeout_ms;
     int handles_open;
     unsigned connected : 1, reused : 1, closing : 1, got_bytes : 1, head_done : 1, reading : 1, keepalive : 1, idle : 1,
-        deadline_timer : 1; /* the armed timer is the route's timeout policy */
+        deadline_timer : 1, /* the armed timer is the route's timeout policy */
+        upgraded : 1;       /* answered 101 to a WebSocket handshake: the tunnel's once the head is parsed */
 };
 
 /* Idle connections to one address, kept per worker. */
@@ -472,6 +473,43 @@ static int on_resp_value_done(llhttp_t *p)
     return 0;
 }
 
+/* The upstream took the WebSocket handshake: the client gets the 101, and the bytes after it
+ * belong to the tunnel (on_uc_read). */
+static int switching_protocols(sl_upconn_t *uc)
+{
+    sl_client_t *c = uc->c;
+    sl_exchange_t *ex = &c->rq->ex;
+    uc->head_done = 1;
+    uc->upgraded = 1;
+    ex->upstream_status = 101;
+    ex->upstream_ms = (double)(sl_now_ns() - (ex->t_sent_ns ? ex->t_sent_ns : ex->t_start_ns)) / 1e6;
+    attempt_end(c, SL_OUTCOME_OK, ex->upstream_ms);
+    if (ex->route->upstream->latency)
+        sl_series_observe(ex->route->upstream->latency, c->w->index, ex->upstream_ms / 1000.0);
+    sl_tunnel_send_head(c, &uc->head);
+    return 1; /* a 1xx has no body, whatever its headers say */
+}
+
+/* Hands uc's socket over to the client's tunnel: it leaves the exchange and never returns to
+ * the pool; the tunnel closes it with sl_upstream_close_detached(). */
+static uv_stream_t *uc_detach(sl_upconn_t *uc)
+{
+    uc->c->rq->ex.uc = NULL;
+    uc->c = NULL;
+    uc->keepalive = 0;
+    uv_timer_stop(&uc->timer);
+    uv_read_stop((uv_stream_t *)&uc->tcp);
+    uc->reading = 0;
+    return (uv_stream_t *)&uc->tcp;
+}
+
+void sl_upstream_close_detached(uv_stream_t *s)
+{
+    sl_upconn_t *uc = sl_container_of((uv_tcp_t *)s, sl_upconn_t, tcp);
+    s->data = uc;
+    uc_close(uc);
+}
+
 static int on_resp_headers_complete(llhttp_t *p)
 {
     sl_upconn_t *uc = p->data;
@@ -479,6 +517,7 @@ static int on_resp_headers_complete(llhttp_t *p)
     sl_exchange_t *ex = &c->rq->ex;
     int status = p->status_code;
     if (!sl_head_names_valid(&uc->head)) return -1;
+    if (status == 101 && ex->upgrade) return switching_protocols(uc);
     if (status < 200) {
         if (status == 101) return -1; /* no upgrade was asked for */
         ex->skip_interim = 1;         /* 100 Continue and friends: the client got ours */
@@ -568,6 +607,13 @@ static void on_uc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (!uc->c) {
         sl_client_batch_end(c);
         return; /* failed or aborted inside a callback */
+    }
+    if (uc->upgraded && (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)) {
+        /* After the 101: the rest of this read is already the tunnel's. */
+        size_t used = (size_t)(llhttp_get_error_pos(&uc->parser) - buf->base);
+        sl_client_batch_end(c); /* the 101 head goes first */
+        if (uc->c) sl_tunnel_start(c, uc_detach(uc), buf->base + used, (size_t)nread - used);
+        return;
     }
     if (err == HPE_PAUSED) {
         /* Bytes after the response would be answered to nobody: do not reuse such a connection. */
@@ -709,7 +755,8 @@ static void connect_node(sl_client_t *c, int allow_pool)
         return;
     }
     pool_t *pool = pool_get(c->w, &addr);
-    sl_upconn_t *uc = allow_pool ? pool_take(pool) : NULL;
+    /* A WebSocket handshake gets a connection of its own: it may become a tunnel. */
+    sl_upconn_t *uc = allow_pool && !ex->upgrade ? pool_take(pool) : NULL;
     if (uc) {
         uc->reused = 1;
         uc_attach_ready(c, uc);

@@ -10,6 +10,7 @@ static const sl_policy_ops_t *const policies[SL_POLICY_MAX] = {
     &sl_policy_request_headers,
     &sl_policy_timeout,
     &sl_policy_retry,
+    &sl_policy_websocket,
     &sl_policy_response_headers,
     &sl_policy_cookie_rewrite,
 };
@@ -96,5 +97,12 @@ uint64_t sl_policy_deadline_ms(const sl_route_rt_t *rt)
 {
     for (size_t i = 0; i < rt->n_chain; i++)
         if (rt->chain[i]->deadline_ms) return rt->chain[i]->deadline_ms(rt);
+    return 0;
+}
+
+uint64_t sl_policy_websocket_idle_ms(const sl_route_rt_t *rt)
+{
+    for (size_t i = 0; i < rt->n_chain; i++)
+        if (rt->chain[i]->websocket_idle_ms) return rt->chain[i]->websocket_idle_ms(rt);
     return 0;
 }

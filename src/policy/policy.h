@@ -3,8 +3,8 @@
  * configuration generation, never per request; the proxy calls the sl_policy_* functions,
  * which run the chain.
  *
- * Order: ip_access, local_rate_limit, path_rewrite, request_headers, proxy (timeout, retry),
- * response_headers, cookie_rewrite. (Policies not built yet are refused by the loader.) */
+ * Order: ip_access, local_rate_limit, path_rewrite, request_headers, proxy (timeout, retry,
+ * websocket), response_headers, cookie_rewrite. (Policies not built yet are refused by the loader.) */
 #ifndef SL_POLICY_POLICY_H
 #define SL_POLICY_POLICY_H
 
@@ -66,6 +66,8 @@ typedef struct sl_policy_ops {
     void (*state_emit)(const sl_route_rt_t *rt, const sl_policy_state_t *st, sl_buf_t *head);
     /* The most the whole request may take, in ms (0: no bound). */
     uint64_t (*deadline_ms)(const sl_route_rt_t *rt);
+    /* WebSocket upgrades are allowed: a tunnel's idle timeout in ms (0: upgrades refused). */
+    uint64_t (*websocket_idle_ms)(const sl_route_rt_t *rt);
 } sl_policy_ops_t;
 
 /* Builds rt's chain from its configuration (main thread). Returns 0, or -1 when a policy could
@@ -85,6 +87,7 @@ int sl_policy_response_header(const sl_route_rt_t *rt, const char *name, size_t 
                               sl_buf_t *out);
 void sl_policy_state_emit(const sl_route_rt_t *rt, const sl_policy_state_t *st, sl_buf_t *head);
 uint64_t sl_policy_deadline_ms(const sl_route_rt_t *rt);
+uint64_t sl_policy_websocket_idle_ms(const sl_route_rt_t *rt);
 
 /* How a try ended without a response the client can be given (retry.c). */
 typedef enum {
@@ -114,6 +117,7 @@ extern const sl_policy_ops_t sl_policy_path_rewrite;
 extern const sl_policy_ops_t sl_policy_request_headers;
 extern const sl_policy_ops_t sl_policy_timeout;
 extern const sl_policy_ops_t sl_policy_retry;
+extern const sl_policy_ops_t sl_policy_websocket;
 extern const sl_policy_ops_t sl_policy_response_headers;
 extern const sl_policy_ops_t sl_policy_cookie_rewrite;
 

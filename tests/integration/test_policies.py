@@ -469,8 +469,6 @@ CONFIG_ERRORS = [
     ("timeuot: 5s", ".timeuot", r"^unknown policy \(did you mean 'timeout'\?\)$", 0, ("timeuot",)),
     ("request_header: {}", ".request_header", r"^unknown policy \(did you mean 'request_headers'\?\)$", 0, None),
 ]
-for _name in ("websocket",):
-    CONFIG_ERRORS.append(("%s: {}" % _name, "." + _name, r"^policy '%s' is not supported yet$" % _name, 0, (_name,)))
 for _h in ("Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Proxy-Connection"):
     CONFIG_ERRORS.append(("request_headers: {set: {%s: x}}" % _h, ".request_headers.set." + _h, r".", 0, (_h,)))
     CONFIG_ERRORS.append(("response_headers: {add: {%s: x}}" % _h, ".response_headers.add." + _h, r".", 0, (_h,)))
