@@ -290,6 +290,7 @@ EOF
           retry: {attempts: 2, per_try_timeout: 10s, on: [5xx, reset, connect-failure]}
           response_headers: {set: {X-Frame-Options: DENY}, remove: [Server]}
           cookie_rewrite: [{name: session, domain: example.com, path: /, secure: true, samesite: Strict}]
+          websocket: true
 POLICIES
     else
         for ((i = 0; i < n; i++)); do
@@ -549,7 +550,7 @@ has() { local x; for x in "${PROXIES[@]}"; do [ "$x" = "$1" ] && return 0; done;
     echo
     echo "## sluice with every HTTP policy on one route"
     echo
-    echo "The same sluice, in the same rounds: GET /c on a route without policies, and GET /p/c on a route with ip_access, local_rate_limit (never refusing), path_rewrite (to /c), request_headers, timeout, retry, response_headers and cookie_rewrite (the backend sets a cookie on /c)."
+    echo "The same sluice, in the same rounds: GET /c on a route without policies, and GET /p/c on a route with every HTTP policy: ip_access, local_rate_limit (never refusing), path_rewrite (to /c), request_headers, timeout, retry, websocket, response_headers and cookie_rewrite (the backend sets a cookie on /c)."
     echo
     if has sluice; then
         echo "| route | requests/s (median) | requests/s (min–max) | p50 ms | p99 ms | errors | requests per proxy CPU-second |"
