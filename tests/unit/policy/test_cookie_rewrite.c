@@ -7,6 +7,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "policy_test.h"
+
 #include "config/config.h"
 #include "policy/cookie_rewrite.h"
 #include "policy/policy.h"
@@ -187,34 +189,12 @@ static void test_long_values(void **state)
     sl_buf_free(&many);
 }
 
-/* ---- the policy in a route's chain ---- */
-
-static sl_config_t *load(const char *policies, sl_route_rt_t *rt)
-{
-    char yaml[2048];
-    snprintf(yaml, sizeof(yaml),
-             "services:\n  - name: s\n    upstream: {nodes: [\"127.0.0.1:1\"]}\n"
-             "    routes:\n      - paths: [\"/*\"]\n        policies: %s\n",
-             policies);
-    sl_config_t *cfg = NULL;
-    sl_config_errors_t errs = {0};
-    if (sl_config_load_buffer("c.yaml", yaml, strlen(yaml), &cfg, &errs) != 0) {
-        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "%s\n", errs.lines[i]);
-        sl_config_errors_free(&errs);
-        fail();
-    }
-    memset(rt, 0, sizeof(*rt));
-    rt->cfg = &cfg->services[0].routes[0];
-    rt->svc = &cfg->services[0];
-    assert_int_equal(sl_policy_chain_init(rt), 0);
-    return cfg;
-}
 
 static void test_policy_chain(void **state)
 {
     (void)state;
     sl_route_rt_t rt;
-    sl_config_t *cfg = load("{cookie_rewrite: [{name: session, domain: example.com, path: /, secure: true, "
+    sl_config_t *cfg = policy_load("{cookie_rewrite: [{name: session, domain: example.com, path: /, secure: true, "
                             "samesite: strict}, {name: pref, secure: false}], "
                             "response_headers: {remove: [Server]}}",
                             &rt);
@@ -247,7 +227,7 @@ static void test_policy_chain(void **state)
     sl_config_free(cfg);
 
     /* A route without the policy rewrites nothing. */
-    cfg = load("{timeout: 5}", &rt);
+    cfg = policy_load("{timeout: 5}", &rt);
     v = "session=1";
     assert_int_equal(sl_policy_response_header(&rt, "Set-Cookie", 10, v, strlen(v), &b), 0);
     sl_policy_chain_destroy(&rt);
@@ -256,56 +236,36 @@ static void test_policy_chain(void **state)
 
 /* ---- configuration errors ---- */
 
-/* policies is written on line 6, from column 19; errors point at the value. */
-static void expect_error(const char *policies, const char *want)
-{
-    char yaml[2048];
-    snprintf(yaml, sizeof(yaml),
-             "services:\n  - name: s\n    upstream: {nodes: [\"127.0.0.1:1\"]}\n"
-             "    routes:\n      - paths: [\"/*\"]\n        policies: %s\n",
-             policies);
-    sl_config_t *cfg = NULL;
-    sl_config_errors_t errs = {0};
-    assert_int_equal(sl_config_load_buffer("c.yaml", yaml, strlen(yaml), &cfg, &errs), -1);
-    int found = 0;
-    for (size_t i = 0; i < errs.n; i++) found |= strstr(errs.lines[i], want) != NULL;
-    if (!found) {
-        fprintf(stderr, "want: %s\n", want);
-        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "got: %s\n", errs.lines[i]);
-    }
-    assert_true(found);
-    sl_config_errors_free(&errs);
-}
 
 #define P "services[0].routes[0].policies.cookie_rewrite"
 
 static void test_config_errors(void **state)
 {
     (void)state;
-    expect_error("{cookie_rewrite: [{name: s, samesite: None}]}",
-                 "c.yaml:6:57: " P "[0].samesite: SameSite=None needs 'secure: true' in the same rule");
-    expect_error("{cookie_rewrite: [{name: s, samesite: none, secure: false}]}",
+    policy_expect_error("{cookie_rewrite: [{name: s, samesite: None}]}",
+                 "p.yaml:6:57: " P "[0].samesite: SameSite=None needs 'secure: true' in the same rule");
+    policy_expect_error("{cookie_rewrite: [{name: s, samesite: none, secure: false}]}",
                  P "[0].samesite: SameSite=None needs 'secure: true'");
-    expect_error("{cookie_rewrite: [{name: s, samesite: Loose}]}",
-                 "c.yaml:6:57: " P "[0].samesite: unknown value 'Loose' (expected one of: Strict, Lax, None)");
-    expect_error("{cookie_rewrite: [{domain: example.com}]}", "c.yaml:6:37: " P "[0].name: is required");
-    expect_error("{cookie_rewrite: [{name: a, secure: true}, {name: a, path: /}]}",
-                 "c.yaml:6:69: " P "[1].name: duplicate cookie name 'a' (first at line 6)");
-    expect_error("{cookie_rewrite: [{name: s, path: x}]}",
-                 "c.yaml:6:53: " P "[0].path: must start with '/' and contain no ';' or control characters");
-    expect_error("{cookie_rewrite: [{name: s, path: \"/a;b\"}]}", P "[0].path: must start with '/'");
-    expect_error("{cookie_rewrite: [{name: s, path: \"/a\\x01\"}]}", P "[0].path: must start with '/'");
-    expect_error("{cookie_rewrite: [{name: s, domain: \"a.com; Secure\"}]}", P "[0].domain: must be a domain name");
-    expect_error("{cookie_rewrite: [{name: s, domain: \"a\\tb.com\"}]}", P "[0].domain: must be a domain name");
-    expect_error("{cookie_rewrite: [{name: s, secure: maybe}]}", P "[0].secure: expected a boolean");
-    expect_error("{cookie_rewrite: [{name: s}]}",
-                 "c.yaml:6:37: " P "[0]: needs at least one of 'domain', 'path', 'secure', 'samesite'");
-    expect_error("{cookie_rewrite: [{name: \"a;b\", secure: true}]}", P "[0].name: must be a cookie name token");
-    expect_error("{cookie_rewrite: [{name: s, secure: true, domian: x}]}",
+    policy_expect_error("{cookie_rewrite: [{name: s, samesite: Loose}]}",
+                 "p.yaml:6:57: " P "[0].samesite: unknown value 'Loose' (expected one of: Strict, Lax, None)");
+    policy_expect_error("{cookie_rewrite: [{domain: example.com}]}", "p.yaml:6:37: " P "[0].name: is required");
+    policy_expect_error("{cookie_rewrite: [{name: a, secure: true}, {name: a, path: /}]}",
+                 "p.yaml:6:69: " P "[1].name: duplicate cookie name 'a' (first at line 6)");
+    policy_expect_error("{cookie_rewrite: [{name: s, path: x}]}",
+                 "p.yaml:6:53: " P "[0].path: must start with '/' and contain no ';' or control characters");
+    policy_expect_error("{cookie_rewrite: [{name: s, path: \"/a;b\"}]}", P "[0].path: must start with '/'");
+    policy_expect_error("{cookie_rewrite: [{name: s, path: \"/a\\x01\"}]}", P "[0].path: must start with '/'");
+    policy_expect_error("{cookie_rewrite: [{name: s, domain: \"a.com; Secure\"}]}", P "[0].domain: must be a domain name");
+    policy_expect_error("{cookie_rewrite: [{name: s, domain: \"a\\tb.com\"}]}", P "[0].domain: must be a domain name");
+    policy_expect_error("{cookie_rewrite: [{name: s, secure: maybe}]}", P "[0].secure: expected a boolean");
+    policy_expect_error("{cookie_rewrite: [{name: s}]}",
+                 "p.yaml:6:37: " P "[0]: needs at least one of 'domain', 'path', 'secure', 'samesite'");
+    policy_expect_error("{cookie_rewrite: [{name: \"a;b\", secure: true}]}", P "[0].name: must be a cookie name token");
+    policy_expect_error("{cookie_rewrite: [{name: s, secure: true, domian: x}]}",
                  P "[0].domian: unknown key (did you mean 'domain'?)");
-    expect_error("{cookie_rewrite: []}", P ": must not be empty");
-    expect_error("{cookie_rewrite: {name: s, secure: true}}", P ": expected a list, got a map");
-    expect_error("{cookie_rewrite: [session]}", P "[0]: expected a map with 'name'");
+    policy_expect_error("{cookie_rewrite: []}", P ": must not be empty");
+    policy_expect_error("{cookie_rewrite: {name: s, secure: true}}", P ": expected a list, got a map");
+    policy_expect_error("{cookie_rewrite: [session]}", P "[0]: expected a map with 'name'");
 }
 
 static int teardown(void **state)

@@ -6,31 +6,12 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "policy_test.h"
+
 #include "config/config.h"
 #include "policy/policy.h"
 #include "runtime/generation.h"
 
-/* Loads a one-route configuration with the given policies and builds the route's chain. */
-static sl_config_t *load(const char *policies, sl_route_rt_t *rt)
-{
-    char yaml[4096];
-    snprintf(yaml, sizeof(yaml),
-             "services:\n  - name: s\n    upstream: {nodes: [\"127.0.0.1:1\"]}\n"
-             "    routes:\n      - paths: [\"/*\"]\n        policies: %s\n",
-             policies);
-    sl_config_t *cfg = NULL;
-    sl_config_errors_t errs = {0};
-    if (sl_config_load_buffer("p.yaml", yaml, strlen(yaml), &cfg, &errs) != 0) {
-        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "%s\n", errs.lines[i]);
-        sl_config_errors_free(&errs);
-        fail();
-    }
-    memset(rt, 0, sizeof(*rt));
-    rt->cfg = &cfg->services[0].routes[0];
-    rt->svc = &cfg->services[0];
-    assert_int_equal(sl_policy_chain_init(rt), 0);
-    return cfg;
-}
 
 static const char *rewrite(const sl_route_rt_t *rt, const char *path)
 {
@@ -43,13 +24,13 @@ static void test_prefix_rewrite(void **state)
 {
     (void)state;
     sl_route_rt_t rt;
-    sl_config_t *cfg = load("{path_rewrite: {prefix: /users, replace: /v1/users}}", &rt);
+    sl_config_t *cfg = policy_load("{path_rewrite: {prefix: /users, replace: /v1/users}}", &rt);
     assert_string_equal(rewrite(&rt, "/users"), "/v1/users");
     assert_string_equal(rewrite(&rt, "/users/7"), "/v1/users/7");
     assert_string_equal(rewrite(&rt, "/other"), "/other");
     sl_policy_chain_destroy(&rt);
     sl_config_free(cfg);
-    cfg = load("{path_rewrite: {prefix: /api/, replace: /}}", &rt);
+    cfg = policy_load("{path_rewrite: {prefix: /api/, replace: /}}", &rt);
     assert_string_equal(rewrite(&rt, "/api/x/y"), "/x/y"); /* no "//" */
     sl_policy_chain_destroy(&rt);
     sl_config_free(cfg);
@@ -59,7 +40,7 @@ static void test_regex_rewrite(void **state)
 {
     (void)state;
     sl_route_rt_t rt;
-    sl_config_t *cfg = load("{path_rewrite: {regex: \"^/api/(\\\\w+)/(\\\\d+)$\", replace: \"/v2/$2/$1\"}}", &rt);
+    sl_config_t *cfg = policy_load("{path_rewrite: {regex: \"^/api/(\\\\w+)/(\\\\d+)$\", replace: \"/v2/$2/$1\"}}", &rt);
     assert_string_equal(rewrite(&rt, "/api/user/42"), "/v2/42/user");
     assert_string_equal(rewrite(&rt, "/api/user/x"), "/api/user/x"); /* no match: unchanged */
     sl_policy_chain_destroy(&rt);
@@ -67,7 +48,7 @@ static void test_regex_rewrite(void **state)
     /* A result far longer than the path grows its buffer. */
     char pol[2300];
     snprintf(pol, sizeof(pol), "{path_rewrite: {regex: \"^/x$\", replace: \"/%02000d\"}}", 7);
-    cfg = load(pol, &rt);
+    cfg = policy_load(pol, &rt);
     assert_int_equal(strlen(rewrite(&rt, "/x")), 2001);
     sl_policy_chain_destroy(&rt);
     sl_config_free(cfg);
@@ -77,7 +58,7 @@ static void test_header_ops_and_chain_order(void **state)
 {
     (void)state;
     sl_route_rt_t rt;
-    sl_config_t *cfg = load("{response_headers: {set: {X-A: '1'}, remove: [Server]}, timeout: 3, "
+    sl_config_t *cfg = policy_load("{response_headers: {set: {X-A: '1'}, remove: [Server]}, timeout: 3, "
                             "request_headers: {set: {Host: in.local}, add: {X-T: b}, remove: [X-Debug]}}",
                             &rt);
     assert_int_equal(rt.n_chain, 3);
@@ -97,29 +78,11 @@ static void test_header_ops_and_chain_order(void **state)
     sl_config_free(cfg);
 }
 
-static void expect_error(const char *policies, const char *want)
-{
-    char yaml[1024];
-    snprintf(yaml, sizeof(yaml),
-             "services:\n  - name: s\n    upstream: {nodes: [\"127.0.0.1:1\"]}\n"
-             "    routes:\n      - paths: [\"/*\"]\n        policies: %s\n",
-             policies);
-    sl_config_t *cfg = NULL;
-    sl_config_errors_t errs = {0};
-    assert_int_equal(sl_config_load_buffer("p.yaml", yaml, strlen(yaml), &cfg, &errs), -1);
-    int found = 0;
-    for (size_t i = 0; i < errs.n; i++) found |= strstr(errs.lines[i], want) != NULL;
-    if (!found)
-        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "got: %s\n", errs.lines[i]);
-    assert_true(found);
-    sl_config_errors_free(&errs);
-}
-
 static void test_retry_decisions(void **state)
 {
     (void)state;
     sl_route_rt_t rt;
-    sl_config_t *cfg = load("{retry: {on: [gateway-error]}}", &rt);
+    sl_config_t *cfg = policy_load("{retry: {on: [gateway-error]}}", &rt);
     const sl_retry_cfg_t *rc = &rt.cfg->policies.retry;
     assert_int_equal(rc->attempts, 1); /* Envoy's default: one retry */
     assert_int_equal(rc->backoff_base_ms, 25);
@@ -134,7 +97,7 @@ static void test_retry_decisions(void **state)
     sl_policy_chain_destroy(&rt);
     sl_config_free(cfg);
 
-    cfg = load("{retry: {on: [5xx], attempts: 3}}", &rt);
+    cfg = policy_load("{retry: {on: [5xx], attempts: 3}}", &rt);
     rc = &rt.cfg->policies.retry;
     assert_int_equal(rc->attempts, 3);
     assert_true(sl_retry_wanted(rc, SL_TRY_STATUS, 500, -1));
@@ -144,7 +107,7 @@ static void test_retry_decisions(void **state)
     sl_policy_chain_destroy(&rt);
     sl_config_free(cfg);
 
-    cfg = load("{retry: {on: [reset]}}", &rt);
+    cfg = policy_load("{retry: {on: [reset]}}", &rt);
     rc = &rt.cfg->policies.retry;
     assert_false(sl_retry_wanted(rc, SL_TRY_CONNECT_FAILURE, 0, -1));
     assert_true(sl_retry_wanted(rc, SL_TRY_RESET, 0, -1));
@@ -154,7 +117,7 @@ static void test_retry_decisions(void **state)
     sl_policy_chain_destroy(&rt);
     sl_config_free(cfg);
 
-    cfg = load("{retry: {on: [connect-failure, refused-stream]}}", &rt);
+    cfg = policy_load("{retry: {on: [connect-failure, refused-stream]}}", &rt);
     rc = &rt.cfg->policies.retry;
     assert_true(sl_retry_wanted(rc, SL_TRY_CONNECT_FAILURE, 0, -1));
     assert_false(sl_retry_wanted(rc, SL_TRY_RESET, 0, -1));
@@ -162,7 +125,7 @@ static void test_retry_decisions(void **state)
     sl_policy_chain_destroy(&rt);
     sl_config_free(cfg);
 
-    cfg = load("{retry: {on: [retriable-status-codes, unavailable, internal], status_codes: [409, 429]}}", &rt);
+    cfg = policy_load("{retry: {on: [retriable-status-codes, unavailable, internal], status_codes: [409, 429]}}", &rt);
     rc = &rt.cfg->policies.retry;
     assert_true(sl_retry_wanted(rc, SL_TRY_STATUS, 409, -1));
     assert_true(sl_retry_wanted(rc, SL_TRY_STATUS, 429, -1));
@@ -176,7 +139,7 @@ static void test_retry_decisions(void **state)
     sl_policy_chain_destroy(&rt);
     sl_config_free(cfg);
 
-    cfg = load("{retry: {on: [cancelled, deadline-exceeded, resource-exhausted]}}", &rt);
+    cfg = policy_load("{retry: {on: [cancelled, deadline-exceeded, resource-exhausted]}}", &rt);
     rc = &rt.cfg->policies.retry;
     assert_true(sl_retry_wanted(rc, SL_TRY_STATUS, 200, 1));
     assert_true(sl_retry_wanted(rc, SL_TRY_STATUS, 200, 4));
@@ -190,7 +153,7 @@ static void test_retry_backoff(void **state)
 {
     (void)state;
     sl_route_rt_t rt;
-    sl_config_t *cfg = load("{retry: {on: [5xx], backoff: {base: 25ms, max: 250ms}, body_buffer: 1MiB}}", &rt);
+    sl_config_t *cfg = policy_load("{retry: {on: [5xx], backoff: {base: 25ms, max: 250ms}, body_buffer: 1MiB}}", &rt);
     const sl_retry_cfg_t *rc = &rt.cfg->policies.retry;
     assert_int_equal(rc->body_buffer, 1 << 20);
     /* Full jitter over [0, min(max, base * 2^n)]. */
@@ -210,36 +173,36 @@ static void test_retry_backoff(void **state)
 static void test_policy_errors(void **state)
 {
     (void)state;
-    expect_error("{path_rewrite: {replace: /x}}", "policies.path_rewrite: needs exactly one of 'prefix' and 'regex'");
-    expect_error("{path_rewrite: {prefix: /a, replace: x}}", "policies.path_rewrite.replace: must start with '/'");
-    expect_error("{path_rewrite: {regex: \"(a\", replace: /x}}",
+    policy_expect_error("{path_rewrite: {replace: /x}}", "policies.path_rewrite: needs exactly one of 'prefix' and 'regex'");
+    policy_expect_error("{path_rewrite: {prefix: /a, replace: x}}", "policies.path_rewrite.replace: must start with '/'");
+    policy_expect_error("{path_rewrite: {regex: \"(a\", replace: /x}}",
                  "policies.path_rewrite.regex: invalid regular expression at offset 2");
-    expect_error("{timeout: 0}", "policies.timeout: expected whole seconds");
-    expect_error("{timeout: abc}", "policies.timeout: expected whole seconds");
-    expect_error("{request_headers: {set: {Connection: close}}}",
+    policy_expect_error("{timeout: 0}", "policies.timeout: expected whole seconds");
+    policy_expect_error("{timeout: abc}", "policies.timeout: expected whole seconds");
+    policy_expect_error("{request_headers: {set: {Connection: close}}}",
                  "policies.request_headers.set.Connection: is a hop-by-hop header");
-    expect_error("{response_headers: {remove: [Transfer-Encoding]}}",
+    policy_expect_error("{response_headers: {remove: [Transfer-Encoding]}}",
                  "policies.response_headers.remove[0]: is managed by the gateway");
-    expect_error("{request_headers: {set: {\"bad name\": x}}}", "invalid header name");
-    expect_error("{path_rewrit: {prefix: /a, replace: /b}}", "unknown policy (did you mean 'path_rewrite'?)");
-    expect_error("{retry: {attempts: 2}}", "policies.retry.on: is required");
-    expect_error("{retry: {on: [5xx, boom]}}", "policies.retry.on[1]: unknown retry condition 'boom' (expected one of: "
+    policy_expect_error("{request_headers: {set: {\"bad name\": x}}}", "invalid header name");
+    policy_expect_error("{path_rewrit: {prefix: /a, replace: /b}}", "unknown policy (did you mean 'path_rewrite'?)");
+    policy_expect_error("{retry: {attempts: 2}}", "policies.retry.on: is required");
+    policy_expect_error("{retry: {on: [5xx, boom]}}", "policies.retry.on[1]: unknown retry condition 'boom' (expected one of: "
                                                "5xx, gateway-error, reset, connect-failure, refused-stream");
-    expect_error("{retry: {on: [5xx], attempts: 0}}", "policies.retry.attempts: must be between 1 and 10");
-    expect_error("{retry: {on: [retriable-status-codes]}}", "policies.retry.on: 'retriable-status-codes' needs");
-    expect_error("{retry: {on: [5xx], status_codes: [409]}}", "policies.retry.status_codes: has no effect unless");
-    expect_error("{retry: {on: [retriable-status-codes], status_codes: [99]}}",
+    policy_expect_error("{retry: {on: [5xx], attempts: 0}}", "policies.retry.attempts: must be between 1 and 10");
+    policy_expect_error("{retry: {on: [retriable-status-codes]}}", "policies.retry.on: 'retriable-status-codes' needs");
+    policy_expect_error("{retry: {on: [5xx], status_codes: [409]}}", "policies.retry.status_codes: has no effect unless");
+    policy_expect_error("{retry: {on: [retriable-status-codes], status_codes: [99]}}",
                  "policies.retry.status_codes[0]: must be between 200 and 599");
-    expect_error("{retry: {on: [5xx], backoff: {base: 1s, max: 100ms}}}",
+    policy_expect_error("{retry: {on: [5xx], backoff: {base: 1s, max: 100ms}}}",
                  "policies.retry.backoff: 'max' must not be less than 'base'");
-    expect_error("{retry: {on: [5xx], body_buffer: 12q}}", "policies.retry.body_buffer: invalid size '12q'");
-    expect_error("{retry: {on: [5xx], body_buffer: 65MiB}}", "policies.retry.body_buffer: must be at most");
-    expect_error("{retry: {on: [5xx], per_try_timeout: 0s}}", "policies.retry.per_try_timeout: must be between");
-    expect_error("{request_headers: {remove: [Host]}}", "policies.request_headers.remove[0]: HTTP/1.1 requires Host");
-    expect_error("{ip_access: {allow: [10.0.0.0/8], deny: [1.2.3.4]}}",
+    policy_expect_error("{retry: {on: [5xx], body_buffer: 12q}}", "policies.retry.body_buffer: invalid size '12q'");
+    policy_expect_error("{retry: {on: [5xx], body_buffer: 65MiB}}", "policies.retry.body_buffer: must be at most");
+    policy_expect_error("{retry: {on: [5xx], per_try_timeout: 0s}}", "policies.retry.per_try_timeout: must be between");
+    policy_expect_error("{request_headers: {remove: [Host]}}", "policies.request_headers.remove[0]: HTTP/1.1 requires Host");
+    policy_expect_error("{ip_access: {allow: [10.0.0.0/8], deny: [1.2.3.4]}}",
                  "policies.ip_access: needs exactly one of 'allow' and 'deny'");
-    expect_error("{ip_access: {allow: [10.0.0.0/33]}}", "policies.ip_access.allow[0]: expected an IPv4 or IPv6");
-    expect_error("{ip_access: {deny: [1.2.3.4], source: client}}",
+    policy_expect_error("{ip_access: {allow: [10.0.0.0/33]}}", "policies.ip_access.allow[0]: expected an IPv4 or IPv6");
+    policy_expect_error("{ip_access: {deny: [1.2.3.4], source: client}}",
                  "policies.ip_access.source: unknown value 'client' (expected one of: remote, peer)");
 }
 

@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <cmocka.h>
 
+#include "policy_test.h"
+
 #include "config/config.h"
 #include "policy/local_rate_limit.h"
 #include "policy/policy.h"
@@ -260,28 +262,6 @@ static void test_threads_exact(void **state)
     }
 }
 
-/* ---- through the policy chain ---- */
-
-static sl_config_t *load(const char *policies, sl_route_rt_t *rt)
-{
-    char yaml[1024];
-    snprintf(yaml, sizeof(yaml),
-             "services:\n  - name: s\n    upstream: {nodes: [\"127.0.0.1:1\"]}\n"
-             "    routes:\n      - name: chain\n        paths: [\"/*\"]\n        policies: %s\n",
-             policies);
-    sl_config_t *c = NULL;
-    sl_config_errors_t errs = {0};
-    if (sl_config_load_buffer("p.yaml", yaml, strlen(yaml), &c, &errs) != 0) {
-        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "%s\n", errs.lines[i]);
-        sl_config_errors_free(&errs);
-        fail();
-    }
-    memset(rt, 0, sizeof(*rt));
-    rt->cfg = &c->services[0].routes[0];
-    rt->svc = &c->services[0];
-    assert_int_equal(sl_policy_chain_init(rt), 0);
-    return c;
-}
 
 /* The request's headers, as the proxy would hand them over. */
 static const char *req_key;
@@ -307,7 +287,7 @@ static void test_chain(void **state)
 {
     (void)state;
     sl_route_rt_t rt;
-    sl_config_t *c = load("{path_rewrite: {prefix: /a, replace: /b}, local_rate_limit: {requests: 3, per: minute, "
+    sl_config_t *c = policy_load("{path_rewrite: {prefix: /a, replace: /b}, local_rate_limit: {requests: 3, per: minute, "
                           "burst: 5, header: ratelimit, key: \"header X-Api-Key\", status: 503}, "
                           "ip_access: {deny: [10.0.0.0/8]}}",
                           &rt);
@@ -361,29 +341,11 @@ static void test_chain(void **state)
     sl_config_free(c);
 }
 
-static void expect_error(const char *policies, const char *want)
-{
-    char yaml[1024];
-    snprintf(yaml, sizeof(yaml),
-             "services:\n  - name: s\n    upstream: {nodes: [\"127.0.0.1:1\"]}\n"
-             "    routes:\n      - paths: [\"/*\"]\n        policies: %s\n",
-             policies);
-    sl_config_t *c = NULL;
-    sl_config_errors_t errs = {0};
-    assert_int_equal(sl_config_load_buffer("p.yaml", yaml, strlen(yaml), &c, &errs), -1);
-    int found = 0;
-    for (size_t i = 0; i < errs.n; i++) found |= strstr(errs.lines[i], want) != NULL;
-    if (!found)
-        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "got: %s\n", errs.lines[i]);
-    assert_true(found);
-    sl_config_errors_free(&errs);
-}
-
 static void test_config(void **state)
 {
     (void)state;
     sl_route_rt_t rt;
-    sl_config_t *c = load("{local_rate_limit: {requests: 3, per: hour}}", &rt);
+    sl_config_t *c = policy_load("{local_rate_limit: {requests: 3, per: hour}}", &rt);
     const sl_rate_limit_cfg_t *rl = &rt.cfg->policies.local_rate_limit;
     assert_true(rl->enabled);
     assert_int_equal(rl->requests, 3);
@@ -395,7 +357,7 @@ static void test_config(void **state)
     assert_int_equal(rl->max_keys, 10000);
     sl_policy_chain_destroy(&rt);
     sl_config_free(c);
-    c = load("{local_rate_limit: {requests: 1, per: second, key: \"header  X-Api-Key\", max_keys: 5}}", &rt);
+    c = policy_load("{local_rate_limit: {requests: 1, per: second, key: \"header  X-Api-Key\", max_keys: 5}}", &rt);
     rl = &rt.cfg->policies.local_rate_limit;
     assert_int_equal(rl->key, SL_RL_KEY_HEADER);
     assert_string_equal(rl->key_header, "X-Api-Key");
@@ -403,31 +365,31 @@ static void test_config(void **state)
     sl_policy_chain_destroy(&rt);
     sl_config_free(c);
 
-    expect_error("{local_rate_limit: {per: minute}}", "policies.local_rate_limit.requests: is required");
-    expect_error("{local_rate_limit: {requests: 3}}", "policies.local_rate_limit.per: is required");
-    expect_error("{local_rate_limit: {requests: 0, per: minute}}",
+    policy_expect_error("{local_rate_limit: {per: minute}}", "policies.local_rate_limit.requests: is required");
+    policy_expect_error("{local_rate_limit: {requests: 3}}", "policies.local_rate_limit.per: is required");
+    policy_expect_error("{local_rate_limit: {requests: 0, per: minute}}",
                  "policies.local_rate_limit.requests: must be between 1 and 1000000");
-    expect_error("{local_rate_limit: {requests: 3, per: day}}",
+    policy_expect_error("{local_rate_limit: {requests: 3, per: day}}",
                  "policies.local_rate_limit.per: unknown value 'day' (expected one of: second, minute, hour)");
-    expect_error("{local_rate_limit: {requests: 3, per: minute, burst: -1}}",
+    policy_expect_error("{local_rate_limit: {requests: 3, per: minute, burst: -1}}",
                  "policies.local_rate_limit.burst: must be between 0 and 1000000");
-    expect_error("{local_rate_limit: {requests: 3, per: minute, status: 200}}",
+    policy_expect_error("{local_rate_limit: {requests: 3, per: minute, status: 200}}",
                  "policies.local_rate_limit.status: must be between 400 and 599");
-    expect_error("{local_rate_limit: {requests: 3, per: minute, header: \"rate limit\"}}",
+    policy_expect_error("{local_rate_limit: {requests: 3, per: minute, header: \"rate limit\"}}",
                  "policies.local_rate_limit.header: invalid header name 'rate limit'");
-    expect_error("{local_rate_limit: {requests: 3, per: minute, header: Retry-After}}",
+    policy_expect_error("{local_rate_limit: {requests: 3, per: minute, header: Retry-After}}",
                  "policies.local_rate_limit.header: 'Retry-After' is written by the gateway");
-    expect_error("{local_rate_limit: {requests: 3, per: minute, key: cookie}}",
+    policy_expect_error("{local_rate_limit: {requests: 3, per: minute, key: cookie}}",
                  "policies.local_rate_limit.key: expected 'ip' or 'header NAME'");
-    expect_error("{local_rate_limit: {requests: 3, per: minute, key: \"header X(y)\"}}",
+    policy_expect_error("{local_rate_limit: {requests: 3, per: minute, key: \"header X(y)\"}}",
                  "policies.local_rate_limit.key: invalid header name 'X(y)'");
-    expect_error("{local_rate_limit: {requests: 3, per: minute, max_keys: 10}}",
+    policy_expect_error("{local_rate_limit: {requests: 3, per: minute, max_keys: 10}}",
                  "policies.local_rate_limit.max_keys: only applies with 'key'");
-    expect_error("{local_rate_limit: {requests: 3, per: minute, key: ip, max_keys: 0}}",
+    policy_expect_error("{local_rate_limit: {requests: 3, per: minute, key: ip, max_keys: 0}}",
                  "policies.local_rate_limit.max_keys: must be between 1 and 1000000");
-    expect_error("{local_rate_limit: {requests: 3, per: minute, brust: 5}}",
+    policy_expect_error("{local_rate_limit: {requests: 3, per: minute, brust: 5}}",
                  "policies.local_rate_limit.brust: unknown key (did you mean 'burst'?)");
-    expect_error("{local_rate_limit: 5}", "policies.local_rate_limit: expected a map, got");
+    policy_expect_error("{local_rate_limit: 5}", "policies.local_rate_limit: expected a map, got");
 }
 
 int main(void)

@@ -6,36 +6,18 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "policy_test.h"
+
 #include "config/config.h"
 #include "policy/policy.h"
 #include "runtime/generation.h"
 
-/* Loads a one-route configuration (upstream timeouts as given) and builds the route's chain. */
-static sl_config_t *load(const char *timeouts, const char *policies, sl_route_rt_t *rt)
-{
-    char yaml[1024];
-    snprintf(yaml, sizeof(yaml),
-             "services:\n  - name: s\n    upstream: {nodes: [\"127.0.0.1:1\"], timeouts: %s}\n"
-             "    routes:\n      - paths: [\"/*\"]\n        policies: %s\n",
-             timeouts, policies);
-    sl_config_t *cfg = NULL;
-    sl_config_errors_t errs = {0};
-    if (sl_config_load_buffer("p.yaml", yaml, strlen(yaml), &cfg, &errs) != 0) {
-        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "%s\n", errs.lines[i]);
-        sl_config_errors_free(&errs);
-        fail();
-    }
-    memset(rt, 0, sizeof(*rt));
-    rt->cfg = &cfg->services[0].routes[0];
-    rt->svc = &cfg->services[0];
-    assert_int_equal(sl_policy_chain_init(rt), 0);
-    return cfg;
-}
-
 static uint64_t idle_ms(const char *timeouts, const char *policies, size_t *n_chain)
 {
     sl_route_rt_t rt;
-    sl_config_t *cfg = load(timeouts, policies, &rt);
+    char up[128];
+    snprintf(up, sizeof(up), "timeouts: %s", timeouts);
+    sl_config_t *cfg = policy_load_with(up, policies, &rt);
     uint64_t ms = sl_policy_websocket_idle_ms(&rt);
     *n_chain = rt.n_chain;
     sl_policy_chain_destroy(&rt);
@@ -62,7 +44,7 @@ static void test_chain_order(void **state)
 {
     (void)state;
     sl_route_rt_t rt;
-    sl_config_t *cfg = load("{}", "{response_headers: {set: {X-A: '1'}}, websocket: true, timeout: 3}", &rt);
+    sl_config_t *cfg = policy_load("{response_headers: {set: {X-A: '1'}}, websocket: true, timeout: 3}", &rt);
     assert_int_equal(rt.n_chain, 3);
     assert_ptr_equal(rt.chain[0], &sl_policy_timeout);
     assert_ptr_equal(rt.chain[1], &sl_policy_websocket);
@@ -73,32 +55,14 @@ static void test_chain_order(void **state)
     sl_config_free(cfg);
 }
 
-static void expect_error(const char *policies, const char *want)
-{
-    char yaml[1024];
-    snprintf(yaml, sizeof(yaml),
-             "services:\n  - name: s\n    upstream: {nodes: [\"127.0.0.1:1\"]}\n"
-             "    routes:\n      - paths: [\"/*\"]\n        policies: %s\n",
-             policies);
-    sl_config_t *cfg = NULL;
-    sl_config_errors_t errs = {0};
-    assert_int_equal(sl_config_load_buffer("p.yaml", yaml, strlen(yaml), &cfg, &errs), -1);
-    int found = 0;
-    for (size_t i = 0; i < errs.n; i++) found |= strstr(errs.lines[i], want) != NULL;
-    if (!found)
-        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "got: %s\n", errs.lines[i]);
-    assert_true(found);
-    sl_config_errors_free(&errs);
-}
-
 static void test_errors(void **state)
 {
     (void)state;
-    expect_error("{websocket: 1}",
+    policy_expect_error("{websocket: 1}",
                  "p.yaml:6:31: services[0].routes[0].policies.websocket: expected true, false or a map");
-    expect_error("{websocket: {idle_timeout: 0ms}}",
+    policy_expect_error("{websocket: {idle_timeout: 0ms}}",
                  "services[0].routes[0].policies.websocket.idle_timeout: must be between 1ms and 24h");
-    expect_error("{websocket: {idle: 5s}}", "services[0].routes[0].policies.websocket.idle: unknown key");
+    policy_expect_error("{websocket: {idle: 5s}}", "services[0].routes[0].policies.websocket.idle: unknown key");
 }
 
 int main(void)
