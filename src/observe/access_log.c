@@ -3,6 +3,7 @@
 #include "base/buf.h"
 #include "base/common.h"
 #include "base/log.h"
+#include "base/utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -64,37 +65,6 @@ static sl_buf_t *scratch_get(void)
     return b;
 }
 
-/* Length of the well-formed UTF-8 sequence at s (1..4), or 0 when it is not one: overlong
- * forms, surrogates and code points above U+10FFFF are rejected as RFC 3629 says. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf) return 0;
-    return len;
-}
-
 /* Appends s as a JSON string, or null. Bytes that are not part of well-formed UTF-8 are
  * written as \u00XX (the byte read as Latin-1), so the line is valid JSON whatever a client
  * sent; everything else goes through sl_buf_json_escape. */
@@ -110,7 +80,7 @@ static void put_json_string(sl_buf_t *b, const char *s, size_t n)
     size_t run = 0; /* start of the current run of valid text */
     size_t i = 0;
     while (i < n) {
-        size_t len = utf8_seq_len(u + i, n - i);
+        size_t len = sl_utf8_seq_len(u + i, n - i);
         if (len) {
             i += len;
             continue;
