@@ -129,6 +129,16 @@ static void reload(void)
         return;
     }
     sl_generation_t *old = sl_generation_current();
+    sl_config_errors_t errs = {0};
+    if (sl_config_check_reload(old->cfg, cfg, &errs) != 0) {
+        for (size_t i = 0; i < errs.n; i++) sl_log_error("%s", errs.lines[i]);
+        sl_config_errors_free(&errs);
+        sl_log_error("reload failed: keeping the running configuration");
+        sl_series_add(sl_metrics.reloads_failed, SL_METRICS_MAIN_THREAD, 1);
+        sl_generation_release(old);
+        sl_config_free(cfg);
+        return;
+    }
     sl_generation_t *g = sl_generation_create(cfg, old);
     int rc = prepare_new_listeners(old->cfg, g);
     sl_generation_release(old);
