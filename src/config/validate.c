@@ -2112,6 +2112,7 @@ static const field_t route_pp_fields[] = {
 static const section_t route_pp_section = SECTION(route_pp_fields);
 
 #define SR_OFF(m) offsetof(sl_route_cfg_t, stream.m)
+#define HTTP_MATCH_ONLY "only valid on http routes (stream routes match server_addr, server_port, remote_addr)"
 static const field_t stream_route_fields[] = {
     {.name = "name", .type = F_CUSTOM, .custom = parse_route_name},
     {.name = "server_addr", .type = F_CUSTOM, .custom = parse_server_addr},
@@ -2120,9 +2121,9 @@ static const field_t stream_route_fields[] = {
     {.name = "proxy_protocol", .type = F_SECTION, .off = SR_OFF(proxy_protocol_accept), .sub = &route_pp_section},
     {.name = "plugins", .type = F_CUSTOM, .custom = parse_stream_plugins},
     {.name = "policies", .type = F_REJECT, .msg = "policies are for http routes; stream routes use 'plugins'"},
-    {.name = "hosts", .type = F_REJECT, .msg = "only valid on http routes (stream routes match server_addr, server_port, remote_addr)"},
-    {.name = "paths", .type = F_REJECT, .msg = "only valid on http routes (stream routes match server_addr, server_port, remote_addr)"},
-    {.name = "methods", .type = F_REJECT, .msg = "only valid on http routes (stream routes match server_addr, server_port, remote_addr)"},
+    {.name = "hosts", .type = F_REJECT, .msg = HTTP_MATCH_ONLY},
+    {.name = "paths", .type = F_REJECT, .msg = HTTP_MATCH_ONLY},
+    {.name = "methods", .type = F_REJECT, .msg = HTTP_MATCH_ONLY},
     {.name = "direct_response", .type = F_REJECT, .msg = "only valid on http routes (a stream route always proxies)"},
 };
 static const section_t stream_route_section = SECTION(stream_route_fields);

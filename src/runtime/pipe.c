@@ -9,11 +9,14 @@
 ssize_t sl_stream_write(uv_stream_t *s, const uv_buf_t *bufs, unsigned n, void *owner, uv_write_cb cb)
 {
     size_t total = 0;
-    for (unsigned i = 0; i < n; i++) total += bufs[i].len;
+    for (unsigned i = 0; i < n; i++)
+        total += bufs[i].len;
     size_t done = 0;
     int rc = uv_try_write(s, bufs, n);
-    if (rc > 0) done = (size_t)rc;
-    else if (rc != UV_EAGAIN && rc != 0) return rc;
+    if (rc > 0)
+        done = (size_t)rc;
+    else if (rc != UV_EAGAIN && rc != 0)
+        return rc;
     if (done == total) return 0;
     sl_wreq_t *wr = sl_xmalloc(sizeof(*wr) + (total - done));
     wr->owner = owner;

@@ -409,7 +409,8 @@ static const char stream_yaml[] = "gateway:\n"
                                   "        server_addr: \"::/0\"\n"
                                   "        plugins:\n"
                                   "          ip-restriction: {blacklist: [192.168.0.0/16]}\n"
-                                  "          limit-conn: {conn: 1, burst: 0, default_conn_delay: 50ms, key: server_addr}\n"
+                                  "          limit-conn: {conn: 1, burst: 0, default_conn_delay: 50ms,\n"
+                                  "                       key: server_addr}\n"
                                   "          prometheus:\n"
                                   "    type: stream\n"
                                   "    upstream:\n"
@@ -417,7 +418,8 @@ static const char stream_yaml[] = "gateway:\n"
                                   "      balance: hash\n"
                                   "      hash: {on: ip}\n"
                                   "      nodes: [127.0.0.1:3306, 127.0.0.1:3307, 127.0.0.1:3308]\n"
-                                  "      health_check: {interval: 5s, timeout: 1s, send: \"PING\\r\\n\", expect: \"+PONG\"}\n"
+                                  "      health_check: {interval: 5s, timeout: 1s,\n"
+                                  "                     send: \"PING\\r\\n\", expect: \"+PONG\"}\n"
                                   "      passive_check: {failures: 2}\n";
 
 static void test_stream_service(void **state)
@@ -428,7 +430,7 @@ static void test_stream_service(void **state)
     assert_non_null(cfg);
     const sl_service_cfg_t *s = &cfg->services[0];
     assert_int_equal(s->type, SL_SERVICE_STREAM);
-    assert_int_equal(s->type_line, 20);
+    assert_int_equal(s->type_line, 21);
     const sl_upstream_cfg_t *u = &s->upstream;
     assert_int_equal(u->scheme, SL_SCHEME_TCP);
     assert_int_equal(u->balance, SL_BALANCE_HASH);
