@@ -3,14 +3,13 @@ matching on server_addr / server_port / remote_addr, full-duplex proxying (half-
 ways, large transfers, backpressure with bounded memory, idle timeout, failover to the next
 node), listeners that follow reloads, the ip-restriction, limit-conn and prometheus plugins,
 TCP health checks, and configuration errors."""
-import os
+import hashlib
 import re
 import shutil
 import signal
 import socket
 import struct
 import subprocess
-import threading
 import time
 
 import pytest
@@ -261,7 +260,7 @@ def test_half_close_upstream_first(make_gateway, make_stream_backend):
     s.close()
 
 
-def upload(port, n, seed, pause=None):
+def upload(port, n, seed):
     """Sends n pattern bytes to a sink backend through the gateway; returns its "<n> <sha>" answer."""
     s = connect(port, timeout=120)
     try:
@@ -275,7 +274,6 @@ def upload(port, n, seed, pause=None):
 
 def download(port, pause_at=None, pause_s=0):
     """Reads everything a source backend sends; returns (bytes, sha256)."""
-    import hashlib
     s = connect(port, timeout=120)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
     h = hashlib.sha256()
@@ -391,6 +389,42 @@ def test_connect_failure_moves_to_the_next_node(make_gateway, make_stream_backen
     assert m.get("sluice_stream_sessions_total", service="two", route="tries2", status=200) == 6
     assert m.get("sluice_stream_sessions_total", service="one", route="tries1", status=502) == 3
     assert m.get("sluice_stream_sessions_total", service="one", route="tries1", status=200) == 3
+
+
+def test_connect_timeout_moves_to_the_next_node(make_gateway, make_stream_backend):
+    # a listener whose accept queue is full drops new SYNs: connecting to it times out
+    full = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    fillers = []
+    try:
+        for _ in range(3):
+            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c.setblocking(False)
+            c.connect_ex(full.getsockname())
+            fillers.append(c)
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        probe.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            probe.connect(full.getsockname())
+        probe.close()
+
+        b = make_stream_backend("echo")
+        port = free_port()
+        g = make_gateway([stream_service("t", ["127.0.0.1:%d" % full.getsockname()[1], b],
+                                         [{"name": "t", "server_addr": "127.0.0.1", "server_port": port,
+                                           "plugins": {"prometheus": {}}}],
+                                         balance="round_robin", timeouts={"connect": "300ms"})])
+        t0 = time.monotonic()
+        assert roundtrip(port, b"late but there") == b"late but there"
+        assert time.monotonic() - t0 >= 0.3  # the first node's connect timed out first
+        assert b.count() == 1
+        m = g.metrics()
+        assert m.get("sluice_stream_sessions_total", service="t", route="t", status=200) == 1
+    finally:
+        for c in fillers:
+            c.close()
+        full.close()
 
 
 def test_hash_on_client_address(make_gateway, make_stream_backend):
