@@ -1156,7 +1156,7 @@ static const struct {
     {"passive_check", "statuses", 0, "stream sessions have no status: connect failures and resets count"},
 };
 
-/* Reports msg at upstream[.section].key of service node svc_node, at the key. */
+/* Reports msg at the key k, written at upstream[.section].key of the service being read. */
 static void upstream_key_err(vctx_t *v, const sl_node_t *k, const char *section, const char *key, const char *msg)
 {
     size_t o1 = path_key(v, "upstream");
@@ -1186,7 +1186,8 @@ static void check_upstream_kind(vctx_t *v, const sl_node_t *svc_node, sl_service
     sl_upstream_cfg_t *u = &svc->upstream;
     const sl_node_t *scheme = map_get(un, "scheme");
     int l4 = u->scheme == SL_SCHEME_TCP || u->scheme == SL_SCHEME_UDP;
-    /* A scheme that did not parse was reported already; u->scheme then holds the default. */
+    /* A scheme that did not parse was reported already; u->scheme then holds the default
+     * (scheme_choices lists the schemes in enum order). */
     int parsed = scheme && scheme->kind == SL_NODE_SCALAR && !scheme->bad &&
                  !strcmp(scheme->str, scheme_choices[u->scheme].name);
     size_t old = path_key(v, "upstream.scheme");

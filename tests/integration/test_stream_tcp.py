@@ -51,11 +51,17 @@ def read_all(s):
 
 
 def roundtrip(port, data=b"ping\n", host="127.0.0.1", source=None):
-    """Connects, sends data, half-closes and returns everything read until the close."""
+    """Connects, sends data, half-closes and returns everything read until the close. A
+    connection the gateway closes at once may be reset (our bytes were unread): b""."""
     s = connect(port, host, source)
     try:
-        s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
+        try:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+        except socket.timeout:
+            raise
+        except OSError:
+            pass  # closed by the gateway already: read what came before
         return read_all(s)
     finally:
         s.close()
@@ -351,18 +357,18 @@ def test_idle_timeout(make_gateway, make_stream_backend):
     port = free_port()
     g = make_gateway([stream_service("echo", [b], [{"name": "e", "server_addr": "127.0.0.1", "server_port": port,
                                                     "plugins": {"prometheus": {}}}],
-                                     timeouts={"connect": "1s", "idle": "700ms"})])
+                                     timeouts={"connect": "1s", "idle": "1500ms"})])
     s = connect(port)
     t0 = time.monotonic()
     for i in range(4):  # traffic keeps the session alive past the idle timeout
         if i:
-            time.sleep(0.3)
+            time.sleep(0.5)
         s.sendall(b"x")
         assert recv_exact(s, 1) == b"x"
     last = time.monotonic()
-    assert last - t0 >= 0.9
+    assert last - t0 >= 1.5
     assert read_all(s) == b""  # then, with nothing moving, the gateway closes it
-    assert time.monotonic() - last >= 0.7
+    assert time.monotonic() - last >= 1.5
     s.close()
     wait_until(lambda: g.metrics().get("sluice_stream_sessions_total", service="echo", route="e", status=200) == 1,
                what="the idle session counted as closed normally")
@@ -589,13 +595,13 @@ def test_limit_conn_by_server_addr_across_workers(make_gateway, make_stream_back
     held = []
     for i in range(8):
         s = connect(port, host="127.0.0.30", source="127.0.0.%d" % (40 + i))
-        s.sendall(b"?")
         held.append(s)
     answers = []
     for s in held:
         try:
+            s.sendall(b"?")
             answers.append(s.recv(1))
-        except ConnectionResetError:
+        except (BrokenPipeError, ConnectionResetError):
             answers.append(b"")
     assert answers.count(b"?") == 3 and answers.count(b"") == 5, answers
     # another server address counts on its own
@@ -691,7 +697,8 @@ def test_shutdown_drains_sessions(make_gateway, make_stream_backend):
     assert read_all(done) == b""
     # the one still open at the end of the grace period is closed, and the process exits
     assert read_all(stuck) == b""
-    assert g.stop() == 0
+    g.proc.wait(15)
+    assert g.proc.returncode == 0
 
 
 def test_health_checks_take_a_node_out_and_back(make_gateway, make_stream_backend):
@@ -700,7 +707,7 @@ def test_health_checks_take_a_node_out_and_back(make_gateway, make_stream_backen
     port = free_port()
     g = make_gateway([stream_service("hc", [a, b], [{"name": "hc", "server_addr": "127.0.0.1", "server_port": port}],
                                      balance="round_robin", tries=1,
-                                     health_check={"interval": "200ms", "timeout": "200ms", "healthy_threshold": 1,
+                                     health_check={"interval": "500ms", "timeout": "500ms", "healthy_threshold": 1,
                                                    "unhealthy_threshold": 1})])
 
     def healthy(node):
@@ -728,14 +735,15 @@ def test_health_check_send_expect_with_redis(make_gateway, redis_server):
     port = free_port()
     g = make_gateway([stream_service("redis", [redis_server, dead_address()],
                                      [{"name": "r", "server_addr": "127.0.0.1", "server_port": port}],
-                                     health_check={"interval": "200ms", "timeout": "200ms", "send": "PING\r\n",
+                                     health_check={"interval": "500ms", "timeout": "500ms", "send": "PING\r\n",
                                                    "expect": "+PONG", "healthy_threshold": 1,
                                                    "unhealthy_threshold": 1})])
     dead = g.services[0]["upstream"]["nodes"][1]["address"]
     wait_until(lambda: g.metrics().get("sluice_upstream_node_healthy", service="redis", node=dead) == 0,
                what="the dead node marked unhealthy")
-    assert g.metrics().get("sluice_upstream_health_checks_total", service="redis", node=redis_server,
-                           result="success") >= 1
+    wait_until(lambda: g.metrics().get("sluice_upstream_health_checks_total", service="redis", node=redis_server,
+                                       result="success") >= 2, what="redis answering the checks")
+    assert g.metrics().get("sluice_upstream_node_healthy", service="redis", node=redis_server) == 1
     r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port), "PING"], capture_output=True, text=True,
                        timeout=30)
     assert r.stdout.strip() == "PONG"
