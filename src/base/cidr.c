@@ -1,6 +1,7 @@
 #include "base/cidr.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +57,44 @@ static void mask(const sl_ip_t *ip, int prefix, uint8_t *out)
         if (bits >= 8) out[i] = ip->bytes[i];
         else if (bits > 0) out[i] = ip->bytes[i] & (uint8_t)(0xff << (8 - bits));
     }
+}
+
+int sl_cidr_match(const sl_ip_t *net, int prefix, const sl_ip_t *ip)
+{
+    if (net->family != ip->family) return 0;
+    uint8_t a[16], b[16];
+    mask(net, prefix, a);
+    mask(ip, prefix, b);
+    return !memcmp(a, b, sizeof(a));
+}
+
+int sl_ip_from_sockaddr(const struct sockaddr *sa, sl_ip_t *out, uint16_t *port)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    memset(out, 0, sizeof(*out));
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        out->family = 4;
+        memcpy(out->bytes, &in->sin_addr, 4);
+        if (port) *port = ntohs(in->sin_port);
+        return 0;
+    }
+    if (sa->sa_family != AF_INET6) return -1;
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    if (!memcmp(&in6->sin6_addr, mapped, 12)) {
+        out->family = 4;
+        memcpy(out->bytes, (const uint8_t *)&in6->sin6_addr + 12, 4);
+    } else {
+        out->family = 6;
+        memcpy(out->bytes, &in6->sin6_addr, 16);
+    }
+    if (port) *port = ntohs(in6->sin6_port);
+    return 0;
+}
+
+void sl_ip_format(const sl_ip_t *ip, char *out, size_t size)
+{
+    if (!inet_ntop(ip->family == 4 ? AF_INET : AF_INET6, ip->bytes, out, (socklen_t)size) && size) out[0] = '\0';
 }
 
 void sl_cidr_set_init(sl_cidr_set_t *s)

@@ -20,6 +20,17 @@ int sl_ip_parse(const char *s, size_t n, sl_ip_t *out);
 /* Parses "10.0.0.0/8", "2001:db8::/32" or a bare address; 0 or -1 (bad address or length). */
 int sl_cidr_parse(const char *s, sl_ip_t *addr, int *prefix);
 
+/* True when ip is inside net/prefix (same family). */
+int sl_cidr_match(const sl_ip_t *net, int prefix, const sl_ip_t *ip);
+
+struct sockaddr;
+/* The address (an IPv4-mapped IPv6 one as IPv4) and port of an AF_INET/AF_INET6 socket address;
+ * 0, or -1 for another family. */
+int sl_ip_from_sockaddr(const struct sockaddr *sa, sl_ip_t *out, uint16_t *port);
+
+/* Writes ip as text ("10.1.2.3", "2001:db8::1") into out (at least 46 bytes). */
+void sl_ip_format(const sl_ip_t *ip, char *out, size_t size);
+
 typedef struct sl_cidr_set {
     sl_arena_t arena;
     sl_map_t by_len[2][129]; /* [v4, v6][prefix length] -> masked address */

@@ -132,3 +132,23 @@ int sl_config_load_file(const char *path, sl_config_t **out, sl_config_errors_t 
     free(buf);
     return rc;
 }
+
+int sl_config_check_reload(const sl_config_t *old, const sl_config_t *cfg, sl_config_errors_t *errs)
+{
+    static const char *const types[] = {[SL_SERVICE_HTTP] = "http", [SL_SERVICE_STREAM] = "stream"};
+    sl_config_diag_t d = {.file = cfg->source, .errs = errs};
+    int rc = 0;
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        const sl_service_cfg_t *svc = &cfg->services[i];
+        for (size_t j = 0; j < old->n_services; j++) {
+            const sl_service_cfg_t *was = &old->services[j];
+            if (strcmp(was->name, svc->name) || was->type == svc->type) continue;
+            sl_config_diag_add(&d, svc->type_line, svc->type_col,
+                               "services[%zu].type: service '%s' is %s in the running configuration and cannot "
+                               "become %s (a service's type is fixed: give the new service another name)",
+                               i, svc->name, types[was->type], types[svc->type]);
+            rc = -1;
+        }
+    }
+    return rc;
+}

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "base/arena.h"
+#include "base/cidr.h"
 
 /* A parsed "host:port". host has no brackets (IPv6 "::1"); is_ip tells whether host is a
  * literal address (otherwise a name resolved at run time). */
@@ -77,8 +78,11 @@ typedef struct sl_passive_cfg {
     uint64_t cooldown_ms;        /* without active checks: retried after this, default 10000 */
 } sl_passive_cfg_t;
 
+/* PROXY protocol versions an upstream may be sent (proxy_protocol.send). */
+typedef enum { SL_PROXY_PROTOCOL_NONE, SL_PROXY_PROTOCOL_V1, SL_PROXY_PROTOCOL_V2 } sl_proxy_protocol_t;
+
 typedef struct sl_upstream_cfg {
-    sl_scheme_t scheme;   /* default http */
+    sl_scheme_t scheme;   /* default http; stream services: tcp or udp (required) */
     sl_balance_t balance; /* default random */
     sl_node_cfg_t *nodes;
     size_t n_nodes;
@@ -100,6 +104,12 @@ typedef struct sl_upstream_cfg {
     sl_health_cfg_t health_check;
     sl_passive_cfg_t passive_check;
     int reject_when_all_unhealthy; /* on_all_unhealthy: reject (503) instead of panic */
+    /* Stream services only. */
+    uint32_t tries;           /* connect attempts, each on another node where one is left; default 2 */
+    uint64_t idle_timeout_ms; /* timeouts.idle: no byte either way this long ends a session; default
+                               * 10m (tcp), 30s (udp) */
+    uint32_t max_sessions;    /* udp: sessions open at once per worker, default 10000 */
+    int proxy_protocol_send;  /* tcp: sl_proxy_protocol_t header sent to the upstream first */
 } sl_upstream_cfg_t;
 
 typedef struct sl_direct_response_cfg {
@@ -219,6 +229,61 @@ typedef struct sl_policies_cfg {
     } websocket;
 } sl_policies_cfg_t;
 
+/* An IPv4/IPv6 address or CIDR as written ("127.0.0.10", "10.0.0.0/8"); a bare address has the
+ * full prefix length (32 or 128). */
+typedef struct sl_cidr_cfg {
+    const char *text;
+    sl_ip_t ip;
+    int prefix;
+} sl_cidr_cfg_t;
+
+typedef enum { SL_LIMIT_CONN_REMOTE_ADDR, SL_LIMIT_CONN_SERVER_ADDR } sl_limit_conn_key_t;
+typedef enum { SL_SYSLOG_UDP, SL_SYSLOG_TCP } sl_syslog_sock_t;
+
+/* syslog plugin: one RFC 5424 message per finished session, sent in batches. */
+typedef struct sl_syslog_cfg {
+    int enabled;
+    const char *host;          /* an IP address or a host name */
+    int port;                  /* 1..65535 */
+    int sock_type;             /* sl_syslog_sock_t, default udp */
+    uint64_t timeout_ms;       /* tcp: connect and write timeout, default 3s */
+    uint32_t batch_max_size;   /* messages sent together at most, default 100 */
+    uint64_t flush_timeout_ms; /* a batch that is not full leaves after this, default 1s */
+    uint32_t max_pending;      /* messages waiting; past this they are dropped and counted, default 10000 */
+} sl_syslog_cfg_t;
+
+/* A stream route's plugins (see src/stream/). A plugin is on when its `enabled` is set. */
+typedef struct sl_stream_plugins_cfg {
+    struct {
+        int enabled;
+        int whitelist;      /* 1: only these clients pass; 0: these clients are refused */
+        sl_cidr_cfg_t *cidrs;
+        size_t n_cidrs;
+    } ip_restriction;
+    struct {
+        int enabled;
+        uint32_t conn;     /* sessions per key that pass at once */
+        uint32_t burst;    /* sessions past conn that pass after delay_ms */
+        uint64_t delay_ms; /* default_conn_delay */
+        int key;           /* sl_limit_conn_key_t, default remote_addr */
+    } limit_conn;
+    struct {
+        int enabled;
+    } prometheus;
+    sl_syslog_cfg_t syslog;
+} sl_stream_plugins_cfg_t;
+
+/* What a stream route matches and does. server_addr / remote_addr are optional (any). */
+typedef struct sl_stream_route_cfg {
+    int has_server_addr, has_remote_addr;
+    sl_cidr_cfg_t server_addr;
+    sl_cidr_cfg_t remote_addr;
+    int server_port;           /* 1..65535, required */
+    int port_line, port_col;   /* where server_port was written */
+    int proxy_protocol_accept; /* the client speaks the PROXY protocol first */
+    sl_stream_plugins_cfg_t plugins;
+} sl_stream_route_cfg_t;
+
 typedef struct sl_route_cfg {
     const char *name;   /* unique within its service; default "<service>-<index>" */
     const char **hosts; /* "api.example.com" or "*.example.org"; lower-cased; none = any host */
@@ -229,6 +294,7 @@ typedef struct sl_route_cfg {
     uint32_t methods;   /* SL_METHOD_* bits, 0 = any */
     sl_direct_response_cfg_t *direct_response; /* NULL: proxy to the service's upstream */
     sl_policies_cfg_t policies;
+    sl_stream_route_cfg_t stream; /* routes of a stream service */
     int line, col;
 } sl_route_cfg_t;
 
@@ -240,6 +306,7 @@ typedef struct sl_service_cfg {
     sl_route_cfg_t *routes;
     size_t n_routes;
     int line, col;
+    int type_line, type_col; /* where type was written, else the service's position */
 } sl_service_cfg_t;
 
 typedef struct sl_gateway_cfg {
@@ -290,6 +357,11 @@ int sl_config_load_file(const char *path, sl_config_t **out, sl_config_errors_t 
 int sl_config_load_buffer(const char *name, const char *data, size_t len, sl_config_t **out, sl_config_errors_t *errs);
 
 void sl_config_free(sl_config_t *cfg);
+
+/* Checks what a reload may not change between the running configuration old and its
+ * replacement cfg: a service keeps its type (http or stream) under the same name. Returns 0, or
+ * -1 with one error line per problem appended to errs (positions in cfg's file). */
+int sl_config_check_reload(const sl_config_t *old, const sl_config_t *cfg, sl_config_errors_t *errs);
 
 /* Returns the SL_METHOD_* bit for a method name, or 0 if it is not one sluice routes on. */
 uint32_t sl_method_bit(const char *name, size_t len);

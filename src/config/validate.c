@@ -29,6 +29,7 @@ typedef struct vctx {
     char path[PATH_MAX_LEN];
     size_t plen;
     int errors;
+    int stream; /* the service being read is a stream service */
 } vctx_t;
 
 /* ---- paths and errors ---- */
@@ -813,8 +814,8 @@ static const choice_t scheme_choices[] = {
     {"https", SL_SCHEME_HTTPS, "scheme 'https' is not supported yet"},
     {"grpc", SL_SCHEME_GRPC, "scheme 'grpc' is not supported yet"},
     {"grpcs", SL_SCHEME_GRPCS, "scheme 'grpcs' is not supported yet"},
-    {"tcp", SL_SCHEME_TCP, "scheme 'tcp' is not supported yet (stream services are not supported yet)"},
-    {"udp", SL_SCHEME_UDP, "scheme 'udp' is not supported yet (stream services are not supported yet)"},
+    {"tcp", SL_SCHEME_TCP, NULL},
+    {"udp", SL_SCHEME_UDP, NULL},
     {NULL, 0, NULL},
 };
 
@@ -873,6 +874,7 @@ static const field_t timeouts_fields[] = {
     {.name = "connect", .type = F_DURATION, .off = UP_OFF(connect_timeout_ms), .min = 1, .max = 3600000, .def = 2000},
     {.name = "send", .type = F_DURATION, .off = UP_OFF(send_timeout_ms), .min = 1, .max = DAY_MS, .def = 30000},
     {.name = "read", .type = F_DURATION, .off = UP_OFF(read_timeout_ms), .min = 1, .max = DAY_MS, .def = 30000},
+    {.name = "idle", .type = F_DURATION, .off = UP_OFF(idle_timeout_ms), .min = 1, .max = DAY_MS},
 };
 static const section_t timeouts_section = SECTION(timeouts_fields);
 
@@ -1086,23 +1088,15 @@ static void parse_passive_check(vctx_t *v, const sl_node_t *n, void *base)
 
 static const choice_t unhealthy_choices[] = {{"panic", 0, NULL}, {"reject", 1, NULL}, {NULL, 0, NULL}};
 
-/* send and expect belong to TCP checks: an HTTP service's checks are HTTP requests. Checked once
- * the whole service is read, since its type may come after its upstream. */
-static void check_health(vctx_t *v, const sl_node_t *svc_node, const sl_service_cfg_t *svc)
-{
-    if (!svc->has_upstream || svc->type != SL_SERVICE_HTTP) return;
-    const sl_node_t *hn = map_get(map_get(svc_node, "upstream"), "health_check");
-    static const char *const keys[] = {"send", "expect"};
-    for (size_t i = 0; hn && i < SL_ARRAY_LEN(keys); i++) {
-        const sl_node_t *k = map_get(hn, keys[i]);
-        if (!k) continue;
-        size_t o1 = path_key(v, "upstream"), o2 = path_key(v, "health_check"), o3 = path_key(v, keys[i]);
-        verr_at(v, k->key_line, k->key_col, "only for stream services (an HTTP service's check is an HTTP request)");
-        path_pop(v, o3);
-        path_pop(v, o2);
-        path_pop(v, o1);
-    }
-}
+static const choice_t pp_send_choices[] = {
+    {"v1", SL_PROXY_PROTOCOL_V1, NULL},
+    {"v2", SL_PROXY_PROTOCOL_V2, NULL},
+    {NULL, 0, NULL},
+};
+static const field_t pp_send_fields[] = {
+    {.name = "send", .type = F_ENUM, .choices = pp_send_choices, .def = SL_PROXY_PROTOCOL_NONE, .required = 1},
+};
+static const section_t pp_send_section = SECTION(pp_send_fields);
 
 static const field_t upstream_fields[] = {
     {.name = "scheme", .type = F_ENUM, .off = UP_OFF(scheme), .choices = scheme_choices, .def = SL_SCHEME_HTTP},
@@ -1129,8 +1123,99 @@ static const field_t upstream_fields[] = {
      .off = UP_OFF(reject_when_all_unhealthy),
      .choices = unhealthy_choices,
      .def = 0},
+    {.name = "tries", .type = F_U32, .off = UP_OFF(tries), .min = 1, .max = 100, .def = 2},
+    {.name = "max_sessions", .type = F_U32, .off = UP_OFF(max_sessions), .min = 1, .max = 10000000, .def = 10000},
+    {.name = "proxy_protocol", .type = F_SECTION, .off = UP_OFF(proxy_protocol_send), .sub = &pp_send_section},
 };
 static const section_t upstream_section = SECTION(upstream_fields);
+
+/* Upstream keys that belong to one type of service, checked once the whole service is read
+ * (its type may come after its upstream). */
+static const struct {
+    const char *section; /* NULL: upstream itself */
+    const char *key;
+    int stream;          /* 1: stream services only; 0: http services only */
+    const char *why;
+} kind_keys[] = {
+    {NULL, "tries", 1, NULL},
+    {NULL, "max_sessions", 1, NULL},
+    {NULL, "proxy_protocol", 1, NULL},
+    {NULL, "keepalive", 0, "a stream session has its own upstream connection"},
+    {NULL, "cookie", 0, "stream services balance with hash: {on: ip}"},
+    {"timeouts", "idle", 1, NULL},
+    {"timeouts", "send", 0, "a stream session ends after timeouts.idle without bytes"},
+    {"timeouts", "read", 0, "a stream session ends after timeouts.idle without bytes"},
+    {"health_check", "send", 1, "an HTTP service's check is an HTTP request"},
+    {"health_check", "expect", 1, "an HTTP service's check is an HTTP request"},
+    {"health_check", "path", 0, "a stream service's check is a TCP connect, with optional send and expect"},
+    {"health_check", "host", 0, "a stream service's check is a TCP connect, with optional send and expect"},
+    {"health_check", "method", 0, "a stream service's check is a TCP connect, with optional send and expect"},
+    {"health_check", "headers", 0, "a stream service's check is a TCP connect, with optional send and expect"},
+    {"health_check", "expected_statuses", 0,
+     "a stream service's check is a TCP connect, with optional send and expect"},
+    {"passive_check", "statuses", 0, "stream sessions have no status: connect failures and resets count"},
+};
+
+/* Reports msg at the key k, written at upstream[.section].key of the service being read. */
+static void upstream_key_err(vctx_t *v, const sl_node_t *k, const char *section, const char *key, const char *msg)
+{
+    size_t o1 = path_key(v, "upstream");
+    size_t o2 = section ? path_key(v, section) : v->plen;
+    size_t o3 = path_key(v, key);
+    verr_at(v, k->key_line, k->key_col, "%s", msg);
+    path_pop(v, o3);
+    path_pop(v, o2);
+    path_pop(v, o1);
+}
+
+/* What the upstream of an http or a stream service may hold, and the scheme that goes with it. */
+static void check_upstream_kind(vctx_t *v, const sl_node_t *svc_node, sl_service_cfg_t *svc)
+{
+    if (!svc->has_upstream) return;
+    int stream = svc->type == SL_SERVICE_STREAM;
+    const sl_node_t *un = map_get(svc_node, "upstream");
+    char msg[192];
+    for (size_t i = 0; i < SL_ARRAY_LEN(kind_keys); i++) {
+        const sl_node_t *sec = kind_keys[i].section ? map_get(un, kind_keys[i].section) : un;
+        const sl_node_t *k = map_get(sec, kind_keys[i].key);
+        if (!k || kind_keys[i].stream == stream) continue;
+        snprintf(msg, sizeof(msg), "only for %s services%s%s%s", kind_keys[i].stream ? "stream" : "http",
+                 kind_keys[i].why ? " (" : "", kind_keys[i].why ? kind_keys[i].why : "", kind_keys[i].why ? ")" : "");
+        upstream_key_err(v, k, kind_keys[i].section, kind_keys[i].key, msg);
+    }
+    sl_upstream_cfg_t *u = &svc->upstream;
+    const sl_node_t *scheme = map_get(un, "scheme");
+    int l4 = u->scheme == SL_SCHEME_TCP || u->scheme == SL_SCHEME_UDP;
+    /* A scheme that did not parse was reported already; u->scheme then holds the default
+     * (scheme_choices lists the schemes in enum order). */
+    int parsed = scheme && scheme->kind == SL_NODE_SCALAR && !scheme->bad &&
+                 !strcmp(scheme->str, scheme_choices[u->scheme].name);
+    size_t old = path_key(v, "upstream.scheme");
+    if (stream && !scheme)
+        verr(v, un, "is required for stream services (tcp or udp)");
+    else if (parsed && stream && !l4)
+        verr(v, scheme, "stream services use tcp or udp");
+    else if (parsed && !stream && l4)
+        verr(v, scheme, "'%s' is for stream services (type: stream)", scheme->str);
+    path_pop(v, old);
+    if (!stream) return;
+    if (u->balance == SL_BALANCE_COOKIE) {
+        old = path_key(v, "upstream.balance");
+        verr(v, map_get(un, "balance"), "cookie balancing needs HTTP (stream services can use hash: {on: ip})");
+        path_pop(v, old);
+    }
+    const sl_node_t *on = map_get(map_get(un, "hash"), "on");
+    if (on && u->hash.on != SL_HASH_IP) {
+        old = path_key(v, "upstream.hash.on");
+        verr(v, on, "stream services hash on ip (the client address) only");
+        path_pop(v, old);
+    }
+    const sl_node_t *k = map_get(un, "max_sessions");
+    if (k && u->scheme == SL_SCHEME_TCP) upstream_key_err(v, k, NULL, "max_sessions", "only for udp upstreams");
+    k = map_get(un, "proxy_protocol");
+    if (k && u->scheme == SL_SCHEME_UDP) upstream_key_err(v, k, NULL, "proxy_protocol", "only for tcp upstreams");
+    if (!u->idle_timeout_ms) u->idle_timeout_ms = u->scheme == SL_SCHEME_UDP ? 30000 : 600000;
+}
 
 /* ---- routes ---- */
 
@@ -1812,8 +1897,237 @@ static const field_t route_fields[] = {
     {.name = "server_addr", .type = F_REJECT, .msg = "only valid on stream routes"},
     {.name = "server_port", .type = F_REJECT, .msg = "only valid on stream routes"},
     {.name = "remote_addr", .type = F_REJECT, .msg = "only valid on stream routes"},
+    {.name = "proxy_protocol", .type = F_REJECT, .msg = "only valid on stream routes"},
 };
 static const section_t route_section = SECTION(route_fields);
+
+/* ---- stream routes and their plugins (src/stream/) ---- */
+
+/* An IPv4/IPv6 address or CIDR into out; 0, or -1 after an error. */
+static int get_cidr(vctx_t *v, const sl_node_t *n, sl_cidr_cfg_t *out)
+{
+    const char *s = get_string(v, n, 0);
+    if (!s) return -1;
+    if (sl_cidr_parse(s, &out->ip, &out->prefix) != 0) {
+        verr(v, n, "expected an IPv4 or IPv6 address or CIDR (127.0.0.10, 10.0.0.0/8, 2001:db8::/32), got '%s'", s);
+        return -1;
+    }
+    out->text = s;
+    return 0;
+}
+
+static void parse_server_addr(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_route_cfg_t *r = base;
+    r->stream.has_server_addr = get_cidr(v, n, &r->stream.server_addr) == 0;
+}
+
+static void parse_remote_addr(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_route_cfg_t *r = base;
+    r->stream.has_remote_addr = get_cidr(v, n, &r->stream.remote_addr) == 0;
+}
+
+static void parse_server_port(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_route_cfg_t *r = base;
+    long long x;
+    if (get_int(v, n, 1, 65535, &x) != 0) return;
+    r->stream.server_port = (int)x;
+    r->stream.port_line = n->line;
+    r->stream.port_col = n->col;
+}
+
+static void parse_ip_restriction(vctx_t *v, const sl_node_t *n, sl_stream_plugins_cfg_t *pc)
+{
+    if (n->kind != SL_NODE_MAP) {
+        verr(v, n, "expected a map with 'whitelist' or 'blacklist', got %s", sl_node_kind_name(n));
+        return;
+    }
+    const sl_node_t *white = map_get(n, "whitelist"), *black = map_get(n, "blacklist");
+    for (const sl_node_t *c = n->first; c; c = c->next)
+        if (strcmp(c->key, "whitelist") && strcmp(c->key, "blacklist")) {
+            size_t old = path_key(v, c->key);
+            verr_at(v, c->key_line, c->key_col, "unknown key (expected one of: whitelist, blacklist)");
+            path_pop(v, old);
+        }
+    if (!white == !black) {
+        verr(v, n, "needs exactly one of 'whitelist' and 'blacklist'");
+        return;
+    }
+    const sl_node_t *list = white ? white : black;
+    size_t old = path_key(v, white ? "whitelist" : "blacklist");
+    long cnt = want_list(v, list, 0);
+    if (cnt > 0) {
+        pc->ip_restriction.cidrs = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*pc->ip_restriction.cidrs));
+        size_t i = 0;
+        for (const sl_node_t *c = list->first; c; c = c->next, i++) {
+            size_t o2 = path_idx(v, i);
+            if (get_cidr(v, c, &pc->ip_restriction.cidrs[pc->ip_restriction.n_cidrs]) == 0)
+                pc->ip_restriction.n_cidrs++;
+            path_pop(v, o2);
+        }
+    }
+    path_pop(v, old);
+    pc->ip_restriction.enabled = 1;
+    pc->ip_restriction.whitelist = white != NULL;
+}
+
+/* default_conn_delay: a duration, or seconds as a decimal number as in APISIX (0.1 = 100ms). */
+static void parse_conn_delay(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_stream_plugins_cfg_t *pc = base;
+    const char *s = want_scalar(v, n, "a duration");
+    if (!s) return;
+    uint64_t ms = 0;
+    const char *dot = strchr(s, '.');
+    if (dot && dot != s) {
+        char *end;
+        double secs = strtod(s, &end);
+        if (*end || !(secs >= 0) || secs > 3600) {
+            verr(v, n, "invalid duration '%s' (expected e.g. 100ms, 1s, or seconds such as 0.1)", s);
+            return;
+        }
+        ms = (uint64_t)(secs * 1000 + 0.5);
+    } else if (sl_parse_duration_ms(s, &ms) != 0) {
+        verr(v, n, "invalid duration '%s' (expected e.g. 100ms, 1s, or seconds such as 0.1)", s);
+        return;
+    }
+    if (ms < 1 || ms > 3600000) {
+        verr(v, n, "must be between 1ms and 1h");
+        return;
+    }
+    pc->limit_conn.delay_ms = ms;
+}
+
+#define LC_OFF(m) offsetof(sl_stream_plugins_cfg_t, limit_conn.m)
+static const choice_t limit_conn_keys[] = {
+    {"remote_addr", SL_LIMIT_CONN_REMOTE_ADDR, NULL},
+    {"server_addr", SL_LIMIT_CONN_SERVER_ADDR, NULL},
+    {NULL, 0, NULL},
+};
+static const field_t limit_conn_fields[] = {
+    {.name = "conn", .type = F_U32, .off = LC_OFF(conn), .min = 1, .max = 1000000, .required = 1},
+    {.name = "burst", .type = F_U32, .off = LC_OFF(burst), .min = 0, .max = 1000000, .required = 1},
+    {.name = "default_conn_delay", .type = F_CUSTOM, .custom = parse_conn_delay, .required = 1},
+    {.name = "key", .type = F_ENUM, .off = LC_OFF(key), .choices = limit_conn_keys, .def = SL_LIMIT_CONN_REMOTE_ADDR},
+};
+static const section_t limit_conn_section = SECTION(limit_conn_fields);
+
+static void parse_syslog_host(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_syslog_cfg_t *sc = base;
+    const char *s = get_string(v, n, 0);
+    sl_ip_t ip;
+    if (!s) return;
+    if (sl_ip_parse(s, strlen(s), &ip) != 0 && (all_digits_dots(s, strlen(s)) || !hostname_ok(s, strlen(s))))
+        verr(v, n, "expected an IP address or a host name, got '%s'", s);
+    else
+        sc->host = s;
+}
+
+#define SY_OFF(m) offsetof(sl_syslog_cfg_t, m)
+static const choice_t syslog_socks[] = {{"udp", SL_SYSLOG_UDP, NULL}, {"tcp", SL_SYSLOG_TCP, NULL}, {NULL, 0, NULL}};
+static const field_t syslog_fields[] = {
+    {.name = "host", .type = F_CUSTOM, .custom = parse_syslog_host, .required = 1},
+    {.name = "port", .type = F_INT, .off = SY_OFF(port), .min = 1, .max = 65535, .required = 1},
+    {.name = "sock_type", .type = F_ENUM, .off = SY_OFF(sock_type), .choices = syslog_socks, .def = SL_SYSLOG_UDP},
+    {.name = "timeout", .type = F_DURATION, .off = SY_OFF(timeout_ms), .min = 1, .max = 60000, .def = 3000},
+    {.name = "batch_max_size", .type = F_U32, .off = SY_OFF(batch_max_size), .min = 1, .max = 10000, .def = 100},
+    {.name = "flush_timeout",
+     .type = F_DURATION,
+     .off = SY_OFF(flush_timeout_ms),
+     .min = 1,
+     .max = 3600000,
+     .def = 1000},
+    {.name = "max_pending", .type = F_U32, .off = SY_OFF(max_pending), .min = 1, .max = 1000000, .def = 10000},
+};
+static const section_t syslog_section = SECTION(syslog_fields);
+
+static void parse_syslog(vctx_t *v, const sl_node_t *n, sl_syslog_cfg_t *sc)
+{
+    apply_defaults(v, &syslog_section, sc);
+    parse_section(v, n, &syslog_section, sc);
+    sc->enabled = 1;
+    const sl_node_t *bm = map_get(n, "batch_max_size");
+    if (bm && sc->batch_max_size > sc->max_pending) {
+        size_t old = path_key(v, "batch_max_size");
+        verr(v, bm, "must not be larger than max_pending (%u)", sc->max_pending);
+        path_pop(v, old);
+    }
+}
+
+static void parse_stream_plugins(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_stream_plugins_cfg_t *pc = &((sl_route_cfg_t *)base)->stream.plugins;
+    if (sl_node_is_null(n)) return;
+    if (n->kind != SL_NODE_MAP) {
+        verr(v, n, "expected a map, got %s", sl_node_kind_name(n));
+        return;
+    }
+    static const char *const known[] = {"ip-restriction", "limit-conn", "prometheus", "syslog"};
+    static const char *const http_policies[] = {"ip_access", "local_rate_limit", "path_rewrite", "request_headers",
+                                                "timeout", "retry", "websocket", "response_headers",
+                                                "cookie_rewrite"};
+    for (const sl_node_t *c = n->first; c; c = c->next) {
+        size_t old = path_key(v, c->key);
+        if (!strcmp(c->key, "ip-restriction")) {
+            parse_ip_restriction(v, c, pc);
+        } else if (!strcmp(c->key, "limit-conn")) {
+            apply_defaults(v, &limit_conn_section, pc);
+            parse_section(v, c, &limit_conn_section, pc);
+            pc->limit_conn.enabled = 1;
+        } else if (!strcmp(c->key, "prometheus")) {
+            if (!sl_node_is_null(c) && (c->kind != SL_NODE_MAP || c->n))
+                verr(v, c, "expected {} (the plugin has no settings)");
+            pc->prometheus.enabled = 1;
+        } else if (!strcmp(c->key, "syslog")) {
+            parse_syslog(v, c, &pc->syslog);
+        } else {
+            const char *best = NULL;
+            unsigned bestd = 1000;
+            for (size_t i = 0; i < SL_ARRAY_LEN(known); i++) {
+                unsigned d = edit_distance(c->key, known[i]);
+                if (d < bestd) bestd = d, best = known[i];
+            }
+            if (bestd > 2 && bestd * 3 > strlen(c->key)) best = NULL;
+            int policy = 0;
+            for (size_t i = 0; i < SL_ARRAY_LEN(http_policies); i++) policy |= !strcmp(c->key, http_policies[i]);
+            if (best)
+                verr_at(v, c->key_line, c->key_col, "unknown plugin (did you mean '%s'?)", best);
+            else if (policy)
+                verr_at(v, c->key_line, c->key_col,
+                        "is an http policy; stream routes take the plugins ip-restriction, limit-conn, prometheus, "
+                        "syslog");
+            else
+                verr_at(v, c->key_line, c->key_col,
+                        "unknown plugin (stream routes take ip-restriction, limit-conn, prometheus, syslog)");
+        }
+        path_pop(v, old);
+    }
+}
+
+static const field_t route_pp_fields[] = {
+    {.name = "accept", .type = F_BOOL},
+};
+static const section_t route_pp_section = SECTION(route_pp_fields);
+
+#define SR_OFF(m) offsetof(sl_route_cfg_t, stream.m)
+#define HTTP_MATCH_ONLY "only valid on http routes (stream routes match server_addr, server_port, remote_addr)"
+static const field_t stream_route_fields[] = {
+    {.name = "name", .type = F_CUSTOM, .custom = parse_route_name},
+    {.name = "server_addr", .type = F_CUSTOM, .custom = parse_server_addr},
+    {.name = "server_port", .type = F_CUSTOM, .custom = parse_server_port, .required = 1},
+    {.name = "remote_addr", .type = F_CUSTOM, .custom = parse_remote_addr},
+    {.name = "proxy_protocol", .type = F_SECTION, .off = SR_OFF(proxy_protocol_accept), .sub = &route_pp_section},
+    {.name = "plugins", .type = F_CUSTOM, .custom = parse_stream_plugins},
+    {.name = "policies", .type = F_REJECT, .msg = "policies are for http routes; stream routes use 'plugins'"},
+    {.name = "hosts", .type = F_REJECT, .msg = HTTP_MATCH_ONLY},
+    {.name = "paths", .type = F_REJECT, .msg = HTTP_MATCH_ONLY},
+    {.name = "methods", .type = F_REJECT, .msg = HTTP_MATCH_ONLY},
+    {.name = "direct_response", .type = F_REJECT, .msg = "only valid on http routes (a stream route always proxies)"},
+};
+static const section_t stream_route_section = SECTION(stream_route_fields);
 
 static void parse_routes(vctx_t *v, const sl_node_t *n, void *base)
 {
@@ -1831,7 +2145,7 @@ static void parse_routes(vctx_t *v, const sl_node_t *n, void *base)
         if (c->kind != SL_NODE_MAP)
             verr(v, c, "expected a map, got %s", sl_node_kind_name(c));
         else
-            parse_section(v, c, &route_section, r);
+            parse_section(v, c, v->stream ? &stream_route_section : &route_section, r);
         path_pop(v, old);
     }
 }
@@ -1916,7 +2230,7 @@ static void parse_upstream(vctx_t *v, const sl_node_t *n, void *base)
 
 static const choice_t service_types[] = {
     {"http", SL_SERVICE_HTTP, NULL},
-    {"stream", SL_SERVICE_STREAM, "stream services are not supported yet"},
+    {"stream", SL_SERVICE_STREAM, NULL},
     {NULL, 0, NULL},
 };
 
@@ -1962,13 +2276,61 @@ static void check_service(vctx_t *v, const sl_node_t *n, sl_service_cfg_t *svc)
                  "a route that answers with direct_response has no upstream to open a tunnel to");
             path_pop(v, o2);
         }
-        if (!svc->has_upstream && !r->direct_response && rn && rn->kind == SL_NODE_MAP &&
-            !map_get(rn, "direct_response"))
+        if (svc->type == SL_SERVICE_STREAM && svc->has_upstream && svc->upstream.scheme == SL_SCHEME_UDP &&
+            map_get(rn, "proxy_protocol")) {
+            size_t o2 = path_key(v, "proxy_protocol");
+            const sl_node_t *pp = map_get(rn, "proxy_protocol");
+            verr_at(v, pp->key_line, pp->key_col, "only for tcp services");
+            path_pop(v, o2);
+        }
+        if (svc->type == SL_SERVICE_HTTP && !svc->has_upstream && !r->direct_response && rn &&
+            rn->kind == SL_NODE_MAP && !map_get(rn, "direct_response"))
             verr_at(v, r->line, r->col, "route '%s' has no direct_response and service has no upstream",
                     r->name ? r->name : "?");
         path_pop(v, old);
     }
     path_pop(v, base);
+    if (svc->type == SL_SERVICE_STREAM && !svc->has_upstream && !map_get(n, "upstream")) {
+        size_t old = path_key(v, "upstream");
+        verr(v, n, "is required for stream services");
+        path_pop(v, old);
+    }
+}
+
+/* Parts of stream services whose runtime is not built in yet: parsed and checked in full above,
+ * then refused, so that a file using them fails loudly rather than being half-applied. */
+static void refuse_not_built(vctx_t *v, const sl_node_t *n, const sl_service_cfg_t *svc)
+{
+    if (svc->type != SL_SERVICE_STREAM || !svc->has_upstream) return;
+    const sl_node_t *un = map_get(n, "upstream");
+    if (svc->upstream.scheme == SL_SCHEME_UDP) {
+        size_t old = path_key(v, "upstream.scheme");
+        verr(v, map_get(un, "scheme"), "scheme 'udp' is not supported yet");
+        path_pop(v, old);
+    }
+    const sl_node_t *pp = map_get(un, "proxy_protocol");
+    if (pp && svc->upstream.proxy_protocol_send != SL_PROXY_PROTOCOL_NONE)
+        upstream_key_err(v, pp, NULL, "proxy_protocol", "the PROXY protocol is not supported yet");
+    const sl_node_t *routes = map_get(n, "routes");
+    const sl_node_t *rn = routes && routes->kind == SL_NODE_SEQ ? routes->first : NULL;
+    for (size_t i = 0; i < svc->n_routes && rn; i++, rn = rn->next) {
+        const sl_stream_route_cfg_t *sr = &svc->routes[i].stream;
+        const sl_node_t *k = map_get(rn, "proxy_protocol");
+        size_t old = path_key(v, "routes");
+        path_idx(v, i);
+        if (k && sr->proxy_protocol_accept) {
+            size_t o2 = path_key(v, "proxy_protocol");
+            verr_at(v, k->key_line, k->key_col, "the PROXY protocol is not supported yet");
+            path_pop(v, o2);
+        }
+        k = map_get(map_get(rn, "plugins"), "syslog");
+        if (k && sr->plugins.syslog.enabled) {
+            size_t o2 = path_key(v, "plugins.syslog");
+            verr_at(v, k->key_line, k->key_col, "the syslog plugin is not supported yet");
+            path_pop(v, o2);
+        }
+        path_pop(v, old);
+    }
 }
 
 static void parse_services(vctx_t *v, const sl_node_t *n, void *base)
@@ -1991,9 +2353,16 @@ static void parse_services(vctx_t *v, const sl_node_t *n, void *base)
             path_pop(v, old);
             continue;
         }
+        int before = v->errors;
+        /* Routes are read according to the service's type, wherever it is written. */
+        const sl_node_t *type = map_get(c, "type");
+        v->stream = type && type->kind == SL_NODE_SCALAR && !strcmp(type->str, "stream");
+        svc->type_line = type ? type->line : c->line;
+        svc->type_col = type ? type->col : c->col;
         parse_section(v, c, &service_section, svc);
+        check_upstream_kind(v, c, svc);
         check_service(v, c, svc);
-        check_health(v, c, svc);
+        if (v->errors == before) refuse_not_built(v, c, svc);
         for (size_t j = 0; svc->name && j < i; j++) {
             if (cfg->services[j].name && !strcmp(cfg->services[j].name, svc->name)) {
                 size_t o2 = path_key(v, "name");
@@ -2014,6 +2383,60 @@ static const section_t top_section = SECTION(top_fields);
 
 static const sl_hostport_t default_http_listen = {"0.0.0.0:9080", "0.0.0.0", 9080, 1};
 
+static int ip_is_any(const sl_ip_t *ip)
+{
+    static const uint8_t zero[16];
+    return !memcmp(ip->bytes, zero, ip->family == 4 ? 4 : 16);
+}
+
+/* Whether listening sockets on a and b (same port) would take each other's connections. */
+static int listen_overlap(const sl_ip_t *a, const sl_ip_t *b)
+{
+    if (a->family != b->family) return 0;
+    return ip_is_any(a) || ip_is_any(b) || !memcmp(a->bytes, b->bytes, 16);
+}
+
+/* A TCP stream route listens on its server_addr when that is one address, else on the wildcard
+ * address of its family (runtime/generation.c); that socket must not be an HTTP or status one. */
+static void check_stream_ports(vctx_t *v, const sl_config_t *cfg)
+{
+    const sl_gateway_cfg_t *gw = &cfg->gateway;
+    for (size_t s = 0; s < cfg->n_services; s++) {
+        const sl_service_cfg_t *svc = &cfg->services[s];
+        if (svc->type != SL_SERVICE_STREAM || svc->upstream.scheme != SL_SCHEME_TCP) continue;
+        for (size_t r = 0; r < svc->n_routes; r++) {
+            const sl_stream_route_cfg_t *sr = &svc->routes[r].stream;
+            if (!sr->server_port) continue;
+            sl_ip_t at = {.family = 4};
+            if (sr->has_server_addr) {
+                at = sr->server_addr.ip;
+                if (sr->server_addr.prefix < (at.family == 4 ? 32 : 128)) memset(at.bytes, 0, sizeof(at.bytes));
+            }
+            const sl_hostport_t *clash = NULL;
+            const char *what = "gateway.http.listen";
+            for (size_t i = 0; i < gw->http.n_listen && !clash; i++) {
+                sl_ip_t ip;
+                const sl_hostport_t *hp = &gw->http.listen[i];
+                if (hp->port == sr->server_port && hp->is_ip && sl_ip_parse(hp->host, strlen(hp->host), &ip) == 0 &&
+                    listen_overlap(&ip, &at))
+                    clash = hp;
+            }
+            sl_ip_t ip;
+            if (!clash && gw->status.enabled && gw->status.listen.port == sr->server_port &&
+                gw->status.listen.is_ip &&
+                sl_ip_parse(gw->status.listen.host, strlen(gw->status.listen.host), &ip) == 0 &&
+                listen_overlap(&ip, &at)) {
+                clash = &gw->status.listen;
+                what = "gateway.status.listen";
+            }
+            if (!clash) continue;
+            size_t old = path_append(v, "services[%zu].routes[%zu].server_port", s, r);
+            verr_at(v, sr->port_line, sr->port_col, "port %d is already %s '%s'", sr->server_port, what, clash->text);
+            path_pop(v, old);
+        }
+    }
+}
+
 int sl_config_validate(sl_config_t *cfg, sl_arena_t *tree, sl_node_t *root, sl_config_diag_t *d)
 {
     vctx_t v = {.cfg = cfg, .a = &cfg->arena, .d = d};
@@ -2027,5 +2450,6 @@ int sl_config_validate(sl_config_t *cfg, sl_arena_t *tree, sl_node_t *root, sl_c
         cfg->gateway.http.listen[0] = default_http_listen;
         cfg->gateway.http.n_listen = 1;
     }
+    if (!v.errors) check_stream_ports(&v, cfg);
     return v.errors ? -1 : 0;
 }

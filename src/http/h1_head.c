@@ -130,35 +130,3 @@ int sl_head_names_valid(const sl_head_t *h)
     }
     return 1;
 }
-
-ssize_t sl_stream_write(uv_stream_t *s, const uv_buf_t *bufs, unsigned n, void *owner, uv_write_cb cb)
-{
-    size_t total = 0;
-    for (unsigned i = 0; i < n; i++) total += bufs[i].len;
-    size_t done = 0;
-    int rc = uv_try_write(s, bufs, n);
-    if (rc > 0) done = (size_t)rc;
-    else if (rc != UV_EAGAIN && rc != 0) return rc;
-    if (done == total) return 0;
-    sl_wreq_t *wr = sl_xmalloc(sizeof(*wr) + (total - done));
-    wr->owner = owner;
-    wr->len = total - done;
-    size_t skip = done, off = 0;
-    for (unsigned i = 0; i < n; i++) {
-        size_t len = bufs[i].len;
-        if (skip >= len) {
-            skip -= len;
-            continue;
-        }
-        memcpy(wr->data + off, bufs[i].base + skip, len - skip);
-        off += len - skip;
-        skip = 0;
-    }
-    uv_buf_t b = uv_buf_init(wr->data, (unsigned)wr->len);
-    rc = uv_write(&wr->req, s, &b, 1, cb);
-    if (rc != 0) {
-        free(wr);
-        return rc;
-    }
-    return (ssize_t)(total - done);
-}

@@ -11,11 +11,9 @@
 #include "base/buf.h"
 #include "policy/policy.h"
 #include "runtime/generation.h"
+#include "runtime/pipe.h"
 #include "runtime/worker.h"
 
-/* Above this many queued bytes a side stops reading its peer; below the low mark it reads again. */
-#define SL_HIGH_WATER (256 * 1024)
-#define SL_LOW_WATER (64 * 1024)
 /* Sent bytes kept so a request can be replayed when a pooled connection turns out closed. */
 #define SL_REPLAY_MAX (64 * 1024)
 /* Most bytes of an upstream response head. */
@@ -58,20 +56,6 @@ int sl_head_names_valid(const sl_head_t *h);
 int sl_hdr_hop_by_hop(const sl_head_t *h, const sl_hdr_t *x);
 /* True when a header called name lists token (comma-separated, case-insensitive). */
 int sl_head_has_token(const sl_head_t *h, const char *name, const char *token);
-
-/* A queued write: the bytes the socket did not take at once, copied. */
-typedef struct sl_wreq {
-    uv_write_t req;
-    void *owner;
-    size_t len;
-    char data[];
-} sl_wreq_t;
-
-/* Writes bufs to s: straight into the socket when it takes them (no copy, no callback), else
- * the rest is copied into one sl_wreq_t (owner set) and queued with cb. Order is kept: while
- * anything is queued, everything after it queues too. Returns the number of bytes queued
- * (0 when all went out), or a negative libuv error. */
-ssize_t sl_stream_write(uv_stream_t *s, const uv_buf_t *bufs, unsigned n, void *owner, uv_write_cb cb);
 
 typedef struct sl_upconn sl_upconn_t;
 typedef struct sl_client sl_client_t;
@@ -223,10 +207,8 @@ void sl_pool_sweep(sl_worker_t *w);
 /* Closes an upstream connection handed to a tunnel (the stream sl_tunnel_start() was given). */
 void sl_upstream_close_detached(uv_stream_t *s);
 
-/* tunnel.c: a WebSocket connection after the upstream's 101. Bytes are copied each way as they
- * come, a side stops being read while the other has more than SL_HIGH_WATER queued, an EOF is
- * passed on as a shutdown of the other side's write half, and the tunnel ends when both
- * directions are done, on an error, or after the route's idle timeout without bytes. */
+/* tunnel.c: a WebSocket connection after the upstream's 101, a byte pipe (runtime/pipe.h) between
+ * the client and the upstream connection that ends after the route's idle timeout without bytes. */
 /* Sends the upstream's 101 head (up) to the client, with Upgrade and Connection. */
 void sl_tunnel_send_head(sl_client_t *c, const sl_head_t *up);
 /* Starts c's tunnel over the upstream connection up (now the tunnel's, up->data included),

@@ -4,6 +4,7 @@
 #include "observe/access_log.h"
 #include "policy/policy.h"
 #include "runtime/server.h"
+#include "stream/stream.h"
 
 #include <pthread.h>
 #include <unistd.h>
@@ -53,15 +54,21 @@ sl_generation_t *sl_generation_create(sl_config_t *cfg, const sl_generation_t *p
     g->cfg = cfg;
     g->router = sl_router_create();
     g->upstreams = sl_xcalloc(cfg->n_services, sizeof(sl_upstream_t));
-    for (size_t s = 0; s < cfg->n_services; s++) g->n_routes += cfg->services[s].n_routes;
-    g->routes = sl_xcalloc(g->n_routes, sizeof(sl_route_rt_t));
+    for (size_t s = 0; s < cfg->n_services; s++)
+        if (cfg->services[s].type == SL_SERVICE_HTTP) g->n_routes += cfg->services[s].n_routes;
+    g->routes = sl_xcalloc(g->n_routes ? g->n_routes : 1, sizeof(sl_route_rt_t));
+    g->listens = sl_xcalloc(cfg->gateway.http.n_listen, sizeof(sl_listen_t));
+    for (size_t i = 0; i < cfg->gateway.http.n_listen; i++)
+        g->listens[g->n_listens++] = (sl_listen_t){.kind = SL_LISTEN_HTTP, .addr = cfg->gateway.http.listen[i]};
     size_t ri = 0;
     for (size_t s = 0; s < cfg->n_services; s++) {
         const sl_service_cfg_t *svc = &cfg->services[s];
         if (svc->has_upstream) {
             sl_upstream_init(&g->upstreams[s], svc);
-            g->upstreams[s].latency = sl_server_upstream_latency_series(svc->name);
+            /* Stream sessions have no response head to time. */
+            if (svc->type == SL_SERVICE_HTTP) g->upstreams[s].latency = sl_server_upstream_latency_series(svc->name);
         }
+        if (svc->type != SL_SERVICE_HTTP) continue;
         for (size_t r = 0; r < svc->n_routes; r++, ri++) {
             const sl_route_cfg_t *rc = &svc->routes[r];
             sl_route_rt_t *rt = &g->routes[ri];
@@ -76,6 +83,7 @@ sl_generation_t *sl_generation_create(sl_config_t *cfg, const sl_generation_t *p
                                   rc->methods, rt);
         }
     }
+    sl_stream_routes_build(g);
     g->access_log = access_log_for(cfg, prev);
     return g;
 }
@@ -116,7 +124,7 @@ void sl_generation_count_request(sl_generation_t *g, sl_route_rt_t *route, int s
 
 int sl_generation_take_listen_fd(sl_generation_t *g, size_t i, unsigned worker)
 {
-    if (!g->listen_fds || worker >= g->n_workers || i >= g->cfg->gateway.http.n_listen) return -1;
+    if (!g->listen_fds || worker >= g->n_workers || i >= g->n_listens) return -1;
     return atomic_exchange(&g->listen_fds[i * g->n_workers + worker], -1);
 }
 
@@ -136,13 +144,15 @@ void sl_generation_release(sl_generation_t *g)
     for (size_t s = 0; s < g->cfg->n_services; s++)
         if (g->cfg->services[s].has_upstream) sl_upstream_destroy(&g->upstreams[s]);
     if (g->listen_fds) {
-        for (size_t i = 0; i < g->cfg->gateway.http.n_listen * g->n_workers; i++) {
+        for (size_t i = 0; i < g->n_listens * g->n_workers; i++) {
             int fd = atomic_load(&g->listen_fds[i]);
             if (fd >= 0) close(fd);
         }
         free(g->listen_fds);
     }
     for (size_t i = 0; i < g->n_routes; i++) sl_policy_chain_destroy(&g->routes[i]);
+    sl_stream_routes_destroy(g);
+    free(g->listens);
     free(g->upstreams);
     free(g->routes);
     sl_router_destroy(g->router);

@@ -40,24 +40,38 @@ typedef struct sl_route_rt {
     struct sl_rate_limiter *limiter; /* local_rate_limit's buckets */
 } sl_route_rt_t;
 
+/* A listening address of the generation: HTTP ones as configured, then those the TCP stream
+ * routes need (stream/stream.h). Workers key their listeners by kind and text. */
+typedef enum { SL_LISTEN_HTTP, SL_LISTEN_STREAM_TCP } sl_listen_kind_t;
+typedef struct sl_listen {
+    sl_listen_kind_t kind;
+    sl_hostport_t addr; /* a literal address for stream listeners: "127.0.0.10:9101", "0.0.0.0:9101" */
+} sl_listen_t;
+
+typedef struct sl_stream_route sl_stream_route_t;
+
 typedef struct sl_generation {
     atomic_int refs;
     uint64_t id;
     sl_config_t *cfg;
     sl_router_t *router;
     sl_upstream_t *upstreams; /* one per service, same index */
-    sl_route_rt_t *routes;
+    sl_route_rt_t *routes; /* HTTP routes */
     size_t n_routes;
+    sl_stream_route_t *stream_routes; /* stream routes, in configuration order */
+    size_t n_stream_routes;
+    sl_listen_t *listens;
+    size_t n_listens;
     sl_access_log_ref_t *access_log; /* NULL when the access log is off */
     sl_status_cache_t no_route;      /* requests that matched no route */
     /* Listening sockets opened at publish time for addresses new in this generation, one per
-     * worker: [listen index * n_workers + worker], -1 where none. Workers take theirs; the
+     * worker: [listens index * n_workers + worker], -1 where none. Workers take theirs; the
      * rest are closed with the generation. */
     atomic_int *listen_fds;
     unsigned n_workers;
 } sl_generation_t;
 
-/* Takes worker's prepared socket for listen address i, or returns -1. Any thread. */
+/* Takes worker's prepared socket for listens[i], or returns -1. Any thread. */
 int sl_generation_take_listen_fd(sl_generation_t *g, size_t i, unsigned worker);
 
 /* Counts one answered request in sluice_http_requests_total (route NULL: no route matched).

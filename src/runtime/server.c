@@ -9,6 +9,7 @@
 #include "runtime/generation.h"
 #include "runtime/listener.h"
 #include "runtime/worker.h"
+#include "stream/stream.h"
 #include "upstream/health.h"
 #include "upstream/resolver.h"
 
@@ -68,6 +69,7 @@ void sl_server_metrics_init(void)
     sl_metrics.reloads_ok = sl_metrics_series(sl_metrics.reloads, ok);
     sl_metrics.reloads_failed = sl_metrics_series(sl_metrics.reloads, failed);
     sl_health_metrics_init(sl_metrics.registry);
+    sl_stream_metrics_init(sl_metrics.registry);
 }
 
 static sl_config_t *load(const char *path)
@@ -95,21 +97,21 @@ static uint64_t min_resolve_interval(const sl_config_t *cfg)
 /* New listen addresses open here, before the generation is published, one socket per worker:
  * connections queue in their backlogs from this moment, so the port accepts as soon as the
  * reload is done, and a port another program holds rejects the whole reload. */
-static int prepare_new_listeners(const sl_config_t *old, sl_generation_t *g)
+static int prepare_new_listeners(const sl_generation_t *old, sl_generation_t *g)
 {
-    const sl_gateway_cfg_t *gw = &g->cfg->gateway;
     g->n_workers = srv.n_workers;
-    g->listen_fds = sl_xcalloc(gw->http.n_listen * srv.n_workers, sizeof(atomic_int));
-    for (size_t i = 0; i < gw->http.n_listen * srv.n_workers; i++) atomic_init(&g->listen_fds[i], -1);
-    for (size_t i = 0; i < gw->http.n_listen; i++) {
-        const sl_hostport_t *a = &gw->http.listen[i];
+    g->listen_fds = sl_xcalloc(g->n_listens * srv.n_workers, sizeof(atomic_int));
+    for (size_t i = 0; i < g->n_listens * srv.n_workers; i++) atomic_init(&g->listen_fds[i], -1);
+    for (size_t i = 0; i < g->n_listens; i++) {
+        const sl_listen_t *l = &g->listens[i];
         int known = 0;
-        for (size_t j = 0; j < old->gateway.http.n_listen && !known; j++)
-            known = !strcmp(old->gateway.http.listen[j].text, a->text);
+        for (size_t j = 0; j < old->n_listens && !known; j++)
+            known = old->listens[j].kind == l->kind && !strcmp(old->listens[j].addr.text, l->addr.text);
         for (unsigned w = 0; w < srv.n_workers && !known; w++) {
-            int fd = sl_listener_prepare(a);
+            int fd = sl_listener_prepare(&l->addr);
             if (fd < 0) {
-                sl_log_error("%s: gateway.http.listen: cannot listen on %s: %s", srv.config_path, a->text,
+                sl_log_error("%s: %s: cannot listen on %s: %s", srv.config_path,
+                             l->kind == SL_LISTEN_HTTP ? "gateway.http.listen" : "stream route", l->addr.text,
                              uv_strerror(fd));
                 return -1; /* the generation's release closes what was opened */
             }
@@ -129,8 +131,18 @@ static void reload(void)
         return;
     }
     sl_generation_t *old = sl_generation_current();
+    sl_config_errors_t errs = {0};
+    if (sl_config_check_reload(old->cfg, cfg, &errs) != 0) {
+        for (size_t i = 0; i < errs.n; i++) sl_log_error("%s", errs.lines[i]);
+        sl_config_errors_free(&errs);
+        sl_log_error("reload failed: keeping the running configuration");
+        sl_series_add(sl_metrics.reloads_failed, SL_METRICS_MAIN_THREAD, 1);
+        sl_generation_release(old);
+        sl_config_free(cfg);
+        return;
+    }
     sl_generation_t *g = sl_generation_create(cfg, old);
-    int rc = prepare_new_listeners(old->cfg, g);
+    int rc = prepare_new_listeners(old, g);
     sl_generation_release(old);
     if (rc != 0) {
         sl_log_error("reload failed: keeping the running configuration");
@@ -364,7 +376,13 @@ int sl_server_run(const char *config_path)
     uv_signal_start(&srv.sigint, on_signal, SIGINT);
     uv_signal_init(srv.loop, &srv.sigusr1);
     uv_signal_start(&srv.sigusr1, on_signal, SIGUSR1);
-    for (size_t i = 0; i < gw->http.n_listen; i++) sl_log_info("listening on %s", gw->http.listen[i].text);
+    {
+        sl_generation_t *g0 = sl_generation_current();
+        for (size_t i = 0; i < g0->n_listens; i++)
+            sl_log_info("listening on %s%s", g0->listens[i].addr.text,
+                        g0->listens[i].kind == SL_LISTEN_STREAM_TCP ? " (tcp stream)" : "");
+        sl_generation_release(g0);
+    }
     if (gw->status.enabled)
         sl_log_info("status on %s (/healthz, /metrics, /status/upstreams)", gw->status.listen.text);
     sl_log_info("sluice %s started with %u workers", SL_VERSION, srv.n_workers);

@@ -4,6 +4,7 @@
 #include "http/h1_internal.h"
 #include "runtime/listener.h"
 #include "runtime/server.h"
+#include "stream/tcp.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -15,7 +16,10 @@ static void on_connection(uv_stream_t *server, int status)
         sl_log_warn("worker %u: accept: %s", l->w->index, uv_strerror(status));
         return;
     }
-    sl_h1_accept(l->w, server);
+    if (l->kind == SL_LISTEN_HTTP)
+        sl_h1_accept(l->w, server);
+    else
+        sl_stream_tcp_accept(l->w, server);
 }
 
 static void on_listener_closed(uv_handle_t *h)
@@ -36,11 +40,13 @@ static void close_listeners(sl_worker_t *w)
     while (!sl_list_empty(&w->listeners)) listener_close(sl_container_of(w->listeners.next, sl_listener_t, link));
 }
 
-/* Serves addr: on fd when the main thread prepared one (a reload), else on a new socket. */
-static int listener_open(sl_worker_t *w, const sl_hostport_t *addr, int fd)
+/* Serves ls: on fd when the main thread prepared one (a reload), else on a new socket. */
+static int listener_open(sl_worker_t *w, const sl_listen_t *ls, int fd)
 {
+    const sl_hostport_t *addr = &ls->addr;
     sl_listener_t *l = sl_xcalloc(1, sizeof(*l));
     l->w = w;
+    l->kind = ls->kind;
     l->addr = sl_xstrdup(addr->text);
     sl_list_init(&l->link);
     int rc = fd >= 0 ? sl_listener_adopt(&w->loop, &l->tcp, fd, on_connection)
@@ -55,31 +61,35 @@ static int listener_open(sl_worker_t *w, const sl_hostport_t *addr, int fd)
     return 0;
 }
 
+static int listener_is(const sl_listener_t *l, const sl_listen_t *ls)
+{
+    return l->kind == ls->kind && !strcmp(l->addr, ls->addr.text);
+}
+
 /* Opens the addresses g lists that are not open yet and closes those it no longer lists;
  * connections accepted on a closed listener carry on. */
 static int sync_listeners(sl_worker_t *w, sl_generation_t *g)
 {
-    const sl_gateway_cfg_t *gw = &g->cfg->gateway;
     int rc = 0;
     for (sl_list_t *n = w->listeners.next, *next; n != &w->listeners; n = next) {
         next = n->next;
         sl_listener_t *l = sl_container_of(n, sl_listener_t, link);
         int keep = 0;
-        for (size_t i = 0; i < gw->http.n_listen && !keep; i++) keep = !strcmp(gw->http.listen[i].text, l->addr);
+        for (size_t i = 0; i < g->n_listens && !keep; i++) keep = listener_is(l, &g->listens[i]);
         if (!keep) {
             sl_log_info("worker %u: closing listener %s", w->index, l->addr);
             listener_close(l);
         }
     }
-    for (size_t i = 0; i < gw->http.n_listen; i++) {
+    for (size_t i = 0; i < g->n_listens; i++) {
         int open = 0;
         for (sl_list_t *n = w->listeners.next; n != &w->listeners && !open; n = n->next)
-            open = !strcmp(sl_container_of(n, sl_listener_t, link)->addr, gw->http.listen[i].text);
+            open = listener_is(sl_container_of(n, sl_listener_t, link), &g->listens[i]);
         int fd = sl_generation_take_listen_fd(g, i, w->index);
         if (open) {
             if (fd >= 0) close(fd);
         } else {
-            int r = listener_open(w, &gw->http.listen[i], fd);
+            int r = listener_open(w, &g->listens[i], fd);
             if (r != 0 && !rc) rc = r;
         }
     }
@@ -100,14 +110,22 @@ static void finish(sl_worker_t *w)
 
 void sl_worker_connection_closed(sl_worker_t *w)
 {
-    if (w->stopping && w->n_clients == 0) finish(w);
+    if (w->stopping && w->n_clients == 0 && w->n_sessions == 0) finish(w);
+}
+
+static void close_all(sl_worker_t *w)
+{
+    sl_h1_close_all(w);
+    sl_stream_tcp_close_all(w);
 }
 
 static void on_grace(uv_timer_t *t)
 {
     sl_worker_t *w = t->data;
-    if (w->n_clients) sl_log_warn("worker %u: shutdown grace period over, closing %zu connections", w->index, w->n_clients);
-    sl_h1_close_all(w);
+    if (w->n_clients + w->n_sessions)
+        sl_log_warn("worker %u: shutdown grace period over, closing %zu connections", w->index,
+                    w->n_clients + w->n_sessions);
+    close_all(w);
 }
 
 static void on_sweep(uv_timer_t *t)
@@ -132,7 +150,7 @@ static void on_wakeup(uv_async_t *a)
         }
     }
     if (atomic_exchange(&w->want_force, 0) && w->stopping) {
-        sl_h1_close_all(w);
+        close_all(w);
         return;
     }
     if (atomic_exchange(&w->want_stop, 0) && !w->stopping) {
@@ -140,7 +158,7 @@ static void on_wakeup(uv_async_t *a)
         close_listeners(w);
         sl_pool_close_all(w);
         sl_h1_drain(w);
-        if (w->n_clients == 0) {
+        if (w->n_clients == 0 && w->n_sessions == 0) {
             finish(w);
             return;
         }
@@ -172,6 +190,7 @@ int sl_worker_start(sl_worker_t *w, unsigned index, sl_generation_t *g)
     w->index = index;
     w->gen = g;
     sl_list_init(&w->clients);
+    sl_list_init(&w->sessions);
     sl_list_init(&w->listeners);
     sl_map_init(&w->pools);
     atomic_init(&w->want_reload, 0);

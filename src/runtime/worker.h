@@ -56,6 +56,7 @@ typedef struct sl_listener {
     uv_tcp_t tcp;
     sl_list_t link;
     struct sl_worker *w;
+    sl_listen_kind_t kind;
     char *addr; /* "host:port" as configured */
 } sl_listener_t;
 
@@ -73,6 +74,8 @@ typedef struct sl_worker {
     sl_list_t listeners;        /* open sl_listener_t, following the configuration */
     sl_list_t clients;          /* every open client connection */
     size_t n_clients;
+    sl_list_t sessions;         /* every TCP stream session (stream/tcp.c) */
+    size_t n_sessions;
     sl_map_t pools;             /* upstream address -> idle connection list */
     uv_timer_t sweep;           /* closes idle upstream connections past their timeout */
     uv_timer_t tick;            /* fires client timeouts */

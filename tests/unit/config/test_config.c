@@ -383,8 +383,6 @@ static void test_balancer_keys(void **state)
 static void test_not_supported_yet(void **state)
 {
     (void)state;
-    expect_fail("services:\n  - name: db\n    type: stream\n    routes: [{}]\n",
-                "gw.yaml:3:11: services[0].type: stream services are not supported yet");
     expect_fail("services:\n  - name: a\n    upstream: {balance: fastest, nodes: [\"h:1\"]}\n    routes: [{}]\n",
                 "gw.yaml:3:25: services[0].upstream.balance: unknown value 'fastest' (expected one of: random, "
                 "round_robin, weighted, cookie, hash, least_conn, ewma)");
@@ -392,6 +390,269 @@ static void test_not_supported_yet(void **state)
                 "gw.yaml:3:24: services[0].upstream.scheme: scheme 'https' is not supported yet");
     expect_fail("gateway: {access_log: {format: text}}\n",
                 "gw.yaml:1:32: gateway.access_log.format: unknown value 'text' (expected one of: json)");
+}
+
+static const char stream_yaml[] = "gateway:\n"
+                                  "  http: {listen: [\"127.0.0.1:9080\"]}\n"
+                                  "services:\n"
+                                  "  - name: mysql\n"
+                                  "    routes:\n"
+                                  "      - name: mysql-route\n"
+                                  "        server_addr: 127.0.0.10\n"
+                                  "        server_port: 9101\n"
+                                  "        remote_addr: 10.0.0.0/8\n"
+                                  "        plugins:\n"
+                                  "          ip-restriction: {whitelist: [10.0.0.0/8, \"2001:db8::1\"]}\n"
+                                  "          limit-conn: {conn: 100, burst: 50, default_conn_delay: 0.1}\n"
+                                  "          prometheus: {}\n"
+                                  "      - server_port: 9080\n"
+                                  "        server_addr: \"::/0\"\n"
+                                  "        plugins:\n"
+                                  "          ip-restriction: {blacklist: [192.168.0.0/16]}\n"
+                                  "          limit-conn: {conn: 1, burst: 0, default_conn_delay: 50ms,\n"
+                                  "                       key: server_addr}\n"
+                                  "          prometheus:\n"
+                                  "    type: stream\n"
+                                  "    upstream:\n"
+                                  "      scheme: tcp\n"
+                                  "      balance: hash\n"
+                                  "      hash: {on: ip}\n"
+                                  "      nodes: [127.0.0.1:3306, 127.0.0.1:3307, 127.0.0.1:3308]\n"
+                                  "      health_check: {interval: 5s, timeout: 1s,\n"
+                                  "                     send: \"PING\\r\\n\", expect: \"+PONG\"}\n"
+                                  "      passive_check: {failures: 2}\n";
+
+static void test_stream_service(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load(stream_yaml);
+    if (!cfg) dump_errors();
+    assert_non_null(cfg);
+    const sl_service_cfg_t *s = &cfg->services[0];
+    assert_int_equal(s->type, SL_SERVICE_STREAM);
+    assert_int_equal(s->type_line, 21);
+    const sl_upstream_cfg_t *u = &s->upstream;
+    assert_int_equal(u->scheme, SL_SCHEME_TCP);
+    assert_int_equal(u->balance, SL_BALANCE_HASH);
+    assert_int_equal(u->hash.on, SL_HASH_IP);
+    assert_int_equal(u->tries, 2);
+    assert_int_equal(u->idle_timeout_ms, 600000);
+    assert_int_equal(u->connect_timeout_ms, 2000);
+    assert_int_equal(u->proxy_protocol_send, SL_PROXY_PROTOCOL_NONE);
+    assert_string_equal(u->health_check.send, "PING\r\n");
+    assert_string_equal(u->health_check.expect, "+PONG");
+    assert_int_equal(s->n_routes, 2);
+
+    const sl_route_cfg_t *r = &s->routes[0];
+    const sl_stream_route_cfg_t *sr = &r->stream;
+    assert_string_equal(r->name, "mysql-route");
+    assert_int_equal(sr->has_server_addr, 1);
+    assert_string_equal(sr->server_addr.text, "127.0.0.10");
+    assert_int_equal(sr->server_addr.ip.family, 4);
+    assert_int_equal(sr->server_addr.prefix, 32);
+    assert_int_equal(sr->server_port, 9101);
+    assert_int_equal(sr->port_line, 8);
+    assert_int_equal(sr->has_remote_addr, 1);
+    assert_int_equal(sr->remote_addr.prefix, 8);
+    assert_int_equal(sr->proxy_protocol_accept, 0);
+    const sl_stream_plugins_cfg_t *pc = &sr->plugins;
+    assert_int_equal(pc->ip_restriction.enabled, 1);
+    assert_int_equal(pc->ip_restriction.whitelist, 1);
+    assert_int_equal(pc->ip_restriction.n_cidrs, 2);
+    assert_int_equal(pc->ip_restriction.cidrs[1].ip.family, 6);
+    assert_int_equal(pc->limit_conn.enabled, 1);
+    assert_int_equal(pc->limit_conn.conn, 100);
+    assert_int_equal(pc->limit_conn.burst, 50);
+    assert_int_equal(pc->limit_conn.delay_ms, 100);
+    assert_int_equal(pc->limit_conn.key, SL_LIMIT_CONN_REMOTE_ADDR);
+    assert_int_equal(pc->prometheus.enabled, 1);
+    assert_int_equal(pc->syslog.enabled, 0);
+
+    r = &s->routes[1];
+    assert_string_equal(r->name, "mysql-1");
+    assert_int_equal(r->stream.has_remote_addr, 0);
+    assert_int_equal(r->stream.server_addr.ip.family, 6);
+    assert_int_equal(r->stream.server_addr.prefix, 0);
+    assert_int_equal(r->stream.plugins.ip_restriction.whitelist, 0);
+    assert_int_equal(r->stream.plugins.limit_conn.key, SL_LIMIT_CONN_SERVER_ADDR);
+    assert_int_equal(r->stream.plugins.limit_conn.delay_ms, 50);
+    assert_int_equal(r->stream.plugins.prometheus.enabled, 1);
+    sl_config_free(cfg);
+}
+
+/* A stream service "db" as the list item of services, and as a whole file. */
+#define STREAM_ITEM(upstream, route)                                                                                   \
+    "  - name: db\n    type: stream\n    upstream: {scheme: tcp, nodes: [\"127.0.0.1:1\"]" upstream "}\n"            \
+    "    routes: [{server_port: 9101" route "}]\n"
+#define STREAM_SVC(upstream, route) "services:\n" STREAM_ITEM(upstream, route)
+
+static void test_stream_errors(void **state)
+{
+    (void)state;
+    /* Keys of the other kind of service. */
+    expect_fail(STREAM_SVC("", ", hosts: [a.com]"),
+                "gw.yaml:5:34: services[0].routes[0].hosts: only valid on http routes (stream routes match "
+                "server_addr, server_port, remote_addr)");
+    expect_fail(STREAM_SVC("", ", policies: {timeout: 1s}"),
+                "gw.yaml:5:34: services[0].routes[0].policies: policies are for http routes; stream routes use "
+                "'plugins'");
+    expect_fail(STREAM_SVC("", ", direct_response: {status: 200}"),
+                "gw.yaml:5:34: services[0].routes[0].direct_response: only valid on http routes (a stream route "
+                "always proxies)");
+    expect_fail(STREAM_SVC(", keepalive: {max_idle: 1}", ""),
+                "gw.yaml:4:53: services[0].upstream.keepalive: only for http services (a stream session has its own "
+                "upstream connection)");
+    expect_fail(STREAM_SVC(", timeouts: {read: 1s}", ""),
+                "gw.yaml:4:64: services[0].upstream.timeouts.read: only for http services (a stream session ends "
+                "after timeouts.idle without bytes)");
+    expect_fail(STREAM_SVC(", health_check: {path: /x}", ""),
+                "gw.yaml:4:68: services[0].upstream.health_check.path: only for http services (a stream service's "
+                "check is a TCP connect, with optional send and expect)");
+    expect_fail(STREAM_SVC(", passive_check: {statuses: [500]}", ""),
+                "gw.yaml:4:69: services[0].upstream.passive_check.statuses: only for http services (stream sessions "
+                "have no status: connect failures and resets count)");
+    expect_fail(STREAM_SVC(", balance: hash, hash: {on: header, key: X}", ""),
+                "gw.yaml:4:79: services[0].upstream.hash.on: stream services hash on ip (the client address) only");
+    expect_fail(STREAM_SVC(", balance: cookie, cookie: {name: c}", ""),
+                "gw.yaml:4:62: services[0].upstream.balance: cookie balancing needs HTTP (stream services can use "
+                "hash: {on: ip})");
+    expect_fail(STREAM_SVC(", max_sessions: 5", ""),
+                "gw.yaml:4:53: services[0].upstream.max_sessions: only for udp upstreams");
+    expect_fail("services:\n  - name: web\n    upstream: {nodes: [\"127.0.0.1:1\"], tries: 3, timeouts: {idle: 1s}}\n"
+                "    routes: [{server_port: 1, plugins: {}}]\n",
+                "gw.yaml:3:40: services[0].upstream.tries: only for stream services");
+    expect_error("gw.yaml:3:61: services[0].upstream.timeouts.idle: only for stream services");
+    expect_error("gw.yaml:4:15: services[0].routes[0].server_port: only valid on stream routes");
+    expect_error("gw.yaml:4:31: services[0].routes[0].plugins: plugins are for stream routes; http routes use "
+                 "'policies'");
+    expect_fail("services:\n  - name: web\n    upstream: {scheme: tcp, nodes: [\"127.0.0.1:1\"]}\n    routes: [{}]\n",
+                "gw.yaml:3:24: services[0].upstream.scheme: 'tcp' is for stream services (type: stream)");
+
+    /* Scheme and upstream. */
+    expect_fail("services:\n  - name: db\n    type: stream\n    upstream: {nodes: [\"127.0.0.1:1\"]}\n"
+                "    routes: [{server_port: 1}]\n",
+                "gw.yaml:4:15: services[0].upstream.scheme: is required for stream services (tcp or udp)");
+    expect_fail("services:\n  - name: db\n    type: stream\n    upstream: {scheme: http, nodes: [\"127.0.0.1:1\"]}\n"
+                "    routes: [{server_port: 1}]\n",
+                "gw.yaml:4:24: services[0].upstream.scheme: stream services use tcp or udp");
+    expect_fail("services:\n  - name: db\n    type: stream\n    routes: [{server_port: 1}]\n",
+                "gw.yaml:2:5: services[0].upstream: is required for stream services");
+    expect_fail(STREAM_SVC(", tries: 0", ""), "gw.yaml:4:60: services[0].upstream.tries: must be between 1 and 100");
+
+    /* Routes. */
+    expect_fail("services:\n  - name: db\n    type: stream\n    upstream: {scheme: tcp, nodes: [\"127.0.0.1:1\"]}\n"
+                "    routes: [{server_addr: 127.0.0.1}]\n",
+                "gw.yaml:5:14: services[0].routes[0].server_port: is required");
+    expect_fail(STREAM_SVC("", ", server_addr: 10.0.0.0/33"),
+                "gw.yaml:5:47: services[0].routes[0].server_addr: expected an IPv4 or IPv6 address or CIDR "
+                "(127.0.0.10, 10.0.0.0/8, 2001:db8::/32), got '10.0.0.0/33'");
+    expect_fail(STREAM_SVC("", ", remote_addr: example.com"),
+                "gw.yaml:5:47: services[0].routes[0].remote_addr: expected an IPv4 or IPv6 address or CIDR "
+                "(127.0.0.10, 10.0.0.0/8, 2001:db8::/32), got 'example.com'");
+    expect_fail(STREAM_SVC("", ", server_port: 70000"),
+                "gw.yaml:5:34: services[0].routes[0].server_port: duplicate key (first at line 5)");
+    expect_fail(STREAM_SVC("", "}, {server_port: 0"),
+                "gw.yaml:5:49: services[0].routes[1].server_port: must be between 1 and 65535");
+
+    /* Plugins. */
+    expect_fail(STREAM_SVC("", ", plugins: {ip-restrict: {whitelist: [1.2.3.4]}}"),
+                "gw.yaml:5:44: services[0].routes[0].plugins.ip-restrict: unknown plugin (did you mean "
+                "'ip-restriction'?)");
+    expect_fail(STREAM_SVC("", ", plugins: {ip_access: {allow: [1.2.3.4]}}"),
+                "gw.yaml:5:44: services[0].routes[0].plugins.ip_access: is an http policy; stream routes take the "
+                "plugins ip-restriction, limit-conn, prometheus, syslog");
+    expect_fail(STREAM_SVC("", ", plugins: {ip-restriction: {whitelist: [1.2.3.4], blacklist: [1.2.3.5]}}"),
+                "gw.yaml:5:60: services[0].routes[0].plugins.ip-restriction: needs exactly one of 'whitelist' and "
+                "'blacklist'");
+    expect_fail(STREAM_SVC("", ", plugins: {ip-restriction: {whitelist: [1.2.3.4/40]}}"),
+                "gw.yaml:5:73: services[0].routes[0].plugins.ip-restriction.whitelist[0]: expected an IPv4 or IPv6 "
+                "address or CIDR (127.0.0.10, 10.0.0.0/8, 2001:db8::/32), got '1.2.3.4/40'");
+    expect_fail(STREAM_SVC("", ", plugins: {limit-conn: {conn: 1, default_conn_delay: soon}}"),
+                "gw.yaml:5:56: services[0].routes[0].plugins.limit-conn.burst: is required");
+    expect_error("gw.yaml:5:86: services[0].routes[0].plugins.limit-conn.default_conn_delay: invalid duration "
+                 "'soon' (expected e.g. 100ms, 1s, or seconds such as 0.1)");
+    expect_fail(STREAM_SVC("", ", plugins: {limit-conn: {conn: 1, burst: 1, default_conn_delay: 1s, key: ip}}"),
+                "gw.yaml:5:105: services[0].routes[0].plugins.limit-conn.key: unknown value 'ip' (expected one of: "
+                "remote_addr, server_addr)");
+    expect_fail(STREAM_SVC("", ", plugins: {prometheus: {prefer_name: true}}"),
+                "gw.yaml:5:56: services[0].routes[0].plugins.prometheus: expected {} (the plugin has no settings)");
+    expect_fail(STREAM_SVC("", ", plugins: {syslog: {port: 514, sock_type: tls}}"),
+                "gw.yaml:5:52: services[0].routes[0].plugins.syslog.host: is required");
+    expect_error("gw.yaml:5:75: services[0].routes[0].plugins.syslog.sock_type: unknown value 'tls' (expected one "
+                 "of: udp, tcp)");
+    expect_fail(STREAM_SVC("", ", plugins: {syslog: {host: log.internal, port: 514, batch_max_size: 20, "
+                               "max_pending: 10}}"),
+                "gw.yaml:5:100: services[0].routes[0].plugins.syslog.batch_max_size: must not be larger than "
+                "max_pending (10)");
+    expect_fail(STREAM_SVC(", proxy_protocol: {send: v3}", ""),
+                "gw.yaml:4:76: services[0].upstream.proxy_protocol.send: unknown value 'v3' (expected one of: v1, "
+                "v2)");
+}
+
+/* UDP, the PROXY protocol and syslog are read and checked in full, then refused until built. */
+static void test_stream_not_built(void **state)
+{
+    (void)state;
+    expect_fail("services:\n  - name: dns\n    type: stream\n"
+                "    upstream: {scheme: udp, nodes: [\"127.0.0.1:53\"], max_sessions: 100}\n"
+                "    routes: [{server_port: 5353}]\n",
+                "gw.yaml:4:24: services[0].upstream.scheme: scheme 'udp' is not supported yet");
+    expect_fail(STREAM_SVC(", proxy_protocol: {send: v2}", ""),
+                "gw.yaml:4:53: services[0].upstream.proxy_protocol: the PROXY protocol is not supported yet");
+    expect_fail(STREAM_SVC("", ", proxy_protocol: {accept: true}"),
+                "gw.yaml:5:34: services[0].routes[0].proxy_protocol: the PROXY protocol is not supported yet");
+    expect_fail(STREAM_SVC("", ", plugins: {syslog: {host: 127.0.0.1, port: 514, sock_type: tcp}}"),
+                "gw.yaml:5:44: services[0].routes[0].plugins.syslog: the syslog plugin is not supported yet");
+    /* Shapes are still checked first. */
+    expect_fail("services:\n  - name: dns\n    type: stream\n"
+                "    upstream: {scheme: udp, nodes: [\"127.0.0.1:53\"], proxy_protocol: {send: v1}}\n"
+                "    routes: [{server_port: 5353}]\n",
+                "gw.yaml:4:54: services[0].upstream.proxy_protocol: only for tcp upstreams");
+    assert_int_equal(errs.n, 1);
+}
+
+static void test_stream_ports(void **state)
+{
+    (void)state;
+    expect_fail("gateway: {http: {listen: [\"127.0.0.1:9080\"]}, status: {listen: \"127.0.0.1:9091\"}}\n"
+                STREAM_SVC("", "}, {server_port: 9080}, {server_addr: 127.0.0.1, server_port: 9091"),
+                "gw.yaml:6:49: services[0].routes[1].server_port: port 9080 is already gateway.http.listen "
+                "'127.0.0.1:9080'");
+    expect_error("gw.yaml:6:94: services[0].routes[2].server_port: port 9091 is already gateway.status.listen "
+                 "'127.0.0.1:9091'");
+    assert_int_equal(errs.n, 2);
+    /* Another address on the same port, or another family, is fine. */
+    sl_config_t *cfg = load("gateway: {http: {listen: [\"127.0.0.1:9080\"]}}\n" STREAM_SVC(
+        "", ", server_addr: 127.0.0.2}, {server_port: 9080, server_addr: \"::1\""));
+    if (!cfg) dump_errors();
+    assert_non_null(cfg);
+    sl_config_free(cfg);
+}
+
+static void test_reload_type_change(void **state)
+{
+    (void)state;
+    sl_config_t *old = load("services:\n  - name: db\n    upstream: {nodes: [\"127.0.0.1:1\"]}\n"
+                            "    routes: [{paths: [/x]}]\n  - name: web\n    upstream: {nodes: [\"127.0.0.1:1\"]}\n"
+                            "    routes: [{paths: [/y]}]\n");
+    assert_non_null(old);
+    sl_config_t *cfg = load("services:\n  - name: web\n    upstream: {nodes: [\"127.0.0.1:1\"]}\n"
+                            "    routes: [{paths: [/y]}]\n" STREAM_ITEM("", ""));
+    if (!cfg) dump_errors();
+    assert_non_null(cfg);
+    sl_config_errors_t e = {0};
+    assert_int_equal(sl_config_check_reload(old, cfg, &e), -1);
+    assert_int_equal(e.n, 1);
+    assert_string_equal(e.lines[0], "gw.yaml:6:11: services[1].type: service 'db' is http in the running "
+                                    "configuration and cannot become stream (a service's type is fixed: give the "
+                                    "new service another name)");
+    sl_config_errors_free(&e);
+    /* The same configuration, or one without the service, reloads. */
+    assert_int_equal(sl_config_check_reload(cfg, cfg, &e), 0);
+    assert_int_equal(sl_config_check_reload(old, old, &e), 0);
+    assert_int_equal(e.n, 0);
+    sl_config_free(old);
+    sl_config_free(cfg);
 }
 
 static void test_duplicate_names(void **state)
@@ -649,6 +910,11 @@ int main(void)
         cmocka_unit_test_teardown(test_routes_hosts_paths_methods, teardown),
         cmocka_unit_test_teardown(test_balancer_keys, teardown),
         cmocka_unit_test_teardown(test_not_supported_yet, teardown),
+        cmocka_unit_test_teardown(test_stream_service, teardown),
+        cmocka_unit_test_teardown(test_stream_errors, teardown),
+        cmocka_unit_test_teardown(test_stream_not_built, teardown),
+        cmocka_unit_test_teardown(test_stream_ports, teardown),
+        cmocka_unit_test_teardown(test_reload_type_change, teardown),
         cmocka_unit_test_teardown(test_duplicate_names, teardown),
         cmocka_unit_test_teardown(test_missing_required, teardown),
         cmocka_unit_test_teardown(test_env_substitution, teardown),

@@ -1,6 +1,6 @@
 /* TCP health checks (stream services): connect, send a payload, expect a reply prefix.
- * Stream services cannot be configured yet, so the upstream is built by hand and the checker
- * runs on a real loop against a real TCP server in a thread. */
+ * The upstream is built by hand and the checker runs on a real loop against a real TCP server
+ * in a thread. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,0 +1,124 @@
+/* Stream (layer 4) routing: the routes of stream services, built once per configuration
+ * generation with their plugins' state, the listening addresses they need, and matching a new
+ * connection to the first route whose server_addr, server_port and remote_addr all take it.
+ *
+ * A session's life, whatever carries it (TCP here in tcp.c, UDP in udp.c): matched, then the
+ * plugins' access hooks (sl_stream_plugins_access: refused, delayed or passed), then proxied,
+ * then its facts go to sl_stream_session_end(), the one place every finished session passes. */
+#ifndef SL_STREAM_STREAM_H
+#define SL_STREAM_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/cidr.h"
+#include "config/config.h"
+#include "upstream/upstream.h"
+
+typedef struct sl_generation sl_generation_t;
+typedef struct sl_stream_plugin_ops sl_stream_plugin_ops_t;
+
+/* Outcomes of a session, with the numbers nginx's stream module uses. */
+enum {
+    SL_STREAM_OK = 200,          /* closed normally by either end, or idle */
+    SL_STREAM_BAD_CLIENT = 400,  /* the client failed: reset, or broke what it had to send first */
+    SL_STREAM_FORBIDDEN = 403,   /* refused by an access rule (ip-restriction) */
+    SL_STREAM_INTERNAL = 500,    /* the gateway failed */
+    SL_STREAM_BAD_GATEWAY = 502, /* no upstream node could be reached, or the upstream reset */
+    SL_STREAM_UNAVAILABLE = 503, /* over a connection limit (limit-conn) */
+};
+
+#define SL_STREAM_PLUGIN_MAX 8
+
+typedef struct sl_stream_route {
+    const sl_route_cfg_t *cfg;
+    const sl_service_cfg_t *svc;
+    sl_upstream_t *upstream;
+    int udp; /* scheme udp: served by the UDP engine, never matched for a TCP connection */
+    const sl_stream_plugin_ops_t *chain[SL_STREAM_PLUGIN_MAX]; /* the route's plugins, in phase order */
+    size_t n_chain;
+    struct sl_cidr_set *ip_set;           /* ip-restriction */
+    struct sl_conn_limiter *limiter;      /* limit-conn */
+    struct sl_stream_route_metrics *prom; /* prometheus */
+} sl_stream_route_t;
+
+/* What the plugins of one session record at access time for its end. */
+typedef struct sl_stream_plugin_state {
+    int limit_conn_held; /* limit-conn counted the session under limit_conn_key */
+    sl_ip_t limit_conn_key;
+    int prometheus_counted; /* the session is in the route's active gauge */
+} sl_stream_plugin_state_t;
+
+/* A session as the access hooks see it. */
+typedef struct sl_stream_peer {
+    sl_ip_t client; /* the client (with the PROXY protocol: the one the header names) */
+    uint16_t client_port;
+    sl_ip_t server; /* the address the client connected to */
+    uint16_t server_port;
+} sl_stream_peer_t;
+
+/* A finished session: everything its log line and metrics need. */
+typedef struct sl_stream_facts {
+    sl_stream_route_t *route;
+    unsigned worker;
+    const sl_stream_peer_t *peer;
+    const char *client_ip, *server_ip; /* peer's addresses as text */
+    const char *upstream;              /* the node connected to (or last tried), as configured; NULL when none */
+    uint64_t client_rx, client_tx;     /* bytes received from / sent to the client */
+    uint64_t upstream_rx, upstream_tx; /* bytes received from / sent to the upstream */
+    uint64_t start_unix_ms;
+    double duration_s;
+    int status;        /* SL_STREAM_* */
+    const char *error; /* what ended it when not a clean close ("idle_timeout", "upstream_reset"...) */
+    sl_stream_plugin_state_t *state;
+} sl_stream_facts_t;
+
+/* One stream plugin, one file each, registered in plugin.c in phase order. */
+struct sl_stream_plugin_ops {
+    const char *name;
+    /* Whether the route's configuration turns the plugin on. */
+    int (*enabled)(const sl_stream_plugins_cfg_t *pc);
+    /* Builds the route's per-generation state (main thread); 0, or -1 when it cannot. */
+    int (*init)(sl_stream_route_t *r);
+    void (*destroy)(sl_stream_route_t *r);
+    /* A new session on the route: 0 to go on (with *delay_ms set to wait that long first), or the
+     * SL_STREAM_* status that refuses it. Any worker thread. */
+    int (*on_access)(sl_stream_route_t *r, const sl_stream_peer_t *peer, sl_stream_plugin_state_t *st, unsigned worker,
+                     uint64_t *delay_ms);
+    /* The session ended (refused ones too). Any worker thread. */
+    void (*on_log)(sl_stream_route_t *r, const sl_stream_facts_t *f);
+};
+
+/* Builds g's stream routes (g->stream_routes) from its configuration, in configuration order,
+ * their plugins included, and appends the listening addresses the TCP routes need to
+ * g->listens. Main thread. Returns 0, or -1 when a plugin failed to initialise (logged). */
+int sl_stream_routes_build(sl_generation_t *g);
+void sl_stream_routes_destroy(sl_generation_t *g);
+
+/* The first TCP route of g that takes a connection from client to server:server_port, or NULL. */
+sl_stream_route_t *sl_stream_match(const sl_generation_t *g, const sl_ip_t *server, uint16_t server_port,
+                                   const sl_ip_t *client);
+
+/* Builds r's plugin chain from its configuration (main thread). Returns 0, or -1 when a plugin
+ * could not initialise (the others still run). */
+int sl_stream_plugins_init(sl_stream_route_t *r);
+void sl_stream_plugins_destroy(sl_stream_route_t *r);
+
+/* Runs the route's access hooks in order; returns 0 (go on after *delay_ms, the longest delay
+ * asked) or the status of the first refusal. */
+int sl_stream_plugins_access(sl_stream_route_t *r, const sl_stream_peer_t *peer, sl_stream_plugin_state_t *st,
+                             unsigned worker, uint64_t *delay_ms);
+
+/* The one place every finished session passes: the route's plugins see its facts (metrics now;
+ * the syslog plugin will send its message from here). Any worker thread. */
+void sl_stream_session_end(const sl_stream_facts_t *f);
+
+/* Registers the stream metric families in m (sl_server_metrics_init). */
+struct sl_metrics;
+void sl_stream_metrics_init(struct sl_metrics *m);
+
+extern const sl_stream_plugin_ops_t sl_stream_prometheus;
+extern const sl_stream_plugin_ops_t sl_stream_ip_restriction;
+extern const sl_stream_plugin_ops_t sl_stream_limit_conn;
+
+#endif

@@ -1,0 +1,324 @@
+/* TCP stream sessions (tcp.h).
+ *
+ * accept -> match (stream.h) -> plugins' access hooks (refused: closed; delayed: a timer) ->
+ * connect to a node the balancer picks, with the connect timeout, on the next node after a
+ * failure up to `tries` -> a byte pipe between client and upstream until both are done, one
+ * resets, or nothing moves for timeouts.idle -> sl_stream_session_end() with its facts.
+ *
+ * A session owns its handles (client, timer, one upstream socket per connect attempt, the pipe's
+ * idle timer) and is freed when the last of them is closed. It keeps the generation it started
+ * with, so a reload changes nothing for it. */
+#include "stream/tcp.h"
+#include "base/common.h"
+#include "base/log.h"
+#include "base/time.h"
+#include "runtime/pipe.h"
+#include "runtime/worker.h"
+#include "stream/stream.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct session {
+    uv_tcp_t client;
+    uv_tcp_t upstream; /* the current connect attempt's socket, then the upstream connection */
+    uv_connect_t connect;
+    uv_timer_t timer; /* limit-conn delay, then the connect timeout */
+    sl_pipe_t pipe;   /* side 0 the client, side 1 the upstream; once connected */
+    sl_list_t link;   /* worker's sessions */
+    sl_worker_t *w;
+    sl_generation_t *gen;
+    sl_stream_route_t *route;
+    sl_stream_peer_t peer;
+    char client_ip[INET6_ADDRSTRLEN], server_ip[INET6_ADDRSTRLEN];
+    sl_stream_plugin_state_t plugins;
+    sl_node_t *node; /* the node of the current attempt */
+    unsigned tries;  /* connect attempts made */
+    uint64_t tried;  /* nodes tried, by index (the first 64) */
+    uint64_t start_ns, start_unix_ms, connect_ns;
+    double connect_ms; /* time to connect to the node, for load-aware balancers */
+    int handles;       /* open handles; the last one closed frees the session */
+    unsigned delaying : 1, attempt_open : 1, upstream_open : 1, piping : 1, ended : 1;
+} session_t;
+
+static void connect_next(session_t *s);
+
+/* ---- lifetime --------------------------------------------------------------------------- */
+
+static void handle_gone(session_t *s)
+{
+    if (--s->handles) return;
+    sl_worker_t *w = s->w;
+    sl_list_remove(&s->link);
+    w->n_sessions--;
+    sl_generation_release(s->gen);
+    free(s);
+    sl_worker_connection_closed(w);
+}
+
+static void on_client_closed(uv_handle_t *h)
+{
+    handle_gone(sl_container_of((uv_tcp_t *)h, session_t, client));
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    handle_gone(sl_container_of((uv_timer_t *)h, session_t, timer));
+}
+
+static void on_upstream_closed(uv_handle_t *h)
+{
+    session_t *s = sl_container_of((uv_tcp_t *)h, session_t, upstream);
+    s->upstream_open = 0;
+    /* A failed attempt's socket is gone: the next attempt may use the handle again. */
+    if (!s->ended) connect_next(s);
+    handle_gone(s);
+}
+
+static void on_pipe_closed(uv_handle_t *h)
+{
+    handle_gone(sl_container_of((uv_timer_t *)h, session_t, pipe.idle));
+}
+
+static void attempt_end(session_t *s, sl_outcome_t outcome)
+{
+    if (!s->attempt_open) return;
+    s->attempt_open = 0;
+    sl_upstream_end(s->route->upstream, s->node, outcome, outcome == SL_OUTCOME_OK ? s->connect_ms : -1);
+}
+
+/* The one way a session ends: its facts go to the plugins, then every handle closes. */
+static void finish(session_t *s, int status, const char *error, sl_outcome_t outcome)
+{
+    if (s->ended) return;
+    s->ended = 1;
+    attempt_end(s, outcome);
+    if (s->route) {
+        const sl_pipe_side_t *c = &s->pipe.side[0], *u = &s->pipe.side[1];
+        sl_stream_facts_t f = {
+            .route = s->route,
+            .worker = s->w->index,
+            .peer = &s->peer,
+            .client_ip = s->client_ip,
+            .server_ip = s->server_ip,
+            .upstream = s->node ? s->node->name : NULL,
+            .client_rx = c->read,
+            .client_tx = c->written - c->queued, /* what is still queued never left */
+            .upstream_rx = u->read,
+            .upstream_tx = u->written - u->queued,
+            .start_unix_ms = s->start_unix_ms,
+            .duration_s = (double)(sl_now_ns() - s->start_ns) / 1e9,
+            .status = status,
+            .error = error,
+            .state = &s->plugins,
+        };
+        sl_stream_session_end(&f);
+    }
+    uv_close((uv_handle_t *)&s->client, on_client_closed);
+    uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+    if (s->upstream_open && !uv_is_closing((uv_handle_t *)&s->upstream))
+        uv_close((uv_handle_t *)&s->upstream, on_upstream_closed);
+    if (s->piping) sl_pipe_close(&s->pipe, on_pipe_closed);
+}
+
+/* ---- proxying --------------------------------------------------------------------------- */
+
+static void on_pipe_end(sl_pipe_t *p, sl_pipe_end_t why, int side)
+{
+    session_t *s = sl_container_of(p, session_t, pipe);
+    if (why == SL_PIPE_DONE)
+        finish(s, SL_STREAM_OK, NULL, SL_OUTCOME_OK);
+    else if (why == SL_PIPE_IDLE)
+        finish(s, SL_STREAM_OK, "idle_timeout", SL_OUTCOME_OK);
+    else if (side == 0)
+        finish(s, SL_STREAM_BAD_CLIENT, "client_reset", SL_OUTCOME_ABORTED);
+    else
+        finish(s, SL_STREAM_BAD_GATEWAY, "upstream_reset", SL_OUTCOME_RESET);
+}
+
+static void connected(session_t *s)
+{
+    s->connect_ms = (double)(sl_now_ns() - s->connect_ns) / 1e6;
+    uv_tcp_nodelay(&s->upstream, 1);
+    s->handles++;
+    s->piping = 1;
+    sl_pipe_init(&s->pipe, &s->w->loop, (uv_stream_t *)&s->client, (uv_stream_t *)&s->upstream, s->w->read_buf,
+                 sizeof(s->w->read_buf), s->route->upstream->cfg->idle_timeout_ms, on_pipe_end);
+    /* Seam for the PROXY protocol (upstream proxy_protocol.send, refused by the loader until
+     * src/stream/proxy_protocol.c is in): the v1 or v2 header naming s->peer goes to the
+     * upstream here, with sl_pipe_send(&s->pipe, 1, ...), before any byte of the client. */
+    sl_pipe_start(&s->pipe);
+}
+
+/* ---- connecting ------------------------------------------------------------------------- */
+
+static void attempt_failed(session_t *s, const char *why)
+{
+    sl_log_debug("stream %s: %s -> %s: %s", s->route->cfg->name, s->client_ip, s->node->name, why);
+    attempt_end(s, SL_OUTCOME_CONNECT_FAILURE);
+    uv_timer_stop(&s->timer);
+    /* The next attempt starts once this socket is closed (on_upstream_closed). */
+    uv_close((uv_handle_t *)&s->upstream, on_upstream_closed);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    session_t *s = sl_container_of(req, session_t, connect);
+    if (status == UV_ECANCELED || s->ended) return; /* the socket was closed: timeout or the end */
+    uv_timer_stop(&s->timer);
+    if (status < 0) {
+        attempt_failed(s, uv_strerror(status));
+        return;
+    }
+    connected(s);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    session_t *s = t->data;
+    if (s->delaying) {
+        s->delaying = 0;
+        connect_next(s);
+        return;
+    }
+    attempt_failed(s, "connect timeout");
+}
+
+static int tried(const session_t *s, const sl_node_t *n)
+{
+    size_t i = (size_t)(n - s->route->upstream->nodes);
+    return i < 64 && (s->tried >> i) & 1;
+}
+
+/* The balancer's choice, avoiding nodes this session tried already when it offers another
+ * (a balancer avoids only the last failed one itself). */
+static sl_node_t *pick(session_t *s)
+{
+    sl_upstream_t *u = s->route->upstream;
+    const sl_node_t *failed = s->tries ? s->node : NULL;
+    sl_node_t *n = NULL;
+    for (size_t i = 0; i < u->n_nodes; i++) {
+        n = sl_upstream_pick(u, s->client_ip, strlen(s->client_ip), failed);
+        if (!n || !tried(s, n)) break;
+    }
+    return n;
+}
+
+static void connect_next(session_t *s)
+{
+    sl_upstream_t *u = s->route->upstream;
+    struct sockaddr_storage addr;
+    for (;;) {
+        if (s->tries >= SL_MIN(u->cfg->tries, u->n_nodes)) {
+            finish(s, SL_STREAM_BAD_GATEWAY, "connect_failed", SL_OUTCOME_CONNECT_FAILURE);
+            return;
+        }
+        sl_node_t *n = pick(s);
+        if (!n) {
+            finish(s, SL_STREAM_BAD_GATEWAY, "no_healthy_upstream", SL_OUTCOME_ABORTED);
+            return;
+        }
+        s->node = n;
+        s->tries++;
+        size_t i = (size_t)(n - u->nodes);
+        if (i < 64) s->tried |= 1ull << i;
+        if (sl_node_addr(n, &addr) == 0) break;
+        sl_log_debug("stream %s: node %s does not resolve", s->route->cfg->name, n->name);
+    }
+    uv_tcp_init(&s->w->loop, &s->upstream);
+    s->upstream_open = 1;
+    s->handles++;
+    sl_upstream_begin(u, s->node);
+    s->attempt_open = 1;
+    s->connect_ns = sl_now_ns();
+    int rc = uv_tcp_connect(&s->connect, &s->upstream, (struct sockaddr *)&addr, on_connect);
+    if (rc < 0) {
+        attempt_failed(s, uv_strerror(rc));
+        return;
+    }
+    uv_timer_start(&s->timer, on_timer, u->cfg->connect_timeout_ms, 0);
+}
+
+/* ---- accepting -------------------------------------------------------------------------- */
+
+static void session_access(session_t *s)
+{
+    uint64_t delay_ms = 0;
+    int status = sl_stream_plugins_access(s->route, &s->peer, &s->plugins, s->w->index, &delay_ms);
+    if (status) {
+        finish(s, status, status == SL_STREAM_FORBIDDEN ? "access_denied" : "over_limit", SL_OUTCOME_ABORTED);
+        return;
+    }
+    if (delay_ms) {
+        s->delaying = 1;
+        uv_timer_start(&s->timer, on_timer, delay_ms, 0);
+        return;
+    }
+    connect_next(s);
+}
+
+static int addresses(session_t *s)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(&s->client, (struct sockaddr *)&ss, &len) != 0 ||
+        sl_ip_from_sockaddr((struct sockaddr *)&ss, &s->peer.client, &s->peer.client_port) != 0)
+        return -1;
+    len = sizeof(ss);
+    if (uv_tcp_getsockname(&s->client, (struct sockaddr *)&ss, &len) != 0 ||
+        sl_ip_from_sockaddr((struct sockaddr *)&ss, &s->peer.server, &s->peer.server_port) != 0)
+        return -1;
+    sl_ip_format(&s->peer.client, s->client_ip, sizeof(s->client_ip));
+    sl_ip_format(&s->peer.server, s->server_ip, sizeof(s->server_ip));
+    return 0;
+}
+
+void sl_stream_tcp_accept(sl_worker_t *w, uv_stream_t *server)
+{
+    session_t *s = sl_xcalloc(1, sizeof(*s));
+    s->w = w;
+    s->start_ns = sl_now_ns();
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    s->start_unix_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    s->gen = w->gen;
+    sl_generation_retain(s->gen);
+    sl_list_init(&s->link);
+    sl_list_push(&w->sessions, &s->link);
+    w->n_sessions++;
+    uv_tcp_init(&w->loop, &s->client);
+    uv_timer_init(&w->loop, &s->timer);
+    s->timer.data = s;
+    s->handles = 2;
+    if (uv_accept(server, (uv_stream_t *)&s->client) != 0) {
+        finish(s, SL_STREAM_INTERNAL, "accept", SL_OUTCOME_ABORTED);
+        return;
+    }
+    if (addresses(s) != 0) {
+        finish(s, SL_STREAM_INTERNAL, "addresses", SL_OUTCOME_ABORTED);
+        return;
+    }
+    s->route = sl_stream_match(s->gen, &s->peer.server, s->peer.server_port, &s->peer.client);
+    if (!s->route) {
+        sl_log_debug("stream: no route for %s:%u -> %s:%u", s->client_ip, s->peer.client_port, s->server_ip,
+                     s->peer.server_port);
+        finish(s, SL_STREAM_FORBIDDEN, "no_route", SL_OUTCOME_ABORTED);
+        return;
+    }
+    uv_tcp_nodelay(&s->client, 1);
+    /* Seam for the PROXY protocol (route proxy_protocol.accept, refused by the loader until
+     * src/stream/proxy_protocol.c is in): the header is read from the client here first; it sets
+     * s->peer.client to the client it names, the route is matched again with it (400 when the
+     * header is malformed or no route takes the real client), and session_access() follows. */
+    session_access(s);
+}
+
+void sl_stream_tcp_close_all(sl_worker_t *w)
+{
+    for (sl_list_t *l = w->sessions.next, *next; l != &w->sessions; l = next) {
+        next = l->next;
+        session_t *s = sl_container_of(l, session_t, link);
+        finish(s, SL_STREAM_OK, "shutdown", SL_OUTCOME_ABORTED);
+    }
+}

@@ -1,0 +1,218 @@
+/* Stream routes of a generation: the listening addresses they need, matching a connection, and
+ * the plugins' access and end hooks (ip-restriction, limit-conn, prometheus). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "config/config.h"
+#include "observe/metrics.h"
+#include "runtime/generation.h"
+#include "runtime/server.h"
+#include "stream/stream.h"
+
+static sl_generation_t *build(const char *yaml)
+{
+    sl_config_t *cfg = NULL;
+    sl_config_errors_t errs = {0};
+    int rc = sl_config_load_buffer("gw.yaml", yaml, strlen(yaml), &cfg, &errs);
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "  | %s\n", errs.lines[i]);
+    sl_config_errors_free(&errs);
+    assert_int_equal(rc, 0);
+    return sl_generation_create(cfg, NULL);
+}
+
+static sl_ip_t ip(const char *s)
+{
+    sl_ip_t out;
+    assert_int_equal(sl_ip_parse(s, strlen(s), &out), 0);
+    return out;
+}
+
+static const char *listens(const sl_generation_t *g, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    for (size_t i = 0; i < g->n_listens; i++) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, size - len, "%s%s%s", i ? " " : "", g->listens[i].kind == SL_LISTEN_HTTP ? "http:" : "",
+                 g->listens[i].addr.text);
+    }
+    return buf;
+}
+
+#define SVC(name, routes)                                                                                              \
+    "  - name: " name "\n    type: stream\n    upstream: {scheme: tcp, nodes: [\"127.0.0.1:1\", \"127.0.0.1:2\"]}\n"   \
+    "    routes: " routes "\n"
+
+static void test_listens(void **state)
+{
+    (void)state;
+    char buf[512];
+    sl_generation_t *g = build("gateway: {http: {listen: [\"127.0.0.1:8080\"]}}\nservices:\n" SVC(
+        "a", "[{server_addr: 127.0.0.10, server_port: 9101}, {server_addr: 127.0.0.11, server_port: 9101},"
+             " {server_addr: 127.0.0.10, server_port: 9101, remote_addr: 10.0.0.0/8}, {server_port: 9102},"
+             " {server_addr: 127.0.0.5, server_port: 9103}, {server_addr: 10.0.0.0/8, server_port: 9103},"
+             " {server_addr: \"::1\", server_port: 9104}, {server_addr: \"fd00::/8\", server_port: 9104}]"));
+    /* Distinct addresses once each; a port where a route needs the wildcard has only that. */
+    assert_string_equal(listens(g, buf, sizeof(buf)), "http:127.0.0.1:8080 127.0.0.10:9101 127.0.0.11:9101 "
+                                                      "0.0.0.0:9102 0.0.0.0:9103 [::]:9104");
+    assert_int_equal(g->n_stream_routes, 8);
+    assert_int_equal(g->n_routes, 0); /* no HTTP routes: stream routes never reach the HTTP router */
+    sl_generation_release(g);
+}
+
+static void test_match(void **state)
+{
+    (void)state;
+    sl_generation_t *g = build(
+        "services:\n" SVC("a", "[{name: ten-a, server_addr: 127.0.0.10, server_port: 9101, remote_addr: 127.0.0.2},"
+                               " {name: ten, server_addr: 127.0.0.10, server_port: 9101},"
+                               " {name: net, server_addr: 127.0.0.0/8, server_port: 9101},"
+                               " {name: any, server_port: 9102, remote_addr: \"2001:db8::/32\"}]"));
+    sl_ip_t ten = ip("127.0.0.10"), eleven = ip("127.0.0.11"), c2 = ip("127.0.0.2"), c3 = ip("127.0.0.3");
+    assert_string_equal(sl_stream_match(g, &ten, 9101, &c2)->cfg->name, "ten-a"); /* the first match wins */
+    assert_string_equal(sl_stream_match(g, &ten, 9101, &c3)->cfg->name, "ten");
+    assert_string_equal(sl_stream_match(g, &eleven, 9101, &c2)->cfg->name, "net");
+    sl_ip_t other = ip("10.0.0.1"), v6 = ip("2001:db8::7"), v6b = ip("2001:db9::7"), any6 = ip("::1");
+    assert_null(sl_stream_match(g, &other, 9101, &c2));
+    assert_null(sl_stream_match(g, &ten, 9103, &c2));
+    assert_string_equal(sl_stream_match(g, &any6, 9102, &v6)->cfg->name, "any");
+    assert_null(sl_stream_match(g, &any6, 9102, &v6b));
+    assert_null(sl_stream_match(g, &ten, 9102, &c2));
+    sl_generation_release(g);
+}
+
+static sl_stream_peer_t peer(const char *client, const char *server)
+{
+    sl_stream_peer_t p = {.client = ip(client), .client_port = 40000, .server = ip(server), .server_port = 9101};
+    return p;
+}
+
+/* Ends a session on r as the TCP side does. */
+static void end(sl_stream_route_t *r, sl_stream_peer_t *p, sl_stream_plugin_state_t *st, int status)
+{
+    sl_stream_facts_t f = {.route = r,
+                           .peer = p,
+                           .client_ip = "",
+                           .server_ip = "",
+                           .client_rx = 10,
+                           .upstream_tx = 10,
+                           .duration_s = 0.5,
+                           .status = status,
+                           .state = st};
+    sl_stream_session_end(&f);
+}
+
+static void test_ip_restriction(void **state)
+{
+    (void)state;
+    sl_generation_t *g = build("services:\n" SVC(
+        "a", "[{name: w, server_port: 9101, plugins: {ip-restriction: {whitelist: [127.0.0.2, \"10.0.0.0/8\"]}}},"
+             " {name: b, server_port: 9102, plugins: {ip-restriction: {blacklist: [127.0.0.2]}}}]"));
+    sl_stream_route_t *w = &g->stream_routes[0], *b = &g->stream_routes[1];
+    uint64_t delay;
+    sl_stream_plugin_state_t st = {0};
+    sl_stream_peer_t p2 = peer("127.0.0.2", "127.0.0.1"), p3 = peer("127.0.0.3", "127.0.0.1"),
+                     p10 = peer("10.9.8.7", "127.0.0.1");
+    assert_int_equal(sl_stream_plugins_access(w, &p2, &st, 0, &delay), 0);
+    assert_int_equal(sl_stream_plugins_access(w, &p10, &st, 0, &delay), 0);
+    assert_int_equal(sl_stream_plugins_access(w, &p3, &st, 0, &delay), SL_STREAM_FORBIDDEN);
+    assert_int_equal(sl_stream_plugins_access(b, &p2, &st, 0, &delay), SL_STREAM_FORBIDDEN);
+    assert_int_equal(sl_stream_plugins_access(b, &p3, &st, 0, &delay), 0);
+    sl_generation_release(g);
+}
+
+static const char limit_yaml[] =
+    "services:\n" SVC("lim", "[{name: r, server_port: 9101, plugins: {prometheus: {}, limit-conn: {conn: 2, burst: 1, "
+                             "default_conn_delay: 250ms}}},"
+                             " {name: s, server_port: 9102, plugins: {limit-conn: {conn: 1, burst: 0, "
+                             "default_conn_delay: 1s, key: server_addr}}}]");
+
+static void test_limit_conn(void **state)
+{
+    (void)state;
+    sl_generation_t *g = build(limit_yaml);
+    sl_stream_route_t *r = &g->stream_routes[0];
+    sl_stream_peer_t p = peer("127.0.0.2", "127.0.0.1"), q = peer("127.0.0.3", "127.0.0.1");
+    sl_stream_plugin_state_t st[5] = {0};
+    uint64_t delay;
+    /* Up to conn: through; inside the burst: delayed; beyond: refused. */
+    assert_int_equal(sl_stream_plugins_access(r, &p, &st[0], 0, &delay), 0);
+    assert_int_equal(delay, 0);
+    assert_int_equal(sl_stream_plugins_access(r, &p, &st[1], 0, &delay), 0);
+    assert_int_equal(delay, 0);
+    assert_int_equal(sl_stream_plugins_access(r, &p, &st[2], 0, &delay), 0);
+    assert_int_equal(delay, 250);
+    assert_int_equal(sl_stream_plugins_access(r, &p, &st[3], 0, &delay), SL_STREAM_UNAVAILABLE);
+    end(r, &p, &st[3], SL_STREAM_UNAVAILABLE);
+    /* Another client has its own count. */
+    assert_int_equal(sl_stream_plugins_access(r, &q, &st[4], 0, &delay), 0);
+    assert_int_equal(delay, 0);
+    end(r, &q, &st[4], SL_STREAM_OK);
+
+    /* A reload that keeps the route keeps the count: the old generation's sessions still hold
+     * their places. */
+    sl_generation_t *g2 = build(limit_yaml);
+    sl_stream_route_t *r2 = &g2->stream_routes[0];
+    sl_stream_plugin_state_t st2 = {0};
+    assert_int_equal(sl_stream_plugins_access(r2, &p, &st2, 1, &delay), SL_STREAM_UNAVAILABLE);
+    end(r2, &p, &st2, SL_STREAM_UNAVAILABLE);
+    end(r, &p, &st[0], SL_STREAM_OK);
+    assert_int_equal(sl_stream_plugins_access(r2, &p, &st2, 1, &delay), 0);
+    assert_int_equal(delay, 250);
+    /* Ending twice gives the place back once. */
+    end(r2, &p, &st2, SL_STREAM_OK);
+    end(r2, &p, &st2, SL_STREAM_OK);
+    assert_int_equal(sl_stream_plugins_access(r2, &p, &st2, 1, &delay), 0);
+    assert_int_equal(delay, 250);
+    end(r2, &p, &st2, SL_STREAM_OK);
+    end(r, &p, &st[1], SL_STREAM_OK);
+    end(r, &p, &st[2], SL_STREAM_OK);
+    sl_generation_release(g);
+
+    /* Keyed on the server address: clients share it. */
+    sl_stream_route_t *s = &g2->stream_routes[1];
+    sl_stream_peer_t a = peer("127.0.0.2", "127.0.0.20"), b = peer("127.0.0.3", "127.0.0.20"),
+                     c = peer("127.0.0.3", "127.0.0.21");
+    sl_stream_plugin_state_t sa = {0}, sb = {0}, sc = {0};
+    assert_int_equal(sl_stream_plugins_access(s, &a, &sa, 0, &delay), 0);
+    assert_int_equal(sl_stream_plugins_access(s, &b, &sb, 0, &delay), SL_STREAM_UNAVAILABLE);
+    assert_int_equal(sl_stream_plugins_access(s, &c, &sc, 0, &delay), 0);
+    end(s, &a, &sa, SL_STREAM_OK);
+    end(s, &c, &sc, SL_STREAM_OK);
+
+    /* prometheus saw every session of route r, in both generations. */
+    const char *labels[] = {"lim", "r"};
+    sl_metric_family_t *total =
+        sl_metrics_family(sl_metrics.registry, "sluice_stream_connections_total", "", SL_METRIC_COUNTER,
+                          (const char *const[]){"service", "route"}, 2, NULL, 0);
+    sl_metric_family_t *active =
+        sl_metrics_family(sl_metrics.registry, "sluice_stream_connections_active", "", SL_METRIC_GAUGE,
+                          (const char *const[]){"service", "route"}, 2, NULL, 0);
+    assert_int_equal(sl_series_value(sl_metrics_series(total, labels)), 8);
+    assert_int_equal(sl_series_value(sl_metrics_series(active, labels)), 0);
+    const char *refused[] = {"lim", "r", "503"};
+    sl_metric_family_t *sessions =
+        sl_metrics_family(sl_metrics.registry, "sluice_stream_sessions_total", "", SL_METRIC_COUNTER,
+                          (const char *const[]){"service", "route", "status"}, 3, NULL, 0);
+    assert_int_equal(sl_series_value(sl_metrics_series(sessions, refused)), 2);
+    sl_generation_release(g2);
+}
+
+int main(void)
+{
+    sl_server_metrics_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_listens),
+        cmocka_unit_test(test_match),
+        cmocka_unit_test(test_ip_restriction),
+        cmocka_unit_test(test_limit_conn),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    sl_metrics_destroy(sl_metrics.registry);
+    return rc;
+}
