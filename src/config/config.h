@@ -238,10 +238,10 @@ typedef struct sl_cidr_cfg {
 } sl_cidr_cfg_t;
 
 typedef enum { SL_LIMIT_CONN_REMOTE_ADDR, SL_LIMIT_CONN_SERVER_ADDR } sl_limit_conn_key_t;
-typedef enum { SL_SYSLOG_UDP, SL_SYSLOG_TCP } sl_syslog_sock_t;
+typedef enum { SL_SYSLOG_SOCK_UDP, SL_SYSLOG_SOCK_TCP } sl_syslog_sock_t;
 
 /* syslog plugin: one RFC 5424 message per finished session, sent in batches. */
-typedef struct sl_syslog_cfg {
+typedef struct sl_syslog_plugin_cfg {
     int enabled;
     const char *host;          /* an IP address or a host name */
     int port;                  /* 1..65535 */
@@ -250,7 +250,7 @@ typedef struct sl_syslog_cfg {
     uint32_t batch_max_size;   /* messages sent together at most, default 100 */
     uint64_t flush_timeout_ms; /* a batch that is not full leaves after this, default 1s */
     uint32_t max_pending;      /* messages waiting; past this they are dropped and counted, default 10000 */
-} sl_syslog_cfg_t;
+} sl_syslog_plugin_cfg_t;
 
 /* A stream route's plugins (see src/stream/). A plugin is on when its `enabled` is set. */
 typedef struct sl_stream_plugins_cfg {
@@ -270,7 +270,7 @@ typedef struct sl_stream_plugins_cfg {
     struct {
         int enabled;
     } prometheus;
-    sl_syslog_cfg_t syslog;
+    sl_syslog_plugin_cfg_t syslog;
 } sl_stream_plugins_cfg_t;
 
 /* What a stream route matches and does. server_addr / remote_addr are optional (any). */
@@ -278,9 +278,10 @@ typedef struct sl_stream_route_cfg {
     int has_server_addr, has_remote_addr;
     sl_cidr_cfg_t server_addr;
     sl_cidr_cfg_t remote_addr;
-    int server_port;           /* 1..65535, required */
-    int port_line, port_col;   /* where server_port was written */
-    int proxy_protocol_accept; /* the client speaks the PROXY protocol first */
+    int server_port;                    /* 1..65535, required */
+    int port_line, port_col;            /* where server_port was written */
+    int proxy_protocol_accept;          /* the client speaks the PROXY protocol first */
+    uint64_t proxy_protocol_timeout_ms; /* for its header to arrive; default 10s */
     sl_stream_plugins_cfg_t plugins;
 } sl_stream_route_cfg_t;
 

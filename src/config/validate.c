@@ -2016,7 +2016,7 @@ static const section_t limit_conn_section = SECTION(limit_conn_fields);
 
 static void parse_syslog_host(vctx_t *v, const sl_node_t *n, void *base)
 {
-    sl_syslog_cfg_t *sc = base;
+    sl_syslog_plugin_cfg_t *sc = base;
     const char *s = get_string(v, n, 0);
     sl_ip_t ip;
     if (!s) return;
@@ -2026,12 +2026,20 @@ static void parse_syslog_host(vctx_t *v, const sl_node_t *n, void *base)
         sc->host = s;
 }
 
-#define SY_OFF(m) offsetof(sl_syslog_cfg_t, m)
-static const choice_t syslog_socks[] = {{"udp", SL_SYSLOG_UDP, NULL}, {"tcp", SL_SYSLOG_TCP, NULL}, {NULL, 0, NULL}};
+#define SY_OFF(m) offsetof(sl_syslog_plugin_cfg_t, m)
+static const choice_t syslog_socks[] = {
+    {"udp", SL_SYSLOG_SOCK_UDP, NULL},
+    {"tcp", SL_SYSLOG_SOCK_TCP, NULL},
+    {NULL, 0, NULL},
+};
 static const field_t syslog_fields[] = {
     {.name = "host", .type = F_CUSTOM, .custom = parse_syslog_host, .required = 1},
     {.name = "port", .type = F_INT, .off = SY_OFF(port), .min = 1, .max = 65535, .required = 1},
-    {.name = "sock_type", .type = F_ENUM, .off = SY_OFF(sock_type), .choices = syslog_socks, .def = SL_SYSLOG_UDP},
+    {.name = "sock_type",
+     .type = F_ENUM,
+     .off = SY_OFF(sock_type),
+     .choices = syslog_socks,
+     .def = SL_SYSLOG_SOCK_UDP},
     {.name = "timeout", .type = F_DURATION, .off = SY_OFF(timeout_ms), .min = 1, .max = 60000, .def = 3000},
     {.name = "batch_max_size", .type = F_U32, .off = SY_OFF(batch_max_size), .min = 1, .max = 10000, .def = 100},
     {.name = "flush_timeout",
@@ -2044,7 +2052,7 @@ static const field_t syslog_fields[] = {
 };
 static const section_t syslog_section = SECTION(syslog_fields);
 
-static void parse_syslog(vctx_t *v, const sl_node_t *n, sl_syslog_cfg_t *sc)
+static void parse_syslog(vctx_t *v, const sl_node_t *n, sl_syslog_plugin_cfg_t *sc)
 {
     apply_defaults(v, &syslog_section, sc);
     parse_section(v, n, &syslog_section, sc);
@@ -2107,8 +2115,16 @@ static void parse_stream_plugins(vctx_t *v, const sl_node_t *n, void *base)
     }
 }
 
+/* Offsets from proxy_protocol_accept, where the section starts. */
 static const field_t route_pp_fields[] = {
     {.name = "accept", .type = F_BOOL},
+    {.name = "timeout",
+     .type = F_DURATION,
+     .off = offsetof(sl_stream_route_cfg_t, proxy_protocol_timeout_ms) -
+            offsetof(sl_stream_route_cfg_t, proxy_protocol_accept),
+     .min = 1,
+     .max = 3600000,
+     .def = 10000},
 };
 static const section_t route_pp_section = SECTION(route_pp_fields);
 
@@ -2142,10 +2158,14 @@ static void parse_routes(vctx_t *v, const sl_node_t *n, void *base)
         size_t old = path_idx(v, i);
         r->line = c->line;
         r->col = c->col;
-        if (c->kind != SL_NODE_MAP)
+        if (c->kind != SL_NODE_MAP) {
             verr(v, c, "expected a map, got %s", sl_node_kind_name(c));
-        else
-            parse_section(v, c, v->stream ? &stream_route_section : &route_section, r);
+        } else if (v->stream) {
+            apply_defaults(v, &stream_route_section, r);
+            parse_section(v, c, &stream_route_section, r);
+        } else {
+            parse_section(v, c, &route_section, r);
+        }
         path_pop(v, old);
     }
 }
@@ -2308,29 +2328,6 @@ static void refuse_not_built(vctx_t *v, const sl_node_t *n, const sl_service_cfg
         verr(v, map_get(un, "scheme"), "scheme 'udp' is not supported yet");
         path_pop(v, old);
     }
-    const sl_node_t *pp = map_get(un, "proxy_protocol");
-    if (pp && svc->upstream.proxy_protocol_send != SL_PROXY_PROTOCOL_NONE)
-        upstream_key_err(v, pp, NULL, "proxy_protocol", "the PROXY protocol is not supported yet");
-    const sl_node_t *routes = map_get(n, "routes");
-    const sl_node_t *rn = routes && routes->kind == SL_NODE_SEQ ? routes->first : NULL;
-    for (size_t i = 0; i < svc->n_routes && rn; i++, rn = rn->next) {
-        const sl_stream_route_cfg_t *sr = &svc->routes[i].stream;
-        const sl_node_t *k = map_get(rn, "proxy_protocol");
-        size_t old = path_key(v, "routes");
-        path_idx(v, i);
-        if (k && sr->proxy_protocol_accept) {
-            size_t o2 = path_key(v, "proxy_protocol");
-            verr_at(v, k->key_line, k->key_col, "the PROXY protocol is not supported yet");
-            path_pop(v, o2);
-        }
-        k = map_get(map_get(rn, "plugins"), "syslog");
-        if (k && sr->plugins.syslog.enabled) {
-            size_t o2 = path_key(v, "plugins.syslog");
-            verr_at(v, k->key_line, k->key_col, "the syslog plugin is not supported yet");
-            path_pop(v, o2);
-        }
-        path_pop(v, old);
-    }
 }
 
 static void parse_services(vctx_t *v, const sl_node_t *n, void *base)
@@ -2437,6 +2434,48 @@ static void check_stream_ports(vctx_t *v, const sl_config_t *cfg)
     }
 }
 
+/* Whether some connection could be taken by both routes by its address (both on one port). */
+static int server_addr_overlap(const sl_stream_route_cfg_t *a, const sl_stream_route_cfg_t *b)
+{
+    if (!a->has_server_addr || !b->has_server_addr) return 1;
+    if (a->server_addr.ip.family != b->server_addr.ip.family) return 0;
+    int prefix = SL_MIN(a->server_addr.prefix, b->server_addr.prefix);
+    return sl_cidr_match(&a->server_addr.ip, prefix, &b->server_addr.ip);
+}
+
+/* Whether a connection starts with a PROXY protocol header is known before its client is: it is
+ * a property of the address and port it arrived on, as nginx's and HAProxy's listeners have it.
+ * So TCP routes that may take connections on the same address and port must agree on it. */
+static void check_proxy_protocol_listeners(vctx_t *v, const sl_config_t *cfg)
+{
+    for (size_t s = 0; s < cfg->n_services; s++) {
+        const sl_service_cfg_t *svc = &cfg->services[s];
+        if (svc->type != SL_SERVICE_STREAM || svc->upstream.scheme != SL_SCHEME_TCP) continue;
+        for (size_t r = 0; r < svc->n_routes; r++) {
+            const sl_stream_route_cfg_t *sr = &svc->routes[r].stream;
+            int found = 0;
+            for (size_t s2 = 0; s2 <= s && !found; s2++) {
+                const sl_service_cfg_t *svc2 = &cfg->services[s2];
+                if (svc2->type != SL_SERVICE_STREAM || svc2->upstream.scheme != SL_SCHEME_TCP) continue;
+                for (size_t r2 = 0; r2 < (s2 == s ? r : svc2->n_routes) && !found; r2++) {
+                    const sl_stream_route_cfg_t *o = &svc2->routes[r2].stream;
+                    if (o->server_port != sr->server_port || o->proxy_protocol_accept == sr->proxy_protocol_accept ||
+                        !server_addr_overlap(o, sr))
+                        continue;
+                    found = 1;
+                    size_t old = path_append(v, "services[%zu].routes[%zu].proxy_protocol", s, r);
+                    verr_at(v, sr->port_line, sr->port_col,
+                            "routes on one address and port must agree on accepting the PROXY protocol: "
+                            "services[%zu].routes[%zu] on port %d %s it, this route %s",
+                            s2, r2, sr->server_port, o->proxy_protocol_accept ? "accepts" : "does not accept",
+                            sr->proxy_protocol_accept ? "does" : "does not");
+                    path_pop(v, old);
+                }
+            }
+        }
+    }
+}
+
 int sl_config_validate(sl_config_t *cfg, sl_arena_t *tree, sl_node_t *root, sl_config_diag_t *d)
 {
     vctx_t v = {.cfg = cfg, .a = &cfg->arena, .d = d};
@@ -2450,6 +2489,9 @@ int sl_config_validate(sl_config_t *cfg, sl_arena_t *tree, sl_node_t *root, sl_c
         cfg->gateway.http.listen[0] = default_http_listen;
         cfg->gateway.http.n_listen = 1;
     }
-    if (!v.errors) check_stream_ports(&v, cfg);
+    if (!v.errors) {
+        check_stream_ports(&v, cfg);
+        check_proxy_protocol_listeners(&v, cfg);
+    }
     return v.errors ? -1 : 0;
 }

@@ -34,8 +34,8 @@
 /* Wait before trying again after a failed connect or write. */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
-/* A connect, or a write that makes no progress, failing after this long. */
-#define IO_TIMEOUT_MS 5000
+/* A connect, or a write that makes no progress, failing after this long by default. */
+#define DEFAULT_IO_MS 5000
 /* The sender's working buffer is released rather than kept when a burst made it larger. */
 #define WORK_KEEP (256u << 10)
 
@@ -255,6 +255,7 @@ typedef struct sink {
     uint64_t first_ms;   /* when the oldest pending frame was queued, monotonic (under mu) */
     size_t batch_size, max_queued;
     uint64_t flush_ms, close_ms;
+    _Atomic uint64_t io_ms;   /* read by the thread outside mu */
     _Atomic uint64_t stop_at; /* monotonic deadline set by the last close; 0 while open */
     int stop_fd;              /* eventfd the last close writes: wakes the thread from poll */
     _Atomic uint64_t sent, dropped;
@@ -361,7 +362,7 @@ static int open_socket(sender_t *t)
         int err = errno;
         if (err == EINPROGRESS || err == EINTR) {
             socklen_t len = sizeof(err);
-            if (!wait_fd(t, fd, POLLOUT, IO_TIMEOUT_MS))
+            if (!wait_fd(t, fd, POLLOUT, atomic_load(&k->io_ms)))
                 err = ETIMEDOUT;
             else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
                 err = errno;
@@ -402,7 +403,7 @@ static int write_all(sender_t *t, const char *p, size_t n, size_t *done)
         }
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) return errno;
-        if (!wait_fd(t, t->fd, POLLOUT, IO_TIMEOUT_MS)) return ETIMEDOUT;
+        if (!wait_fd(t, t->fd, POLLOUT, atomic_load(&t->k->io_ms))) return ETIMEDOUT;
     }
     return 0;
 }
@@ -472,7 +473,7 @@ static size_t deliver_udp(sender_t *t, size_t batch, size_t *n)
         }
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            if (wait_fd(t, t->fd, POLLOUT, IO_TIMEOUT_MS)) continue;
+            if (wait_fd(t, t->fd, POLLOUT, atomic_load(&k->io_ms))) continue;
             break;
         }
         report(t, "send", errno);
@@ -624,6 +625,7 @@ static void sink_configure(sink_t *k, const sl_syslog_cfg_t *cfg)
     k->flush_ms = cfg->flush_interval_ms ? cfg->flush_interval_ms : DEFAULT_FLUSH_MS;
     k->max_queued = cfg->max_queued ? cfg->max_queued : DEFAULT_MAX_QUEUED;
     k->close_ms = cfg->close_timeout_ms ? cfg->close_timeout_ms : DEFAULT_CLOSE_MS;
+    atomic_store(&k->io_ms, cfg->io_timeout_ms ? cfg->io_timeout_ms : DEFAULT_IO_MS);
     /* A smaller batch or interval may make what is waiting due now. */
     pthread_cond_signal(&k->cond);
     pthread_mutex_unlock(&k->mu);
@@ -670,6 +672,7 @@ static sink_t *sink_new(const sl_syslog_cfg_t *cfg)
     atomic_init(&k->stop_at, 0);
     atomic_init(&k->sent, 0);
     atomic_init(&k->dropped, 0);
+    atomic_init(&k->io_ms, DEFAULT_IO_MS);
 
     int rc;
     k->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -23,20 +23,21 @@
  * (one sendmmsg of one datagram per message with UDP, one send of consecutive frames with
  * TCP). Messages go out in the order they were queued.
  *
- * Failures. With TCP, a failed connect, a write making no progress for 5 s, or a connection
- * the collector closed, closes the connection; the sender tries again with back-off (100 ms
- * doubling up to 5 s). Messages not completely written stay queued for the next connection, a
- * partly written frame from its start (a receiver discards an incomplete frame when the
- * connection closes). A message that would take the queue past max_queued (waiting plus being
- * written) is dropped and counted, so a dead collector costs at most about max_queued *
- * SL_SYSLOG_MAX_LEN bytes and never slows traffic. With UDP a datagram the kernel accepts
- * counts as sent (delivery is unknown); one it refuses is dropped and counted.
+ * Failures. With TCP, a failed connect, a connect or write making no progress for
+ * io_timeout_ms (5 s by default), or a connection the collector closed, closes the connection;
+ * the sender tries again with back-off (100 ms doubling up to 5 s). Messages not completely
+ * written stay queued for the next connection, a partly written frame from its start (a
+ * receiver discards an incomplete frame when the connection closes). A message that would take
+ * the queue past max_queued (waiting plus being written) is dropped and counted, so a dead
+ * collector costs at most about max_queued * SL_SYSLOG_MAX_LEN bytes and never slows traffic.
+ * With UDP a datagram the kernel accepts counts as sent (delivery is unknown); one it refuses is
+ * dropped and counted.
  *
  * Sharing. Handles opened with the same host, port and transport share one sender (queue,
  * connection, thread and counters), so a reload that opens the new configuration's handles
  * before closing the old ones keeps the queue: nothing is lost or sent twice. The queue
- * settings (batch_size, flush_interval_ms, max_queued, close_timeout_ms) of the latest open
- * apply to the shared sender; facility, app_name and hostname belong to each handle.
+ * settings (batch_size, flush_interval_ms, max_queued, close_timeout_ms, io_timeout_ms) of the
+ * latest open apply to the shared sender; facility, app_name and hostname belong to each handle.
  *
  * Threads. sl_syslog_send, sl_syslog_dropped, sl_syslog_sent and sl_syslog_close may be called
  * from any thread; sl_syslog_open resolves the host with getaddrinfo and so belongs off the
@@ -131,6 +132,7 @@ typedef struct sl_syslog_cfg {
     uint64_t flush_interval_ms; /* 0: 1000 */
     unsigned max_queued;        /* 0: 10000 */
     uint64_t close_timeout_ms;  /* 0: 2000; how long the last close may flush */
+    uint64_t io_timeout_ms;     /* 0: 5000; a connect or a write making no progress fails after this */
 } sl_syslog_cfg_t;
 
 typedef struct sl_syslog sl_syslog_t;

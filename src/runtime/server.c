@@ -6,6 +6,7 @@
 #include "base/common.h"
 #include "base/log.h"
 #include "observe/access_log.h"
+#include "observe/syslog.h"
 #include "runtime/generation.h"
 #include "runtime/listener.h"
 #include "runtime/worker.h"
@@ -70,6 +71,7 @@ void sl_server_metrics_init(void)
     sl_metrics.reloads_failed = sl_metrics_series(sl_metrics.reloads, failed);
     sl_health_metrics_init(sl_metrics.registry);
     sl_stream_metrics_init(sl_metrics.registry);
+    sl_stream_syslog_metrics_init(sl_metrics.registry);
 }
 
 static sl_config_t *load(const char *path)
@@ -254,6 +256,7 @@ static void on_status_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         sl_buf_free(&j);
     } else if (plen == 8 && !strncmp(path, "/metrics", 8)) {
         update_log_dropped();
+        sl_stream_syslog_metrics_update();
         sl_buf_t m = SL_BUF_INIT;
         sl_metrics_render(sl_metrics.registry, &m);
         status_respond(s, 200, "text/plain; version=0.0.4; charset=utf-8", m.data ? m.data : "", m.len);
@@ -398,6 +401,7 @@ out:
     uv_run(srv.loop, UV_RUN_DEFAULT);
     uv_loop_close(srv.loop);
     sl_generation_publish(NULL); /* frees the last generation and flushes the access log */
+    sl_syslog_shutdown();        /* the syslog senders' last messages leave (each within its close bound) */
     sl_metrics_destroy(sl_metrics.registry);
     if (rc == 0) sl_log_info("stopped");
     return rc == 0 ? 0 : 1;

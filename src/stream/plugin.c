@@ -8,6 +8,7 @@ static const sl_stream_plugin_ops_t *const plugins[] = {
     &sl_stream_prometheus,
     &sl_stream_ip_restriction,
     &sl_stream_limit_conn,
+    &sl_stream_syslog,
 };
 
 int sl_stream_plugins_init(sl_stream_route_t *r)

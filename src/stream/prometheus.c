@@ -94,6 +94,7 @@ static int on_access(sl_stream_route_t *r, const sl_stream_peer_t *peer, sl_stre
     sl_series_add(r->prom->total, worker, 1);
     sl_series_add(r->prom->active, worker, 1);
     st->prometheus_counted = 1;
+    st->prometheus_seen = 1;
     return 0;
 }
 
@@ -104,6 +105,12 @@ static void on_log(sl_stream_route_t *r, const sl_stream_facts_t *f)
     if (f->state->prometheus_counted) {
         f->state->prometheus_counted = 0;
         sl_series_add(m->active, w, -1);
+    }
+    /* A session that ended before its access (a broken PROXY protocol header) is a connection
+     * the route took all the same. */
+    if (!f->state->prometheus_seen) {
+        f->state->prometheus_seen = 1;
+        sl_series_add(m->total, w, 1);
     }
     if (f->client_rx) sl_series_add(m->received[SIDE_CLIENT], w, (int64_t)f->client_rx);
     if (f->upstream_rx) sl_series_add(m->received[SIDE_UPSTREAM], w, (int64_t)f->upstream_rx);

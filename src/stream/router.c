@@ -103,8 +103,14 @@ sl_stream_route_t *sl_stream_match(const sl_generation_t *g, const sl_ip_t *serv
         const sl_stream_route_cfg_t *sr = &r->cfg->stream;
         if (r->udp || sr->server_port != server_port) continue;
         if (sr->has_server_addr && !sl_cidr_match(&sr->server_addr.ip, sr->server_addr.prefix, server)) continue;
-        if (sr->has_remote_addr && !sl_cidr_match(&sr->remote_addr.ip, sr->remote_addr.prefix, client)) continue;
+        if (client && sr->has_remote_addr && !sl_cidr_match(&sr->remote_addr.ip, sr->remote_addr.prefix, client))
+            continue;
         return r;
     }
     return NULL;
+}
+
+sl_stream_route_t *sl_stream_match_listener(const sl_generation_t *g, const sl_ip_t *server, uint16_t server_port)
+{
+    return sl_stream_match(g, server, server_port, NULL);
 }

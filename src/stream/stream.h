@@ -40,6 +40,7 @@ typedef struct sl_stream_route {
     struct sl_cidr_set *ip_set;           /* ip-restriction */
     struct sl_conn_limiter *limiter;      /* limit-conn */
     struct sl_stream_route_metrics *prom; /* prometheus */
+    struct sl_stream_syslog *syslog;      /* syslog */
 } sl_stream_route_t;
 
 /* What the plugins of one session record at access time for its end. */
@@ -47,6 +48,7 @@ typedef struct sl_stream_plugin_state {
     int limit_conn_held; /* limit-conn counted the session under limit_conn_key */
     sl_ip_t limit_conn_key;
     int prometheus_counted; /* the session is in the route's active gauge */
+    int prometheus_seen;    /* the session is in the route's connections total */
 } sl_stream_plugin_state_t;
 
 /* A session as the access hooks see it. */
@@ -63,6 +65,10 @@ typedef struct sl_stream_facts {
     unsigned worker;
     const sl_stream_peer_t *peer;
     const char *client_ip, *server_ip; /* peer's addresses as text */
+    /* The connection's real peer when a PROXY protocol header named another client (the load
+     * balancer in front), as text; NULL otherwise. */
+    const char *proxy_ip;
+    uint16_t proxy_port;
     const char *upstream;              /* the node connected to (or last tried), as configured; NULL when none */
     uint64_t client_rx, client_tx;     /* bytes received from / sent to the client */
     uint64_t upstream_rx, upstream_tx; /* bytes received from / sent to the upstream */
@@ -95,9 +101,15 @@ struct sl_stream_plugin_ops {
 int sl_stream_routes_build(sl_generation_t *g);
 void sl_stream_routes_destroy(sl_generation_t *g);
 
-/* The first TCP route of g that takes a connection from client to server:server_port, or NULL. */
+/* The first TCP route of g that takes a connection from client to server:server_port, or NULL.
+ * client NULL matches any remote_addr. */
 sl_stream_route_t *sl_stream_match(const sl_generation_t *g, const sl_ip_t *server, uint16_t server_port,
                                    const sl_ip_t *client);
+
+/* The first TCP route of g on server:server_port whatever the client, or NULL: the one that says
+ * whether connections there start with a PROXY protocol header (routes that share an address and
+ * port agree on it, the loader makes sure) and how long to wait for it. */
+sl_stream_route_t *sl_stream_match_listener(const sl_generation_t *g, const sl_ip_t *server, uint16_t server_port);
 
 /* Builds r's plugin chain from its configuration (main thread). Returns 0, or -1 when a plugin
  * could not initialise (the others still run). */
@@ -109,16 +121,23 @@ void sl_stream_plugins_destroy(sl_stream_route_t *r);
 int sl_stream_plugins_access(sl_stream_route_t *r, const sl_stream_peer_t *peer, sl_stream_plugin_state_t *st,
                              unsigned worker, uint64_t *delay_ms);
 
-/* The one place every finished session passes: the route's plugins see its facts (metrics now;
- * the syslog plugin will send its message from here). Any worker thread. */
+/* The one place every finished session passes: the route's plugins see its facts (prometheus
+ * counts it, syslog sends its message). Any worker thread. */
 void sl_stream_session_end(const sl_stream_facts_t *f);
 
 /* Registers the stream metric families in m (sl_server_metrics_init). */
 struct sl_metrics;
 void sl_stream_metrics_init(struct sl_metrics *m);
 
+/* Registers sluice_syslog_messages_total in m (sl_server_metrics_init). */
+void sl_stream_syslog_metrics_init(struct sl_metrics *m);
+/* Brings sluice_syslog_messages_total up to the senders' own counts; called before each scrape.
+ * Any thread. */
+void sl_stream_syslog_metrics_update(void);
+
 extern const sl_stream_plugin_ops_t sl_stream_prometheus;
 extern const sl_stream_plugin_ops_t sl_stream_ip_restriction;
 extern const sl_stream_plugin_ops_t sl_stream_limit_conn;
+extern const sl_stream_plugin_ops_t sl_stream_syslog;
 
 #endif

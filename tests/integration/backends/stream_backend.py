@@ -7,6 +7,8 @@
 - greet:  writes `greeting`, shuts down its write half at once, then reads until EOF and keeps
           what it read (the client's direction must keep working after ours ended).
 - reset:  reads once, then closes with a TCP reset.
+- proxy:  reads a PROXY protocol header (v1 or v2, parsed here by read_proxy_header and kept in
+          `proxy`), then echoes every byte after it, as echo does.
 
 Every accepted connection is recorded (peer address, bytes read). `slow_after` / `slow_for`
 make the reader stop for a while after that many bytes (backpressure tests)."""
@@ -17,6 +19,56 @@ import threading
 import time
 
 from helpers import pattern_chunks
+
+V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def read_proxy_header(s, buf=b""):
+    """Reads one PROXY protocol header (HAProxy's proxy-protocol.txt) from socket s; returns
+    (info, bytes read after it). info: version, then for v1 family (TCP4, TCP6, UNKNOWN) and for
+    v2 command (PROXY, LOCAL), family (TCP4, TCP6, or the byte in hex) and length; src, dst,
+    sport and dport when the header carries addresses. Raises ValueError on anything else."""
+    def more():
+        d = s.recv(65536)
+        if not d:
+            raise ValueError("closed inside the PROXY header after %r" % buf)
+        return d
+
+    while len(buf) < 16 and not (buf.startswith(b"PROXY ") and b"\r\n" in buf):
+        buf += more()
+    if buf.startswith(b"PROXY "):
+        while b"\r\n" not in buf:
+            if len(buf) > 107:
+                raise ValueError("v1 line too long: %r" % buf)
+            buf += more()
+        line, rest = buf.split(b"\r\n", 1)
+        parts = line.decode("ascii").split(" ")
+        if parts[1] == "UNKNOWN":
+            return {"version": 1, "family": "UNKNOWN"}, rest
+        if len(parts) != 6 or parts[1] not in ("TCP4", "TCP6"):
+            raise ValueError("bad v1 line %r" % line)
+        return {"version": 1, "family": parts[1], "src": parts[2], "dst": parts[3], "sport": int(parts[4]),
+                "dport": int(parts[5])}, rest
+    if not buf.startswith(V2_SIGNATURE):
+        raise ValueError("no PROXY header: %r" % buf[:32])
+    ver_cmd, fam, length = buf[12], buf[13], struct.unpack("!H", buf[14:16])[0]
+    while len(buf) < 16 + length:
+        buf += more()
+    body, rest = buf[16:16 + length], buf[16 + length:]
+    if ver_cmd >> 4 != 2 or ver_cmd & 0xF not in (0, 1):
+        raise ValueError("bad v2 version/command %#x" % ver_cmd)
+    info = {"version": 2, "command": "PROXY" if ver_cmd & 0xF else "LOCAL", "length": length}
+    if fam == 0x11 and length >= 12:
+        info.update(family="TCP4", src=socket.inet_ntop(socket.AF_INET, body[0:4]),
+                    dst=socket.inet_ntop(socket.AF_INET, body[4:8]))
+        info["sport"], info["dport"] = struct.unpack("!HH", body[8:12])
+    elif fam == 0x21 and length >= 36:
+        info.update(family="TCP6", src=socket.inet_ntop(socket.AF_INET6, body[0:16]),
+                    dst=socket.inet_ntop(socket.AF_INET6, body[16:32]))
+        info["sport"], info["dport"] = struct.unpack("!HH", body[32:36])
+    else:
+        info["family"] = "%#04x" % fam
+    return info, rest
 
 
 class StreamBackend:
@@ -75,7 +127,7 @@ class StreamBackend:
                 s, peer = self.sock.accept()
             except OSError:
                 return
-            rec = {"peer": peer, "received": 0, "data": b"", "done": False, "sha256": None}
+            rec = {"peer": peer, "received": 0, "data": b"", "done": False, "sha256": None, "proxy": None}
             with self.lock:
                 self.conns.append(rec)
                 self.open_socks.add(s)
@@ -96,7 +148,7 @@ class StreamBackend:
                     rec["data"] += d
             if digest is not None:
                 digest.update(d)
-            if self.mode == "echo":
+            if self.mode in ("echo", "proxy"):
                 try:
                     s.sendall(d)
                 except OSError:
@@ -124,6 +176,20 @@ class StreamBackend:
                 s.sendall(self.greeting)
                 s.shutdown(socket.SHUT_WR)
                 self._read(s, rec, keep=True)
+            elif self.mode == "proxy":
+                try:
+                    info, rest = read_proxy_header(s)
+                except ValueError as e:
+                    info, rest = {"error": str(e)}, None
+                with self.lock:
+                    rec["proxy"] = info
+                if rest is not None:
+                    if rest:
+                        with self.lock:
+                            rec["received"] += len(rest)
+                        s.sendall(rest)
+                    if self._read(s, rec):
+                        s.shutdown(socket.SHUT_WR)
             elif self.mode == "reset":
                 d = s.recv(65536)
                 with self.lock:

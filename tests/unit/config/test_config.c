@@ -589,7 +589,7 @@ static void test_stream_errors(void **state)
                 "v2)");
 }
 
-/* UDP, the PROXY protocol and syslog are read and checked in full, then refused until built. */
+/* UDP is read and checked in full, then refused until built. */
 static void test_stream_not_built(void **state)
 {
     (void)state;
@@ -597,18 +597,73 @@ static void test_stream_not_built(void **state)
                 "    upstream: {scheme: udp, nodes: [\"127.0.0.1:53\"], max_sessions: 100}\n"
                 "    routes: [{server_port: 5353}]\n",
                 "gw.yaml:4:24: services[0].upstream.scheme: scheme 'udp' is not supported yet");
-    expect_fail(STREAM_SVC(", proxy_protocol: {send: v2}", ""),
-                "gw.yaml:4:53: services[0].upstream.proxy_protocol: the PROXY protocol is not supported yet");
-    expect_fail(STREAM_SVC("", ", proxy_protocol: {accept: true}"),
-                "gw.yaml:5:34: services[0].routes[0].proxy_protocol: the PROXY protocol is not supported yet");
-    expect_fail(STREAM_SVC("", ", plugins: {syslog: {host: 127.0.0.1, port: 514, sock_type: tcp}}"),
-                "gw.yaml:5:44: services[0].routes[0].plugins.syslog: the syslog plugin is not supported yet");
     /* Shapes are still checked first. */
     expect_fail("services:\n  - name: dns\n    type: stream\n"
                 "    upstream: {scheme: udp, nodes: [\"127.0.0.1:53\"], proxy_protocol: {send: v1}}\n"
                 "    routes: [{server_port: 5353}]\n",
                 "gw.yaml:4:54: services[0].upstream.proxy_protocol: only for tcp upstreams");
     assert_int_equal(errs.n, 1);
+}
+
+/* The PROXY protocol (accept on routes, send on upstreams) and the syslog plugin. */
+static void test_stream_proxy_protocol_syslog(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load(STREAM_SVC(", proxy_protocol: {send: v2}",
+                                       ", proxy_protocol: {accept: true}, plugins: {syslog: {host: 127.0.0.1, "
+                                       "port: 514, sock_type: tcp, timeout: 500ms}}}, "
+                                       "{server_port: 9102, proxy_protocol: {accept: true, timeout: 2s}}, "
+                                       "{server_port: 9103, plugins: {syslog: {host: \"::1\", port: 5514}}"));
+    if (!cfg) dump_errors();
+    assert_non_null(cfg);
+    const sl_service_cfg_t *s = &cfg->services[0];
+    assert_int_equal(s->upstream.proxy_protocol_send, SL_PROXY_PROTOCOL_V2);
+    const sl_stream_route_cfg_t *r0 = &s->routes[0].stream, *r1 = &s->routes[1].stream, *r2 = &s->routes[2].stream;
+    assert_int_equal(r0->proxy_protocol_accept, 1);
+    assert_int_equal(r0->proxy_protocol_timeout_ms, 10000);
+    assert_int_equal(r1->proxy_protocol_accept, 1);
+    assert_int_equal(r1->proxy_protocol_timeout_ms, 2000);
+    assert_int_equal(r2->proxy_protocol_accept, 0);
+    const sl_syslog_plugin_cfg_t *sy = &r0->plugins.syslog;
+    assert_int_equal(sy->enabled, 1);
+    assert_string_equal(sy->host, "127.0.0.1");
+    assert_int_equal(sy->port, 514);
+    assert_int_equal(sy->sock_type, SL_SYSLOG_SOCK_TCP);
+    assert_int_equal(sy->timeout_ms, 500);
+    assert_int_equal(sy->batch_max_size, 100);
+    assert_int_equal(sy->flush_timeout_ms, 1000);
+    assert_int_equal(sy->max_pending, 10000);
+    assert_int_equal(r2->plugins.syslog.sock_type, SL_SYSLOG_SOCK_UDP);
+    assert_string_equal(r2->plugins.syslog.host, "::1");
+    sl_config_free(cfg);
+
+    cfg = load(STREAM_SVC(", proxy_protocol: {send: v1}", ""));
+    assert_non_null(cfg);
+    assert_int_equal(cfg->services[0].upstream.proxy_protocol_send, SL_PROXY_PROTOCOL_V1);
+    sl_config_free(cfg);
+
+    expect_fail(STREAM_SVC("", ", proxy_protocol: {accept: true, timeout: 0ms}"),
+                "gw.yaml:5:74: services[0].routes[0].proxy_protocol.timeout: must be between 1ms and 1h");
+
+    /* Whether a connection starts with a header is a property of where it arrives: routes that
+     * may take the same connections agree on it, across services too. */
+    expect_fail(STREAM_SVC("", ", server_addr: 127.0.0.0/8, proxy_protocol: {accept: true}}, "
+                               "{server_port: 9101, server_addr: 127.0.0.5, remote_addr: 10.0.0.0/8"),
+                "gw.yaml:5:107: services[0].routes[1].proxy_protocol: routes on one address and port must agree on "
+                "accepting the PROXY protocol: services[0].routes[0] on port 9101 accepts it, this route does not");
+    expect_fail("services:\n" STREAM_ITEM("", "") "  - name: db2\n    type: stream\n"
+                "    upstream: {scheme: tcp, nodes: [\"127.0.0.1:1\"]}\n"
+                "    routes: [{server_port: 9101, server_addr: \"127.0.0.1\", proxy_protocol: {accept: true}}]\n",
+                "gw.yaml:9:28: services[1].routes[0].proxy_protocol: routes on one address and port must agree on "
+                "accepting the PROXY protocol: services[0].routes[0] on port 9101 does not accept it, this route "
+                "does");
+    /* Other addresses, other families or other ports may differ. */
+    cfg = load(STREAM_SVC("", ", server_addr: 127.0.0.10, proxy_protocol: {accept: true}}, "
+                              "{server_port: 9101, server_addr: 127.0.0.11}, "
+                              "{server_port: 9101, server_addr: \"::/0\"}, {server_port: 9102"));
+    if (!cfg) dump_errors();
+    assert_non_null(cfg);
+    sl_config_free(cfg);
 }
 
 static void test_stream_ports(void **state)
@@ -913,6 +968,7 @@ int main(void)
         cmocka_unit_test_teardown(test_stream_service, teardown),
         cmocka_unit_test_teardown(test_stream_errors, teardown),
         cmocka_unit_test_teardown(test_stream_not_built, teardown),
+        cmocka_unit_test_teardown(test_stream_proxy_protocol_syslog, teardown),
         cmocka_unit_test_teardown(test_stream_ports, teardown),
         cmocka_unit_test_teardown(test_reload_type_change, teardown),
         cmocka_unit_test_teardown(test_duplicate_names, teardown),

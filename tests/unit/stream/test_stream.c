@@ -1,5 +1,5 @@
 /* Stream routes of a generation: the listening addresses they need, matching a connection, and
- * the plugins' access and end hooks (ip-restriction, limit-conn, prometheus). */
+ * the plugins' access and end hooks (ip-restriction, limit-conn, prometheus, syslog). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,8 +8,15 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "config/config.h"
 #include "observe/metrics.h"
+#include "observe/syslog.h"
 #include "runtime/generation.h"
 #include "runtime/server.h"
 #include "stream/stream.h"
@@ -83,6 +90,11 @@ static void test_match(void **state)
     assert_string_equal(sl_stream_match(g, &any6, 9102, &v6)->cfg->name, "any");
     assert_null(sl_stream_match(g, &any6, 9102, &v6b));
     assert_null(sl_stream_match(g, &ten, 9102, &c2));
+    /* Whatever the client: the route that says whether a PROXY protocol header comes first. */
+    assert_string_equal(sl_stream_match_listener(g, &ten, 9101)->cfg->name, "ten-a");
+    assert_string_equal(sl_stream_match_listener(g, &eleven, 9101)->cfg->name, "net");
+    assert_string_equal(sl_stream_match_listener(g, &any6, 9102)->cfg->name, "any");
+    assert_null(sl_stream_match_listener(g, &other, 9101));
     sl_generation_release(g);
 }
 
@@ -203,6 +215,145 @@ static void test_limit_conn(void **state)
     sl_generation_release(g2);
 }
 
+static const char *const route_labels[] = {"service", "route"};
+static const char *const status_labels[] = {"service", "route", "status"};
+static const char *const syslog_labels[] = {"destination", "result"};
+
+/* The value of a series, looking its family up again as it was registered. */
+static int64_t series_value(const char *family, sl_metric_type_t type, const char *const *names, size_t n,
+                            const char *const *labels)
+{
+    sl_metric_family_t *f = sl_metrics_family(sl_metrics.registry, family, "", type, names, n, NULL, 0);
+    assert_non_null(f);
+    return sl_series_value(sl_metrics_series(f, labels));
+}
+
+static int64_t syslog_count(const char *const *labels)
+{
+    return series_value("sluice_syslog_messages_total", SL_METRIC_COUNTER, syslog_labels, 2, labels);
+}
+
+/* A session that ends before its access (its PROXY protocol header was broken) is still a
+ * connection of the route. */
+static void test_prometheus_end_without_access(void **state)
+{
+    (void)state;
+    sl_generation_t *g = build("services:\n" SVC("early", "[{name: r, server_port: 9101, plugins: {prometheus: {}}}]"));
+    sl_stream_route_t *r = &g->stream_routes[0];
+    sl_stream_peer_t p = peer("127.0.0.2", "127.0.0.1");
+    sl_stream_plugin_state_t st = {0};
+    end(r, &p, &st, SL_STREAM_BAD_CLIENT);
+    end(r, &p, &st, SL_STREAM_BAD_CLIENT); /* counted once */
+    const char *route[] = {"early", "r"}, *bad[] = {"early", "r", "400"};
+    assert_int_equal(series_value("sluice_stream_connections_total", SL_METRIC_COUNTER, route_labels, 2, route), 1);
+    assert_int_equal(series_value("sluice_stream_connections_active", SL_METRIC_GAUGE, route_labels, 2, route), 0);
+    assert_int_equal(series_value("sluice_stream_sessions_total", SL_METRIC_COUNTER, status_labels, 3, bad), 2);
+    sl_generation_release(g);
+}
+
+/* The syslog plugin: one RFC 5424 message per session, to a real UDP socket, and the sender's
+ * counts in sluice_syslog_messages_total. */
+static void test_syslog(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    socklen_t alen = sizeof(a);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    unsigned port = ntohs(a.sin_port);
+
+    char yaml[1024];
+    snprintf(yaml, sizeof(yaml),
+             "services:\n" SVC("logged", "[{name: r, server_port: 9101, plugins: {syslog: {host: 127.0.0.1, port: %u, "
+                                         "batch_max_size: 1}}}, {name: r2, server_port: 9102, plugins: {syslog: "
+                                         "{host: 127.0.0.1, port: %u, batch_max_size: 1}}}]"),
+             port, port);
+    sl_generation_t *g = build(yaml);
+    sl_stream_route_t *r = &g->stream_routes[0];
+    assert_non_null(r->syslog);
+    assert_non_null(g->stream_routes[1].syslog);
+
+    sl_stream_peer_t p = {
+        .client = ip("10.1.2.3"), .client_port = 40001, .server = ip("127.0.0.1"), .server_port = 9101};
+    sl_stream_plugin_state_t st = {0};
+    sl_stream_facts_t f = {.route = r,
+                           .peer = &p,
+                           .client_ip = "10.1.2.3",
+                           .server_ip = "127.0.0.1",
+                           .proxy_ip = "127.0.0.9",
+                           .proxy_port = 50000,
+                           .upstream = "127.0.0.1:1",
+                           .client_rx = 11,
+                           .client_tx = 22,
+                           .upstream_rx = 33,
+                           .upstream_tx = 44,
+                           .duration_s = 1.25,
+                           .status = SL_STREAM_BAD_GATEWAY,
+                           .error = "upstream_reset",
+                           .state = &st};
+    sl_stream_session_end(&f);
+
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&pfd, 1, 10000), 1);
+    char msg[SL_SYSLOG_MAX_LEN + 1];
+    ssize_t n = recv(fd, msg, sizeof(msg) - 1, 0);
+    assert_true(n > 0);
+    msg[n] = '\0';
+    /* local0.warning, then the time, host and process id, which vary. */
+    assert_true(!strncmp(msg, "<132>1 ", 7));
+    char want_pid[40];
+    snprintf(want_pid, sizeof(want_pid), " sluice %ld session [", (long)getpid());
+    assert_non_null(strstr(msg, want_pid));
+    assert_non_null(strstr(msg, "[session@32473 service=\"logged\" route=\"r\" client_addr=\"10.1.2.3\" "
+                                "client_port=\"40001\" proxy_addr=\"127.0.0.9\" proxy_port=\"50000\" "
+                                "server_addr=\"127.0.0.1\" server_port=\"9101\" upstream=\"127.0.0.1:1\" "
+                                "bytes_from_client=\"11\" bytes_to_client=\"22\" bytes_from_upstream=\"33\" "
+                                "bytes_to_upstream=\"44\" duration=\"1.250\" status=\"502\" "
+                                "error=\"upstream_reset\"] 10.1.2.3:40001 -> 127.0.0.1:9101 -> 127.0.0.1:1: 502 "
+                                "upstream_reset"));
+    assert_int_equal(msg[n - 1], 't'); /* nothing after MSG */
+
+    /* Both routes share the destination: one series, counted once. */
+    char dest[64];
+    snprintf(dest, sizeof(dest), "127.0.0.1:%u/udp", port);
+    const char *sent[] = {dest, "sent"}, *dropped[] = {dest, "dropped"};
+    for (int i = 0; i < 1000 && syslog_count(sent) < 1; i++) {
+        sl_stream_syslog_metrics_update();
+        usleep(10000);
+    }
+    assert_int_equal(syslog_count(sent), 1);
+    assert_int_equal(syslog_count(dropped), 0);
+    sl_stream_syslog_metrics_update();
+    assert_int_equal(syslog_count(sent), 1);
+
+    /* A reload keeps the destination's sender; a session of the old generation after it is
+     * counted in the same series. */
+    sl_generation_t *g2 = build(yaml);
+    f.status = SL_STREAM_OK;
+    f.error = NULL;
+    f.proxy_ip = NULL;
+    f.upstream = NULL;
+    sl_stream_session_end(&f);
+    sl_generation_release(g);
+    assert_int_equal(poll(&pfd, 1, 10000), 1);
+    n = recv(fd, msg, sizeof(msg) - 1, 0);
+    assert_true(n > 0);
+    msg[n] = '\0';
+    assert_true(!strncmp(msg, "<134>1 ", 7)); /* local0.info */
+    assert_non_null(strstr(msg, "client_port=\"40001\" server_addr=\"127.0.0.1\" server_port=\"9101\" upstream=\"\" "));
+    assert_non_null(strstr(msg, "status=\"200\"] 10.1.2.3:40001 -> 127.0.0.1:9101 -> -: 200"));
+    for (int i = 0; i < 1000 && syslog_count(sent) < 2; i++) {
+        sl_stream_syslog_metrics_update();
+        usleep(10000);
+    }
+    assert_int_equal(syslog_count(sent), 2);
+    sl_generation_release(g2);
+    sl_syslog_shutdown();
+    close(fd);
+}
+
 int main(void)
 {
     sl_server_metrics_init();
@@ -211,6 +362,8 @@ int main(void)
         cmocka_unit_test(test_match),
         cmocka_unit_test(test_ip_restriction),
         cmocka_unit_test(test_limit_conn),
+        cmocka_unit_test(test_prometheus_end_without_access),
+        cmocka_unit_test(test_syslog),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sl_metrics_destroy(sl_metrics.registry);

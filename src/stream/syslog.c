@@ -1,0 +1,224 @@
+/* syslog: one RFC 5424 message per finished session (observe/syslog.h sends it), with the
+ * session's facts as structured data:
+ *
+ *   <134>1 2026-11-22T07:00:00.123Z gw1 sluice 4242 session [session@32473 service="mysql"
+ *   route="mysql-route" client_addr="10.0.0.7" client_port="51234" server_addr="127.0.0.10"
+ *   server_port="9101" upstream="127.0.0.1:3306" bytes_from_client="120" bytes_to_client="4096"
+ *   bytes_from_upstream="4096" bytes_to_upstream="120" duration="0.250" status="200"] ...
+ *
+ * Each route opens its own handle when its generation is built (main thread) and closes it with
+ * the generation, so a reload applies the new settings while the sender, shared by every handle
+ * to the same host, port and transport, keeps its queue.
+ *
+ * Metrics. The sender counts the messages it sent and dropped; sluice_syslog_messages_total
+ * follows those counts per destination. A destination record holds a handle of its own (so the
+ * sender lives as long as the record) and what of the counts is in the series already; the
+ * routes using it hold references. When the last route goes, the counts so far are folded into
+ * the series; messages dropped in the sender's final flush after that are in the process log
+ * only. */
+#include "base/common.h"
+#include "config/config.h"
+#include "observe/metrics.h"
+#include "observe/syslog.h"
+#include "stream/stream.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+/* RFC 5612's Private Enterprise Number for documentation: sluice has none of its own. */
+#define SD_ID "session@32473"
+
+typedef struct dest {
+    struct dest *next;
+    int refs; /* routes using it, under dests_lock */
+    char *name;
+    sl_syslog_t *probe; /* for the sender's counters */
+    sl_series_t *sent, *dropped;
+    uint64_t seen_sent, seen_dropped; /* sender counts already in the series */
+} dest_t;
+
+struct sl_stream_syslog {
+    sl_syslog_t *log;
+    dest_t *dest;
+};
+
+static sl_metric_family_t *messages;
+static pthread_mutex_t dests_lock = PTHREAD_MUTEX_INITIALIZER;
+static dest_t *dests;
+
+void sl_stream_syslog_metrics_init(sl_metrics_t *m)
+{
+    static const char *const labels[] = {"destination", "result"};
+    messages = sl_metrics_family(m, "sluice_syslog_messages_total",
+                                 "Messages of the stream syslog plugin by destination (host:port/transport): sent "
+                                 "(written to the TCP connection, or a datagram the kernel took), or dropped (the "
+                                 "queue was full, the kernel refused it, or it was left unsent at close).",
+                                 SL_METRIC_COUNTER, labels, 2, NULL, 0);
+}
+
+/* Adds what the sender counted since the last look. Under dests_lock. */
+static void follow(dest_t *d)
+{
+    uint64_t sent = sl_syslog_sent(d->probe), dropped = sl_syslog_dropped(d->probe);
+    if (d->sent && sent > d->seen_sent) sl_series_add(d->sent, SL_METRICS_MAIN_THREAD, (int64_t)(sent - d->seen_sent));
+    if (d->dropped && dropped > d->seen_dropped)
+        sl_series_add(d->dropped, SL_METRICS_MAIN_THREAD, (int64_t)(dropped - d->seen_dropped));
+    d->seen_sent = sent;
+    d->seen_dropped = dropped;
+}
+
+void sl_stream_syslog_metrics_update(void)
+{
+    pthread_mutex_lock(&dests_lock);
+    for (dest_t *d = dests; d; d = d->next)
+        follow(d);
+    pthread_mutex_unlock(&dests_lock);
+}
+
+/* The record for cfg's destination, with one more reference. The caller holds a handle to the
+ * same destination, so the probe's open shares the running sender: no name lookup, no I/O. */
+static dest_t *dest_get(const sl_syslog_cfg_t *cfg)
+{
+    char name[300];
+    snprintf(name, sizeof(name), strchr(cfg->host, ':') ? "[%s]:%u/%s" : "%s:%u/%s", cfg->host, (unsigned)cfg->port,
+             cfg->transport == SL_SYSLOG_TCP ? "tcp" : "udp");
+    pthread_mutex_lock(&dests_lock);
+    dest_t *d = dests;
+    while (d && strcmp(d->name, name))
+        d = d->next;
+    if (d) {
+        d->refs++;
+        pthread_mutex_unlock(&dests_lock);
+        return d;
+    }
+    sl_syslog_t *probe = sl_syslog_open(cfg);
+    if (!probe) {
+        pthread_mutex_unlock(&dests_lock);
+        return NULL;
+    }
+    d = sl_xcalloc(1, sizeof(*d));
+    d->refs = 1;
+    d->name = sl_xstrdup(name);
+    d->probe = probe;
+    if (messages) {
+        const char *sent[] = {name, "sent"}, *dropped[] = {name, "dropped"};
+        d->sent = sl_metrics_series(messages, sent);
+        d->dropped = sl_metrics_series(messages, dropped);
+    }
+    /* A sender may outlive the record it had (a route of an old generation still closing): what
+     * it counted then is in the series already. */
+    d->seen_sent = sl_syslog_sent(probe);
+    d->seen_dropped = sl_syslog_dropped(probe);
+    d->next = dests;
+    dests = d;
+    pthread_mutex_unlock(&dests_lock);
+    return d;
+}
+
+static void dest_put(dest_t *d)
+{
+    pthread_mutex_lock(&dests_lock);
+    int last = --d->refs == 0;
+    if (last) {
+        follow(d);
+        dest_t **pp = &dests;
+        while (*pp != d)
+            pp = &(*pp)->next;
+        *pp = d->next;
+    }
+    pthread_mutex_unlock(&dests_lock);
+    if (!last) return;
+    sl_syslog_close(d->probe);
+    free(d->name);
+    free(d);
+}
+
+static int enabled(const sl_stream_plugins_cfg_t *pc)
+{
+    return pc->syslog.enabled;
+}
+
+static int init(sl_stream_route_t *r)
+{
+    const sl_syslog_plugin_cfg_t *pc = &r->cfg->stream.plugins.syslog;
+    sl_syslog_cfg_t cfg = {
+        .host = pc->host,
+        .port = (uint16_t)pc->port,
+        .transport = pc->sock_type == SL_SYSLOG_SOCK_TCP ? SL_SYSLOG_TCP : SL_SYSLOG_UDP,
+        .facility = SL_SYSLOG_LOCAL0,
+        .batch_size = SL_MIN(pc->batch_max_size, SL_SYSLOG_BATCH_MAX),
+        .flush_interval_ms = pc->flush_timeout_ms,
+        .max_queued = pc->max_pending,
+        .io_timeout_ms = pc->timeout_ms,
+    };
+    /* The route's handle first: it resolves the host and starts the sender when it is new. */
+    sl_syslog_t *log = sl_syslog_open(&cfg);
+    if (!log) return -1;
+    dest_t *d = dest_get(&cfg);
+    if (!d) {
+        sl_syslog_close(log);
+        return -1;
+    }
+    r->syslog = sl_xcalloc(1, sizeof(*r->syslog));
+    r->syslog->log = log;
+    r->syslog->dest = d;
+    return 0;
+}
+
+static void destroy(sl_stream_route_t *r)
+{
+    if (!r->syslog) return;
+    /* The route's handle goes first, so that a record alive always has the sender it counts. */
+    sl_syslog_close(r->syslog->log);
+    dest_put(r->syslog->dest);
+    free(r->syslog);
+    r->syslog = NULL;
+}
+
+/* "addr:port", IPv6 in brackets. */
+static void endpoint(char *out, size_t size, const char *ip, unsigned port)
+{
+    snprintf(out, size, strchr(ip, ':') ? "[%s]:%u" : "%s:%u", ip, port);
+}
+
+static void on_log(sl_stream_route_t *r, const sl_stream_facts_t *f)
+{
+    sl_syslog_sd_t sd;
+    sl_syslog_sd_init(&sd);
+    sl_syslog_sd_begin(&sd, SD_ID);
+    sl_syslog_sd_param(&sd, "service", r->svc->name);
+    sl_syslog_sd_param(&sd, "route", r->cfg->name);
+    sl_syslog_sd_param(&sd, "client_addr", f->client_ip);
+    sl_syslog_sd_paramf(&sd, "client_port", "%u", (unsigned)f->peer->client_port);
+    if (f->proxy_ip) {
+        sl_syslog_sd_param(&sd, "proxy_addr", f->proxy_ip);
+        sl_syslog_sd_paramf(&sd, "proxy_port", "%u", (unsigned)f->proxy_port);
+    }
+    sl_syslog_sd_param(&sd, "server_addr", f->server_ip);
+    sl_syslog_sd_paramf(&sd, "server_port", "%u", (unsigned)f->peer->server_port);
+    sl_syslog_sd_param(&sd, "upstream", f->upstream ? f->upstream : "");
+    sl_syslog_sd_paramf(&sd, "bytes_from_client", "%llu", (unsigned long long)f->client_rx);
+    sl_syslog_sd_paramf(&sd, "bytes_to_client", "%llu", (unsigned long long)f->client_tx);
+    sl_syslog_sd_paramf(&sd, "bytes_from_upstream", "%llu", (unsigned long long)f->upstream_rx);
+    sl_syslog_sd_paramf(&sd, "bytes_to_upstream", "%llu", (unsigned long long)f->upstream_tx);
+    sl_syslog_sd_paramf(&sd, "duration", "%.3f", f->duration_s);
+    sl_syslog_sd_paramf(&sd, "status", "%d", f->status);
+    if (f->error) sl_syslog_sd_param(&sd, "error", f->error);
+
+    char client[64], server[64], msg[256];
+    endpoint(client, sizeof(client), f->client_ip, f->peer->client_port);
+    endpoint(server, sizeof(server), f->server_ip, f->peer->server_port);
+    snprintf(msg, sizeof(msg), "%s -> %s -> %s: %d%s%s", client, server, f->upstream ? f->upstream : "-", f->status,
+             f->error ? " " : "", f->error ? f->error : "");
+    int severity = f->status == SL_STREAM_OK ? SL_SYSLOG_INFO : f->status >= 500 ? SL_SYSLOG_WARNING : SL_SYSLOG_NOTICE;
+    sl_syslog_send(r->syslog->log, severity, "session", sl_syslog_sd_str(&sd), msg);
+}
+
+const sl_stream_plugin_ops_t sl_stream_syslog = {
+    .name = "syslog",
+    .enabled = enabled,
+    .init = init,
+    .destroy = destroy,
+    .on_log = on_log,
+};
