@@ -17,7 +17,7 @@ import pytest
 
 from helpers import free_port, pattern_bytes, pattern_sha256
 from stream_backend import V2_SIGNATURE
-from test_stream_tcp import make_stream_backend, read_all, stream_service  # noqa: F401 (fixture)
+from test_stream_tcp import make_stream_backend, read_all, settled, stream_service  # noqa: F401 (fixture)
 
 
 def v1(src, dst, sport, dport):
@@ -91,8 +91,8 @@ def test_accept_learns_the_client(make_gateway, make_stream_backend):
     assert b.count() == 2
     assert [c["received"] for c in b.snapshot()] == [10, 10]  # the header never reached the upstream
     m = g.metrics()
-    assert m.get("sluice_stream_sessions_total", service="db", route="lb", status=200) == 2
-    assert m.get("sluice_stream_sessions_total", service="db", route="lb", status=403) == 1
+    settled(g, "sluice_stream_sessions_total", 2, service="db", route="lb", status=200)
+    settled(g, "sluice_stream_sessions_total", 1, service="db", route="lb", status=403)
     assert m.get("sluice_stream_connections_total", service="db", route="lb") == 3
 
 

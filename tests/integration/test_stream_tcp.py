@@ -22,6 +22,12 @@ GIB = 1 << 30
 RSS_LIMIT_KIB = 64 * 1024
 
 
+
+def settled(g, name, want, **labels):
+    """Waits for a session counter: a session is counted when the gateway has seen it end,
+    which can be just after the client saw its last byte."""
+    wait_until(lambda: (g.metrics().get(name, **labels) or 0) == want, what="%s%r == %d" % (name, labels, want))
+
 def stream_service(name, nodes, routes, **upstream):
     up = {"scheme": "tcp", "nodes": [{"address": n.address if hasattr(n, "address") else n} for n in nodes],
           "timeouts": {"connect": "1s"}}
@@ -392,11 +398,9 @@ def test_connect_failure_moves_to_the_next_node(make_gateway, make_stream_backen
     results = [roundtrip(port1, b"m") for _ in range(6)]
     assert results.count(b"m") == 3 and results.count(b"") == 3, results
     m = g.metrics()
-    assert m.get("sluice_stream_sessions_total", service="two", route="tries2", status=200) == 6
-    assert m.get("sluice_stream_sessions_total", service="one", route="tries1", status=502) == 3
-    assert m.get("sluice_stream_sessions_total", service="one", route="tries1", status=200) == 3
-
-
+    settled(g, "sluice_stream_sessions_total", 6, service="two", route="tries2", status=200)
+    settled(g, "sluice_stream_sessions_total", 3, service="one", route="tries1", status=502)
+    settled(g, "sluice_stream_sessions_total", 3, service="one", route="tries1", status=200)
 def test_connect_timeout_moves_to_the_next_node(make_gateway, make_stream_backend):
     # a listener whose accept queue is full drops new SYNs: connecting to it times out
     full = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -425,8 +429,9 @@ def test_connect_timeout_moves_to_the_next_node(make_gateway, make_stream_backen
         assert roundtrip(port, b"late but there") == b"late but there"
         assert time.monotonic() - t0 >= 0.3  # the first node's connect timed out first
         assert b.count() == 1
-        m = g.metrics()
-        assert m.get("sluice_stream_sessions_total", service="t", route="t", status=200) == 1
+        # the session ends (and is counted) once the gateway has seen both sides close
+        wait_until(lambda: g.metrics().get("sluice_stream_sessions_total", service="t", route="t", status=200) == 1,
+                   what="the session counted")
     finally:
         for c in fillers:
             c.close()
@@ -528,11 +533,9 @@ def test_ip_restriction(make_gateway, make_stream_backend):
     assert closed_at_once(pb, source="127.0.0.2")
     assert b.count() == before == 3
     m = g.metrics()
-    assert m.get("sluice_stream_sessions_total", service="svc", route="white", status=403) == 1
-    assert m.get("sluice_stream_sessions_total", service="svc", route="black", status=403) == 1
-    assert m.get("sluice_stream_sessions_total", service="svc", route="white", status=200) == 2
-
-
+    settled(g, "sluice_stream_sessions_total", 1, service="svc", route="white", status=403)
+    settled(g, "sluice_stream_sessions_total", 1, service="svc", route="black", status=403)
+    settled(g, "sluice_stream_sessions_total", 2, service="svc", route="white", status=200)
 def test_limit_conn_at_inside_and_beyond_the_burst(make_gateway, make_stream_backend):
     b = make_stream_backend("echo")
     port = free_port()
@@ -570,7 +573,7 @@ def test_limit_conn_at_inside_and_beyond_the_burst(make_gateway, make_stream_bac
     assert time.monotonic() - t0 >= delay  # they were held back at least default_conn_delay
     assert b.count() == 5
     m = g.metrics()
-    assert m.get("sluice_stream_sessions_total", service="svc", route="lim", status=503) == 2
+    settled(g, "sluice_stream_sessions_total", 2, service="svc", route="lim", status=503)
     # once sessions end, their places are free again
     for s in held + delayed:
         s.close()
@@ -609,9 +612,7 @@ def test_limit_conn_by_server_addr_across_workers(make_gateway, make_stream_back
     for s in held:
         s.close()
     m = g.metrics()
-    assert m.get("sluice_stream_sessions_total", service="svc", route="lim", status=503) == 5
-
-
+    settled(g, "sluice_stream_sessions_total", 5, service="svc", route="lim", status=503)
 def test_metrics(make_gateway, make_stream_backend):
     b = make_stream_backend("echo")
     port = free_port()
