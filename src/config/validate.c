@@ -1214,6 +1214,14 @@ static void check_upstream_kind(vctx_t *v, const sl_node_t *svc_node, sl_service
     if (k && u->scheme == SL_SCHEME_TCP) upstream_key_err(v, k, NULL, "max_sessions", "only for udp upstreams");
     k = map_get(un, "proxy_protocol");
     if (k && u->scheme == SL_SCHEME_UDP) upstream_key_err(v, k, NULL, "proxy_protocol", "only for tcp upstreams");
+    k = map_get(un, "tries");
+    if (k && u->scheme == SL_SCHEME_UDP)
+        upstream_key_err(v, k, NULL, "tries", "only for tcp upstreams (a UDP session has no connect to try again)");
+    k = map_get(un, "health_check");
+    if (k && u->scheme == SL_SCHEME_UDP)
+        upstream_key_err(v, k, NULL, "health_check",
+                         "only for tcp upstreams: use passive_check, where a datagram the node refuses (ICMP "
+                         "port unreachable) counts as a failure");
     if (!u->idle_timeout_ms) u->idle_timeout_ms = u->scheme == SL_SCHEME_UDP ? 30000 : 600000;
 }
 
@@ -2303,11 +2311,6 @@ static void refuse_not_built(vctx_t *v, const sl_node_t *n, const sl_service_cfg
 {
     if (svc->type != SL_SERVICE_STREAM || !svc->has_upstream) return;
     const sl_node_t *un = map_get(n, "upstream");
-    if (svc->upstream.scheme == SL_SCHEME_UDP) {
-        size_t old = path_key(v, "upstream.scheme");
-        verr(v, map_get(un, "scheme"), "scheme 'udp' is not supported yet");
-        path_pop(v, old);
-    }
     const sl_node_t *pp = map_get(un, "proxy_protocol");
     if (pp && svc->upstream.proxy_protocol_send != SL_PROXY_PROTOCOL_NONE)
         upstream_key_err(v, pp, NULL, "proxy_protocol", "the PROXY protocol is not supported yet");
