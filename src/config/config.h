@@ -105,10 +105,10 @@ typedef struct sl_upstream_cfg {
     sl_passive_cfg_t passive_check;
     int reject_when_all_unhealthy; /* on_all_unhealthy: reject (503) instead of panic */
     /* Stream services only. */
-    uint32_t tries;           /* connect attempts, each on another node where one is left; default 2 */
+    uint32_t tries;           /* tcp: connect attempts, each on another node where one is left; default 2 */
     uint64_t idle_timeout_ms; /* timeouts.idle: no byte either way this long ends a session; default
                                * 10m (tcp), 30s (udp) */
-    uint32_t max_sessions;    /* udp: sessions open at once per worker, default 10000 */
+    uint32_t max_sessions;    /* udp: the service's sessions open at once, all workers; default 10000 */
     int proxy_protocol_send;  /* tcp: sl_proxy_protocol_t header sent to the upstream first */
 } sl_upstream_cfg_t;
 

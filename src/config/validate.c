@@ -1214,6 +1214,14 @@ static void check_upstream_kind(vctx_t *v, const sl_node_t *svc_node, sl_service
     if (k && u->scheme == SL_SCHEME_TCP) upstream_key_err(v, k, NULL, "max_sessions", "only for udp upstreams");
     k = map_get(un, "proxy_protocol");
     if (k && u->scheme == SL_SCHEME_UDP) upstream_key_err(v, k, NULL, "proxy_protocol", "only for tcp upstreams");
+    k = map_get(un, "tries");
+    if (k && u->scheme == SL_SCHEME_UDP)
+        upstream_key_err(v, k, NULL, "tries", "only for tcp upstreams (a UDP session has no connect to try again)");
+    k = map_get(un, "health_check");
+    if (k && u->scheme == SL_SCHEME_UDP)
+        upstream_key_err(v, k, NULL, "health_check",
+                         "only for tcp upstreams: use passive_check, where a datagram the node refuses (ICMP "
+                         "port unreachable) counts as a failure");
     if (!u->idle_timeout_ms) u->idle_timeout_ms = u->scheme == SL_SCHEME_UDP ? 30000 : 600000;
 }
 
@@ -2317,19 +2325,6 @@ static void check_service(vctx_t *v, const sl_node_t *n, sl_service_cfg_t *svc)
     }
 }
 
-/* Parts of stream services whose runtime is not built in yet: parsed and checked in full above,
- * then refused, so that a file using them fails loudly rather than being half-applied. */
-static void refuse_not_built(vctx_t *v, const sl_node_t *n, const sl_service_cfg_t *svc)
-{
-    if (svc->type != SL_SERVICE_STREAM || !svc->has_upstream) return;
-    const sl_node_t *un = map_get(n, "upstream");
-    if (svc->upstream.scheme == SL_SCHEME_UDP) {
-        size_t old = path_key(v, "upstream.scheme");
-        verr(v, map_get(un, "scheme"), "scheme 'udp' is not supported yet");
-        path_pop(v, old);
-    }
-}
-
 static void parse_services(vctx_t *v, const sl_node_t *n, void *base)
 {
     sl_config_t *cfg = base;
@@ -2350,7 +2345,6 @@ static void parse_services(vctx_t *v, const sl_node_t *n, void *base)
             path_pop(v, old);
             continue;
         }
-        int before = v->errors;
         /* Routes are read according to the service's type, wherever it is written. */
         const sl_node_t *type = map_get(c, "type");
         v->stream = type && type->kind == SL_NODE_SCALAR && !strcmp(type->str, "stream");
@@ -2359,7 +2353,6 @@ static void parse_services(vctx_t *v, const sl_node_t *n, void *base)
         parse_section(v, c, &service_section, svc);
         check_upstream_kind(v, c, svc);
         check_service(v, c, svc);
-        if (v->errors == before) refuse_not_built(v, c, svc);
         for (size_t j = 0; svc->name && j < i; j++) {
             if (cfg->services[j].name && !strcmp(cfg->services[j].name, svc->name)) {
                 size_t o2 = path_key(v, "name");

@@ -11,6 +11,7 @@
 #include "runtime/listener.h"
 #include "runtime/worker.h"
 #include "stream/stream.h"
+#include "stream/udp_proxy.h"
 #include "upstream/health.h"
 #include "upstream/resolver.h"
 
@@ -97,8 +98,9 @@ static uint64_t min_resolve_interval(const sl_config_t *cfg)
 }
 
 /* New listen addresses open here, before the generation is published, one socket per worker:
- * connections queue in their backlogs from this moment, so the port accepts as soon as the
- * reload is done, and a port another program holds rejects the whole reload. */
+ * connections queue in their backlogs (datagrams in their buffers) from this moment, so the port
+ * accepts as soon as the reload is done, and a port another program holds rejects the whole
+ * reload. */
 static int prepare_new_listeners(const sl_generation_t *old, sl_generation_t *g)
 {
     g->n_workers = srv.n_workers;
@@ -110,11 +112,11 @@ static int prepare_new_listeners(const sl_generation_t *old, sl_generation_t *g)
         for (size_t j = 0; j < old->n_listens && !known; j++)
             known = old->listens[j].kind == l->kind && !strcmp(old->listens[j].addr.text, l->addr.text);
         for (unsigned w = 0; w < srv.n_workers && !known; w++) {
-            int fd = sl_listener_prepare(&l->addr);
+            int fd = l->kind == SL_LISTEN_STREAM_UDP ? sl_stream_udp_prepare(&l->addr) : sl_listener_prepare(&l->addr);
             if (fd < 0) {
-                sl_log_error("%s: %s: cannot listen on %s: %s", srv.config_path,
+                sl_log_error("%s: %s: cannot listen on %s%s: %s", srv.config_path,
                              l->kind == SL_LISTEN_HTTP ? "gateway.http.listen" : "stream route", l->addr.text,
-                             uv_strerror(fd));
+                             l->kind == SL_LISTEN_STREAM_UDP ? " (udp)" : "", uv_strerror(fd));
                 return -1; /* the generation's release closes what was opened */
             }
             atomic_store(&g->listen_fds[i * srv.n_workers + w], fd);
@@ -383,7 +385,9 @@ int sl_server_run(const char *config_path)
         sl_generation_t *g0 = sl_generation_current();
         for (size_t i = 0; i < g0->n_listens; i++)
             sl_log_info("listening on %s%s", g0->listens[i].addr.text,
-                        g0->listens[i].kind == SL_LISTEN_STREAM_TCP ? " (tcp stream)" : "");
+                        g0->listens[i].kind == SL_LISTEN_STREAM_TCP   ? " (tcp stream)"
+                        : g0->listens[i].kind == SL_LISTEN_STREAM_UDP ? " (udp stream)"
+                                                                      : "");
         sl_generation_release(g0);
     }
     if (gw->status.enabled)

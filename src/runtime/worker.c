@@ -5,6 +5,7 @@
 #include "runtime/listener.h"
 #include "runtime/server.h"
 #include "stream/tcp.h"
+#include "stream/udp_proxy.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -38,6 +39,7 @@ static void listener_close(sl_listener_t *l)
 static void close_listeners(sl_worker_t *w)
 {
     while (!sl_list_empty(&w->listeners)) listener_close(sl_container_of(w->listeners.next, sl_listener_t, link));
+    sl_stream_udp_stop_all(w);
 }
 
 /* Serves ls: on fd when the main thread prepared one (a reload), else on a new socket. */
@@ -67,7 +69,7 @@ static int listener_is(const sl_listener_t *l, const sl_listen_t *ls)
 }
 
 /* Opens the addresses g lists that are not open yet and closes those it no longer lists;
- * connections accepted on a closed listener carry on. */
+ * connections accepted on a closed listener carry on, and so do UDP sessions. */
 static int sync_listeners(sl_worker_t *w, sl_generation_t *g)
 {
     int rc = 0;
@@ -82,6 +84,7 @@ static int sync_listeners(sl_worker_t *w, sl_generation_t *g)
         }
     }
     for (size_t i = 0; i < g->n_listens; i++) {
+        if (g->listens[i].kind == SL_LISTEN_STREAM_UDP) continue;
         int open = 0;
         for (sl_list_t *n = w->listeners.next; n != &w->listeners && !open; n = n->next)
             open = listener_is(sl_container_of(n, sl_listener_t, link), &g->listens[i]);
@@ -93,7 +96,8 @@ static int sync_listeners(sl_worker_t *w, sl_generation_t *g)
             if (r != 0 && !rc) rc = r;
         }
     }
-    return rc;
+    int r = sl_stream_udp_sync(w, g);
+    return rc ? rc : r;
 }
 
 static void finish(sl_worker_t *w)
@@ -108,15 +112,22 @@ static void finish(sl_worker_t *w)
     if (!uv_is_closing((uv_handle_t *)&w->wakeup)) uv_close((uv_handle_t *)&w->wakeup, NULL);
 }
 
+/* Nothing left open but the worker's own handles. */
+static int drained(const sl_worker_t *w)
+{
+    return w->n_clients == 0 && w->n_sessions == 0 && sl_list_empty(&w->udp_listeners);
+}
+
 void sl_worker_connection_closed(sl_worker_t *w)
 {
-    if (w->stopping && w->n_clients == 0 && w->n_sessions == 0) finish(w);
+    if (w->stopping && drained(w)) finish(w);
 }
 
 static void close_all(sl_worker_t *w)
 {
     sl_h1_close_all(w);
     sl_stream_tcp_close_all(w);
+    sl_stream_udp_close_all(w);
 }
 
 static void on_grace(uv_timer_t *t)
@@ -158,7 +169,7 @@ static void on_wakeup(uv_async_t *a)
         close_listeners(w);
         sl_pool_close_all(w);
         sl_h1_drain(w);
-        if (w->n_clients == 0 && w->n_sessions == 0) {
+        if (drained(w)) {
             finish(w);
             return;
         }
@@ -178,6 +189,7 @@ static void *worker_main(void *arg)
     if (rc != 0) {
         w->stopping = 1;
         close_listeners(w);
+        sl_stream_udp_close_all(w);
         finish(w);
     }
     uv_run(&w->loop, UV_RUN_DEFAULT);
@@ -192,6 +204,7 @@ int sl_worker_start(sl_worker_t *w, unsigned index, sl_generation_t *g)
     sl_list_init(&w->clients);
     sl_list_init(&w->sessions);
     sl_list_init(&w->listeners);
+    sl_list_init(&w->udp_listeners);
     sl_map_init(&w->pools);
     atomic_init(&w->want_reload, 0);
     atomic_init(&w->want_stop, 0);

@@ -76,6 +76,7 @@ typedef struct sl_worker {
     size_t n_clients;
     sl_list_t sessions;         /* every TCP stream session (stream/tcp.c) */
     size_t n_sessions;
+    sl_list_t udp_listeners;    /* UDP stream listeners (stream/udp_proxy.c), stopped ones too */
     sl_map_t pools;             /* upstream address -> idle connection list */
     uv_timer_t sweep;           /* closes idle upstream connections past their timeout */
     uv_timer_t tick;            /* fires client timeouts */

@@ -2,9 +2,10 @@
  * generation with their plugins' state, the listening addresses they need, and matching a new
  * connection to the first route whose server_addr, server_port and remote_addr all take it.
  *
- * A session's life, whatever carries it (TCP here in tcp.c, UDP in udp.c): matched, then the
- * plugins' access hooks (sl_stream_plugins_access: refused, delayed or passed), then proxied,
- * then its facts go to sl_stream_session_end(), the one place every finished session passes. */
+ * A session's life, whatever carries it (TCP in tcp.c, UDP in udp_proxy.c over the engine of
+ * udp.c): matched, then the plugins' access hooks (sl_stream_plugins_access: refused, delayed or
+ * passed), then proxied, then its facts go to sl_stream_session_end(), the one place every
+ * finished session passes. */
 #ifndef SL_STREAM_STREAM_H
 #define SL_STREAM_STREAM_H
 
@@ -41,6 +42,7 @@ typedef struct sl_stream_route {
     struct sl_conn_limiter *limiter;      /* limit-conn */
     struct sl_stream_route_metrics *prom; /* prometheus */
     struct sl_stream_syslog *syslog;      /* syslog */
+    struct sl_udp_quota *udp_quota;       /* udp: the service's open sessions, for max_sessions */
 } sl_stream_route_t;
 
 /* What the plugins of one session record at access time for its end. */
@@ -96,8 +98,9 @@ struct sl_stream_plugin_ops {
 };
 
 /* Builds g's stream routes (g->stream_routes) from its configuration, in configuration order,
- * their plugins included, and appends the listening addresses the TCP routes need to
- * g->listens. Main thread. Returns 0, or -1 when a plugin failed to initialise (logged). */
+ * their plugins included, and appends the listening addresses the routes need to g->listens
+ * (SL_LISTEN_STREAM_TCP or _UDP). Main thread. Returns 0, or -1 when a plugin failed to
+ * initialise (logged). */
 int sl_stream_routes_build(sl_generation_t *g);
 void sl_stream_routes_destroy(sl_generation_t *g);
 
@@ -105,6 +108,9 @@ void sl_stream_routes_destroy(sl_generation_t *g);
  * client NULL matches any remote_addr. */
 sl_stream_route_t *sl_stream_match(const sl_generation_t *g, const sl_ip_t *server, uint16_t server_port,
                                    const sl_ip_t *client);
+/* The first UDP route of g that takes a datagram from client to server:server_port, or NULL. */
+sl_stream_route_t *sl_stream_match_udp(const sl_generation_t *g, const sl_ip_t *server, uint16_t server_port,
+                                       const sl_ip_t *client);
 
 /* The first TCP route of g on server:server_port whatever the client, or NULL: the one that says
  * whether connections there start with a PROXY protocol header (routes that share an address and

@@ -589,15 +589,10 @@ static void test_stream_errors(void **state)
                 "v2)");
 }
 
-/* UDP is read and checked in full, then refused until built. */
-static void test_stream_not_built(void **state)
+/* The PROXY protocol is for TCP only. */
+static void test_stream_udp_no_proxy_protocol(void **state)
 {
     (void)state;
-    expect_fail("services:\n  - name: dns\n    type: stream\n"
-                "    upstream: {scheme: udp, nodes: [\"127.0.0.1:53\"], max_sessions: 100}\n"
-                "    routes: [{server_port: 5353}]\n",
-                "gw.yaml:4:24: services[0].upstream.scheme: scheme 'udp' is not supported yet");
-    /* Shapes are still checked first. */
     expect_fail("services:\n  - name: dns\n    type: stream\n"
                 "    upstream: {scheme: udp, nodes: [\"127.0.0.1:53\"], proxy_protocol: {send: v1}}\n"
                 "    routes: [{server_port: 5353}]\n",
@@ -682,6 +677,32 @@ static void test_stream_ports(void **state)
     if (!cfg) dump_errors();
     assert_non_null(cfg);
     sl_config_free(cfg);
+}
+
+/* UDP services: their defaults, and the keys that only make sense over TCP. */
+static void test_udp_service(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load("services:\n  - name: dns\n    type: stream\n"
+                            "    upstream: {scheme: udp, nodes: [\"127.0.0.1:53\"], passive_check: {failures: 1}}\n"
+                            "    routes: [{server_port: 5353, plugins: {limit-conn: {conn: 1, burst: 1, "
+                            "default_conn_delay: 1s}, ip-restriction: {whitelist: [127.0.0.0/8]}, prometheus: {}}}]\n");
+    if (!cfg) dump_errors();
+    assert_non_null(cfg);
+    const sl_upstream_cfg_t *u = &cfg->services[0].upstream;
+    assert_int_equal(u->scheme, SL_SCHEME_UDP);
+    assert_int_equal(u->idle_timeout_ms, 30000);
+    assert_int_equal(u->max_sessions, 10000);
+    assert_int_equal(u->passive_check.enabled, 1);
+    sl_config_free(cfg);
+    expect_fail("services:\n  - name: dns\n    type: stream\n"
+                "    upstream: {scheme: udp, nodes: [\"127.0.0.1:53\"], tries: 2, health_check: {interval: 1s}}\n"
+                "    routes: [{server_port: 5353}]\n",
+                "gw.yaml:4:54: services[0].upstream.tries: only for tcp upstreams (a UDP session has no connect to "
+                "try again)");
+    expect_error("gw.yaml:4:64: services[0].upstream.health_check: only for tcp upstreams: use passive_check, where a "
+                 "datagram the node refuses (ICMP port unreachable) counts as a failure");
+    assert_int_equal(errs.n, 2);
 }
 
 static void test_reload_type_change(void **state)
@@ -967,9 +988,10 @@ int main(void)
         cmocka_unit_test_teardown(test_not_supported_yet, teardown),
         cmocka_unit_test_teardown(test_stream_service, teardown),
         cmocka_unit_test_teardown(test_stream_errors, teardown),
-        cmocka_unit_test_teardown(test_stream_not_built, teardown),
+        cmocka_unit_test_teardown(test_stream_udp_no_proxy_protocol, teardown),
         cmocka_unit_test_teardown(test_stream_proxy_protocol_syslog, teardown),
         cmocka_unit_test_teardown(test_stream_ports, teardown),
+        cmocka_unit_test_teardown(test_udp_service, teardown),
         cmocka_unit_test_teardown(test_reload_type_change, teardown),
         cmocka_unit_test_teardown(test_duplicate_names, teardown),
         cmocka_unit_test_teardown(test_missing_required, teardown),

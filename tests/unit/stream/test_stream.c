@@ -1,5 +1,5 @@
-/* Stream routes of a generation: the listening addresses they need, matching a connection, and
- * the plugins' access and end hooks (ip-restriction, limit-conn, prometheus, syslog). */
+/* Stream routes of a generation: the listening addresses they need, matching a connection or a
+ * datagram, and the plugins' access and end hooks (ip-restriction, limit-conn, prometheus, syslog). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +20,7 @@
 #include "runtime/generation.h"
 #include "runtime/server.h"
 #include "stream/stream.h"
+#include "stream/udp_proxy.h"
 
 static sl_generation_t *build(const char *yaml)
 {
@@ -45,8 +46,9 @@ static const char *listens(const sl_generation_t *g, char *buf, size_t size)
     buf[0] = '\0';
     for (size_t i = 0; i < g->n_listens; i++) {
         size_t len = strlen(buf);
-        snprintf(buf + len, size - len, "%s%s%s", i ? " " : "", g->listens[i].kind == SL_LISTEN_HTTP ? "http:" : "",
-                 g->listens[i].addr.text);
+        sl_listen_kind_t k = g->listens[i].kind;
+        const char *prefix = k == SL_LISTEN_HTTP ? "http:" : k == SL_LISTEN_STREAM_UDP ? "udp:" : "";
+        snprintf(buf + len, size - len, "%s%s%s", i ? " " : "", prefix, g->listens[i].addr.text);
     }
     return buf;
 }
@@ -95,6 +97,45 @@ static void test_match(void **state)
     assert_string_equal(sl_stream_match_listener(g, &eleven, 9101)->cfg->name, "net");
     assert_string_equal(sl_stream_match_listener(g, &any6, 9102)->cfg->name, "any");
     assert_null(sl_stream_match_listener(g, &other, 9101));
+    sl_generation_release(g);
+}
+
+#define UDP_SVC(name, routes)                                                                                          \
+    "  - name: " name "\n    type: stream\n    upstream: {scheme: udp, nodes: [\"127.0.0.1:1\"]}\n"                    \
+    "    routes: " routes "\n"
+
+static void test_udp_routes(void **state)
+{
+    (void)state;
+    char buf[512];
+    const char *yaml = "gateway: {http: {listen: [\"127.0.0.1:8080\"]}}\nservices:\n" SVC(
+        "tcp", "[{name: t, server_addr: 127.0.0.10, server_port: 53}]")
+        UDP_SVC("dns", "[{name: ten, server_addr: 127.0.0.10, server_port: 53, remote_addr: 127.0.0.2},"
+                       " {name: any, server_port: 53}, {name: eleven, server_addr: 127.0.0.11, server_port: 54}]")
+            UDP_SVC("other", "[{name: v6, server_addr: \"::1\", server_port: 54}]");
+    sl_generation_t *g = build(yaml);
+    /* TCP and UDP ports are apart: port 53 is one address over TCP and the wildcard over UDP. */
+    assert_string_equal(listens(g, buf, sizeof(buf)),
+                        "http:127.0.0.1:8080 127.0.0.10:53 udp:0.0.0.0:53 udp:127.0.0.11:54 udp:[::1]:54");
+    sl_ip_t ten = ip("127.0.0.10"), eleven = ip("127.0.0.11"), c2 = ip("127.0.0.2"), c3 = ip("127.0.0.3");
+    assert_string_equal(sl_stream_match(g, &ten, 53, &c2)->cfg->name, "t");
+    assert_string_equal(sl_stream_match_udp(g, &ten, 53, &c2)->cfg->name, "ten");
+    assert_string_equal(sl_stream_match_udp(g, &ten, 53, &c3)->cfg->name, "any");
+    assert_string_equal(sl_stream_match_udp(g, &eleven, 54, &c3)->cfg->name, "eleven");
+    assert_null(sl_stream_match(g, &eleven, 54, &c3));
+    assert_null(sl_stream_match_udp(g, &ten, 54, &c3));
+    /* max_sessions counts per service, across the generations that have it. */
+    sl_generation_t *g2 = build(yaml);
+    assert_null(g->stream_routes[0].udp_quota);
+    assert_non_null(g->stream_routes[1].udp_quota);
+    assert_ptr_equal(g->stream_routes[1].udp_quota, g->stream_routes[3].udp_quota);
+    assert_ptr_equal(g->stream_routes[1].udp_quota, g2->stream_routes[1].udp_quota);
+    assert_ptr_not_equal(g->stream_routes[1].udp_quota, g->stream_routes[4].udp_quota);
+    sl_generation_release(g);
+    sl_generation_release(g2);
+    /* The last generation gone, a new one starts a new count. */
+    g = build(yaml);
+    assert_non_null(g->stream_routes[1].udp_quota);
     sl_generation_release(g);
 }
 
@@ -360,6 +401,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_listens),
         cmocka_unit_test(test_match),
+        cmocka_unit_test(test_udp_routes),
         cmocka_unit_test(test_ip_restriction),
         cmocka_unit_test(test_limit_conn),
         cmocka_unit_test(test_prometheus_end_without_access),
