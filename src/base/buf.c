@@ -1,7 +1,9 @@
 #include "base/buf.h"
 #include "base/common.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void sl_buf_reserve(sl_buf_t *b, size_t n)
@@ -86,4 +88,31 @@ void sl_buf_free(sl_buf_t *b)
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+}
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    sl_buf_t *b = p;
+    sl_buf_free(b);
+    free(b);
+}
+
+static void scratch_key_create(void)
+{
+    if (pthread_key_create(&scratch_key, scratch_free) != 0) abort();
+}
+
+sl_buf_t *sl_buf_thread_scratch(void)
+{
+    pthread_once(&scratch_once, scratch_key_create);
+    sl_buf_t *b = pthread_getspecific(scratch_key);
+    if (!b) {
+        b = sl_xcalloc(1, sizeof(*b));
+        if (pthread_setspecific(scratch_key, b) != 0) abort();
+    }
+    b->len = 0;
+    return b;
 }

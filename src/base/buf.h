@@ -25,4 +25,9 @@ void sl_buf_json_escape(sl_buf_t *b, const char *s, size_t n);
 const char *sl_buf_cstr(sl_buf_t *b);
 void sl_buf_free(sl_buf_t *b);
 
+/* The calling thread's formatting buffer, emptied: reused from call to call, so a hot path
+ * neither allocates per message nor formats under a lock; freed when the thread exits. One
+ * user at a time: a caller is done with it before anything it calls may take it again. */
+sl_buf_t *sl_buf_thread_scratch(void);
+
 #endif

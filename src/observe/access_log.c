@@ -36,35 +36,6 @@ struct sl_access_log {
     _Atomic uint64_t dropped;
 };
 
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-
-static void scratch_free(void *p)
-{
-    sl_buf_t *b = p;
-    sl_buf_free(b);
-    free(b);
-}
-
-static void scratch_key_create(void)
-{
-    if (pthread_key_create(&scratch_key, scratch_free) != 0) abort();
-}
-
-/* Each thread formats into its own reused buffer, so the hot path neither allocates per line
- * nor holds the queue lock while formatting. The buffer is freed when the thread exits. */
-static sl_buf_t *scratch_get(void)
-{
-    pthread_once(&scratch_once, scratch_key_create);
-    sl_buf_t *b = pthread_getspecific(scratch_key);
-    if (!b) {
-        b = sl_xcalloc(1, sizeof(*b));
-        if (pthread_setspecific(scratch_key, b) != 0) abort();
-    }
-    b->len = 0;
-    return b;
-}
-
 /* Appends s as a JSON string, or null. Bytes that are not part of well-formed UTF-8 are
  * written as \u00XX (the byte read as Latin-1), so the line is valid JSON whatever a client
  * sent; everything else goes through sl_buf_json_escape. */
@@ -276,7 +247,7 @@ fail_path:
 
 void sl_access_log_write(sl_access_log_t *log, const sl_access_entry_t *e)
 {
-    sl_buf_t *line = scratch_get();
+    sl_buf_t *line = sl_buf_thread_scratch();
     format_entry(line, e);
 
     int queued = 0;

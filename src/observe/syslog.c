@@ -788,35 +788,6 @@ sl_syslog_t *sl_syslog_open(const sl_syslog_cfg_t *cfg)
     return s;
 }
 
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-
-static void scratch_free(void *p)
-{
-    sl_buf_t *b = p;
-    sl_buf_free(b);
-    free(b);
-}
-
-static void scratch_key_create(void)
-{
-    if (pthread_key_create(&scratch_key, scratch_free) != 0) abort();
-}
-
-/* Each thread formats into its own buffer (at most SL_SYSLOG_MAX_LEN, so kept), outside the
- * queue lock. */
-static sl_buf_t *scratch_get(void)
-{
-    pthread_once(&scratch_once, scratch_key_create);
-    sl_buf_t *b = pthread_getspecific(scratch_key);
-    if (!b) {
-        b = sl_xcalloc(1, sizeof(*b));
-        if (pthread_setspecific(scratch_key, b) != 0) abort();
-    }
-    b->len = 0;
-    return b;
-}
-
 void sl_syslog_send(sl_syslog_t *s, int severity, const char *msgid, const char *sd, const char *msg)
 {
     struct timespec ts;
@@ -832,7 +803,7 @@ void sl_syslog_send(sl_syslog_t *s, int severity, const char *msgid, const char 
         .sd = sd,
         .msg = msg,
     };
-    sl_buf_t *b = scratch_get();
+    sl_buf_t *b = sl_buf_thread_scratch();
     size_t n = sl_syslog_format(b, &m);
     /* Queued as the TCP frame (RFC 6587 octet counting); UDP skips the length. */
     char len[16];
