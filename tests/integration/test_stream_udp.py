@@ -21,16 +21,24 @@ from udp_backend import UdpBackend
 MAX_DATAGRAM = 65507
 
 
-def free_udp_port(host="127.0.0.1"):
-    """A UDP port that was free a moment ago and that this test session has not handed out."""
+def free_udp_port(host="127.0.0.1", tcp_too=False):
+    """A UDP port that was free a moment ago and that this test session has not handed out;
+    with tcp_too, free for TCP as well (dnsmasq listens on both)."""
     with helpers._port_lock:
         for _ in range(200):
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            t = socket.socket(socket.AF_INET, socket.SOCK_STREAM) if tcp_too else None
             try:
                 s.bind((host, 0))
                 port = s.getsockname()[1]
+                if t:
+                    t.bind((host, port))
+            except OSError:
+                continue
             finally:
                 s.close()
+                if t:
+                    t.close()
             if port not in helpers._ports_given:
                 helpers._ports_given.add(port)
                 return port
@@ -122,7 +130,7 @@ def dnsmasq(tmp_path):
     exe = shutil.which("dnsmasq") or ("/usr/sbin/dnsmasq" if os.access("/usr/sbin/dnsmasq", os.X_OK) else None)
     if not exe or not shutil.which("dig"):
         pytest.skip("dnsmasq or dig is not installed (scripts/install-deps installs dnsmasq-base and dnsutils)")
-    port = free_udp_port()
+    port = free_udp_port(tcp_too=True)
     # every name its own answer; anything else under example.test one shared answer
     records = ["--address=/n%d.example.test/10.77.0.%d" % (i, i + 1) for i in range(NAMES)]
     log = open(str(tmp_path / "dnsmasq.log"), "wb")
