@@ -16,6 +16,13 @@ uint64_t sl_now_ms(void)
     return sl_now_ns() / 1000000u;
 }
 
+uint64_t sl_unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 int sl_parse_duration_ms(const char *s, uint64_t *out_ms)
 {
     if (!s || !isdigit((unsigned char)*s)) return -1;

@@ -11,7 +11,6 @@
 #include <ctype.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 static llhttp_settings_t client_settings;
 static void client_close(sl_client_t *c);
@@ -600,9 +599,7 @@ static int on_message_begin(llhttp_t *p)
     memset(ex, 0, sizeof(*ex));
     ex->active = 1;
     ex->t_start_ns = sl_now_ns();
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ex->start_unix_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    ex->start_unix_ms = sl_unix_ms();
     ex->gen = c->w->gen;
     sl_generation_retain(ex->gen);
     sl_head_reset(&c->rq->head);

@@ -790,12 +790,10 @@ sl_syslog_t *sl_syslog_open(const sl_syslog_cfg_t *cfg)
 
 void sl_syslog_send(sl_syslog_t *s, int severity, const char *msgid, const char *sd, const char *msg)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     sl_syslog_msg_t m = {
         .facility = s->facility,
         .severity = severity,
-        .time_unix_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000,
+        .time_unix_ms = sl_unix_ms(),
         .hostname = s->hostname,
         .app_name = s->app_name,
         .procid = s->procid,

@@ -7,12 +7,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+int sl_listener_addr(const sl_hostport_t *addr, struct sockaddr_storage *out)
+{
+    int rc = uv_ip4_addr(addr->host, addr->port, (struct sockaddr_in *)out);
+    if (rc != 0) rc = uv_ip6_addr(addr->host, addr->port, (struct sockaddr_in6 *)out);
+    return rc;
+}
+
 /* Returns a bound, not yet listening, socket for addr, or a negative error. */
 static int bound_socket(const sl_hostport_t *addr, int reuseport)
 {
     struct sockaddr_storage ss;
-    int rc = uv_ip4_addr(addr->host, addr->port, (struct sockaddr_in *)&ss);
-    if (rc != 0) rc = uv_ip6_addr(addr->host, addr->port, (struct sockaddr_in6 *)&ss);
+    int rc = sl_listener_addr(addr, &ss);
     if (rc != 0) return rc;
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;

@@ -7,6 +7,9 @@
 
 #include "config/config.h"
 
+/* addr (an IP literal and port) as a socket address. Returns 0 or a negative libuv error. */
+int sl_listener_addr(const sl_hostport_t *addr, struct sockaddr_storage *out);
+
 /* Opens, binds and listens on addr into tcp (initialised on loop). reuseport is set for the
  * per-worker sockets. Returns 0 or a negative libuv error; on error tcp is closed by the caller. */
 int sl_listener_open(uv_loop_t *loop, uv_tcp_t *tcp, const sl_hostport_t *addr, int reuseport, uv_connection_cb cb);

@@ -26,7 +26,6 @@
 
 #include <arpa/inet.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct session {
     uv_tcp_t client;
@@ -419,9 +418,7 @@ void sl_stream_tcp_accept(sl_worker_t *w, uv_stream_t *server)
     session_t *s = sl_xcalloc(1, sizeof(*s));
     s->w = w;
     s->start_ns = sl_now_ns();
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    s->start_unix_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    s->start_unix_ms = sl_unix_ms();
     s->gen = w->gen;
     sl_generation_retain(s->gen);
     sl_list_init(&s->link);

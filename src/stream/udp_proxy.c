@@ -3,6 +3,8 @@
 #include "stream/udp_proxy.h"
 #include "base/common.h"
 #include "base/log.h"
+#include "base/time.h"
+#include "runtime/listener.h"
 #include "runtime/worker.h"
 #include "stream/stream.h"
 #include "stream/udp.h"
@@ -12,7 +14,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 /* ---- max_sessions: one counter per service, outliving generations ------------------------ */
@@ -121,9 +122,7 @@ static int open_session(void *ctx, const struct sockaddr *client, const struct s
                      t.peer.server_port);
         return -1;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    t.start_unix_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    t.start_unix_ms = sl_unix_ms();
     /* A delay limit-conn asks for (inside the burst) is not applied: see udp_proxy.h. */
     uint64_t delay_ms;
     int status = sl_stream_plugins_access(t.route, &t.peer, &t.plugins, w->index, &delay_ms);
@@ -209,10 +208,8 @@ static void on_engine_closed(void *ctx)
 int sl_stream_udp_prepare(const sl_hostport_t *addr)
 {
     struct sockaddr_storage ss;
-    int rc = uv_ip4_addr(addr->host, addr->port, (struct sockaddr_in *)&ss);
-    if (rc != 0) rc = uv_ip6_addr(addr->host, addr->port, (struct sockaddr_in6 *)&ss);
-    if (rc != 0) return rc;
-    return sl_udp_socket_open((struct sockaddr *)&ss);
+    int rc = sl_listener_addr(addr, &ss);
+    return rc != 0 ? rc : sl_udp_socket_open((struct sockaddr *)&ss);
 }
 
 /* Serves ls on fd when the main thread prepared one (a reload), else on a new socket. */

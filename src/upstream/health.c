@@ -291,9 +291,7 @@ static void record(checker_t *c, int ok, const char *err)
 {
     sl_node_state_t *st = c->st;
     const sl_health_cfg_t *hcfg = &c->u->cfg->health_check;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    atomic_store(&st->last_check_ms, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+    atomic_store(&st->last_check_ms, sl_unix_ms());
     atomic_fetch_add(ok ? &st->checks_ok : &st->checks_failed, 1);
     series_add(ok ? st->m_check_ok : st->m_check_failed, 1);
     if (!ok) set_error(st, err);
