@@ -310,6 +310,9 @@ typedef struct sl_service_cfg {
     int type_line, type_col; /* where type was written, else the service's position */
 } sl_service_cfg_t;
 
+enum { SL_UNDERSCORES_DROP, SL_UNDERSCORES_ALLOW, SL_UNDERSCORES_REJECT };
+enum { SL_ESCAPED_SLASHES_REJECT, SL_ESCAPED_SLASHES_KEEP };
+
 typedef struct sl_gateway_cfg {
     int workers;                  /* 0 = auto (number of CPUs) */
     int proxy_layers;             /* 0..16 */
@@ -322,6 +325,10 @@ typedef struct sl_gateway_cfg {
         uint32_t max_uri_bytes;     /* request target; default 8192, 256..1048576 -> 414 beyond */
         uint64_t header_timeout_ms; /* default 10000 */
         uint64_t keepalive_timeout_ms; /* default 60000 */
+        uint64_t body_timeout_ms;   /* longest pause between request body reads; default 60000 -> 408 */
+        int headers_with_underscores; /* SL_UNDERSCORES_*; default drop */
+        int merge_slashes;            /* default 1: "//a" routes and is forwarded as "/a" */
+        int escaped_slashes;          /* SL_ESCAPED_SLASHES_*: %2F %5C in a path; default reject (400) */
     } http;
     struct {
         int enabled;

@@ -719,6 +719,12 @@ static void parse_http_listen(vctx_t *v, const sl_node_t *n, void *base)
     g->http.n_listen = k;
 }
 
+static const choice_t underscore_choices[] = {
+    {"drop", SL_UNDERSCORES_DROP, NULL}, {"allow", SL_UNDERSCORES_ALLOW, NULL},
+    {"reject", SL_UNDERSCORES_REJECT, NULL}, {NULL, 0, NULL}};
+static const choice_t escaped_slash_choices[] = {
+    {"reject", SL_ESCAPED_SLASHES_REJECT, NULL}, {"keep", SL_ESCAPED_SLASHES_KEEP, NULL}, {NULL, 0, NULL}};
+
 static const field_t http_fields[] = {
     {.name = "listen", .type = F_CUSTOM, .custom = parse_http_listen},
     {.name = "max_header_bytes",
@@ -751,6 +757,26 @@ static const field_t http_fields[] = {
      .min = 1,
      .max = 3600000,
      .def = 60000},
+    {.name = "body_timeout",
+     .type = F_DURATION,
+     .off = offsetof(sl_gateway_cfg_t, http.body_timeout_ms) - offsetof(sl_gateway_cfg_t, http),
+     .min = 1,
+     .max = 3600000,
+     .def = 60000},
+    {.name = "headers_with_underscores",
+     .type = F_ENUM,
+     .off = offsetof(sl_gateway_cfg_t, http.headers_with_underscores) - offsetof(sl_gateway_cfg_t, http),
+     .choices = underscore_choices,
+     .def = SL_UNDERSCORES_DROP},
+    {.name = "merge_slashes",
+     .type = F_BOOL,
+     .off = offsetof(sl_gateway_cfg_t, http.merge_slashes) - offsetof(sl_gateway_cfg_t, http),
+     .def = 1},
+    {.name = "path_with_escaped_slashes",
+     .type = F_ENUM,
+     .off = offsetof(sl_gateway_cfg_t, http.escaped_slashes) - offsetof(sl_gateway_cfg_t, http),
+     .choices = escaped_slash_choices,
+     .def = SL_ESCAPED_SLASHES_REJECT},
 };
 static const section_t http_section = SECTION(http_fields);
 

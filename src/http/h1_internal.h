@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "base/buf.h"
+#include "http/h1_scan.h"
 #include "policy/policy.h"
 #include "runtime/generation.h"
 #include "runtime/pipe.h"
@@ -70,7 +71,7 @@ typedef struct sl_exchange {
     sl_node_t *node;
     const sl_node_t *failed_node;
     int attempt_open; /* sl_upstream_begin() was called for node, sl_upstream_end() not yet */
-    const char *pick_key; /* hash / cookie balancer key (in head or host storage), or NULL */
+    const char *pick_key; /* hash / cookie balancer key (in the frozen head or the peer address), or NULL */
     size_t pick_key_len;
     int issue_cookie; /* cookie balancer: set the sticky cookie on the response */
     uint64_t deadline_ns; /* timeout policy: the whole request ends by then (0: none) */
@@ -88,6 +89,7 @@ typedef struct sl_exchange {
     uint8_t method;
     uint8_t http_minor;
     int req_body;
+    uint64_t req_length; /* Content-Length of the request body, as the head said */
     int expect_continue;
     int req_complete;
     int req_streamed;  /* body bytes went to the upstream and cannot be replayed */
@@ -96,8 +98,11 @@ typedef struct sl_exchange {
     char *host_store;
     const char *authority; /* absolute-form target's host[:port], which replaces Host */
     size_t authority_len;
-    const char *path;  /* target without query */
+    const char *path;  /* the normalised path (path_store), routed, judged and forwarded */
     size_t path_len;
+    const char *query; /* "?..." as sent (validated), or NULL */
+    size_t query_len;
+    sl_buf_t path_store;
     sl_buf_t prebuf;   /* upstream bytes waiting for the connection */
     sl_buf_t replay;   /* bytes sent on this connection, to send again (see replayable) */
     int replayable;    /* replay holds everything sent on this connection */
@@ -130,15 +135,18 @@ typedef struct sl_creq {
     int err_status;
     const char *err_code;
     unsigned err_set : 1;
-    /* Checks llhttp 8 is lenient about (see h1_server.c): head scanner and chunk-data CRLF. */
+    /* The framing checker running ahead of llhttp (h1_scan.h), and where it stopped in the
+     * buffer being parsed when the head ended (the body is checked from there on). */
+    sl_h1_scan_t scan;
+    const char *scan_at;
     const char *feed_end;
-    uint64_t chunk_left;
-    uint8_t crlf_need;   /* bytes of CRLF still expected after chunk data */
-    uint8_t scan_done;   /* the head of the current message has been scanned */
-    uint8_t scan_prev;   /* previous head byte */
-    uint8_t scan_line;   /* 0 = request line, 1 = header lines */
-    uint8_t scan_spaces; /* spaces in the request line */
-    uint32_t scan_col;   /* bytes in the current line */
+    /* The head is complete and frozen: nothing is added to head (trailer fields are checked,
+     * counted and dropped), so pointers into it stay valid until the exchange is released. */
+    uint8_t head_done;
+    /* The head passed llhttp's checks as well as ours only once llhttp goes on past it: routing
+     * and the upstream wait for that (exchange_begin() in h1_server.c). */
+    uint8_t begin_pending;
+    size_t trailer_bytes;
     struct sl_creq *next_free;
 } sl_creq_t;
 

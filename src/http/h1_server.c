@@ -1,6 +1,7 @@
 /* HTTP/1.1 client side: accepts connections, parses requests with llhttp (strict), enforces
  * the head limits and message rules, routes, and writes responses back in request order. */
 #include "http/h1_internal.h"
+#include "http/uri.h"
 #include "base/common.h"
 #include "base/log.h"
 #include "base/time.h"
@@ -211,6 +212,7 @@ static void exchange_release(sl_client_t *c)
     sl_buf_free(&ex->prebuf);
     sl_buf_free(&ex->replay);
     free(ex->host_store);
+    sl_buf_free(&ex->path_store);
     if (ex->gen) sl_generation_release(ex->gen);
     memset(ex, 0, sizeof(*ex));
 }
@@ -347,7 +349,9 @@ static void send_error(sl_client_t *c, int status, const char *code)
     char body[160];
     int n = snprintf(body, sizeof(body), "{\"error\": \"%s\", \"status\": %d}\n", code, status);
     c->rq->ex.error = code;
-    send_local(c, status, NULL, 0, "application/json", body, (size_t)n);
+    /* RFC 9110 15.5.6: a 405 says which methods are allowed (every one but CONNECT). */
+    static const sl_header_kv_t allow = {.name = "Allow", .value = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE"};
+    send_local(c, status, status == 405 ? &allow : NULL, status == 405, "application/json", body, (size_t)n);
 }
 
 /* ---- exchange lifecycle ----------------------------------------------------------------- */
@@ -542,56 +546,6 @@ static int fail_parse(sl_client_t *c, int status, const char *code)
     return -1;
 }
 
-/* llhttp 8 (Debian's) accepts a few things RFC 9112 forbids and smuggling attacks use: a bare
- * LF in the request line, obs-fold, extra spaces in the request line, and junk between chunk
- * data and its CRLF. These checks read the raw bytes alongside the parser. */
-
-/* Consumes up to the CRLF still expected after chunk data; -1 when the bytes differ. */
-static int check_crlf(sl_client_t *c, const char *p, size_t n)
-{
-    while (c->rq->crlf_need && n) {
-        char want = c->rq->crlf_need == 2 ? '\r' : '\n';
-        if (*p != want) return -1;
-        c->rq->crlf_need--;
-        p++;
-        n--;
-    }
-    return 0;
-}
-
-static void scan_reset(sl_client_t *c)
-{
-    c->rq->scan_done = 0;
-    c->rq->scan_prev = 0;
-    c->rq->scan_line = 0;
-    c->rq->scan_spaces = 0;
-    c->rq->scan_col = 0;
-}
-
-/* Scans head bytes until the empty line that ends the head; -1 on a forbidden form. */
-static int scan_head(sl_client_t *c, const char *p, size_t n)
-{
-    for (size_t i = 0; i < n && !c->rq->scan_done; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        if (ch == '\n') {
-            if (c->rq->scan_prev != '\r') return -1;
-            if (c->rq->scan_line == 0 && c->rq->scan_col > 1 && c->rq->scan_spaces != 2) return -1;
-            if (c->rq->scan_col == 1 && c->rq->scan_line == 1) c->rq->scan_done = 1; /* the empty line */
-            if (c->rq->scan_col > 1) c->rq->scan_line = 1;
-            c->rq->scan_col = 0;
-        } else {
-            if (c->rq->scan_col == 0 && c->rq->scan_line == 1 && (ch == ' ' || ch == '\t')) return -1; /* obs-fold */
-            if (c->rq->scan_line == 0 && ch == ' ') {
-                if (c->rq->scan_prev == ' ' || c->rq->scan_col == 0) return -1;
-                c->rq->scan_spaces++;
-            }
-            if (c->rq->scan_col < UINT32_MAX) c->rq->scan_col++;
-        }
-        c->rq->scan_prev = ch;
-    }
-    return 0;
-}
-
 static int on_message_begin(llhttp_t *p)
 {
     sl_client_t *c = p->data;
@@ -604,6 +558,9 @@ static int on_message_begin(llhttp_t *p)
     sl_generation_retain(ex->gen);
     sl_head_reset(&c->rq->head);
     sl_buf_reserve(&c->rq->head.buf, 512);
+    c->rq->head_done = 0;
+    c->rq->begin_pending = 0;
+    c->rq->trailer_bytes = 0;
     /* The header timeout runs from the first byte of a request, not from the idle time before it. */
     timer_set(c, SL_TQ_HEADER, gw(c)->http.header_timeout_ms);
     return 0;
@@ -626,9 +583,20 @@ static int check_head_limits(sl_client_t *c)
     return 0;
 }
 
+/* Trailer fields are checked by the framing checker, counted against the head limit and
+ * dropped: the head stays frozen once complete (h1_internal.h). */
+static int trailer_bytes(sl_client_t *c, size_t n)
+{
+    c->rq->trailer_bytes += n;
+    c->rq->ex.bytes_in += n;
+    if (c->rq->trailer_bytes > gw(c)->http.max_header_bytes) return fail_parse(c, 431, "headers_too_large");
+    return 0;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t n)
 {
     sl_client_t *c = p->data;
+    if (c->rq->head_done) return trailer_bytes(c, n);
     sl_head_field(&c->rq->head, at, n);
     c->rq->ex.bytes_in += n;
     return check_head_limits(c);
@@ -637,6 +605,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
 static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
     sl_client_t *c = p->data;
+    if (c->rq->head_done) return trailer_bytes(c, n);
     if (sl_head_value(&c->rq->head, at, n) != 0) return fail_parse(c, 400, "bad_request");
     c->rq->ex.bytes_in += n;
     return check_head_limits(c);
@@ -645,7 +614,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
 static int on_header_value_complete(llhttp_t *p)
 {
     sl_client_t *c = p->data;
-    sl_head_value_done(&c->rq->head);
+    if (!c->rq->head_done) sl_head_value_done(&c->rq->head);
     return 0;
 }
 
@@ -656,47 +625,6 @@ static int value_is(const sl_head_t *h, const sl_hdr_t *x, const char *want)
     while (n && (*v == ' ' || *v == '\t')) v++, n--;
     while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
     return n == strlen(want) && strncasecmp(v, want, n) == 0;
-}
-
-/* True when a path segment is "." or "..", also percent-encoded: routes match raw paths, so
- * "/api/../admin" must not reach a "/api/" prefix route. */
-static int has_dot_segment(const char *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        size_t start = ++i; /* past the '/' */
-        while (i < n && p[i] != '/') i++;
-        int dots = 0, other = 0;
-        for (size_t j = start; j < i; j++) {
-            if (p[j] == '.') dots++;
-            else if (p[j] == '%' && j + 2 < i && p[j + 1] == '2' && (p[j + 2] == 'e' || p[j + 2] == 'E')) {
-                dots++;
-                j += 2;
-            } else {
-                other = 1;
-            }
-        }
-        if (!other && (dots == 1 || dots == 2)) return 1;
-    }
-    return 0;
-}
-
-static void set_host(sl_exchange_t *ex, const char *h, size_t n)
-{
-    /* Lower-case, without the port: "[::1]:80" -> "[::1]", "Example.COM:8080" -> "example.com". */
-    size_t end = n;
-    if (n && h[0] == '[') {
-        const char *rb = memchr(h, ']', n);
-        if (rb) end = (size_t)(rb - h) + 1;
-    } else {
-        const char *colon = memchr(h, ':', n);
-        if (colon) end = (size_t)(colon - h);
-    }
-    ex->host_store = sl_xmalloc(end + 1);
-    for (size_t i = 0; i < end; i++) ex->host_store[i] = (char)tolower((unsigned char)h[i]);
-    ex->host_store[end] = '\0';
-    ex->host = ex->host_store;
-    ex->host_len = end;
 }
 
 /* Builds the request head for the upstream into ex->prebuf. */
@@ -779,13 +707,12 @@ static int find_cookie(const sl_head_t *h, const char *name, const char **out, s
 }
 
 /* The value of query parameter name in the request target, as sent (not decoded). */
-static int find_query(const sl_exchange_t *ex, const sl_head_t *h, const char *name, const char **out, size_t *out_len)
+static int find_query(const sl_exchange_t *ex, const char *name, const char **out, size_t *out_len)
 {
-    const char *t = sl_head_str(h, h->first_off), *end = t + h->first_len;
-    const char *q = memchr(ex->path, '?', (size_t)(end - ex->path));
-    if (!q) return 0;
+    if (!ex->query) return 0;
+    const char *end = ex->query + ex->query_len;
     size_t nl = strlen(name);
-    for (const char *p = q + 1; p < end;) {
+    for (const char *p = ex->query + 1; p < end;) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *pe = amp ? amp : end;
         const char *eq = memchr(p, '=', (size_t)(pe - p));
@@ -825,7 +752,7 @@ static void balancer_key(sl_client_t *c)
             break;
         }
         case SL_HASH_QUERY:
-            if (!find_query(ex, h, u->hash.key, &k, &n)) k = NULL;
+            if (!find_query(ex, u->hash.key, &k, &n)) k = NULL;
             break;
         case SL_HASH_COOKIE:
             if (!find_cookie(h, u->hash.key, &k, &n)) k = NULL;
@@ -855,18 +782,13 @@ static void build_upstream_head(sl_client_t *c)
     sl_buf_puts(b, llhttp_method_name((llhttp_method_t)ex->method));
     sl_buf_putc(b, ' ');
     const sl_route_rt_t *rt = ex->route;
-    const char *target_end = sl_head_str(h, h->first_off) + h->first_len;
-    size_t target_len = (size_t)(target_end - ex->path);
-    /* path_rewrite works on the path; the query string after it is kept as sent. */
+    /* The normalised path (or path_rewrite's result from it), then the query as sent. */
     sl_buf_t rewritten = SL_BUF_INIT;
-    if (rt->n_chain && sl_policy_upstream_path(rt, ex->path, ex->path_len, &rewritten)) {
+    if (rt->n_chain && sl_policy_upstream_path(rt, ex->path, ex->path_len, &rewritten))
         sl_buf_append(b, rewritten.data, rewritten.len);
-        sl_buf_append(b, ex->path + ex->path_len, (size_t)(target_end - (ex->path + ex->path_len)));
-    } else if (target_len) {
-        sl_buf_append(b, ex->path, target_len);
-    } else {
-        sl_buf_putc(b, '/'); /* "GET http://host HTTP/1.1" */
-    }
+    else
+        sl_buf_append(b, ex->path, ex->path_len);
+    if (ex->query) sl_buf_append(b, ex->query, ex->query_len);
     sl_buf_free(&rewritten);
     sl_buf_puts(b, " HTTP/1.1\r\n");
     /* Host: the absolute-form authority, else the client's, else (HTTP/1.0) the node's. */
@@ -920,7 +842,7 @@ static void build_upstream_head(sl_client_t *c)
 #undef OURS
     sl_policy_upstream_emit(rt, b);
     if (ex->req_body == SL_BODY_LENGTH)
-        sl_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)c->rq->parser.content_length);
+        sl_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)ex->req_length);
     else if (ex->req_body == SL_BODY_CHUNKED)
         sl_buf_puts(b, "Transfer-Encoding: chunked\r\n");
     if (ex->upgrade) sl_buf_puts(b, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
@@ -946,24 +868,149 @@ static void websocket_check(sl_client_t *c, const llhttp_t *p)
     }
 }
 
+/* Drops the header fields whose name has an underscore (gateway.http.headers_with_underscores:
+ * drop): "Transfer_Encoding" must not look like framing to an upstream that folds '_' into '-'.
+ * Dropped fields are invisible to routing, policies and the upstream. */
+static void drop_underscore_names(sl_head_t *h)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        const sl_hdr_t *x = &h->hdrs[i];
+        if (memchr(sl_head_str(h, x->name_off), '_', x->name_len)) continue;
+        h->hdrs[k++] = *x;
+    }
+    h->n = k;
+}
+
+static int has_underscore_name(const sl_head_t *h)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (memchr(sl_head_str(h, h->hdrs[i].name_off), '_', h->hdrs[i].name_len)) return 1;
+    return 0;
+}
+
+/* RFC 3986 3.4: a query is pchar / "/" / "?", with well-formed escapes. */
+static int query_valid(const char *q, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        unsigned char ch = (unsigned char)q[i];
+        if (ch == '%') {
+            if (i + 2 >= n || !isxdigit((unsigned char)q[i + 1]) || !isxdigit((unsigned char)q[i + 2])) return 0;
+            i += 2;
+        } else if (!isalnum(ch) && !strchr("-._~!$&'()*+,;=:@/?", ch)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Normalises and stores the host used for routing (lower case, no trailing dot, no port). */
+static int set_host(sl_exchange_t *ex, const char *h, size_t n)
+{
+    size_t cap = SL_HOST_OUT_CAP(n), len = 0;
+    char *out = sl_xmalloc(cap);
+    if (sl_host_normalize(h, n, out, cap, &len, NULL) != 0) {
+        free(out);
+        return -1;
+    }
+    free(ex->host_store);
+    ex->host_store = out;
+    ex->host = out;
+    ex->host_len = len;
+    return 0;
+}
+
+/* Splits the target into path and query, normalises the path (uri.h) and checks the query.
+ * Origin-form "/p?q", absolute-form "http://host/p?q" (its authority replaces Host, RFC 9112
+ * 3.2.2), or "*" for OPTIONS (asterisk-form, routed as "*"). */
+static int parse_target(sl_client_t *c, const sl_hdr_t *host)
+{
+    sl_exchange_t *ex = &c->rq->ex;
+    const sl_head_t *h = &c->rq->head;
+    const char *t = sl_head_str(h, h->first_off);
+    size_t tn = h->first_len;
+    if (tn == 1 && t[0] == '*' && ex->method == HTTP_OPTIONS) {
+        ex->path = t;
+        ex->path_len = 1;
+        return host ? set_host(ex, sl_head_str(h, host->value_off), host->value_len) : 0;
+    }
+    const char *path = t, *end = t + tn;
+    size_t skip = tn >= 7 && strncasecmp(t, "http://", 7) == 0 ? 7 : tn >= 8 && strncasecmp(t, "https://", 8) == 0 ? 8 : 0;
+    if (skip) {
+        const char *auth = t + skip;
+        const char *ae = auth;
+        while (ae < end && *ae != '/' && *ae != '?') ae++;
+        if (ae == auth || set_host(ex, auth, (size_t)(ae - auth)) != 0) return -1;
+        ex->authority = auth;
+        ex->authority_len = (size_t)(ae - auth);
+        path = ae;
+    } else if (tn == 0 || t[0] != '/') {
+        return -1;
+    } else if (host && set_host(ex, sl_head_str(h, host->value_off), host->value_len) != 0) {
+        return -1;
+    }
+    /* RFC 9110 7.2: an invalid Host is refused even when the target's authority replaces it. */
+    if (skip && host) {
+        char tmp[SL_HOST_OUT_CAP(256)];
+        size_t l;
+        if (host->value_len > 256 ||
+            sl_host_normalize(sl_head_str(h, host->value_off), host->value_len, tmp, sizeof(tmp), &l, NULL) != 0)
+            return -1;
+    }
+    const char *q = memchr(path, '?', (size_t)(end - path));
+    size_t plen = (size_t)((q ? q : end) - path);
+    if (q) {
+        ex->query = q;
+        ex->query_len = (size_t)(end - q);
+        if (!query_valid(q, ex->query_len)) return -1;
+    }
+    const sl_gateway_cfg_t *g = gw(c);
+    unsigned flags = (g->http.merge_slashes ? 0 : SL_PATH_KEEP_SLASHES) |
+                     (g->http.escaped_slashes == SL_ESCAPED_SLASHES_KEEP ? SL_PATH_KEEP_ESCAPED_SLASHES : 0);
+    const char *err = NULL;
+    ex->path_store.len = 0;
+    if (sl_path_normalize(path, plen, &ex->path_store, flags, &err) != 0) {
+        sl_log_debug("client %s: %s", c->peer_ip, err ? err : "bad path");
+        return -1;
+    }
+    ex->path = ex->path_store.data;
+    ex->path_len = ex->path_store.len;
+    return 0;
+}
+
+/* The head is complete. Everything about it is judged here (ours and the framing checker's
+ * rules); llhttp has a few checks of its own after this callback, so routing, policies and the
+ * upstream wait until it goes on (exchange_begin). */
 static int on_headers_complete(llhttp_t *p)
 {
     sl_client_t *c = p->data;
-    sl_exchange_t *ex = &c->rq->ex;
-    sl_head_t *h = &c->rq->head;
+    sl_creq_t *rq = c->rq;
+    sl_exchange_t *ex = &rq->ex;
+    sl_head_t *h = &rq->head;
     ex->method = (uint8_t)p->method;
     ex->http_minor = p->http_major == 1 ? p->http_minor : 0;
     if (p->http_major != 1) return fail_parse(c, 400, "bad_request");
-    c->rq->ex.bytes_in += 2;
+    rq->ex.bytes_in += 2;
+    rq->head_done = 1;
+    if (rq->scan.phase != SL_SCAN_HEAD_DONE) return fail_parse(c, 400, "bad_request");
+    /* A tunnel to anywhere is not a gateway's to open. */
+    if (ex->method == HTTP_CONNECT) return fail_parse(c, 405, "method_not_allowed");
+    if (!sl_head_names_valid(h)) return fail_parse(c, 400, "bad_request");
+    int underscores = gw(c)->http.headers_with_underscores;
+    if (underscores != SL_UNDERSCORES_ALLOW && has_underscore_name(h)) {
+        if (underscores == SL_UNDERSCORES_REJECT) return fail_parse(c, 400, "header_with_underscore");
+        drop_underscore_names(h);
+    }
 
     int n_te = 0, n_host = 0;
     const sl_hdr_t *host = NULL;
-    if (!sl_head_names_valid(h)) return fail_parse(c, 400, "bad_request");
     for (size_t i = 0; i < h->n; i++) {
         const sl_hdr_t *x = &h->hdrs[i];
         if (sl_hdr_is(h, x, "transfer-encoding")) {
-            /* Only exactly "chunked": anything else is how requests get smuggled past proxies. */
-            if (++n_te > 1 || !value_is(h, x, "chunked")) return fail_parse(c, 400, "bad_request");
+            /* Only exactly "chunked", as llhttp reads it too: anything else is how requests get
+             * smuggled past proxies. */
+            if (++n_te > 1 || !value_is(h, x, "chunked") || !(p->flags & F_CHUNKED))
+                return fail_parse(c, 400, "bad_request");
         } else if (sl_hdr_is(h, x, "host")) {
             n_host++;
             host = x;
@@ -972,44 +1019,50 @@ static int on_headers_complete(llhttp_t *p)
             ex->expect_continue = 1;
         }
     }
+    /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing. */
+    if (n_te && ex->http_minor == 0) return fail_parse(c, 400, "bad_request");
     if (n_host > 1 || (n_host == 0 && ex->http_minor >= 1)) return fail_parse(c, 400, "bad_request");
     if (p->flags & F_CHUNKED) ex->req_body = SL_BODY_CHUNKED;
     else if ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0) ex->req_body = SL_BODY_LENGTH;
+    ex->req_length = ex->req_body == SL_BODY_LENGTH ? p->content_length : 0;
+    if (parse_target(c, host) != 0) return fail_parse(c, 400, "bad_request");
 
-    /* Target: origin-form "/path?q", or absolute-form "http://host/path?q". */
-    const char *t = sl_head_str(h, h->first_off);
-    size_t tn = h->first_len;
-    const char *path = t;
-    if (tn >= 7 && strncasecmp(t, "http://", 7) == 0) {
-        /* RFC 9112 3.2.2: the target's authority replaces Host, for routing and upstream. */
-        const char *auth = t + 7;
-        const char *slash = memchr(auth, '/', tn - 7);
-        size_t alen = slash ? (size_t)(slash - auth) : tn - 7;
-        if (!alen || memchr(auth, '@', alen)) return fail_parse(c, 400, "bad_request");
-        set_host(ex, auth, alen);
-        ex->authority = auth;
-        ex->authority_len = alen;
-        path = slash ? slash : t + tn;
-    } else if (host) {
-        set_host(ex, sl_head_str(h, host->value_off), host->value_len);
+    /* The body's framing is checked from here on, ahead of llhttp, before any of it is sent. */
+    sl_h1_scan_body(&rq->scan, ex->req_body == SL_BODY_CHUNKED ? SL_SCAN_BODY_CHUNKED
+                               : ex->req_body == SL_BODY_LENGTH ? SL_SCAN_BODY_LENGTH
+                                                                : SL_SCAN_BODY_NONE,
+                    p->content_length);
+    if (rq->scan_at && rq->feed_end > rq->scan_at) {
+        ssize_t r = sl_h1_scan(&rq->scan, rq->scan_at, (size_t)(rq->feed_end - rq->scan_at));
+        if (r < 0) return fail_parse(c, 400, "bad_request");
     }
-    ex->path = path;
-    const char *q = memchr(path, '?', (size_t)(t + tn - path));
-    ex->path_len = (size_t)((q ? q : t + tn) - path);
-    if (has_dot_segment(ex->path, ex->path_len)) return fail_parse(c, 400, "bad_request");
     c->keepalive = llhttp_should_keep_alive(p) ? 1 : 0;
     /* An upgrade answered as HTTP/1.1 (h2c, or a WebSocket handshake the upstream declines) ends
      * the connection: what the client sends next may be in the other protocol. */
     if (p->upgrade) c->close_after = 1;
-
     c->state = SL_C_BODY;
+    rq->begin_pending = 1;
+    return 0;
+}
+
+/* Routes the request, runs the request policies and starts the upstream; called once llhttp
+ * has accepted the head (at the first body byte, the end of the message, or the end of the
+ * bytes at hand). Returns -1 when the parser must stop (the connection is being answered and
+ * closed). */
+static int exchange_begin(sl_client_t *c)
+{
+    sl_creq_t *rq = c->rq;
+    if (!rq->begin_pending) return 0;
+    rq->begin_pending = 0;
+    sl_exchange_t *ex = &rq->ex;
+    llhttp_t *p = &rq->parser;
     const char *mname = llhttp_method_name((llhttp_method_t)ex->method);
     ex->route = sl_router_match(ex->gen->router, ex->host ? ex->host : "", ex->host_len, ex->path, ex->path_len,
                                 sl_method_bit(mname, strlen(mname)));
     if (ex->route && ex->route->n_chain) {
         /* Request policies (ip_access, local_rate_limit) may refuse it before anything goes upstream. */
         sl_policy_req_t pr = {
-            .peer = c->peer_ip, .header = policy_header, .ctx = &c->rq->head, .state = &ex->policy};
+            .peer = c->peer_ip, .header = policy_header, .ctx = &rq->head, .state = &ex->policy};
         client_address(c, &pr.remote, &pr.remote_len);
         ex->refused_status = sl_policy_on_request(ex->route, &pr, &ex->refused_code);
     }
@@ -1017,7 +1070,7 @@ static int on_headers_complete(llhttp_t *p)
     if (!ex->route || !ex->route->upstream || ex->refused_status) {
         /* Answered here, after the body is read and dropped; a client waiting for 100-continue
          * is answered now instead, and the connection closes. */
-        if (ex->req_body != SL_BODY_NONE && ex->expect_continue) {
+        if (ex->req_body != SL_BODY_NONE && ex->expect_continue && !ex->req_complete) {
             c->close_after = 1;
             answer_locally(c);
             ex->req_complete = 1;
@@ -1036,13 +1089,13 @@ static int on_headers_complete(llhttp_t *p)
         return -1;
     }
     build_upstream_head(c);
-    if (ex->expect_continue && ex->req_body != SL_BODY_NONE && ex->http_minor >= 1)
+    if (ex->expect_continue && ex->req_body != SL_BODY_NONE && ex->http_minor >= 1 && !ex->req_complete)
         sl_client_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
     ex->bytes_out = 0; /* the interim response is not part of the final one */
     sl_upstream_start(c);
     if (c->closing || c->state == SL_C_CLOSING) return -1;
-    /* While a body arrives, the header timeout bounds each pause between reads. */
-    if (ex->req_body != SL_BODY_NONE) timer_set(c, SL_TQ_HEADER, gw(c)->http.header_timeout_ms);
+    /* While a body arrives, body_timeout bounds each pause between reads. */
+    if (ex->req_body != SL_BODY_NONE && !ex->req_complete) timer_set(c, SL_TQ_BODY, gw(c)->http.body_timeout_ms);
     return 0;
 }
 
@@ -1051,14 +1104,7 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
     sl_client_t *c = p->data;
     sl_exchange_t *ex = &c->rq->ex;
     ex->bytes_in += n;
-    if (c->state == SL_C_CLOSING) return -1;
-    if (ex->req_body == SL_BODY_CHUNKED) {
-        c->rq->chunk_left -= n;
-        if (!c->rq->chunk_left) {
-            c->rq->crlf_need = 2;
-            if (check_crlf(c, at + n, (size_t)(c->rq->feed_end - (at + n))) < 0) return fail_parse(c, 400, "bad_request");
-        }
-    }
+    if (c->state == SL_C_CLOSING || exchange_begin(c) < 0) return -1;
     if (!ex->route || !ex->route->upstream || ex->refused_status || ex->resp_complete || c->closing) return 0;
     if (ex->req_body == SL_BODY_CHUNKED) {
         char line[24];
@@ -1075,8 +1121,7 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
 static int on_chunk_header(llhttp_t *p)
 {
     sl_client_t *c = p->data;
-    c->rq->chunk_left = p->content_length;
-    return 0;
+    return c->state == SL_C_CLOSING || exchange_begin(c) < 0 ? -1 : 0;
 }
 
 static void answer_locally(sl_client_t *c)
@@ -1093,7 +1138,7 @@ static int on_message_complete(llhttp_t *p)
 {
     sl_client_t *c = p->data;
     sl_exchange_t *ex = &c->rq->ex;
-    if (c->state == SL_C_CLOSING) return -1;
+    if (c->state == SL_C_CLOSING || exchange_begin(c) < 0) return -1;
     c->keepalive = llhttp_should_keep_alive(p) ? 1 : 0;
     if (!c->keepalive) c->close_after = 1;
     ex->req_complete = 1;
@@ -1132,7 +1177,7 @@ void sl_client_upstream_drained(sl_client_t *c)
 {
     if (c->state != SL_C_BODY || c->closing || c->reading) return;
     client_read_start(c);
-    timer_set(c, SL_TQ_HEADER, gw(c)->http.header_timeout_ms);
+    timer_set(c, SL_TQ_BODY, gw(c)->http.body_timeout_ms);
 }
 
 void sl_client_tunnel_done(sl_client_t *c, const char *error)
@@ -1173,20 +1218,27 @@ static void client_feed(sl_client_t *c, const char *data, size_t len)
     c->rq->feed_end = data + len;
     while (len && !c->closing && c->state != SL_C_CLOSING) {
         llhttp_errno_t err;
-        if ((!c->rq->scan_done && scan_head(c, data, len) < 0) || check_crlf(c, data, len) < 0) {
-            c->rq->err_set = 0;
+        sl_creq_t *rq = c->rq;
+        ssize_t scanned = sl_h1_scan(&rq->scan, data, len);
+        rq->scan_at = scanned >= 0 ? data + scanned : NULL;
+        if (scanned < 0) {
+            rq->err_set = 0;
             err = HPE_USER;
         } else {
-            err = llhttp_execute(&c->rq->parser, data, len);
+            err = llhttp_execute(&rq->parser, data, len);
         }
-        if (err == HPE_OK) break;
+        if (err == HPE_OK) {
+            /* llhttp took the head and all of its own checks passed: now it may go upstream. */
+            if (rq->begin_pending) exchange_begin(c);
+            break;
+        }
         if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
             const char *pos = llhttp_get_error_pos(&c->rq->parser);
             size_t used = pos ? (size_t)(pos - data) : len;
             data += used;
             len -= used;
             if (c->closing || c->state == SL_C_CLOSING) break;
-            scan_reset(c); /* the next message's head starts here */
+            sl_h1_scan_reset(&c->rq->scan); /* the next message's head starts here */
             if (c->state == SL_C_HEAD && !c->rq->ex.active && c->write_queued <= SL_HIGH_WATER) {
                 /* Answered synchronously (local response): parse the next pipelined request. */
                 llhttp_resume(&c->rq->parser);
@@ -1246,7 +1298,7 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         return;
     }
-    if (c->state == SL_C_BODY) timer_set(c, SL_TQ_HEADER, gw(c)->http.header_timeout_ms);
+    if (c->state == SL_C_BODY) timer_set(c, SL_TQ_BODY, gw(c)->http.body_timeout_ms);
     client_feed(c, buf->base, (size_t)nread);
 }
 
@@ -1260,8 +1312,13 @@ static void client_timeout(sl_client_t *c)
         c->close_after = 1;
         client_read_stop(c);
         sl_client_fail(c, 408, "header_timeout");
+    } else if (c->state == SL_C_BODY && !c->rq->ex.head_sent) {
+        /* A body that stops arriving (body_timeout): 408, and the upstream side is let go. */
+        c->close_after = 1;
+        client_read_stop(c);
+        sl_client_fail(c, 408, "body_timeout");
     } else {
-        c->rq->ex.error = "client_timeout";
+        c->rq->ex.error = c->state == SL_C_BODY ? "body_timeout" : "client_timeout";
         client_close(c);
     }
 }
@@ -1285,6 +1342,11 @@ static void settings_init(void)
     done = 1;
 }
 
+static void on_unaccepted_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 void sl_h1_accept(sl_worker_t *w, uv_stream_t *server)
 {
     settings_init();
@@ -1295,7 +1357,7 @@ void sl_h1_accept(sl_worker_t *w, uv_stream_t *server)
     sl_list_init(&c->tlink);
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         c->closing = 1;
-        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+        uv_close((uv_handle_t *)&c->tcp, on_unaccepted_closed);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);

@@ -50,7 +50,7 @@ static inline void sl_list_push_tail(sl_list_t *head, sl_list_t *n)
 
 /* Client timeout queues: each holds timeouts of one duration, so appending keeps it sorted
  * and the tick only looks at the front. */
-enum { SL_TQ_HEADER, SL_TQ_KEEPALIVE, SL_TQ_LINGER, SL_TQ_COUNT };
+enum { SL_TQ_HEADER, SL_TQ_BODY, SL_TQ_KEEPALIVE, SL_TQ_LINGER, SL_TQ_COUNT };
 
 typedef struct sl_listener {
     uv_tcp_t tcp;

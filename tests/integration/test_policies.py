@@ -72,7 +72,7 @@ def test_path_rewrite_prefix(make_gateway, backend):
     assert upstream_target(g, "/users/7?x=1") == "/v1/users/7?x=1"
     assert upstream_target(g, "/users/7/orders?x=1&y=a%20b") == "/v1/users/7/orders?x=1&y=a%20b"
     # percent-encoding in the path is forwarded as the client sent it
-    assert upstream_target(g, "/users/a%2Fb%20c") == "/v1/users/a%2Fb%20c"
+    assert upstream_target(g, "/users/a%3fb%20c") == "/v1/users/a%3Fb%20c"
     # a path on the same route but not under the prefix goes unchanged, query included
     assert upstream_target(g, "/other") == "/other"
     assert upstream_target(g, "/other?users=1") == "/other?users=1"

@@ -1,0 +1,192 @@
+/* The request framing checker (see h1_scan.h). Every rule cites RFC 9112 or RFC 9110. */
+#include "http/h1_scan.h"
+
+#include <string.h>
+
+/* tchar (RFC 9110 5.6.2): the bytes of a method and a field name. */
+static int is_tchar(unsigned char ch)
+{
+    if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')) return 1;
+    return ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+/* field-vchar, SP and HTAB (RFC 9110 5.5): what a field value may hold; obs-text included. */
+static int is_value_byte(unsigned char ch)
+{
+    return ch == ' ' || ch == '\t' || (ch > 0x20 && ch != 0x7f);
+}
+
+static int hex_value(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+void sl_h1_scan_reset(sl_h1_scan_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->phase = SL_SCAN_HEAD;
+}
+
+static void line_start(sl_h1_scan_t *s)
+{
+    s->prev = 0;
+    s->part = 0;
+    s->col = 0;
+}
+
+void sl_h1_scan_body(sl_h1_scan_t *s, int kind, uint64_t length)
+{
+    line_start(s);
+    s->left = 0;
+    if (kind == SL_SCAN_BODY_CHUNKED) {
+        s->phase = SL_SCAN_SIZE;
+    } else if (kind == SL_SCAN_BODY_LENGTH && length) {
+        s->phase = SL_SCAN_LENGTH;
+        s->left = length;
+    } else {
+        s->phase = SL_SCAN_DONE;
+    }
+}
+
+/* A byte of the request line (RFC 9112 3): method SP request-target SP HTTP-version, single
+ * spaces, a target of visible ASCII only (a tab, a space or a byte above 0x7e is not a URI). */
+static int request_line_byte(sl_h1_scan_t *s, unsigned char ch)
+{
+    if (ch == ' ') {
+        if (s->part == 2 || s->col == 0 || s->prev == ' ') return -1;
+        s->part++;
+        return 0;
+    }
+    if (s->part == 0) return is_tchar(ch) ? 0 : -1;
+    return ch > 0x20 && ch < 0x7f ? 0 : -1;
+}
+
+/* A byte of a field line (RFC 9112 5): a token name, a colon with no whitespace before it, a
+ * value of field bytes. A line that starts with whitespace is obs-fold, refused (5.2). */
+static int field_line_byte(sl_h1_scan_t *s, unsigned char ch)
+{
+    if (s->part == 0) {
+        if (ch == ':') {
+            if (s->col == 0) return -1;
+            s->part = 1;
+            return 0;
+        }
+        return is_tchar(ch) ? 0 : -1;
+    }
+    return is_value_byte(ch) ? 0 : -1;
+}
+
+/* The end of a line in the head or the trailer section; 1 when it was the empty line. */
+static int line_end(sl_h1_scan_t *s)
+{
+    if (s->phase == SL_SCAN_HEAD && s->lines == 0) {
+        if (s->col == 0) return 0; /* empty lines before the request line may be ignored (2.2) */
+        if (s->part != 2 || s->prev == ' ') return -1;
+        s->lines = 1;
+        return 0;
+    }
+    if (s->col == 0) return 1;
+    if (s->part != 1) return -1; /* a field line without a colon */
+    if (s->lines < UINT8_MAX) s->lines++;
+    return 0;
+}
+
+/* The chunk-size line (RFC 9112 7.1): 1*HEXDIG, then optionally BWS ";" chunk-ext. */
+static int size_line_byte(sl_h1_scan_t *s, unsigned char ch)
+{
+    if (s->col >= SL_CHUNK_LINE_MAX) return -1;
+    if (s->part == 0) {
+        int h = hex_value(ch);
+        if (h >= 0) {
+            if (s->left >> 59) return -1; /* more than 2^63 bytes */
+            s->left = s->left * 16 + (uint64_t)h;
+            return 0;
+        }
+        if (s->col == 0) return -1;
+        s->part = 1;
+    }
+    if (s->part == 1) {
+        if (ch == ' ' || ch == '\t') return 0;
+        if (ch != ';') return -1;
+        s->part = 2;
+        return 0;
+    }
+    return is_value_byte(ch) ? 0 : -1;
+}
+
+ssize_t sl_h1_scan(sl_h1_scan_t *s, const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        switch (s->phase) {
+        case SL_SCAN_HEAD_DONE:
+        case SL_SCAN_DONE:
+            return (ssize_t)i;
+        case SL_SCAN_LENGTH:
+        case SL_SCAN_DATA: {
+            size_t take = n - i;
+            if (take > s->left) take = (size_t)s->left;
+            i += take;
+            s->left -= take;
+            if (!s->left) s->phase = s->phase == SL_SCAN_LENGTH ? SL_SCAN_DONE : SL_SCAN_DATA_CRLF;
+            continue;
+        }
+        case SL_SCAN_DATA_CRLF: {
+            /* Exactly CRLF after chunk data, nothing else (7.1). */
+            unsigned char ch = (unsigned char)p[i++];
+            if (s->col == 0) {
+                if (ch != '\r') return -1;
+                s->col = 1;
+            } else {
+                if (ch != '\n') return -1;
+                line_start(s);
+                s->phase = SL_SCAN_SIZE;
+            }
+            continue;
+        }
+        default:
+            break;
+        }
+        /* Line-oriented phases: a CR is only ever the first half of a line's CRLF (2.2). */
+        unsigned char ch = (unsigned char)p[i++];
+        if (s->prev == '\r') {
+            if (ch != '\n') return -1;
+        } else if (ch == '\n') {
+            return -1; /* a bare LF */
+        }
+        if (ch == '\r') {
+            s->prev = '\r';
+            continue;
+        }
+        if (ch == '\n') {
+            if (s->phase == SL_SCAN_SIZE) {
+                if (s->part == 0 && s->col == 0) return -1;
+                if (s->left) {
+                    s->phase = SL_SCAN_DATA;
+                } else {
+                    s->phase = SL_SCAN_TRAILER; /* the last chunk */
+                    s->lines = 1;
+                }
+                line_start(s);
+                continue;
+            }
+            int r = line_end(s);
+            if (r < 0) return -1;
+            if (r == 1) s->phase = s->phase == SL_SCAN_HEAD ? SL_SCAN_HEAD_DONE : SL_SCAN_DONE;
+            line_start(s);
+            continue;
+        }
+        int ok;
+        if (s->phase == SL_SCAN_SIZE) ok = size_line_byte(s, ch);
+        else if (s->phase == SL_SCAN_HEAD && s->lines == 0) ok = request_line_byte(s, ch);
+        else if (s->col == 0 && (ch == ' ' || ch == '\t')) ok = -1; /* obs-fold, or whitespace before a name */
+        else ok = field_line_byte(s, ch);
+        if (ok < 0) return -1;
+        s->prev = ch;
+        if (s->col < UINT32_MAX) s->col++;
+    }
+    return (ssize_t)i;
+}
