@@ -16,6 +16,7 @@
 #include "base/buf.h"
 #include "base/common.h"
 #include "base/cidr.h"
+#include "base/map.h"
 #include "base/time.h"
 #include "policy/regex.h"
 
@@ -1340,6 +1341,8 @@ static void parse_header_map(vctx_t *v, const sl_node_t *n, sl_header_kv_t **out
         return;
     }
     *out = sl_arena_calloc(v->a, n->n * sizeof(**out));
+    sl_map_t seen; /* lower-cased name -> its first node */
+    sl_map_init(&seen);
     for (const sl_node_t *c = n->first; c; c = c->next) {
         size_t old = path_key(v, c->key);
         int ok = *c->key != '\0';
@@ -1352,12 +1355,18 @@ static void parse_header_map(vctx_t *v, const sl_node_t *n, sl_header_kv_t **out
         } else if (policy && is_hop_by_hop(c->key)) {
             verr_at(v, c->key_line, c->key_col, "is a hop-by-hop header: the gateway manages it per connection");
         } else {
-            for (const sl_node_t *o = n->first; o != c; o = o->next)
-                if (!strcasecmp(o->key, c->key)) {
-                    verr_at(v, c->key_line, c->key_col, "duplicate header (first at line %d)", o->key_line);
-                    ok = 0;
-                    break;
-                }
+            size_t klen = strlen(c->key);
+            char *lower = sl_arena_strndup(v->a, c->key, klen);
+            for (char *p = lower; *p; p++)
+                if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+            void **slot = sl_map_slot(&seen, lower, klen);
+            if (*slot) {
+                verr_at(v, c->key_line, c->key_col, "duplicate header (first at line %d)",
+                        ((const sl_node_t *)*slot)->key_line);
+                ok = 0;
+            } else {
+                *slot = (void *)c;
+            }
             const char *val = ok ? get_string(v, c, 1) : NULL;
             if (val && strpbrk(val, "\r\n")) {
                 verr(v, c, "header values must not contain line breaks");
@@ -1368,6 +1377,7 @@ static void parse_header_map(vctx_t *v, const sl_node_t *n, sl_header_kv_t **out
         }
         path_pop(v, old);
     }
+    sl_map_free(&seen);
 }
 
 static void parse_dr_headers(vctx_t *v, const sl_node_t *n, void *base)
@@ -2278,6 +2288,9 @@ static void check_service(vctx_t *v, const sl_node_t *n, sl_service_cfg_t *svc)
     const sl_node_t *routes = map_get(n, "routes");
     const sl_node_t *rn = routes && routes->kind == SL_NODE_SEQ ? routes->first : NULL;
     size_t base = path_key(v, "routes");
+    /* Route name -> 1 + its index: a hash map, so a service with 100,000 routes stays linear. */
+    sl_map_t names;
+    sl_map_init(&names);
     for (size_t i = 0; i < svc->n_routes; i++, rn = rn ? rn->next : NULL) {
         sl_route_cfg_t *r = &svc->routes[i];
         size_t old = path_idx(v, i);
@@ -2287,16 +2300,17 @@ static void check_service(vctx_t *v, const sl_node_t *n, sl_service_cfg_t *svc)
             snprintf(buf, sizeof(buf), "%s-%zu", svc->name, i);
             r->name = sl_arena_strdup(v->a, buf);
         }
-        for (size_t j = 0; r->name && j < i; j++) {
-            if (svc->routes[j].name && !strcmp(svc->routes[j].name, r->name)) {
-                size_t o2 = path_key(v, "name");
-                if (name_node)
-                    verr(v, name_node, "duplicate route name '%s' (also routes[%zu])", r->name, j);
-                else
-                    verr_at(v, r->line, r->col, "duplicate route name '%s' (also routes[%zu])", r->name, j);
-                path_pop(v, o2);
-                break;
-            }
+        void **slot = r->name ? sl_map_slot(&names, r->name, strlen(r->name)) : NULL;
+        if (slot && *slot) {
+            size_t j = (size_t)(uintptr_t)*slot - 1;
+            size_t o2 = path_key(v, "name");
+            if (name_node)
+                verr(v, name_node, "duplicate route name '%s' (also routes[%zu])", r->name, j);
+            else
+                verr_at(v, r->line, r->col, "duplicate route name '%s' (also routes[%zu])", r->name, j);
+            path_pop(v, o2);
+        } else if (slot) {
+            *slot = (void *)(uintptr_t)(i + 1);
         }
         if (r->policies.websocket.enabled && r->direct_response) {
             size_t o2 = path_key(v, "policies.websocket");
@@ -2317,6 +2331,7 @@ static void check_service(vctx_t *v, const sl_node_t *n, sl_service_cfg_t *svc)
                     r->name ? r->name : "?");
         path_pop(v, old);
     }
+    sl_map_free(&names);
     path_pop(v, base);
     if (svc->type == SL_SERVICE_STREAM && !svc->has_upstream && !map_get(n, "upstream")) {
         size_t old = path_key(v, "upstream");
@@ -2332,6 +2347,8 @@ static void parse_services(vctx_t *v, const sl_node_t *n, void *base)
     if (cnt <= 0) return;
     cfg->services = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*cfg->services));
     cfg->n_services = (size_t)cnt;
+    sl_map_t names; /* service name -> 1 + its index */
+    sl_map_init(&names);
     size_t i = 0;
     for (const sl_node_t *c = n->first; c; c = c->next, i++) {
         sl_service_cfg_t *svc = &cfg->services[i];
@@ -2353,16 +2370,18 @@ static void parse_services(vctx_t *v, const sl_node_t *n, void *base)
         parse_section(v, c, &service_section, svc);
         check_upstream_kind(v, c, svc);
         check_service(v, c, svc);
-        for (size_t j = 0; svc->name && j < i; j++) {
-            if (cfg->services[j].name && !strcmp(cfg->services[j].name, svc->name)) {
-                size_t o2 = path_key(v, "name");
-                verr(v, map_get(c, "name"), "duplicate service name '%s' (also services[%zu])", svc->name, j);
-                path_pop(v, o2);
-                break;
-            }
+        void **slot = svc->name ? sl_map_slot(&names, svc->name, strlen(svc->name)) : NULL;
+        if (slot && *slot) {
+            size_t o2 = path_key(v, "name");
+            verr(v, map_get(c, "name"), "duplicate service name '%s' (also services[%zu])", svc->name,
+                 (size_t)(uintptr_t)*slot - 1);
+            path_pop(v, o2);
+        } else if (slot) {
+            *slot = (void *)(uintptr_t)(i + 1);
         }
         path_pop(v, old);
     }
+    sl_map_free(&names);
 }
 
 static const field_t top_fields[] = {
