@@ -145,16 +145,55 @@ out:
     sl_buf_free(&b);
 }
 
-static void env_walk(vctx_t *v, sl_arena_t *tree, sl_node_t *n)
+/* Reports every key of map n written a second (or later) time and drops those entries, so the
+ * readers below see each key once, its first value, whatever kind of map it is: a schema
+ * section, or a map read by its own parser (policies, plugins, header maps). Small maps are
+ * scanned, larger ones go through a hash map, so the check stays linear. */
+static void unique_keys(vctx_t *v, sl_node_t *n)
+{
+    if (n->n < 2) return;
+    sl_map_t seen;
+    sl_map_init(&seen);
+    int use_map = n->n > 8;
+    sl_node_t **link = &n->first, *prev = NULL;
+    for (sl_node_t *c = n->first, *next; c; c = next) {
+        next = c->next;
+        const sl_node_t *first = NULL;
+        if (use_map) {
+            void **slot = sl_map_slot(&seen, c->key, strlen(c->key));
+            first = *slot;
+            if (!first) *slot = c;
+        } else {
+            for (const sl_node_t *o = n->first; o != c && !first; o = o->next)
+                if (!strcmp(o->key, c->key)) first = o;
+        }
+        if (!first) {
+            prev = c;
+            link = &c->next;
+            continue;
+        }
+        size_t old = path_key(v, c->key);
+        verr_at(v, c->key_line, c->key_col, "duplicate key (first at line %d)", first->key_line);
+        path_pop(v, old);
+        *link = next;
+        if (n->last == c) n->last = prev;
+        n->n--;
+    }
+    sl_map_free(&seen);
+}
+
+/* Walks the whole tree once before validation: duplicate keys out, ${VAR} substituted. */
+static void prepare_tree(vctx_t *v, sl_arena_t *tree, sl_node_t *n)
 {
     if (n->kind == SL_NODE_SCALAR) {
         env_scalar(v, tree, n);
         return;
     }
+    if (n->kind == SL_NODE_MAP) unique_keys(v, n);
     size_t i = 0;
     for (sl_node_t *c = n->first; c; c = c->next, i++) {
         size_t old = n->kind == SL_NODE_MAP ? path_key(v, c->key) : path_idx(v, i);
-        env_walk(v, tree, c);
+        prepare_tree(v, tree, c);
         path_pop(v, old);
     }
 }
@@ -625,9 +664,7 @@ static void parse_section(vctx_t *v, const sl_node_t *n, const section_t *sec, v
                 for (size_t k = 0; k < sec->n; k++)
                     names[k] = sec->fields[k].name;
                 unknown_key(v, c, names, sec->n);
-            } else if (seen[i]) {
-                verr_at(v, c->key_line, c->key_col, "duplicate key (first at line %d)", seen[i]->key_line);
-            } else {
+            } else { /* keys are unique here: unique_keys() dropped the repeats */
                 seen[i] = c;
                 parse_field(v, c, &sec->fields[i], base);
             }
@@ -2491,7 +2528,7 @@ static void check_proxy_protocol_listeners(vctx_t *v, const sl_config_t *cfg)
 int sl_config_validate(sl_config_t *cfg, sl_arena_t *tree, sl_node_t *root, sl_config_diag_t *d)
 {
     vctx_t v = {.cfg = cfg, .a = &cfg->arena, .d = d};
-    if (root) env_walk(&v, tree, root);
+    if (root) prepare_tree(&v, tree, root);
     apply_defaults(&v, &top_section, cfg);
     apply_defaults(&v, &status_section, &cfg->gateway.status);
     cfg->gateway.access_log.format = "json";

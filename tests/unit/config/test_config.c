@@ -755,6 +755,61 @@ static void test_duplicate_names(void **state)
                 "gw.yaml:2:11: services[0].name: invalid name 'a b' (use 1 to 128 of A-Z a-z 0-9 _ . -)");
 }
 
+/* A key written twice is an error in every map, whoever reads the map: schema sections, the
+ * policies and plugins maps, header maps, a policy's own keys; YAML and JSON alike. The error
+ * sits at the second key and names the first one's line. */
+static void test_duplicate_keys_everywhere(void **state)
+{
+    (void)state;
+    static const char route_head[] = "services:\n"
+                                     "  - name: a\n"
+                                     "    upstream: {nodes: [127.0.0.1:1]}\n"
+                                     "    routes:\n"
+                                     "      - name: r\n";
+    char text[1024];
+    snprintf(text, sizeof(text), "%s        policies:\n          ip_access: {deny: [0.0.0.0/0]}\n"
+             "          timeout: 5s\n          ip_access: {allow: [0.0.0.0/0]}\n", route_head);
+    expect_fail(text, "gw.yaml:9:11: services[0].routes[0].policies.ip_access: duplicate key (first at line 7)");
+    assert_int_equal(errs.n, 1);
+    snprintf(text, sizeof(text), "%s        policies: {ip_access: {deny: [10.0.0.0/8], deny: [0.0.0.0/0]}}\n",
+             route_head);
+    expect_fail(text, "gw.yaml:6:52: services[0].routes[0].policies.ip_access.deny: duplicate key (first at line 6)");
+    snprintf(text, sizeof(text), "%s        policies: {request_headers: {set: {X-A: '1', X-A: '2'}}}\n", route_head);
+    expect_fail(text,
+                "gw.yaml:6:54: services[0].routes[0].policies.request_headers.set.X-A: duplicate key (first at line 6)");
+    snprintf(text, sizeof(text), "%s        policies: {retry: {on: [5xx], attempts: 2, attempts: 3}}\n", route_head);
+    expect_fail(text, "gw.yaml:6:52: services[0].routes[0].policies.retry.attempts: duplicate key (first at line 6)");
+    snprintf(text, sizeof(text),
+             "services:\n  - name: a\n    upstream:\n      nodes: [127.0.0.1:1]\n"
+             "      health_check: {headers: {X-A: '1', X-A: '1'}}\n    routes: [{name: r}]\n");
+    expect_fail(text, "gw.yaml:5:42: services[0].upstream.health_check.headers.X-A: duplicate key (first at line 5)");
+    expect_fail("services:\n"
+                "  - name: s\n"
+                "    type: stream\n"
+                "    upstream: {scheme: tcp, nodes: [127.0.0.1:1]}\n"
+                "    routes:\n"
+                "      - server_port: 9999\n"
+                "        plugins:\n"
+                "          prometheus: {}\n"
+                "          limit-conn: {conn: 1, burst: 1, default_conn_delay: 1s}\n"
+                "          limit-conn: {conn: 2, burst: 1, default_conn_delay: 1s}\n",
+                "gw.yaml:10:11: services[0].routes[0].plugins.limit-conn: duplicate key (first at line 9)");
+    /* Keys that only differ in case are different keys. */
+    snprintf(text, sizeof(text), "%s        policies: {Timeout: 5s, timeout: 5s}\n", route_head);
+    expect_fail(text, "gw.yaml:6:20: services[0].routes[0].policies.Timeout: unknown policy (did you mean 'timeout'?)");
+    /* JSON, and a map big enough for the hash-map path: the repeat is found wherever it is. */
+    sl_buf_t b = SL_BUF_INIT;
+    sl_buf_puts(&b, "{\"services\": [{\"name\": \"a\", \"routes\": [{\"direct_response\": {\"status\": 200,\n"
+                    "\"headers\": {");
+    for (int i = 0; i < 40; i++) sl_buf_printf(&b, "\"X-%d\": \"v\",\n", i);
+    sl_buf_puts(&b, "\"X-7\": \"again\"}}}]}]}\n");
+    sl_config_t *cfg = load_as("gw.json", sl_buf_cstr(&b));
+    sl_buf_free(&b);
+    assert_null(cfg);
+    expect_error("gw.json:42:1: services[0].routes[0].direct_response.headers.X-7: duplicate key (first at line 9)");
+    assert_int_equal(errs.n, 1);
+}
+
 static void test_missing_required(void **state)
 {
     (void)state;
@@ -994,6 +1049,7 @@ int main(void)
         cmocka_unit_test_teardown(test_udp_service, teardown),
         cmocka_unit_test_teardown(test_reload_type_change, teardown),
         cmocka_unit_test_teardown(test_duplicate_names, teardown),
+        cmocka_unit_test_teardown(test_duplicate_keys_everywhere, teardown),
         cmocka_unit_test_teardown(test_missing_required, teardown),
         cmocka_unit_test_teardown(test_env_substitution, teardown),
         cmocka_unit_test_teardown(test_json, teardown),
