@@ -6,6 +6,7 @@
 #include "config/node.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -257,16 +258,38 @@ static void fmt_duration(char *buf, size_t size, unsigned long long ms)
         snprintf(buf, size, "%llums", ms);
 }
 
-static int get_duration(vctx_t *v, const sl_node_t *n, long long min, long long max, uint64_t *out)
+#define DURATION_EXAMPLES "expected e.g. 500ms, 10s, 1m30s, 1.5h"
+
+/* Reads a duration (sl_parse_duration_ms: the one grammar) within min..max milliseconds into
+ * *out; 0, or -1 after reporting. bad_msg, when set, replaces the message for text that is not
+ * a duration or is out of range (fields whose documented form is worded differently). */
+static int duration_in(vctx_t *v, const sl_node_t *n, long long min, long long max, uint64_t *out,
+                       const char *bad_msg)
 {
     const char *s = want_scalar(v, n, "a duration");
     if (!s) return -1;
-    uint64_t ms;
-    if (sl_parse_duration_ms(s, &ms) < 0) {
-        verr(v, n, "invalid duration '%s' (expected e.g. 500ms, 10s, 1m, 1h)", s);
+    uint64_t ms = 0;
+    int rc = sl_parse_duration_ms(s, &ms);
+    if (rc == -ERANGE && s[0] == '-') {
+        verr(v, n, "invalid duration '%s' (must not be negative)", s);
         return -1;
     }
-    if (ms < (uint64_t)min || ms > (uint64_t)max) {
+    if (rc == -EDOM) {
+        verr(v, n, "invalid duration '%s' (the smallest step is 1ms)", s);
+        return -1;
+    }
+    if (rc != 0 && rc != -ERANGE) {
+        if (bad_msg)
+            verr(v, n, "%s", bad_msg);
+        else
+            verr(v, n, "invalid duration '%s' (" DURATION_EXAMPLES ")", s);
+        return -1;
+    }
+    if (rc == -ERANGE || ms < (uint64_t)min || ms > (uint64_t)max) {
+        if (bad_msg) {
+            verr(v, n, "%s", bad_msg);
+            return -1;
+        }
         char lo[32], hi[32];
         fmt_duration(lo, sizeof(lo), (unsigned long long)min);
         fmt_duration(hi, sizeof(hi), (unsigned long long)max);
@@ -275,6 +298,11 @@ static int get_duration(vctx_t *v, const sl_node_t *n, long long min, long long 
     }
     *out = ms;
     return 0;
+}
+
+static int get_duration(vctx_t *v, const sl_node_t *n, long long min, long long max, uint64_t *out)
+{
+    return duration_in(v, n, min, max, out, NULL);
 }
 
 /* A byte count: an integer, or one with a binary unit (k/KiB, m/MiB, g/GiB). */
@@ -1589,13 +1617,9 @@ static void parse_ip_access(vctx_t *v, const sl_node_t *n, sl_policies_cfg_t *pc
 /* timeout: whole seconds (at least 1), as in the product we answer to, or a duration. */
 static void parse_timeout_policy(vctx_t *v, const sl_node_t *n, sl_policies_cfg_t *pc)
 {
-    const char *s = get_string(v, n, 0);
-    if (!s) return;
     uint64_t ms = 0;
-    if (sl_parse_duration_ms(s, &ms) != 0 || ms == 0 || ms > DAY_MS) {
-        verr(v, n, "expected whole seconds (at least 1) or a duration such as 500ms, 5s, 1m");
-        return;
-    }
+    static const char msg[] = "expected whole seconds (at least 1) or a duration such as 500ms, 5s, 1m30s (at most 24h)";
+    if (duration_in(v, n, 1, DAY_MS, &ms, msg) != 0) return;
     pc->timeout.enabled = 1;
     pc->timeout.ms = ms;
 }
@@ -2028,33 +2052,6 @@ static void parse_ip_restriction(vctx_t *v, const sl_node_t *n, sl_stream_plugin
     pc->ip_restriction.whitelist = white != NULL;
 }
 
-/* default_conn_delay: a duration, or seconds as a decimal number as in APISIX (0.1 = 100ms). */
-static void parse_conn_delay(vctx_t *v, const sl_node_t *n, void *base)
-{
-    sl_stream_plugins_cfg_t *pc = base;
-    const char *s = want_scalar(v, n, "a duration");
-    if (!s) return;
-    uint64_t ms = 0;
-    const char *dot = strchr(s, '.');
-    if (dot && dot != s) {
-        char *end;
-        double secs = strtod(s, &end);
-        if (*end || !(secs >= 0) || secs > 3600) {
-            verr(v, n, "invalid duration '%s' (expected e.g. 100ms, 1s, or seconds such as 0.1)", s);
-            return;
-        }
-        ms = (uint64_t)(secs * 1000 + 0.5);
-    } else if (sl_parse_duration_ms(s, &ms) != 0) {
-        verr(v, n, "invalid duration '%s' (expected e.g. 100ms, 1s, or seconds such as 0.1)", s);
-        return;
-    }
-    if (ms < 1 || ms > 3600000) {
-        verr(v, n, "must be between 1ms and 1h");
-        return;
-    }
-    pc->limit_conn.delay_ms = ms;
-}
-
 #define LC_OFF(m) offsetof(sl_stream_plugins_cfg_t, limit_conn.m)
 static const choice_t limit_conn_keys[] = {
     {"remote_addr", SL_LIMIT_CONN_REMOTE_ADDR, NULL},
@@ -2064,7 +2061,9 @@ static const choice_t limit_conn_keys[] = {
 static const field_t limit_conn_fields[] = {
     {.name = "conn", .type = F_U32, .off = LC_OFF(conn), .min = 1, .max = 1000000, .required = 1},
     {.name = "burst", .type = F_U32, .off = LC_OFF(burst), .min = 0, .max = 1000000, .required = 1},
-    {.name = "default_conn_delay", .type = F_CUSTOM, .custom = parse_conn_delay, .required = 1},
+    /* A bare number counts seconds, as in APISIX (0.1 = 100ms): the duration grammar's rule. */
+    {.name = "default_conn_delay", .type = F_DURATION, .off = LC_OFF(delay_ms), .min = 1, .max = 3600000,
+     .required = 1},
     {.name = "key", .type = F_ENUM, .off = LC_OFF(key), .choices = limit_conn_keys, .def = SL_LIMIT_CONN_REMOTE_ADDR},
 };
 static const section_t limit_conn_section = SECTION(limit_conn_fields);

@@ -302,12 +302,86 @@ static void test_bad_duration(void **state)
 {
     (void)state;
     expect_fail("gateway:\n  shutdown_timeout: 10 seconds\n",
-                "gw.yaml:2:21: gateway.shutdown_timeout: invalid duration '10 seconds' (expected e.g. 500ms, 10s, 1m, "
-                "1h)");
+                "gw.yaml:2:21: gateway.shutdown_timeout: invalid duration '10 seconds' (expected e.g. 500ms, 10s, "
+                "1m30s, 1.5h)");
     expect_fail("gateway: {http: {header_timeout: 0ms}}\n",
                 "gw.yaml:1:34: gateway.http.header_timeout: must be between 1ms and 1h");
     expect_fail("gateway: {http: {header_timeout: -1s}}\n",
-                "gw.yaml:1:34: gateway.http.header_timeout: invalid duration '-1s' (expected e.g. 500ms, 10s, 1m, 1h)");
+                "gw.yaml:1:34: gateway.http.header_timeout: invalid duration '-1s' (must not be negative)");
+    expect_fail("gateway: {http: {header_timeout: 0.5ms}}\n",
+                "gw.yaml:1:34: gateway.http.header_timeout: invalid duration '0.5ms' (the smallest step is 1ms)");
+    expect_fail("gateway: {http: {header_timeout: 99999999999999999999h}}\n",
+                "gw.yaml:1:34: gateway.http.header_timeout: must be between 1ms and 1h");
+    expect_fail("gateway: {http: {header_timeout: 1h1m}}\n",
+                "gw.yaml:1:34: gateway.http.header_timeout: must be between 1ms and 1h");
+    static const char *const bad[] = {"1s30m", "1m1m", "1h 30m", "1.s", ".5s", "1d", "1.5.5s", "s", "1sm", "1mss"};
+    char text[128], want[256];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "gateway: {shutdown_timeout: \"%s\"}\n", bad[i]);
+        snprintf(want, sizeof(want),
+                 "gw.yaml:1:29: gateway.shutdown_timeout: invalid duration '%s' (expected e.g. 500ms, 10s, 1m30s, 1.5h)",
+                 bad[i]);
+        expect_fail(text, want);
+    }
+}
+
+/* One grammar for every duration: compound units largest first, decimals, a bare number of
+ * seconds; the same in gateway, upstream, policy and stream plugin fields. */
+static void test_duration_grammar(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load("gateway:\n"
+                            "  shutdown_timeout: 1m30s\n"
+                            "  http: {header_timeout: 1.5s, keepalive_timeout: 0.25}\n"
+                            "services:\n"
+                            "  - name: a\n"
+                            "    upstream:\n"
+                            "      nodes: [127.0.0.1:1]\n"
+                            "      timeouts: {connect: 250ms, read: 1h30m, send: 2h0m0.5s}\n"
+                            "      health_check: {interval: 1.5m, timeout: 1s500ms}\n"
+                            "    routes:\n"
+                            "      - policies: {timeout: 1m30s, retry: {on: [5xx], per_try_timeout: 0.1}}\n"
+                            "      - policies: {timeout: 5}\n"
+                            "  - name: s\n"
+                            "    type: stream\n"
+                            "    upstream: {scheme: tcp, nodes: [127.0.0.1:1]}\n"
+                            "    routes:\n"
+                            "      - server_port: 9999\n"
+                            "        plugins: {limit-conn: {conn: 1, burst: 1, default_conn_delay: 1m30s}}\n"
+                            "      - server_port: 9998\n"
+                            "        plugins: {limit-conn: {conn: 1, burst: 1, default_conn_delay: 0.1}}\n"
+                            "      - server_port: 9997\n"
+                            "        plugins: {limit-conn: {conn: 1, burst: 1, default_conn_delay: 1.5s}}\n");
+    if (!cfg) dump_errors();
+    assert_non_null(cfg);
+    assert_int_equal(cfg->gateway.shutdown_timeout_ms, 90000);
+    assert_int_equal(cfg->gateway.http.header_timeout_ms, 1500);
+    assert_int_equal(cfg->gateway.http.keepalive_timeout_ms, 250);
+    const sl_upstream_cfg_t *u = &cfg->services[0].upstream;
+    assert_int_equal(u->connect_timeout_ms, 250);
+    assert_int_equal(u->read_timeout_ms, 5400000);
+    assert_int_equal(u->send_timeout_ms, 7200500);
+    assert_int_equal(u->health_check.interval_ms, 90000);
+    assert_int_equal(u->health_check.timeout_ms, 1500);
+    assert_int_equal(cfg->services[0].routes[0].policies.timeout.ms, 90000);
+    assert_int_equal(cfg->services[0].routes[0].policies.retry.per_try_timeout_ms, 100);
+    assert_int_equal(cfg->services[0].routes[1].policies.timeout.ms, 5000);
+    assert_int_equal(cfg->services[1].routes[0].stream.plugins.limit_conn.delay_ms, 90000);
+    assert_int_equal(cfg->services[1].routes[1].stream.plugins.limit_conn.delay_ms, 100);
+    assert_int_equal(cfg->services[1].routes[2].stream.plugins.limit_conn.delay_ms, 1500);
+    sl_config_free(cfg);
+    /* The same refusals in the hand-parsed fields as in the table-driven ones. */
+    expect_fail("services:\n  - name: a\n    upstream: {nodes: [127.0.0.1:1]}\n"
+                "    routes: [{policies: {timeout: -5s}}]\n",
+                "gw.yaml:4:35: services[0].routes[0].policies.timeout: invalid duration '-5s' (must not be negative)");
+    expect_fail("services:\n  - name: s\n    type: stream\n    upstream: {scheme: tcp, nodes: [127.0.0.1:1]}\n"
+                "    routes: [{server_port: 9, plugins: {limit-conn: {conn: 1, burst: 1, default_conn_delay: 1s1m}}}]\n",
+                "gw.yaml:5:93: services[0].routes[0].plugins.limit-conn.default_conn_delay: invalid duration '1s1m' "
+                "(expected e.g. 500ms, 10s, 1m30s, 1.5h)");
+    expect_fail("services:\n  - name: s\n    type: stream\n    upstream: {scheme: tcp, nodes: [127.0.0.1:1]}\n"
+                "    routes: [{server_port: 9, plugins: {limit-conn: {conn: 1, burst: 1, default_conn_delay: -0.1}}}]\n",
+                "gw.yaml:5:93: services[0].routes[0].plugins.limit-conn.default_conn_delay: invalid duration '-0.1' "
+                "(must not be negative)");
 }
 
 static void test_bad_address(void **state)
@@ -570,7 +644,7 @@ static void test_stream_errors(void **state)
     expect_fail(STREAM_SVC("", ", plugins: {limit-conn: {conn: 1, default_conn_delay: soon}}"),
                 "gw.yaml:5:56: services[0].routes[0].plugins.limit-conn.burst: is required");
     expect_error("gw.yaml:5:86: services[0].routes[0].plugins.limit-conn.default_conn_delay: invalid duration "
-                 "'soon' (expected e.g. 100ms, 1s, or seconds such as 0.1)");
+                 "'soon' (expected e.g. 500ms, 10s, 1m30s, 1.5h)");
     expect_fail(STREAM_SVC("", ", plugins: {limit-conn: {conn: 1, burst: 1, default_conn_delay: 1s, key: ip}}"),
                 "gw.yaml:5:105: services[0].routes[0].plugins.limit-conn.key: unknown value 'ip' (expected one of: "
                 "remote_addr, server_addr)");
@@ -953,7 +1027,7 @@ static void test_error_lines_stay_readable(void **state)
     /* User text quoted in a message cannot break the one-line-per-error format. */
     sl_config_t *cfg = load("gateway: {shutdown_timeout: \"1\\n2\"}\n");
     assert_null(cfg);
-    expect_error("gw.yaml:1:29: gateway.shutdown_timeout: invalid duration '1?2' (expected e.g. 500ms, 10s, 1m, 1h)");
+    expect_error("gw.yaml:1:29: gateway.shutdown_timeout: invalid duration '1?2' (expected e.g. 500ms, 10s, 1m30s, 1.5h)");
     char text[3000] = "gateway: {shutdown_timeout: ";
     memset(text + strlen(text), 'x', 2000);
     strcat(text, "}\n");
@@ -988,7 +1062,7 @@ static void test_multiple_errors(void **state)
     assert_int_equal(errs.n, 5);
     expect_error("gw.yaml:2:3: gateway.htp: unknown key (did you mean 'http'?)");
     expect_error("gw.yaml:3:12: gateway.workers: must be 'auto' or an integer between 1 and 64");
-    expect_error("gw.yaml:4:21: gateway.shutdown_timeout: invalid duration 'soon' (expected e.g. 500ms, 10s, 1m, 1h)");
+    expect_error("gw.yaml:4:21: gateway.shutdown_timeout: invalid duration 'soon' (expected e.g. 500ms, 10s, 1m30s, 1.5h)");
     expect_error("gw.yaml:7:24: services[0].upstream.nodes[0]: invalid port in 'x:0' (must be between 1 and 65535)");
     expect_error("gw.yaml:8:23: services[0].routes[0].paths[0]: must start with '/'");
 }
@@ -1037,6 +1111,7 @@ int main(void)
         cmocka_unit_test_teardown(test_unknown_key_suggestion, teardown),
         cmocka_unit_test_teardown(test_out_of_range, teardown),
         cmocka_unit_test_teardown(test_bad_duration, teardown),
+        cmocka_unit_test_teardown(test_duration_grammar, teardown),
         cmocka_unit_test_teardown(test_bad_address, teardown),
         cmocka_unit_test_teardown(test_routes_hosts_paths_methods, teardown),
         cmocka_unit_test_teardown(test_balancer_keys, teardown),
