@@ -6,6 +6,8 @@
 #include "config/node.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -481,6 +483,42 @@ static int get_hostport(vctx_t *v, const sl_node_t *n, sl_hostport_t *out)
     return parse_hostport_text(v, n, s, out);
 }
 
+/* A listen address: host:port read as sl_config_listen_addr() reads it at start-up, so
+ * validation and the runtime agree; localhost becomes 127.0.0.1 here (text keeps what was
+ * written). The socket address goes to *sa when sa is not NULL. 0, or -1 after reporting. */
+static int get_listen(vctx_t *v, const sl_node_t *n, sl_hostport_t *out, struct sockaddr_storage *sa)
+{
+    sl_hostport_t hp;
+    if (get_hostport(v, n, &hp) < 0) return -1;
+    struct sockaddr_storage ss;
+    if (sl_config_listen_addr(&hp, &ss) != 0) {
+        verr(v, n,
+             "cannot listen on '%s': a listen address takes an IP address or localhost, not a host name "
+             "(e.g. 0.0.0.0:%u, [::]:%u, 127.0.0.1:%u)",
+             hp.text, hp.port, hp.port, hp.port);
+        return -1;
+    }
+    if (!hp.is_ip) {
+        hp.host = "127.0.0.1";
+        hp.is_ip = 1;
+    }
+    *out = hp;
+    if (sa) *sa = ss;
+    return 0;
+}
+
+/* Whether two socket addresses of listen addresses are the same address and port. */
+static int same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family) return 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr));
+}
+
 /* ---- the schema engine ---- */
 
 typedef enum {
@@ -491,6 +529,7 @@ typedef enum {
     F_BOOL,     /* int 0/1 */
     F_ENUM,     /* an enum, value from choices */
     F_HOSTPORT, /* sl_hostport_t */
+    F_LISTEN,   /* sl_hostport_t that a socket listens on (check_listen) */
     F_SECTION,  /* a nested map described by sub, at base + off */
     F_CUSTOM,   /* custom(v, node, base) */
     F_REJECT,   /* a known key that is refused with msg */
@@ -592,6 +631,7 @@ static void apply_defaults(vctx_t *v, const section_t *sec, void *base)
             *(const char **)(p + f->off) = f->def_str;
             break;
         case F_HOSTPORT:
+        case F_LISTEN:
             if (f->def_str) {
                 /* Defaults are written as text in the table and known to be well formed. */
                 sl_hostport_t *hp = (sl_hostport_t *)(p + f->off);
@@ -659,6 +699,9 @@ static void parse_field(vctx_t *v, const sl_node_t *n, const field_t *f, void *b
         break;
     case F_HOSTPORT:
         get_hostport(v, n, (sl_hostport_t *)p);
+        break;
+    case F_LISTEN:
+        get_listen(v, n, (sl_hostport_t *)p, NULL);
         break;
     case F_SECTION:
         parse_section(v, n, f->sub, p);
@@ -759,7 +802,7 @@ static void parse_http_listen(vctx_t *v, const sl_node_t *n, void *base)
     sl_gateway_cfg_t *g = (sl_gateway_cfg_t *)((char *)base - offsetof(sl_gateway_cfg_t, http));
     if (n->kind == SL_NODE_SCALAR && !sl_node_is_null(n)) {
         sl_hostport_t hp;
-        if (get_hostport(v, n, &hp) < 0) return;
+        if (get_listen(v, n, &hp, NULL) < 0) return;
         g->http.listen = sl_arena_calloc(v->a, sizeof(*g->http.listen));
         g->http.listen[0] = hp;
         g->http.n_listen = 1;
@@ -768,19 +811,26 @@ static void parse_http_listen(vctx_t *v, const sl_node_t *n, void *base)
     long cnt = want_list(v, n, 0);
     if (cnt <= 0) return;
     sl_hostport_t *list = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*list));
+    struct sockaddr_storage *sa = sl_xcalloc((size_t)cnt, sizeof(*sa));
     size_t k = 0, i = 0;
     for (const sl_node_t *c = n->first; c; c = c->next, i++) {
         size_t old = path_idx(v, i);
-        if (get_hostport(v, c, &list[k]) == 0) {
+        if (get_listen(v, c, &list[k], &sa[k]) == 0) {
+            /* Compared as socket addresses: localhost:80 is 127.0.0.1:80, [::]:80 is [0::0]:80. */
             for (size_t j = 0; j < k; j++)
-                if (list[j].port == list[k].port && !strcmp(list[j].host, list[k].host)) {
-                    verr(v, c, "duplicate listen address '%s'", list[k].text);
+                if (same_sockaddr(&sa[j], &sa[k])) {
+                    if (!strcmp(list[j].text, list[k].text))
+                        verr(v, c, "duplicate listen address '%s'", list[k].text);
+                    else
+                        verr(v, c, "duplicate listen address '%s' (the same socket as '%s')", list[k].text,
+                             list[j].text);
                     break;
                 }
             k++;
         }
         path_pop(v, old);
     }
+    free(sa);
     g->http.listen = list;
     g->http.n_listen = k;
 }
@@ -823,7 +873,7 @@ static const section_t http_section = SECTION(http_fields);
 #define STATUS_OFF(m) (offsetof(sl_gateway_cfg_t, status.m) - offsetof(sl_gateway_cfg_t, status))
 static const field_t status_fields[] = {
     {.name = "enabled", .type = F_BOOL, .off = STATUS_OFF(enabled), .def = 1},
-    {.name = "listen", .type = F_HOSTPORT, .off = STATUS_OFF(listen), .def_str = "127.0.0.1:9091"},
+    {.name = "listen", .type = F_LISTEN, .off = STATUS_OFF(listen), .def_str = "127.0.0.1:9091"},
 };
 static const section_t status_section = SECTION(status_fields);
 

@@ -1,4 +1,7 @@
 /* Configuration loader: valid files and defaults, then one test per class of error. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -163,8 +167,10 @@ static void test_full_config(void **state)
     assert_string_equal(g->http.listen[1].host, "::1");
     assert_int_equal(g->http.listen[1].port, 8081);
     assert_int_equal(g->http.listen[1].is_ip, 1);
-    assert_string_equal(g->http.listen[2].host, "localhost");
-    assert_int_equal(g->http.listen[2].is_ip, 0);
+    /* localhost is the IPv4 loopback, as the listener binds it (sl_config_listen_addr). */
+    assert_string_equal(g->http.listen[2].text, "localhost:8082");
+    assert_string_equal(g->http.listen[2].host, "127.0.0.1");
+    assert_int_equal(g->http.listen[2].is_ip, 1);
     assert_int_equal(g->http.max_header_bytes, 16384);
     assert_int_equal(g->http.max_headers, 50);
     assert_int_equal(g->http.max_uri_bytes, 4096);
@@ -403,6 +409,58 @@ static void test_bad_address(void **state)
     expect_fail("gateway: {status: {listen: \":80\"}}\n",
                 "gw.yaml:1:28: gateway.status.listen: invalid address ':80' (missing host)");
     expect_fail("gateway: {http: {listen: []}}\n", "gw.yaml:1:26: gateway.http.listen: must not be empty");
+}
+
+/* A listen address is an IP literal or localhost, read by the function the listener binds
+ * with; another host name is refused at validation rather than at start-up. */
+static void test_listen_addresses(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load("gateway:\n  http: {listen: [\"LocalHost:8080\", \"[::1]:8080\"]}\n"
+                            "  status: {listen: \"localhost:8081\"}\n");
+    if (!cfg) dump_errors();
+    assert_non_null(cfg);
+    assert_string_equal(cfg->gateway.http.listen[0].host, "127.0.0.1");
+    assert_string_equal(cfg->gateway.status.listen.host, "127.0.0.1");
+    assert_string_equal(cfg->gateway.status.listen.text, "localhost:8081");
+    struct sockaddr_storage ss;
+    assert_int_equal(sl_config_listen_addr(&cfg->gateway.http.listen[1], &ss), 0);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    sl_config_free(cfg);
+    sl_hostport_t hp = {.text = "localhost:80", .host = "localhost", .port = 80};
+    assert_int_equal(sl_config_listen_addr(&hp, &ss), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_int_equal(ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr), INADDR_LOOPBACK);
+    assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 80);
+    hp.host = "example.com";
+    assert_int_equal(sl_config_listen_addr(&hp, &ss), -EINVAL);
+
+    expect_fail("gateway: {http: {listen: [\"gw.example.com:8080\"]}}\n",
+                "gw.yaml:1:27: gateway.http.listen[0]: cannot listen on 'gw.example.com:8080': a listen address takes "
+                "an IP address or localhost, not a host name (e.g. 0.0.0.0:8080, [::]:8080, 127.0.0.1:8080)");
+    expect_fail("gateway: {http: {listen: \"myhost:8080\"}}\n",
+                "gw.yaml:1:26: gateway.http.listen: cannot listen on 'myhost:8080': a listen address takes an IP "
+                "address or localhost, not a host name (e.g. 0.0.0.0:8080, [::]:8080, 127.0.0.1:8080)");
+    expect_fail("gateway: {status: {listen: \"localhost.localdomain:9091\"}}\n",
+                "gw.yaml:1:28: gateway.status.listen: cannot listen on 'localhost.localdomain:9091': a listen address "
+                "takes an IP address or localhost, not a host name (e.g. 0.0.0.0:9091, [::]:9091, 127.0.0.1:9091)");
+    expect_fail("gateway: {http: {listen: [\"localhost:8080\", \"127.0.0.1:8080\"]}}\n",
+                "gw.yaml:1:45: gateway.http.listen[1]: duplicate listen address '127.0.0.1:8080' (the same socket as "
+                "'localhost:8080')");
+    expect_fail("gateway: {http: {listen: [\"[::]:8080\", \"[0::0]:8080\"]}}\n",
+                "gw.yaml:1:40: gateway.http.listen[1]: duplicate listen address '[0::0]:8080' (the same socket as "
+                "'[::]:8080')");
+    /* Stream routes listen on server_addr, which takes IP addresses only. */
+    expect_fail("services:\n  - name: s\n    type: stream\n    upstream: {scheme: tcp, nodes: [127.0.0.1:1]}\n"
+                "    routes: [{server_port: 9, server_addr: localhost}]\n",
+                "gw.yaml:5:44: services[0].routes[0].server_addr: expected an IPv4 or IPv6 address or CIDR (127.0.0.10, "
+                "10.0.0.0/8, 2001:db8::/32), got 'localhost'");
+    /* An upstream node may still be a host name: it is resolved, not bound. */
+    cfg = load("services:\n  - name: a\n    upstream: {nodes: [\"localhost:8080\", \"users.internal:80\"]}\n"
+               "    routes: [{name: r}]\n");
+    assert_non_null(cfg);
+    assert_string_equal(cfg->services[0].upstream.nodes[0].addr.host, "localhost");
+    sl_config_free(cfg);
 }
 
 static void test_routes_hosts_paths_methods(void **state)
@@ -1113,6 +1171,7 @@ int main(void)
         cmocka_unit_test_teardown(test_bad_duration, teardown),
         cmocka_unit_test_teardown(test_duration_grammar, teardown),
         cmocka_unit_test_teardown(test_bad_address, teardown),
+        cmocka_unit_test_teardown(test_listen_addresses, teardown),
         cmocka_unit_test_teardown(test_routes_hosts_paths_methods, teardown),
         cmocka_unit_test_teardown(test_balancer_keys, teardown),
         cmocka_unit_test_teardown(test_not_supported_yet, teardown),
