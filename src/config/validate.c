@@ -263,8 +263,8 @@ static void fmt_duration(char *buf, size_t size, unsigned long long ms)
 #define DURATION_EXAMPLES "expected e.g. 500ms, 10s, 1m30s, 1.5h"
 
 /* Reads a duration (sl_parse_duration_ms: the one grammar) within min..max milliseconds into
- * *out; 0, or -1 after reporting. bad_msg, when set, replaces the message for text that is not
- * a duration or is out of range (fields whose documented form is worded differently). */
+ * *out; 0, or -1 after reporting. bad_msg, when set, is the message for every refusal (a field
+ * whose documented form is worded differently, such as policies.timeout's whole seconds). */
 static int duration_in(vctx_t *v, const sl_node_t *n, long long min, long long max, uint64_t *out,
                        const char *bad_msg)
 {
@@ -272,6 +272,10 @@ static int duration_in(vctx_t *v, const sl_node_t *n, long long min, long long m
     if (!s) return -1;
     uint64_t ms = 0;
     int rc = sl_parse_duration_ms(s, &ms);
+    if (bad_msg && (rc != 0 || ms < (uint64_t)min || ms > (uint64_t)max)) {
+        verr(v, n, "%s", bad_msg);
+        return -1;
+    }
     if (rc == -ERANGE && s[0] == '-') {
         verr(v, n, "invalid duration '%s' (must not be negative)", s);
         return -1;
@@ -281,17 +285,10 @@ static int duration_in(vctx_t *v, const sl_node_t *n, long long min, long long m
         return -1;
     }
     if (rc != 0 && rc != -ERANGE) {
-        if (bad_msg)
-            verr(v, n, "%s", bad_msg);
-        else
-            verr(v, n, "invalid duration '%s' (" DURATION_EXAMPLES ")", s);
+        verr(v, n, "invalid duration '%s' (" DURATION_EXAMPLES ")", s);
         return -1;
     }
     if (rc == -ERANGE || ms < (uint64_t)min || ms > (uint64_t)max) {
-        if (bad_msg) {
-            verr(v, n, "%s", bad_msg);
-            return -1;
-        }
         char lo[32], hi[32];
         fmt_duration(lo, sizeof(lo), (unsigned long long)min);
         fmt_duration(hi, sizeof(hi), (unsigned long long)max);
@@ -405,10 +402,27 @@ static int all_digits_dots(const char *s, size_t len)
     return 1;
 }
 
-/* Parses "host:port", "a.b.c.d:port" or "[v6]:port" into out (strings in the config arena). */
-static int parse_hostport_text(vctx_t *v, const sl_node_t *n, const char *s, sl_hostport_t *out)
+/* Parses "host:port", "a.b.c.d:port" or "[v6]:port" into out (strings in the config arena).
+ * scheme_key names where a scheme belongs ("upstream.scheme"), for the hint when the address is
+ * written as a URL; NULL where there is none (listen addresses). */
+static int parse_hostport_text(vctx_t *v, const sl_node_t *n, const char *s, sl_hostport_t *out,
+                               const char *scheme_key)
 {
     const char *host, *colon;
+    /* A URL where an address goes: "http://127.0.0.1:8080/" is 127.0.0.1:8080 plus a scheme. */
+    const char *sep = strstr(s, "://");
+    const char *rest = sep ? sep + 3 : s;
+    size_t rest_len = strcspn(rest, "/?#");
+    if (sep || rest[rest_len]) {
+        char fix[300];
+        snprintf(fix, sizeof(fix), "%.*s", (int)SL_MIN(rest_len, 256), rest);
+        if (sep)
+            verr(v, n, "invalid address '%s': the scheme does not belong in the address (write '%s'%s%s)", s, fix,
+                 scheme_key ? " and set " : "", scheme_key ? scheme_key : "");
+        else
+            verr(v, n, "invalid address '%s': an address has no path (write '%s')", s, fix);
+        return -1;
+    }
     size_t hlen;
     int is_ip = 0;
     if (s[0] == '[') {
@@ -476,11 +490,11 @@ bad_v4:
     return -1;
 }
 
-static int get_hostport(vctx_t *v, const sl_node_t *n, sl_hostport_t *out)
+static int get_hostport(vctx_t *v, const sl_node_t *n, sl_hostport_t *out, const char *scheme_key)
 {
     const char *s = want_scalar(v, n, "an address (host:port)");
     if (!s) return -1;
-    return parse_hostport_text(v, n, s, out);
+    return parse_hostport_text(v, n, s, out, scheme_key);
 }
 
 /* A listen address: host:port read as sl_config_listen_addr() reads it at start-up, so
@@ -489,7 +503,7 @@ static int get_hostport(vctx_t *v, const sl_node_t *n, sl_hostport_t *out)
 static int get_listen(vctx_t *v, const sl_node_t *n, sl_hostport_t *out, struct sockaddr_storage *sa)
 {
     sl_hostport_t hp;
-    if (get_hostport(v, n, &hp) < 0) return -1;
+    if (get_hostport(v, n, &hp, NULL) < 0) return -1;
     struct sockaddr_storage ss;
     if (sl_config_listen_addr(&hp, &ss) != 0) {
         verr(v, n,
@@ -609,6 +623,42 @@ static void unknown_key(vctx_t *v, const sl_node_t *c, const char *const *names,
     sl_buf_free(&b);
 }
 
+/* Returns the name of names closest to key by edit distance when it is close enough to be a
+ * typo (at most max_d edits, or a third of the key), else NULL. */
+static const char *closest_name(const char *key, const char *const *names, size_t n, unsigned max_d)
+{
+    const char *best = NULL;
+    unsigned best_d = 1000;
+    for (size_t i = 0; i < n; i++) {
+        unsigned d = edit_distance(key, names[i]);
+        if (d < best_d) best_d = d, best = names[i];
+    }
+    return best && (best_d <= max_d || best_d * 3 <= strlen(key)) && best_d < strlen(best) ? best : NULL;
+}
+
+/* Reports the key of c as an unknown what ("policy"), with the closest valid name when one is
+ * close, and always the list of valid ones:
+ *   unknown policy (did you mean 'retry'?); valid policies: ip_access, ... */
+static void unknown_name(vctx_t *v, const sl_node_t *c, const char *what, const char *whats,
+                         const char *const *names, size_t n, unsigned max_d)
+{
+    sl_buf_t b = SL_BUF_INIT;
+    for (size_t i = 0; i < n; i++) sl_buf_printf(&b, "%s%s", i ? ", " : "", names[i]);
+    const char *best = closest_name(c->key, names, n, max_d);
+    if (best)
+        verr_at(v, c->key_line, c->key_col, "unknown %s (did you mean '%s'?); valid %s: %s", what, best, whats,
+                sl_buf_cstr(&b));
+    else
+        verr_at(v, c->key_line, c->key_col, "unknown %s; valid %s: %s", what, whats, sl_buf_cstr(&b));
+    sl_buf_free(&b);
+}
+
+/* The names a route's policies map and a stream route's plugins map take. */
+static const char *const policy_names[] = {"ip_access", "local_rate_limit", "path_rewrite",     "request_headers",
+                                           "timeout",   "retry",            "websocket",        "response_headers",
+                                           "cookie_rewrite"};
+static const char *const plugin_names[] = {"ip-restriction", "limit-conn", "prometheus", "syslog"};
+
 /* Writes every default of sec into base; nested sections included. */
 static void apply_defaults(vctx_t *v, const section_t *sec, void *base)
 {
@@ -698,7 +748,8 @@ static void parse_field(vctx_t *v, const sl_node_t *n, const field_t *f, void *b
         parse_enum(v, n, f, (int *)p);
         break;
     case F_HOSTPORT:
-        get_hostport(v, n, (sl_hostport_t *)p);
+        /* F_HOSTPORT is an upstream node's address. */
+        get_hostport(v, n, (sl_hostport_t *)p, "upstream.scheme");
         break;
     case F_LISTEN:
         get_listen(v, n, (sl_hostport_t *)p, NULL);
@@ -975,7 +1026,7 @@ static void parse_nodes(vctx_t *v, const sl_node_t *n, void *base)
         nc->line = c->line;
         nc->col = c->col;
         if (c->kind == SL_NODE_SCALAR && !sl_node_is_null(c))
-            get_hostport(v, c, &nc->addr);
+            get_hostport(v, c, &nc->addr, "upstream.scheme");
         else if (c->kind == SL_NODE_MAP)
             parse_section(v, c, &node_section, nc);
         else
@@ -1974,8 +2025,6 @@ static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
         verr(v, n, "expected a map, got %s", sl_node_kind_name(n));
         return;
     }
-    static const char *const known[] = {"ip_access", "local_rate_limit", "path_rewrite", "request_headers", "timeout",
-                                        "retry", "websocket", "response_headers", "cookie_rewrite"};
     for (const sl_node_t *c = n->first; c; c = c->next) {
         size_t old = path_key(v, c->key);
         if (!strcmp(c->key, "path_rewrite")) {
@@ -1999,17 +2048,7 @@ static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
             parse_section(v, c, &header_ops_section, &pc->response_headers.ops);
             pc->response_headers.enabled = 1;
         } else {
-            const char *best = NULL;
-            unsigned bestd = 3;
-            for (size_t i = 0; i < SL_ARRAY_LEN(known); i++) {
-                unsigned d = edit_distance(c->key, known[i]);
-                if (d < bestd) {
-                    bestd = d;
-                    best = known[i];
-                }
-            }
-            if (best) verr_at(v, c->key_line, c->key_col, "unknown policy (did you mean '%s'?)", best);
-            else verr_at(v, c->key_line, c->key_col, "unknown policy");
+            unknown_name(v, c, "policy", "policies", policy_names, SL_ARRAY_LEN(policy_names), 2);
         }
         path_pop(v, old);
     }
@@ -2177,10 +2216,6 @@ static void parse_stream_plugins(vctx_t *v, const sl_node_t *n, void *base)
         verr(v, n, "expected a map, got %s", sl_node_kind_name(n));
         return;
     }
-    static const char *const known[] = {"ip-restriction", "limit-conn", "prometheus", "syslog"};
-    static const char *const http_policies[] = {"ip_access", "local_rate_limit", "path_rewrite", "request_headers",
-                                                "timeout", "retry", "websocket", "response_headers",
-                                                "cookie_rewrite"};
     for (const sl_node_t *c = n->first; c; c = c->next) {
         size_t old = path_key(v, c->key);
         if (!strcmp(c->key, "ip-restriction")) {
@@ -2196,24 +2231,14 @@ static void parse_stream_plugins(vctx_t *v, const sl_node_t *n, void *base)
         } else if (!strcmp(c->key, "syslog")) {
             parse_syslog(v, c, &pc->syslog);
         } else {
-            const char *best = NULL;
-            unsigned bestd = 1000;
-            for (size_t i = 0; i < SL_ARRAY_LEN(known); i++) {
-                unsigned d = edit_distance(c->key, known[i]);
-                if (d < bestd) bestd = d, best = known[i];
-            }
-            if (bestd > 2 && bestd * 3 > strlen(c->key)) best = NULL;
             int policy = 0;
-            for (size_t i = 0; i < SL_ARRAY_LEN(http_policies); i++) policy |= !strcmp(c->key, http_policies[i]);
-            if (best)
-                verr_at(v, c->key_line, c->key_col, "unknown plugin (did you mean '%s'?)", best);
-            else if (policy)
+            for (size_t i = 0; i < SL_ARRAY_LEN(policy_names); i++) policy |= !strcmp(c->key, policy_names[i]);
+            if (policy && closest_name(c->key, plugin_names, SL_ARRAY_LEN(plugin_names), 2) == NULL)
                 verr_at(v, c->key_line, c->key_col,
                         "is an http policy; stream routes take the plugins ip-restriction, limit-conn, prometheus, "
                         "syslog");
             else
-                verr_at(v, c->key_line, c->key_col,
-                        "unknown plugin (stream routes take ip-restriction, limit-conn, prometheus, syslog)");
+                unknown_name(v, c, "plugin", "plugins", plugin_names, SL_ARRAY_LEN(plugin_names), 2);
         }
         path_pop(v, old);
     }

@@ -15,9 +15,14 @@
 #include <cmocka.h>
 
 #include "base/buf.h"
+#include "base/common.h"
 #include "config/config.h"
 
 static sl_config_errors_t errs;
+
+#define POLICY_NAMES                                                                                                   \
+    "ip_access, local_rate_limit, path_rewrite, request_headers, timeout, retry, websocket, response_headers, "        \
+    "cookie_rewrite"
 
 /* Loads text under name; returns the config or NULL (errors in the global errs). */
 static sl_config_t *load_as(const char *name, const char *text)
@@ -379,7 +384,8 @@ static void test_duration_grammar(void **state)
     /* The same refusals in the hand-parsed fields as in the table-driven ones. */
     expect_fail("services:\n  - name: a\n    upstream: {nodes: [127.0.0.1:1]}\n"
                 "    routes: [{policies: {timeout: -5s}}]\n",
-                "gw.yaml:4:35: services[0].routes[0].policies.timeout: invalid duration '-5s' (must not be negative)");
+                "gw.yaml:4:35: services[0].routes[0].policies.timeout: expected whole seconds (at least 1) or a duration "
+                "such as 500ms, 5s, 1m30s (at most 24h)");
     expect_fail("services:\n  - name: s\n    type: stream\n    upstream: {scheme: tcp, nodes: [127.0.0.1:1]}\n"
                 "    routes: [{server_port: 9, plugins: {limit-conn: {conn: 1, burst: 1, default_conn_delay: 1s1m}}}]\n",
                 "gw.yaml:5:93: services[0].routes[0].plugins.limit-conn.default_conn_delay: invalid duration '1s1m' "
@@ -689,7 +695,7 @@ static void test_stream_errors(void **state)
     /* Plugins. */
     expect_fail(STREAM_SVC("", ", plugins: {ip-restrict: {whitelist: [1.2.3.4]}}"),
                 "gw.yaml:5:44: services[0].routes[0].plugins.ip-restrict: unknown plugin (did you mean "
-                "'ip-restriction'?)");
+                "'ip-restriction'?); valid plugins: ip-restriction, limit-conn, prometheus, syslog");
     expect_fail(STREAM_SVC("", ", plugins: {ip_access: {allow: [1.2.3.4]}}"),
                 "gw.yaml:5:44: services[0].routes[0].plugins.ip_access: is an http policy; stream routes take the "
                 "plugins ip-restriction, limit-conn, prometheus, syslog");
@@ -928,7 +934,8 @@ static void test_duplicate_keys_everywhere(void **state)
                 "gw.yaml:10:11: services[0].routes[0].plugins.limit-conn: duplicate key (first at line 9)");
     /* Keys that only differ in case are different keys. */
     snprintf(text, sizeof(text), "%s        policies: {Timeout: 5s, timeout: 5s}\n", route_head);
-    expect_fail(text, "gw.yaml:6:20: services[0].routes[0].policies.Timeout: unknown policy (did you mean 'timeout'?)");
+    expect_fail(text, "gw.yaml:6:20: services[0].routes[0].policies.Timeout: unknown policy (did you mean 'timeout'?); "
+                      "valid policies: " POLICY_NAMES);
     /* JSON, and a map big enough for the hash-map path: the repeat is found wherever it is. */
     sl_buf_t b = SL_BUF_INIT;
     sl_buf_puts(&b, "{\"services\": [{\"name\": \"a\", \"routes\": [{\"direct_response\": {\"status\": 200,\n"
@@ -1103,6 +1110,93 @@ static void test_error_lines_stay_readable(void **state)
     assert_null(cfg);
     assert_int_equal(errs.n, 201);
     assert_string_equal(errs.lines[200], "gw.yaml: too many errors, stopping here");
+    assert_string_equal(errs.lines[0], "gw.yaml:2:3: gateway.k0: unknown key (valid keys: workers, proxy_layers, "
+                                       "shutdown_timeout, http, status, access_log)");
+    assert_true(strstr(errs.lines[199], "gateway.k199: unknown key") != NULL);
+}
+
+/* Errors come out in file order, whatever order the checks ran in (the duplicate-key walk runs
+ * first, cross-field checks last), and a flood keeps the first 200 of the file. */
+static void test_errors_in_line_order(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load("services:\n"                                    /* 1 */
+                            "  - name: a\n"                                  /* 2 */
+                            "    upstream: {nodes: [127.0.0.1:1]}\n"         /* 3 */
+                            "    routes:\n"                                  /* 4 */
+                            "      - {name: r, paths: [nope]}\n"             /* 5 */
+                            "      - {name: r, methods: [get]}\n"            /* 6 */
+                            "gateway:\n"                                     /* 7 */
+                            "  workers: 0\n"                                 /* 8 */
+                            "  http: {header_timeout: 1x, header_timeout: 1s}\n" /* 9 */
+                            "services: []\n");                               /* 10 */
+    assert_null(cfg);
+    static const char *const want[] = {
+        "gw.yaml:5:27: services[0].routes[0].paths[0]: must start with '/'",
+        "gw.yaml:6:16: services[0].routes[1].name: duplicate route name 'r' (also routes[0])",
+        "gw.yaml:6:29: services[0].routes[1].methods[0]: unknown method 'get' (expected GET, HEAD, POST, PUT, DELETE, "
+        "PATCH, OPTIONS, CONNECT or TRACE)",
+        "gw.yaml:8:12: gateway.workers: must be 'auto' or an integer between 1 and 64",
+        "gw.yaml:9:26: gateway.http.header_timeout: invalid duration '1x' (expected e.g. 500ms, 10s, 1m30s, 1.5h)",
+        "gw.yaml:9:30: gateway.http.header_timeout: duplicate key (first at line 9)",
+        "gw.yaml:10:1: services: duplicate key (first at line 1)",
+    };
+    if (errs.n != SL_ARRAY_LEN(want)) dump_errors();
+    assert_int_equal(errs.n, SL_ARRAY_LEN(want));
+    for (size_t i = 0; i < SL_ARRAY_LEN(want); i++) assert_string_equal(errs.lines[i], want[i]);
+
+    /* 300 errors written bottom-up by the checks still keep the file's first 200. */
+    sl_buf_t b = SL_BUF_INIT;
+    sl_buf_puts(&b, "services:\n  - name: a\n    routes:\n");
+    for (int i = 0; i < 300; i++) sl_buf_printf(&b, "      - {name: r, direct_response: {status: 200}}\n");
+    cfg = load(sl_buf_cstr(&b));
+    sl_buf_free(&b);
+    assert_null(cfg);
+    assert_int_equal(errs.n, 201);
+    assert_string_equal(errs.lines[0], "gw.yaml:5:16: services[0].routes[1].name: duplicate route name 'r' (also "
+                                       "routes[0])");
+    assert_string_equal(errs.lines[199], "gw.yaml:204:16: services[0].routes[200].name: duplicate route name 'r' "
+                                         "(also routes[0])");
+    assert_string_equal(errs.lines[200], "gw.yaml: too many errors, stopping here");
+}
+
+/* Hints for common mistakes: a URL where an address goes, unknown names with the valid ones. */
+static void test_error_hints(void **state)
+{
+    (void)state;
+    expect_fail("services:\n  - name: a\n    upstream: {nodes: [\"http://127.0.0.1:8080\"]}\n    routes: [{name: r}]\n",
+                "gw.yaml:3:24: services[0].upstream.nodes[0]: invalid address 'http://127.0.0.1:8080': the scheme does "
+                "not belong in the address (write '127.0.0.1:8080' and set upstream.scheme)");
+    expect_fail("services:\n  - name: a\n    upstream: {nodes: [{address: \"https://[::1]:8443/api\"}]}\n"
+                "    routes: [{name: r}]\n",
+                "gw.yaml:3:34: services[0].upstream.nodes[0].address: invalid address 'https://[::1]:8443/api': the "
+                "scheme does not belong in the address (write '[::1]:8443' and set upstream.scheme)");
+    expect_fail("services:\n  - name: a\n    upstream: {nodes: [\"users.internal:80/v1\"]}\n    routes: [{name: r}]\n",
+                "gw.yaml:3:24: services[0].upstream.nodes[0]: invalid address 'users.internal:80/v1': an address has "
+                "no path (write 'users.internal:80')");
+    expect_fail("gateway: {http: {listen: [\"http://0.0.0.0:9080\"]}}\n",
+                "gw.yaml:1:27: gateway.http.listen[0]: invalid address 'http://0.0.0.0:9080': the scheme does not "
+                "belong in the address (write '0.0.0.0:9080')");
+    /* A bare IPv6 address still gets the brackets hint. */
+    expect_fail("services:\n  - name: a\n    upstream: {nodes: [\"::1:8080\"]}\n    routes: [{name: r}]\n",
+                "gw.yaml:3:24: services[0].upstream.nodes[0]: invalid address '::1:8080' (IPv6 addresses go in "
+                "brackets, e.g. [::1]:8080)");
+    static const char head[] = "services:\n  - name: a\n    upstream: {nodes: [127.0.0.1:1]}\n    routes:\n"
+                               "      - policies: {";
+    char text[512];
+    snprintf(text, sizeof(text), "%sratelimit: {requests: 1, per: second}}\n", head);
+    expect_fail(text, "gw.yaml:5:20: services[0].routes[0].policies.ratelimit: unknown policy; valid policies: "
+                      POLICY_NAMES);
+    snprintf(text, sizeof(text), "%sretrys: {on: [5xx]}}\n", head);
+    expect_fail(text, "gw.yaml:5:20: services[0].routes[0].policies.retrys: unknown policy (did you mean 'retry'?); "
+                      "valid policies: " POLICY_NAMES);
+    expect_fail(STREAM_SVC("", ", plugins: {rate-limit: {}}"),
+                "gw.yaml:5:44: services[0].routes[0].plugins.rate-limit: unknown plugin; valid plugins: ip-restriction, "
+                "limit-conn, prometheus, syslog");
+    expect_fail("services:\n  - name: a\n    upstream: {balance: roundrobin, nodes: [127.0.0.1:1]}\n"
+                "    routes: [{name: r}]\n",
+                "gw.yaml:3:25: services[0].upstream.balance: unknown value 'roundrobin' (expected one of: random, "
+                "round_robin, weighted, cookie, hash, least_conn, ewma)");
 }
 
 static void test_multiple_errors(void **state)
@@ -1190,6 +1284,8 @@ int main(void)
         cmocka_unit_test_teardown(test_yaml_syntax_and_limits, teardown),
         cmocka_unit_test_teardown(test_error_lines_stay_readable, teardown),
         cmocka_unit_test_teardown(test_multiple_errors, teardown),
+        cmocka_unit_test_teardown(test_errors_in_line_order, teardown),
+        cmocka_unit_test_teardown(test_error_hints, teardown),
         cmocka_unit_test_teardown(test_load_file, teardown),
         cmocka_unit_test_teardown(test_method_bit, teardown),
     };
