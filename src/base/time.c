@@ -32,8 +32,10 @@ static const char *duration_number(const char *s, uint64_t *whole, uint64_t *fra
     if (!isdigit((unsigned char)*s)) return NULL;
     uint64_t w = 0;
     for (; isdigit((unsigned char)*s); s++) {
-        if (w > (UINT64_MAX - 9) / 10) w = UINT64_MAX; /* saturate: reported as out of range */
-        else w = w * 10 + (uint64_t)(*s - '0');
+        if (w > (UINT64_MAX - 9) / 10)
+            w = UINT64_MAX; /* saturate: reported as out of range */
+        else
+            w = w * 10 + (uint64_t)(*s - '0');
     }
     uint64_t f = 0;
     int fd = 0;
@@ -97,12 +99,12 @@ int sl_parse_duration_ms(const char *s, uint64_t *out_ms)
         uint64_t unit_us = unit_ms * 1000;
         if (whole > UINT64_MAX / unit_us) return -ERANGE;
         uint64_t us = whole * unit_us;
-        /* frac / 10^fd of the unit: frac < 10^9 and unit_us <= 3.6e9, so compute in two steps. */
+        /* frac / 10^fd of the unit, exactly, in microseconds: frac < 10^9 and a unit is at
+         * most 3.6e6 ms, so frac * unit_ms * 1000 < 3.6e18 fits in 64 bits. */
         uint64_t pow10 = 1;
-        for (int i = 0; i < fd; i++) pow10 *= 10;
-        uint64_t fpart_num_hi = (frac * (unit_us / 1000)); /* frac * unit_ms, < 3.6e15 */
-        /* frac * unit_us / pow10 = fpart_num_hi * 1000 / pow10; fpart_num_hi * 1000 < 3.6e18 */
-        uint64_t num = fpart_num_hi * 1000;
+        for (int i = 0; i < fd; i++)
+            pow10 *= 10;
+        uint64_t num = frac * unit_ms * 1000;
         if (num % pow10) return -EDOM;
         uint64_t fus = num / pow10;
         if (us > UINT64_MAX - fus) return -ERANGE;

@@ -66,8 +66,8 @@ int sl_node_is_null(const sl_node_t *n);
 /* Returns the kind as a noun for messages: "a map", "a list", "a string", "null". */
 const char *sl_node_kind_name(const sl_node_t *n);
 
-/* Substitutes ${VAR} / ${VAR:-default} in every scalar value of the tree (keys are left alone),
- * then validates it into cfg: defaults filled, everything kept copied into cfg->arena. tree is
+/* Reports and drops every repeated key of every map of the tree, substitutes ${VAR} /
+ * ${VAR:-default} in every scalar value (keys are left alone), then validates it into cfg: defaults filled, everything kept copied into cfg->arena. tree is
  * the arena the tree lives in (substituted text goes there). Returns 0, or -1 after reporting
  * every problem through d. root may be NULL (empty document). */
 int sl_config_validate(sl_config_t *cfg, sl_arena_t *tree, sl_node_t *root, sl_config_diag_t *d);

@@ -1,8 +1,10 @@
 /* Schema and validation: the node tree (node.h) into sl_config_t. Every section of the file is
  * one table of fields (name, kind, bounds, default, target offset); parse_section() walks a map
- * against its table, so unknown keys, duplicates, missing required keys, bounds and defaults are
- * handled in one place. Fields that need more than a bound (lists, addresses, routes) have a
- * custom parser. Every error is reported and validation goes on, so one run shows them all. */
+ * against its table, so unknown keys, missing required keys, bounds and defaults are handled in
+ * one place. Duplicate keys are found once for every map of the tree, before any of this
+ * (unique_keys()), so maps read by custom parsers are covered too. Fields that need more than a
+ * bound (lists, addresses, routes) have a custom parser. Every error is reported and validation
+ * goes on, so one run shows them all. */
 #include "config/node.h"
 
 #include <arpa/inet.h>
@@ -265,8 +267,7 @@ static void fmt_duration(char *buf, size_t size, unsigned long long ms)
 /* Reads a duration (sl_parse_duration_ms: the one grammar) within min..max milliseconds into
  * *out; 0, or -1 after reporting. bad_msg, when set, is the message for every refusal (a field
  * whose documented form is worded differently, such as policies.timeout's whole seconds). */
-static int duration_in(vctx_t *v, const sl_node_t *n, long long min, long long max, uint64_t *out,
-                       const char *bad_msg)
+static int duration_in(vctx_t *v, const sl_node_t *n, long long min, long long max, uint64_t *out, const char *bad_msg)
 {
     const char *s = want_scalar(v, n, "a duration");
     if (!s) return -1;
@@ -405,8 +406,7 @@ static int all_digits_dots(const char *s, size_t len)
 /* Parses "host:port", "a.b.c.d:port" or "[v6]:port" into out (strings in the config arena).
  * scheme_key names where a scheme belongs ("upstream.scheme"), for the hint when the address is
  * written as a URL; NULL where there is none (listen addresses). */
-static int parse_hostport_text(vctx_t *v, const sl_node_t *n, const char *s, sl_hostport_t *out,
-                               const char *scheme_key)
+static int parse_hostport_text(vctx_t *v, const sl_node_t *n, const char *s, sl_hostport_t *out, const char *scheme_key)
 {
     const char *host, *colon;
     /* A URL where an address goes: "http://127.0.0.1:8080/" is 127.0.0.1:8080 plus a scheme. */
@@ -639,11 +639,12 @@ static const char *closest_name(const char *key, const char *const *names, size_
 /* Reports the key of c as an unknown what ("policy"), with the closest valid name when one is
  * close, and always the list of valid ones:
  *   unknown policy (did you mean 'retry'?); valid policies: ip_access, ... */
-static void unknown_name(vctx_t *v, const sl_node_t *c, const char *what, const char *whats,
-                         const char *const *names, size_t n, unsigned max_d)
+static void unknown_name(vctx_t *v, const sl_node_t *c, const char *what, const char *whats, const char *const *names,
+                         size_t n, unsigned max_d)
 {
     sl_buf_t b = SL_BUF_INIT;
-    for (size_t i = 0; i < n; i++) sl_buf_printf(&b, "%s%s", i ? ", " : "", names[i]);
+    for (size_t i = 0; i < n; i++)
+        sl_buf_printf(&b, "%s%s", i ? ", " : "", names[i]);
     const char *best = closest_name(c->key, names, n, max_d);
     if (best)
         verr_at(v, c->key_line, c->key_col, "unknown %s (did you mean '%s'?); valid %s: %s", what, best, whats,
@@ -654,9 +655,9 @@ static void unknown_name(vctx_t *v, const sl_node_t *c, const char *what, const 
 }
 
 /* The names a route's policies map and a stream route's plugins map take. */
-static const char *const policy_names[] = {"ip_access", "local_rate_limit", "path_rewrite",     "request_headers",
-                                           "timeout",   "retry",            "websocket",        "response_headers",
-                                           "cookie_rewrite"};
+static const char *const policy_names[] = {"ip_access",       "local_rate_limit", "path_rewrite",
+                                           "request_headers", "timeout",          "retry",
+                                           "websocket",       "response_headers", "cookie_rewrite"};
 static const char *const plugin_names[] = {"ip-restriction", "limit-conn", "prometheus", "syslog"};
 
 /* Writes every default of sec into base; nested sections included. */
