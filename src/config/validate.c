@@ -2567,37 +2567,94 @@ static int server_addr_overlap(const sl_stream_route_cfg_t *a, const sl_stream_r
     return sl_cidr_match(&a->server_addr.ip, prefix, &b->server_addr.ip);
 }
 
+/* The TCP stream routes seen so far on one port, by whether they accept the PROXY protocol:
+ * the first without server_addr (it overlaps every route), and those with one, in file order. */
+typedef struct pp_side {
+    int has_wild;
+    size_t wild; /* index into the flat route list */
+    size_t *addr, n_addr, cap_addr;
+} pp_side_t;
+typedef struct pp_port {
+    char key[8]; /* the port as text: the map's key lives here */
+    pp_side_t side[2];
+} pp_port_t;
+
 /* Whether a connection starts with a PROXY protocol header is known before its client is: it is
  * a property of the address and port it arrived on, as nginx's and HAProxy's listeners have it.
- * So TCP routes that may take connections on the same address and port must agree on it. */
+ * So TCP routes that may take connections on the same address and port must agree on it. Each
+ * route is compared only with earlier routes on its port that decided the other way, so a port
+ * shared by many routes that agree costs nothing more. */
 static void check_proxy_protocol_listeners(vctx_t *v, const sl_config_t *cfg)
 {
+    typedef struct {
+        size_t s, r;
+        const sl_stream_route_cfg_t *sr;
+    } flat_t;
+    size_t n = 0;
+    for (size_t s = 0; s < cfg->n_services; s++)
+        if (cfg->services[s].type == SL_SERVICE_STREAM && cfg->services[s].upstream.scheme == SL_SCHEME_TCP)
+            n += cfg->services[s].n_routes;
+    if (!n) return;
+    flat_t *all = sl_xcalloc(n, sizeof(*all));
+    sl_map_t ports;
+    sl_map_init(&ports);
+    size_t k = 0;
     for (size_t s = 0; s < cfg->n_services; s++) {
         const sl_service_cfg_t *svc = &cfg->services[s];
         if (svc->type != SL_SERVICE_STREAM || svc->upstream.scheme != SL_SCHEME_TCP) continue;
-        for (size_t r = 0; r < svc->n_routes; r++) {
+        for (size_t r = 0; r < svc->n_routes; r++, k++) {
             const sl_stream_route_cfg_t *sr = &svc->routes[r].stream;
-            int found = 0;
-            for (size_t s2 = 0; s2 <= s && !found; s2++) {
-                const sl_service_cfg_t *svc2 = &cfg->services[s2];
-                if (svc2->type != SL_SERVICE_STREAM || svc2->upstream.scheme != SL_SCHEME_TCP) continue;
-                for (size_t r2 = 0; r2 < (s2 == s ? r : svc2->n_routes) && !found; r2++) {
-                    const sl_stream_route_cfg_t *o = &svc2->routes[r2].stream;
-                    if (o->server_port != sr->server_port || o->proxy_protocol_accept == sr->proxy_protocol_accept ||
-                        !server_addr_overlap(o, sr))
-                        continue;
-                    found = 1;
-                    size_t old = path_append(v, "services[%zu].routes[%zu].proxy_protocol", s, r);
-                    verr_at(v, sr->port_line, sr->port_col,
-                            "routes on one address and port must agree on accepting the PROXY protocol: "
-                            "services[%zu].routes[%zu] on port %d %s it, this route %s",
-                            s2, r2, sr->server_port, o->proxy_protocol_accept ? "accepts" : "does not accept",
-                            sr->proxy_protocol_accept ? "does" : "does not");
-                    path_pop(v, old);
+            all[k] = (flat_t){s, r, sr};
+            char key[8];
+            int klen = snprintf(key, sizeof(key), "%d", sr->server_port);
+            void **slot = sl_map_slot(&ports, key, (size_t)klen);
+            if (!*slot) {
+                pp_port_t *pp = sl_xcalloc(1, sizeof(*pp));
+                memcpy(pp->key, key, (size_t)klen + 1);
+                /* The map borrowed the stack key: point it at the copy that lives on. */
+                sl_map_entry_t *e = (sl_map_entry_t *)((char *)slot - offsetof(sl_map_entry_t, value));
+                e->key = pp->key;
+                *slot = pp;
+            }
+            pp_port_t *pp = *slot;
+            int flag = sr->proxy_protocol_accept != 0;
+            /* The first earlier route on this port that decided the other way and overlaps. */
+            const pp_side_t *o = &pp->side[!flag];
+            size_t found = SIZE_MAX;
+            if (o->has_wild) found = o->wild;
+            for (size_t i = 0; i < o->n_addr && o->addr[i] < found; i++)
+                if (server_addr_overlap(all[o->addr[i]].sr, sr)) found = o->addr[i];
+            if (found != SIZE_MAX) {
+                const flat_t *f = &all[found];
+                size_t old = path_append(v, "services[%zu].routes[%zu].proxy_protocol", s, r);
+                verr_at(v, sr->port_line, sr->port_col,
+                        "routes on one address and port must agree on accepting the PROXY protocol: "
+                        "services[%zu].routes[%zu] on port %d %s it, this route %s",
+                        f->s, f->r, sr->server_port, f->sr->proxy_protocol_accept ? "accepts" : "does not accept",
+                        sr->proxy_protocol_accept ? "does" : "does not");
+                path_pop(v, old);
+            }
+            pp_side_t *mine = &pp->side[flag];
+            if (!sr->has_server_addr) {
+                if (!mine->has_wild) mine->has_wild = 1, mine->wild = k;
+            } else {
+                if (mine->n_addr == mine->cap_addr) {
+                    mine->cap_addr = mine->cap_addr ? mine->cap_addr * 2 : 8;
+                    mine->addr = sl_xrealloc(mine->addr, mine->cap_addr * sizeof(*mine->addr));
                 }
+                mine->addr[mine->n_addr++] = k;
             }
         }
     }
+    for (size_t i = 0; i < ports.cap; i++) {
+        pp_port_t *pp = ports.slots[i].key ? ports.slots[i].value : NULL;
+        if (!pp) continue;
+        free(pp->side[0].addr);
+        free(pp->side[1].addr);
+        free(pp);
+    }
+    sl_map_free(&ports);
+    free(all);
 }
 
 int sl_config_validate(sl_config_t *cfg, sl_arena_t *tree, sl_node_t *root, sl_config_diag_t *d)

@@ -63,3 +63,17 @@ def test_100k_routes_run_and_route(make_gateway, backend):
     with helpers.RawConn("127.0.0.1", gw.port) as c:
         r = c.request("GET", "/p%d" % (N - 1))
     assert r.status == 200, r
+
+
+def test_100k_stream_routes_on_one_port_validate(sluice_bin, tmp_path):
+    """Stream routes sharing a port (told apart by remote_addr) are checked against each other
+    for the PROXY protocol only when they disagree: 100,000 that agree stay linear."""
+    n = N
+    lines = ["services:", "  - name: s", "    type: stream", "    upstream: {scheme: tcp, nodes: [127.0.0.1:1]}",
+             "    routes:"]
+    for i in range(n):
+        lines.append("      - {server_port: 9101, remote_addr: 10.%d.%d.%d}" % (i >> 16, (i >> 8) & 255, i & 255))
+    p = tmp_path / "stream.yaml"
+    p.write_text("\n".join(lines) + "\n")
+    r = validate(sluice_bin, p)
+    assert r.returncode == 0, r.stderr[-2000:]

@@ -790,6 +790,16 @@ static void test_stream_proxy_protocol_syslog(void **state)
                 "gw.yaml:9:28: services[1].routes[0].proxy_protocol: routes on one address and port must agree on "
                 "accepting the PROXY protocol: services[0].routes[0] on port 9101 does not accept it, this route "
                 "does");
+    /* The route named is the first earlier one that disagrees and overlaps: not route 1 (another
+     * address), but route 0 for a wildcard route that overlaps both. */
+    expect_fail(STREAM_SVC("", ", server_addr: 127.0.0.10}, "
+                               "{server_port: 9101, server_addr: 127.0.0.11, proxy_protocol: {accept: true}}, "
+                               "{server_port: 9101, server_addr: 127.0.0.12}, "
+                               "{server_port: 9101, proxy_protocol: {accept: true}"),
+                "gw.yaml:5:198: services[0].routes[3].proxy_protocol: routes on one address and port must agree on "
+                "accepting the PROXY protocol: services[0].routes[0] on port 9101 does not accept it, this route "
+                "does");
+    assert_int_equal(errs.n, 1);
     /* Other addresses, other families or other ports may differ. */
     cfg = load(STREAM_SVC("", ", server_addr: 127.0.0.10, proxy_protocol: {accept: true}}, "
                               "{server_port: 9101, server_addr: 127.0.0.11}, "
