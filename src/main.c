@@ -4,12 +4,14 @@
 
 #include "config/config.h"
 #include "runtime/server.h"
+#include "sl_build_info.h" /* SL_BUILD_COMMIT, generated at build time */
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: sluice run -c FILE     start the gateway on FILE (YAML or JSON)\n"
                "       sluice validate FILE   check FILE; print every error as FILE:LINE:COL: field: message\n"
-               "       sluice version         print the version\n"
+               "       sluice version         print the version and the commit it was built from\n"
+               "                              (also --version, -v)\n"
                "       sluice --help          this text\n");
 }
 
@@ -38,8 +40,13 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-        printf("sluice %s\n", SL_VERSION);
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version") || !strcmp(cmd, "-v")) {
+        if (argc > 2) {
+            fprintf(stderr, "sluice %s: unexpected argument '%s'\n", cmd, argv[2]);
+            return 2;
+        }
+        /* One line, the same for all three spellings: "sluice 0.1.0 (commit 1a2b3c4d5e6f)". */
+        printf("sluice %s (commit %s)\n", SL_VERSION, SL_BUILD_COMMIT);
         return 0;
     }
     if (!strcmp(cmd, "validate") && argc == 3) return cmd_validate(argv[2]);

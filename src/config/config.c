@@ -1,9 +1,13 @@
 /* Loading entry points: read the source, pick YAML or JSON, build the tree, validate. */
 #include "config/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "base/common.h"
@@ -40,6 +44,28 @@ uint32_t sl_method_bit(const char *name, size_t len)
     for (size_t i = 0; i < SL_ARRAY_LEN(methods); i++)
         if (strlen(methods[i].name) == len && !memcmp(methods[i].name, name, len)) return methods[i].bit;
     return 0;
+}
+
+int sl_config_listen_addr(const sl_hostport_t *hp, struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof(*out));
+    /* localhost is the one name taken, as nginx takes it, and it means one socket: binding
+     * every address a resolver returns would make a listen entry two sockets on some hosts and
+     * one on others. */
+    const char *host = !strcasecmp(hp->host, "localhost") ? "127.0.0.1" : hp->host;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(hp->port);
+        return 0;
+    }
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+    if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(hp->port);
+        return 0;
+    }
+    return -EINVAL;
 }
 
 /* JSON when the name says so or the first non-blank character opens an object. */

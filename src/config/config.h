@@ -371,6 +371,15 @@ void sl_config_free(sl_config_t *cfg);
  * -1 with one error line per problem appended to errs (positions in cfg's file). */
 int sl_config_check_reload(const sl_config_t *old, const sl_config_t *cfg, sl_config_errors_t *errs);
 
+struct sockaddr_storage;
+/* The one reading of a listen address (gateway.http.listen, gateway.status.listen), used by the
+ * loader to validate and by the runtime to bind, so that what validates is what starts: hp's
+ * host is an IPv4 literal, an IPv6 literal (written in brackets), or "localhost" in any case,
+ * which is the IPv4 loopback 127.0.0.1 (write [::1] for the IPv6 one). Host names are not
+ * resolved for listening. Writes the address with hp's port into out and returns 0, or
+ * returns -EINVAL for any other host. */
+int sl_config_listen_addr(const sl_hostport_t *hp, struct sockaddr_storage *out);
+
 /* Returns the SL_METHOD_* bit for a method name, or 0 if it is not one sluice routes on. */
 uint32_t sl_method_bit(const char *name, size_t len);
 

@@ -11,23 +11,45 @@
 #include "base/buf.h"
 #include "base/common.h"
 
+/* Ends d's lines with "FILE: too many errors, stopping here", once. */
+static void too_many(sl_config_diag_t *d)
+{
+    sl_config_errors_t *e = d->errs;
+    if (e->n > d->start + SL_CONFIG_MAX_ERRORS) return;
+    sl_buf_t t = SL_BUF_INIT;
+    sl_buf_printf(&t, "%s: too many errors, stopping here", d->file);
+    e->lines = sl_xrealloc(e->lines, (e->n + 1) * sizeof(*e->lines));
+    e->lines[e->n++] = sl_xstrndup(t.data, t.len);
+    sl_buf_free(&t);
+}
+
 void sl_config_diag_add(sl_config_diag_t *d, int line, int col, const char *fmt, ...)
 {
-    if (d->n_errors > SL_CONFIG_MAX_ERRORS) return;
-    sl_buf_t b = SL_BUF_INIT;
-    if (d->n_errors == SL_CONFIG_MAX_ERRORS) {
-        sl_buf_printf(&b, "%s: too many errors, stopping here", d->file);
-    } else {
-        if (line > 0)
-            sl_buf_printf(&b, "%s:%d:%d: ", d->file, line, col);
+    sl_config_errors_t *e = d->errs;
+    if (d->n_errors++ == 0) d->start = e->n;
+    uint64_t pos = line > 0 ? (uint64_t)line << 32 | (uint32_t)(col > 0 ? col : 0) : 0;
+    /* Where the line goes among the kept ones: after every line at or before its position. */
+    size_t lo = 0, hi = d->n_kept;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (d->pos[mid] <= pos)
+            lo = mid + 1;
         else
-            sl_buf_printf(&b, "%s: ", d->file);
-        va_list ap;
-        va_start(ap, fmt);
-        sl_buf_vprintf(&b, fmt, ap);
-        va_end(ap);
+            hi = mid;
     }
-    d->n_errors++;
+    if (lo == SL_CONFIG_MAX_ERRORS) { /* later in the file than the first 200 */
+        too_many(d);
+        return;
+    }
+    sl_buf_t b = SL_BUF_INIT;
+    if (line > 0)
+        sl_buf_printf(&b, "%s:%d:%d: ", d->file, line, col);
+    else
+        sl_buf_printf(&b, "%s: ", d->file);
+    va_list ap;
+    va_start(ap, fmt);
+    sl_buf_vprintf(&b, fmt, ap);
+    va_end(ap);
     /* Messages quote user text: keep each error on one line and of a readable length. */
     size_t len = b.len;
     if (len > SL_CONFIG_MAX_ERROR_LEN) {
@@ -36,10 +58,24 @@ void sl_config_diag_add(sl_config_diag_t *d, int line, int col, const char *fmt,
     }
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)b.data[i] < 0x20 || b.data[i] == 0x7f) b.data[i] = '?';
-    sl_config_errors_t *e = d->errs;
-    e->lines = sl_xrealloc(e->lines, (e->n + 1) * sizeof(*e->lines));
-    e->lines[e->n++] = sl_xstrndup(b.data, len);
+    char *text = sl_xstrndup(b.data, len);
     sl_buf_free(&b);
+    if (d->n_kept == SL_CONFIG_MAX_ERRORS) {
+        /* Full: the last kept line makes room, and the list ends with the one line saying so. */
+        too_many(d);
+        free(e->lines[d->start + SL_CONFIG_MAX_ERRORS - 1]);
+        d->n_kept--;
+    } else {
+        e->lines = sl_xrealloc(e->lines, (e->n + 1) * sizeof(*e->lines));
+        e->n++;
+    }
+    char **at = &e->lines[d->start + lo];
+    /* Shift the kept lines after the new one (the "too many" line, if any, stays last). */
+    memmove(at + 1, at, (d->n_kept - lo) * sizeof(*at));
+    memmove(&d->pos[lo + 1], &d->pos[lo], (d->n_kept - lo) * sizeof(d->pos[0]));
+    *at = text;
+    d->pos[lo] = pos;
+    d->n_kept++;
 }
 
 int sl_node_is_null(const sl_node_t *n)

@@ -5,6 +5,7 @@
 #define SL_CONFIG_NODE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/arena.h"
 #include "config/config.h"
@@ -37,14 +38,20 @@ struct sl_node {
     int key_line, key_col;
 };
 
-/* Where errors go while loading one source. */
+/* Where errors go while loading one source. The lines it adds to errs stay sorted by position
+ * (line 0, the file-level errors, first; equal positions in the order reported), and it keeps the
+ * first SL_CONFIG_MAX_ERRORS of the file, followed by one "too many errors" line. */
 typedef struct sl_config_diag {
     const char *file;
     sl_config_errors_t *errs;
-    size_t n_errors; /* errors added by this load */
+    size_t n_errors; /* errors reported through this diag, kept or not */
+    size_t start;    /* index in errs->lines of the first line this diag added */
+    size_t n_kept;
+    uint64_t pos[SL_CONFIG_MAX_ERRORS]; /* line << 32 | col of each kept line */
 } sl_config_diag_t;
 
-/* Appends "FILE:LINE:COL: " + the formatted text as one error line (line 0 omits LINE:COL). */
+/* Adds "FILE:LINE:COL: " + the formatted text as one error line (line 0 omits LINE:COL), in
+ * its place by position. */
 void sl_config_diag_add(sl_config_diag_t *d, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -59,8 +66,8 @@ int sl_node_is_null(const sl_node_t *n);
 /* Returns the kind as a noun for messages: "a map", "a list", "a string", "null". */
 const char *sl_node_kind_name(const sl_node_t *n);
 
-/* Substitutes ${VAR} / ${VAR:-default} in every scalar value of the tree (keys are left alone),
- * then validates it into cfg: defaults filled, everything kept copied into cfg->arena. tree is
+/* Reports and drops every repeated key of every map of the tree, substitutes ${VAR} /
+ * ${VAR:-default} in every scalar value (keys are left alone), then validates it into cfg: defaults filled, everything kept copied into cfg->arena. tree is
  * the arena the tree lives in (substituted text goes there). Returns 0, or -1 after reporting
  * every problem through d. root may be NULL (empty document). */
 int sl_config_validate(sl_config_t *cfg, sl_arena_t *tree, sl_node_t *root, sl_config_diag_t *d);

@@ -1,11 +1,16 @@
 /* Schema and validation: the node tree (node.h) into sl_config_t. Every section of the file is
  * one table of fields (name, kind, bounds, default, target offset); parse_section() walks a map
- * against its table, so unknown keys, duplicates, missing required keys, bounds and defaults are
- * handled in one place. Fields that need more than a bound (lists, addresses, routes) have a
- * custom parser. Every error is reported and validation goes on, so one run shows them all. */
+ * against its table, so unknown keys, missing required keys, bounds and defaults are handled in
+ * one place. Duplicate keys are found once for every map of the tree, before any of this
+ * (unique_keys()), so maps read by custom parsers are covered too. Fields that need more than a
+ * bound (lists, addresses, routes) have a custom parser. Every error is reported and validation
+ * goes on, so one run shows them all. */
 #include "config/node.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +21,7 @@
 #include "base/buf.h"
 #include "base/common.h"
 #include "base/cidr.h"
+#include "base/map.h"
 #include "base/time.h"
 #include "policy/regex.h"
 
@@ -144,16 +150,55 @@ out:
     sl_buf_free(&b);
 }
 
-static void env_walk(vctx_t *v, sl_arena_t *tree, sl_node_t *n)
+/* Reports every key of map n written a second (or later) time and drops those entries, so the
+ * readers below see each key once, its first value, whatever kind of map it is: a schema
+ * section, or a map read by its own parser (policies, plugins, header maps). Small maps are
+ * scanned, larger ones go through a hash map, so the check stays linear. */
+static void unique_keys(vctx_t *v, sl_node_t *n)
+{
+    if (n->n < 2) return;
+    sl_map_t seen;
+    sl_map_init(&seen);
+    int use_map = n->n > 8;
+    sl_node_t **link = &n->first, *prev = NULL;
+    for (sl_node_t *c = n->first, *next; c; c = next) {
+        next = c->next;
+        const sl_node_t *first = NULL;
+        if (use_map) {
+            void **slot = sl_map_slot(&seen, c->key, strlen(c->key));
+            first = *slot;
+            if (!first) *slot = c;
+        } else {
+            for (const sl_node_t *o = n->first; o != c && !first; o = o->next)
+                if (!strcmp(o->key, c->key)) first = o;
+        }
+        if (!first) {
+            prev = c;
+            link = &c->next;
+            continue;
+        }
+        size_t old = path_key(v, c->key);
+        verr_at(v, c->key_line, c->key_col, "duplicate key (first at line %d)", first->key_line);
+        path_pop(v, old);
+        *link = next;
+        if (n->last == c) n->last = prev;
+        n->n--;
+    }
+    sl_map_free(&seen);
+}
+
+/* Walks the whole tree once before validation: duplicate keys out, ${VAR} substituted. */
+static void prepare_tree(vctx_t *v, sl_arena_t *tree, sl_node_t *n)
 {
     if (n->kind == SL_NODE_SCALAR) {
         env_scalar(v, tree, n);
         return;
     }
+    if (n->kind == SL_NODE_MAP) unique_keys(v, n);
     size_t i = 0;
     for (sl_node_t *c = n->first; c; c = c->next, i++) {
         size_t old = n->kind == SL_NODE_MAP ? path_key(v, c->key) : path_idx(v, i);
-        env_walk(v, tree, c);
+        prepare_tree(v, tree, c);
         path_pop(v, old);
     }
 }
@@ -217,16 +262,34 @@ static void fmt_duration(char *buf, size_t size, unsigned long long ms)
         snprintf(buf, size, "%llums", ms);
 }
 
-static int get_duration(vctx_t *v, const sl_node_t *n, long long min, long long max, uint64_t *out)
+#define DURATION_EXAMPLES "expected e.g. 500ms, 10s, 1m30s, 1.5h"
+
+/* Reads a duration (sl_parse_duration_ms: the one grammar) within min..max milliseconds into
+ * *out; 0, or -1 after reporting. bad_msg, when set, is the message for every refusal (a field
+ * whose documented form is worded differently, such as policies.timeout's whole seconds). */
+static int duration_in(vctx_t *v, const sl_node_t *n, long long min, long long max, uint64_t *out, const char *bad_msg)
 {
     const char *s = want_scalar(v, n, "a duration");
     if (!s) return -1;
-    uint64_t ms;
-    if (sl_parse_duration_ms(s, &ms) < 0) {
-        verr(v, n, "invalid duration '%s' (expected e.g. 500ms, 10s, 1m, 1h)", s);
+    uint64_t ms = 0;
+    int rc = sl_parse_duration_ms(s, &ms);
+    if (bad_msg && (rc != 0 || ms < (uint64_t)min || ms > (uint64_t)max)) {
+        verr(v, n, "%s", bad_msg);
         return -1;
     }
-    if (ms < (uint64_t)min || ms > (uint64_t)max) {
+    if (rc == -ERANGE && s[0] == '-') {
+        verr(v, n, "invalid duration '%s' (must not be negative)", s);
+        return -1;
+    }
+    if (rc == -EDOM) {
+        verr(v, n, "invalid duration '%s' (the smallest step is 1ms)", s);
+        return -1;
+    }
+    if (rc != 0 && rc != -ERANGE) {
+        verr(v, n, "invalid duration '%s' (" DURATION_EXAMPLES ")", s);
+        return -1;
+    }
+    if (rc == -ERANGE || ms < (uint64_t)min || ms > (uint64_t)max) {
         char lo[32], hi[32];
         fmt_duration(lo, sizeof(lo), (unsigned long long)min);
         fmt_duration(hi, sizeof(hi), (unsigned long long)max);
@@ -235,6 +298,11 @@ static int get_duration(vctx_t *v, const sl_node_t *n, long long min, long long 
     }
     *out = ms;
     return 0;
+}
+
+static int get_duration(vctx_t *v, const sl_node_t *n, long long min, long long max, uint64_t *out)
+{
+    return duration_in(v, n, min, max, out, NULL);
 }
 
 /* A byte count: an integer, or one with a binary unit (k/KiB, m/MiB, g/GiB). */
@@ -335,10 +403,26 @@ static int all_digits_dots(const char *s, size_t len)
     return 1;
 }
 
-/* Parses "host:port", "a.b.c.d:port" or "[v6]:port" into out (strings in the config arena). */
-static int parse_hostport_text(vctx_t *v, const sl_node_t *n, const char *s, sl_hostport_t *out)
+/* Parses "host:port", "a.b.c.d:port" or "[v6]:port" into out (strings in the config arena).
+ * scheme_key names where a scheme belongs ("upstream.scheme"), for the hint when the address is
+ * written as a URL; NULL where there is none (listen addresses). */
+static int parse_hostport_text(vctx_t *v, const sl_node_t *n, const char *s, sl_hostport_t *out, const char *scheme_key)
 {
     const char *host, *colon;
+    /* A URL where an address goes: "http://127.0.0.1:8080/" is 127.0.0.1:8080 plus a scheme. */
+    const char *sep = strstr(s, "://");
+    const char *rest = sep ? sep + 3 : s;
+    size_t rest_len = strcspn(rest, "/?#");
+    if (sep || rest[rest_len]) {
+        char fix[300];
+        snprintf(fix, sizeof(fix), "%.*s", (int)SL_MIN(rest_len, 256), rest);
+        if (sep)
+            verr(v, n, "invalid address '%s': the scheme does not belong in the address (write '%s'%s%s)", s, fix,
+                 scheme_key ? " and set " : "", scheme_key ? scheme_key : "");
+        else
+            verr(v, n, "invalid address '%s': an address has no path (write '%s')", s, fix);
+        return -1;
+    }
     size_t hlen;
     int is_ip = 0;
     if (s[0] == '[') {
@@ -406,11 +490,47 @@ bad_v4:
     return -1;
 }
 
-static int get_hostport(vctx_t *v, const sl_node_t *n, sl_hostport_t *out)
+static int get_hostport(vctx_t *v, const sl_node_t *n, sl_hostport_t *out, const char *scheme_key)
 {
     const char *s = want_scalar(v, n, "an address (host:port)");
     if (!s) return -1;
-    return parse_hostport_text(v, n, s, out);
+    return parse_hostport_text(v, n, s, out, scheme_key);
+}
+
+/* A listen address: host:port read as sl_config_listen_addr() reads it at start-up, so
+ * validation and the runtime agree; localhost becomes 127.0.0.1 here (text keeps what was
+ * written). The socket address goes to *sa when sa is not NULL. 0, or -1 after reporting. */
+static int get_listen(vctx_t *v, const sl_node_t *n, sl_hostport_t *out, struct sockaddr_storage *sa)
+{
+    sl_hostport_t hp;
+    if (get_hostport(v, n, &hp, NULL) < 0) return -1;
+    struct sockaddr_storage ss;
+    if (sl_config_listen_addr(&hp, &ss) != 0) {
+        verr(v, n,
+             "cannot listen on '%s': a listen address takes an IP address or localhost, not a host name "
+             "(e.g. 0.0.0.0:%u, [::]:%u, 127.0.0.1:%u)",
+             hp.text, hp.port, hp.port, hp.port);
+        return -1;
+    }
+    if (!hp.is_ip) {
+        hp.host = "127.0.0.1";
+        hp.is_ip = 1;
+    }
+    *out = hp;
+    if (sa) *sa = ss;
+    return 0;
+}
+
+/* Whether two socket addresses of listen addresses are the same address and port. */
+static int same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family) return 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr));
 }
 
 /* ---- the schema engine ---- */
@@ -423,6 +543,7 @@ typedef enum {
     F_BOOL,     /* int 0/1 */
     F_ENUM,     /* an enum, value from choices */
     F_HOSTPORT, /* sl_hostport_t */
+    F_LISTEN,   /* sl_hostport_t that a socket listens on (check_listen) */
     F_SECTION,  /* a nested map described by sub, at base + off */
     F_CUSTOM,   /* custom(v, node, base) */
     F_REJECT,   /* a known key that is refused with msg */
@@ -502,6 +623,43 @@ static void unknown_key(vctx_t *v, const sl_node_t *c, const char *const *names,
     sl_buf_free(&b);
 }
 
+/* Returns the name of names closest to key by edit distance when it is close enough to be a
+ * typo (at most max_d edits, or a third of the key), else NULL. */
+static const char *closest_name(const char *key, const char *const *names, size_t n, unsigned max_d)
+{
+    const char *best = NULL;
+    unsigned best_d = 1000;
+    for (size_t i = 0; i < n; i++) {
+        unsigned d = edit_distance(key, names[i]);
+        if (d < best_d) best_d = d, best = names[i];
+    }
+    return best && (best_d <= max_d || best_d * 3 <= strlen(key)) && best_d < strlen(best) ? best : NULL;
+}
+
+/* Reports the key of c as an unknown what ("policy"), with the closest valid name when one is
+ * close, and always the list of valid ones:
+ *   unknown policy (did you mean 'retry'?); valid policies: ip_access, ... */
+static void unknown_name(vctx_t *v, const sl_node_t *c, const char *what, const char *whats, const char *const *names,
+                         size_t n, unsigned max_d)
+{
+    sl_buf_t b = SL_BUF_INIT;
+    for (size_t i = 0; i < n; i++)
+        sl_buf_printf(&b, "%s%s", i ? ", " : "", names[i]);
+    const char *best = closest_name(c->key, names, n, max_d);
+    if (best)
+        verr_at(v, c->key_line, c->key_col, "unknown %s (did you mean '%s'?); valid %s: %s", what, best, whats,
+                sl_buf_cstr(&b));
+    else
+        verr_at(v, c->key_line, c->key_col, "unknown %s; valid %s: %s", what, whats, sl_buf_cstr(&b));
+    sl_buf_free(&b);
+}
+
+/* The names a route's policies map and a stream route's plugins map take. */
+static const char *const policy_names[] = {"ip_access",       "local_rate_limit", "path_rewrite",
+                                           "request_headers", "timeout",          "retry",
+                                           "websocket",       "response_headers", "cookie_rewrite"};
+static const char *const plugin_names[] = {"ip-restriction", "limit-conn", "prometheus", "syslog"};
+
 /* Writes every default of sec into base; nested sections included. */
 static void apply_defaults(vctx_t *v, const section_t *sec, void *base)
 {
@@ -524,6 +682,7 @@ static void apply_defaults(vctx_t *v, const section_t *sec, void *base)
             *(const char **)(p + f->off) = f->def_str;
             break;
         case F_HOSTPORT:
+        case F_LISTEN:
             if (f->def_str) {
                 /* Defaults are written as text in the table and known to be well formed. */
                 sl_hostport_t *hp = (sl_hostport_t *)(p + f->off);
@@ -590,7 +749,11 @@ static void parse_field(vctx_t *v, const sl_node_t *n, const field_t *f, void *b
         parse_enum(v, n, f, (int *)p);
         break;
     case F_HOSTPORT:
-        get_hostport(v, n, (sl_hostport_t *)p);
+        /* F_HOSTPORT is an upstream node's address. */
+        get_hostport(v, n, (sl_hostport_t *)p, "upstream.scheme");
+        break;
+    case F_LISTEN:
+        get_listen(v, n, (sl_hostport_t *)p, NULL);
         break;
     case F_SECTION:
         parse_section(v, n, f->sub, p);
@@ -624,9 +787,7 @@ static void parse_section(vctx_t *v, const sl_node_t *n, const section_t *sec, v
                 for (size_t k = 0; k < sec->n; k++)
                     names[k] = sec->fields[k].name;
                 unknown_key(v, c, names, sec->n);
-            } else if (seen[i]) {
-                verr_at(v, c->key_line, c->key_col, "duplicate key (first at line %d)", seen[i]->key_line);
-            } else {
+            } else { /* keys are unique here: unique_keys() dropped the repeats */
                 seen[i] = c;
                 parse_field(v, c, &sec->fields[i], base);
             }
@@ -693,7 +854,7 @@ static void parse_http_listen(vctx_t *v, const sl_node_t *n, void *base)
     sl_gateway_cfg_t *g = (sl_gateway_cfg_t *)((char *)base - offsetof(sl_gateway_cfg_t, http));
     if (n->kind == SL_NODE_SCALAR && !sl_node_is_null(n)) {
         sl_hostport_t hp;
-        if (get_hostport(v, n, &hp) < 0) return;
+        if (get_listen(v, n, &hp, NULL) < 0) return;
         g->http.listen = sl_arena_calloc(v->a, sizeof(*g->http.listen));
         g->http.listen[0] = hp;
         g->http.n_listen = 1;
@@ -702,19 +863,26 @@ static void parse_http_listen(vctx_t *v, const sl_node_t *n, void *base)
     long cnt = want_list(v, n, 0);
     if (cnt <= 0) return;
     sl_hostport_t *list = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*list));
+    struct sockaddr_storage *sa = sl_xcalloc((size_t)cnt, sizeof(*sa));
     size_t k = 0, i = 0;
     for (const sl_node_t *c = n->first; c; c = c->next, i++) {
         size_t old = path_idx(v, i);
-        if (get_hostport(v, c, &list[k]) == 0) {
+        if (get_listen(v, c, &list[k], &sa[k]) == 0) {
+            /* Compared as socket addresses: localhost:80 is 127.0.0.1:80, [::]:80 is [0::0]:80. */
             for (size_t j = 0; j < k; j++)
-                if (list[j].port == list[k].port && !strcmp(list[j].host, list[k].host)) {
-                    verr(v, c, "duplicate listen address '%s'", list[k].text);
+                if (same_sockaddr(&sa[j], &sa[k])) {
+                    if (!strcmp(list[j].text, list[k].text))
+                        verr(v, c, "duplicate listen address '%s'", list[k].text);
+                    else
+                        verr(v, c, "duplicate listen address '%s' (the same socket as '%s')", list[k].text,
+                             list[j].text);
                     break;
                 }
             k++;
         }
         path_pop(v, old);
     }
+    free(sa);
     g->http.listen = list;
     g->http.n_listen = k;
 }
@@ -783,7 +951,7 @@ static const section_t http_section = SECTION(http_fields);
 #define STATUS_OFF(m) (offsetof(sl_gateway_cfg_t, status.m) - offsetof(sl_gateway_cfg_t, status))
 static const field_t status_fields[] = {
     {.name = "enabled", .type = F_BOOL, .off = STATUS_OFF(enabled), .def = 1},
-    {.name = "listen", .type = F_HOSTPORT, .off = STATUS_OFF(listen), .def_str = "127.0.0.1:9091"},
+    {.name = "listen", .type = F_LISTEN, .off = STATUS_OFF(listen), .def_str = "127.0.0.1:9091"},
 };
 static const section_t status_section = SECTION(status_fields);
 
@@ -885,7 +1053,7 @@ static void parse_nodes(vctx_t *v, const sl_node_t *n, void *base)
         nc->line = c->line;
         nc->col = c->col;
         if (c->kind == SL_NODE_SCALAR && !sl_node_is_null(c))
-            get_hostport(v, c, &nc->addr);
+            get_hostport(v, c, &nc->addr, "upstream.scheme");
         else if (c->kind == SL_NODE_MAP)
             parse_section(v, c, &node_section, nc);
         else
@@ -1366,6 +1534,8 @@ static void parse_header_map(vctx_t *v, const sl_node_t *n, sl_header_kv_t **out
         return;
     }
     *out = sl_arena_calloc(v->a, n->n * sizeof(**out));
+    sl_map_t seen; /* lower-cased name -> its first node */
+    sl_map_init(&seen);
     for (const sl_node_t *c = n->first; c; c = c->next) {
         size_t old = path_key(v, c->key);
         int ok = *c->key != '\0';
@@ -1378,12 +1548,18 @@ static void parse_header_map(vctx_t *v, const sl_node_t *n, sl_header_kv_t **out
         } else if (policy && is_hop_by_hop(c->key)) {
             verr_at(v, c->key_line, c->key_col, "is a hop-by-hop header: the gateway manages it per connection");
         } else {
-            for (const sl_node_t *o = n->first; o != c; o = o->next)
-                if (!strcasecmp(o->key, c->key)) {
-                    verr_at(v, c->key_line, c->key_col, "duplicate header (first at line %d)", o->key_line);
-                    ok = 0;
-                    break;
-                }
+            size_t klen = strlen(c->key);
+            char *lower = sl_arena_strndup(v->a, c->key, klen);
+            for (char *p = lower; *p; p++)
+                if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+            void **slot = sl_map_slot(&seen, lower, klen);
+            if (*slot) {
+                verr_at(v, c->key_line, c->key_col, "duplicate header (first at line %d)",
+                        ((const sl_node_t *)*slot)->key_line);
+                ok = 0;
+            } else {
+                *slot = (void *)c;
+            }
             const char *val = ok ? get_string(v, c, 1) : NULL;
             if (val && strpbrk(val, "\r\n")) {
                 verr(v, c, "header values must not contain line breaks");
@@ -1394,6 +1570,7 @@ static void parse_header_map(vctx_t *v, const sl_node_t *n, sl_header_kv_t **out
         }
         path_pop(v, old);
     }
+    sl_map_free(&seen);
 }
 
 static void parse_dr_headers(vctx_t *v, const sl_node_t *n, void *base)
@@ -1568,13 +1745,9 @@ static void parse_ip_access(vctx_t *v, const sl_node_t *n, sl_policies_cfg_t *pc
 /* timeout: whole seconds (at least 1), as in the product we answer to, or a duration. */
 static void parse_timeout_policy(vctx_t *v, const sl_node_t *n, sl_policies_cfg_t *pc)
 {
-    const char *s = get_string(v, n, 0);
-    if (!s) return;
     uint64_t ms = 0;
-    if (sl_parse_duration_ms(s, &ms) != 0 || ms == 0 || ms > DAY_MS) {
-        verr(v, n, "expected whole seconds (at least 1) or a duration such as 500ms, 5s, 1m");
-        return;
-    }
+    static const char msg[] = "expected whole seconds (at least 1) or a duration such as 500ms, 5s, 1m30s (at most 24h)";
+    if (duration_in(v, n, 1, DAY_MS, &ms, msg) != 0) return;
     pc->timeout.enabled = 1;
     pc->timeout.ms = ms;
 }
@@ -1879,8 +2052,6 @@ static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
         verr(v, n, "expected a map, got %s", sl_node_kind_name(n));
         return;
     }
-    static const char *const known[] = {"ip_access", "local_rate_limit", "path_rewrite", "request_headers", "timeout",
-                                        "retry", "websocket", "response_headers", "cookie_rewrite"};
     for (const sl_node_t *c = n->first; c; c = c->next) {
         size_t old = path_key(v, c->key);
         if (!strcmp(c->key, "path_rewrite")) {
@@ -1904,17 +2075,7 @@ static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
             parse_section(v, c, &header_ops_section, &pc->response_headers.ops);
             pc->response_headers.enabled = 1;
         } else {
-            const char *best = NULL;
-            unsigned bestd = 3;
-            for (size_t i = 0; i < SL_ARRAY_LEN(known); i++) {
-                unsigned d = edit_distance(c->key, known[i]);
-                if (d < bestd) {
-                    bestd = d;
-                    best = known[i];
-                }
-            }
-            if (best) verr_at(v, c->key_line, c->key_col, "unknown policy (did you mean '%s'?)", best);
-            else verr_at(v, c->key_line, c->key_col, "unknown policy");
+            unknown_name(v, c, "policy", "policies", policy_names, SL_ARRAY_LEN(policy_names), 2);
         }
         path_pop(v, old);
     }
@@ -2007,33 +2168,6 @@ static void parse_ip_restriction(vctx_t *v, const sl_node_t *n, sl_stream_plugin
     pc->ip_restriction.whitelist = white != NULL;
 }
 
-/* default_conn_delay: a duration, or seconds as a decimal number as in APISIX (0.1 = 100ms). */
-static void parse_conn_delay(vctx_t *v, const sl_node_t *n, void *base)
-{
-    sl_stream_plugins_cfg_t *pc = base;
-    const char *s = want_scalar(v, n, "a duration");
-    if (!s) return;
-    uint64_t ms = 0;
-    const char *dot = strchr(s, '.');
-    if (dot && dot != s) {
-        char *end;
-        double secs = strtod(s, &end);
-        if (*end || !(secs >= 0) || secs > 3600) {
-            verr(v, n, "invalid duration '%s' (expected e.g. 100ms, 1s, or seconds such as 0.1)", s);
-            return;
-        }
-        ms = (uint64_t)(secs * 1000 + 0.5);
-    } else if (sl_parse_duration_ms(s, &ms) != 0) {
-        verr(v, n, "invalid duration '%s' (expected e.g. 100ms, 1s, or seconds such as 0.1)", s);
-        return;
-    }
-    if (ms < 1 || ms > 3600000) {
-        verr(v, n, "must be between 1ms and 1h");
-        return;
-    }
-    pc->limit_conn.delay_ms = ms;
-}
-
 #define LC_OFF(m) offsetof(sl_stream_plugins_cfg_t, limit_conn.m)
 static const choice_t limit_conn_keys[] = {
     {"remote_addr", SL_LIMIT_CONN_REMOTE_ADDR, NULL},
@@ -2043,7 +2177,9 @@ static const choice_t limit_conn_keys[] = {
 static const field_t limit_conn_fields[] = {
     {.name = "conn", .type = F_U32, .off = LC_OFF(conn), .min = 1, .max = 1000000, .required = 1},
     {.name = "burst", .type = F_U32, .off = LC_OFF(burst), .min = 0, .max = 1000000, .required = 1},
-    {.name = "default_conn_delay", .type = F_CUSTOM, .custom = parse_conn_delay, .required = 1},
+    /* A bare number counts seconds, as in APISIX (0.1 = 100ms): the duration grammar's rule. */
+    {.name = "default_conn_delay", .type = F_DURATION, .off = LC_OFF(delay_ms), .min = 1, .max = 3600000,
+     .required = 1},
     {.name = "key", .type = F_ENUM, .off = LC_OFF(key), .choices = limit_conn_keys, .def = SL_LIMIT_CONN_REMOTE_ADDR},
 };
 static const section_t limit_conn_section = SECTION(limit_conn_fields);
@@ -2107,10 +2243,6 @@ static void parse_stream_plugins(vctx_t *v, const sl_node_t *n, void *base)
         verr(v, n, "expected a map, got %s", sl_node_kind_name(n));
         return;
     }
-    static const char *const known[] = {"ip-restriction", "limit-conn", "prometheus", "syslog"};
-    static const char *const http_policies[] = {"ip_access", "local_rate_limit", "path_rewrite", "request_headers",
-                                                "timeout", "retry", "websocket", "response_headers",
-                                                "cookie_rewrite"};
     for (const sl_node_t *c = n->first; c; c = c->next) {
         size_t old = path_key(v, c->key);
         if (!strcmp(c->key, "ip-restriction")) {
@@ -2126,24 +2258,14 @@ static void parse_stream_plugins(vctx_t *v, const sl_node_t *n, void *base)
         } else if (!strcmp(c->key, "syslog")) {
             parse_syslog(v, c, &pc->syslog);
         } else {
-            const char *best = NULL;
-            unsigned bestd = 1000;
-            for (size_t i = 0; i < SL_ARRAY_LEN(known); i++) {
-                unsigned d = edit_distance(c->key, known[i]);
-                if (d < bestd) bestd = d, best = known[i];
-            }
-            if (bestd > 2 && bestd * 3 > strlen(c->key)) best = NULL;
             int policy = 0;
-            for (size_t i = 0; i < SL_ARRAY_LEN(http_policies); i++) policy |= !strcmp(c->key, http_policies[i]);
-            if (best)
-                verr_at(v, c->key_line, c->key_col, "unknown plugin (did you mean '%s'?)", best);
-            else if (policy)
+            for (size_t i = 0; i < SL_ARRAY_LEN(policy_names); i++) policy |= !strcmp(c->key, policy_names[i]);
+            if (policy && closest_name(c->key, plugin_names, SL_ARRAY_LEN(plugin_names), 2) == NULL)
                 verr_at(v, c->key_line, c->key_col,
                         "is an http policy; stream routes take the plugins ip-restriction, limit-conn, prometheus, "
                         "syslog");
             else
-                verr_at(v, c->key_line, c->key_col,
-                        "unknown plugin (stream routes take ip-restriction, limit-conn, prometheus, syslog)");
+                unknown_name(v, c, "plugin", "plugins", plugin_names, SL_ARRAY_LEN(plugin_names), 2);
         }
         path_pop(v, old);
     }
@@ -2304,6 +2426,9 @@ static void check_service(vctx_t *v, const sl_node_t *n, sl_service_cfg_t *svc)
     const sl_node_t *routes = map_get(n, "routes");
     const sl_node_t *rn = routes && routes->kind == SL_NODE_SEQ ? routes->first : NULL;
     size_t base = path_key(v, "routes");
+    /* Route name -> 1 + its index: a hash map, so a service with 100,000 routes stays linear. */
+    sl_map_t names;
+    sl_map_init(&names);
     for (size_t i = 0; i < svc->n_routes; i++, rn = rn ? rn->next : NULL) {
         sl_route_cfg_t *r = &svc->routes[i];
         size_t old = path_idx(v, i);
@@ -2313,16 +2438,17 @@ static void check_service(vctx_t *v, const sl_node_t *n, sl_service_cfg_t *svc)
             snprintf(buf, sizeof(buf), "%s-%zu", svc->name, i);
             r->name = sl_arena_strdup(v->a, buf);
         }
-        for (size_t j = 0; r->name && j < i; j++) {
-            if (svc->routes[j].name && !strcmp(svc->routes[j].name, r->name)) {
-                size_t o2 = path_key(v, "name");
-                if (name_node)
-                    verr(v, name_node, "duplicate route name '%s' (also routes[%zu])", r->name, j);
-                else
-                    verr_at(v, r->line, r->col, "duplicate route name '%s' (also routes[%zu])", r->name, j);
-                path_pop(v, o2);
-                break;
-            }
+        void **slot = r->name ? sl_map_slot(&names, r->name, strlen(r->name)) : NULL;
+        if (slot && *slot) {
+            size_t j = (size_t)(uintptr_t)*slot - 1;
+            size_t o2 = path_key(v, "name");
+            if (name_node)
+                verr(v, name_node, "duplicate route name '%s' (also routes[%zu])", r->name, j);
+            else
+                verr_at(v, r->line, r->col, "duplicate route name '%s' (also routes[%zu])", r->name, j);
+            path_pop(v, o2);
+        } else if (slot) {
+            *slot = (void *)(uintptr_t)(i + 1);
         }
         if (r->policies.websocket.enabled && r->direct_response) {
             size_t o2 = path_key(v, "policies.websocket");
@@ -2343,6 +2469,7 @@ static void check_service(vctx_t *v, const sl_node_t *n, sl_service_cfg_t *svc)
                     r->name ? r->name : "?");
         path_pop(v, old);
     }
+    sl_map_free(&names);
     path_pop(v, base);
     if (svc->type == SL_SERVICE_STREAM && !svc->has_upstream && !map_get(n, "upstream")) {
         size_t old = path_key(v, "upstream");
@@ -2358,6 +2485,8 @@ static void parse_services(vctx_t *v, const sl_node_t *n, void *base)
     if (cnt <= 0) return;
     cfg->services = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*cfg->services));
     cfg->n_services = (size_t)cnt;
+    sl_map_t names; /* service name -> 1 + its index */
+    sl_map_init(&names);
     size_t i = 0;
     for (const sl_node_t *c = n->first; c; c = c->next, i++) {
         sl_service_cfg_t *svc = &cfg->services[i];
@@ -2379,16 +2508,18 @@ static void parse_services(vctx_t *v, const sl_node_t *n, void *base)
         parse_section(v, c, &service_section, svc);
         check_upstream_kind(v, c, svc);
         check_service(v, c, svc);
-        for (size_t j = 0; svc->name && j < i; j++) {
-            if (cfg->services[j].name && !strcmp(cfg->services[j].name, svc->name)) {
-                size_t o2 = path_key(v, "name");
-                verr(v, map_get(c, "name"), "duplicate service name '%s' (also services[%zu])", svc->name, j);
-                path_pop(v, o2);
-                break;
-            }
+        void **slot = svc->name ? sl_map_slot(&names, svc->name, strlen(svc->name)) : NULL;
+        if (slot && *slot) {
+            size_t o2 = path_key(v, "name");
+            verr(v, map_get(c, "name"), "duplicate service name '%s' (also services[%zu])", svc->name,
+                 (size_t)(uintptr_t)*slot - 1);
+            path_pop(v, o2);
+        } else if (slot) {
+            *slot = (void *)(uintptr_t)(i + 1);
         }
         path_pop(v, old);
     }
+    sl_map_free(&names);
 }
 
 static const field_t top_fields[] = {
@@ -2462,43 +2593,100 @@ static int server_addr_overlap(const sl_stream_route_cfg_t *a, const sl_stream_r
     return sl_cidr_match(&a->server_addr.ip, prefix, &b->server_addr.ip);
 }
 
+/* The TCP stream routes seen so far on one port, by whether they accept the PROXY protocol:
+ * the first without server_addr (it overlaps every route), and those with one, in file order. */
+typedef struct pp_side {
+    int has_wild;
+    size_t wild; /* index into the flat route list */
+    size_t *addr, n_addr, cap_addr;
+} pp_side_t;
+typedef struct pp_port {
+    char key[8]; /* the port as text: the map's key lives here */
+    pp_side_t side[2];
+} pp_port_t;
+
 /* Whether a connection starts with a PROXY protocol header is known before its client is: it is
  * a property of the address and port it arrived on, as nginx's and HAProxy's listeners have it.
- * So TCP routes that may take connections on the same address and port must agree on it. */
+ * So TCP routes that may take connections on the same address and port must agree on it. Each
+ * route is compared only with earlier routes on its port that decided the other way, so a port
+ * shared by many routes that agree costs nothing more. */
 static void check_proxy_protocol_listeners(vctx_t *v, const sl_config_t *cfg)
 {
+    typedef struct {
+        size_t s, r;
+        const sl_stream_route_cfg_t *sr;
+    } flat_t;
+    size_t n = 0;
+    for (size_t s = 0; s < cfg->n_services; s++)
+        if (cfg->services[s].type == SL_SERVICE_STREAM && cfg->services[s].upstream.scheme == SL_SCHEME_TCP)
+            n += cfg->services[s].n_routes;
+    if (!n) return;
+    flat_t *all = sl_xcalloc(n, sizeof(*all));
+    sl_map_t ports;
+    sl_map_init(&ports);
+    size_t k = 0;
     for (size_t s = 0; s < cfg->n_services; s++) {
         const sl_service_cfg_t *svc = &cfg->services[s];
         if (svc->type != SL_SERVICE_STREAM || svc->upstream.scheme != SL_SCHEME_TCP) continue;
-        for (size_t r = 0; r < svc->n_routes; r++) {
+        for (size_t r = 0; r < svc->n_routes; r++, k++) {
             const sl_stream_route_cfg_t *sr = &svc->routes[r].stream;
-            int found = 0;
-            for (size_t s2 = 0; s2 <= s && !found; s2++) {
-                const sl_service_cfg_t *svc2 = &cfg->services[s2];
-                if (svc2->type != SL_SERVICE_STREAM || svc2->upstream.scheme != SL_SCHEME_TCP) continue;
-                for (size_t r2 = 0; r2 < (s2 == s ? r : svc2->n_routes) && !found; r2++) {
-                    const sl_stream_route_cfg_t *o = &svc2->routes[r2].stream;
-                    if (o->server_port != sr->server_port || o->proxy_protocol_accept == sr->proxy_protocol_accept ||
-                        !server_addr_overlap(o, sr))
-                        continue;
-                    found = 1;
-                    size_t old = path_append(v, "services[%zu].routes[%zu].proxy_protocol", s, r);
-                    verr_at(v, sr->port_line, sr->port_col,
-                            "routes on one address and port must agree on accepting the PROXY protocol: "
-                            "services[%zu].routes[%zu] on port %d %s it, this route %s",
-                            s2, r2, sr->server_port, o->proxy_protocol_accept ? "accepts" : "does not accept",
-                            sr->proxy_protocol_accept ? "does" : "does not");
-                    path_pop(v, old);
+            all[k] = (flat_t){s, r, sr};
+            char key[8];
+            int klen = snprintf(key, sizeof(key), "%d", sr->server_port);
+            void **slot = sl_map_slot(&ports, key, (size_t)klen);
+            if (!*slot) {
+                pp_port_t *pp = sl_xcalloc(1, sizeof(*pp));
+                memcpy(pp->key, key, (size_t)klen + 1);
+                /* The map borrowed the stack key: point it at the copy that lives on. */
+                sl_map_entry_t *e = (sl_map_entry_t *)((char *)slot - offsetof(sl_map_entry_t, value));
+                e->key = pp->key;
+                *slot = pp;
+            }
+            pp_port_t *pp = *slot;
+            int flag = sr->proxy_protocol_accept != 0;
+            /* The first earlier route on this port that decided the other way and overlaps. */
+            const pp_side_t *o = &pp->side[!flag];
+            size_t found = SIZE_MAX;
+            if (o->has_wild) found = o->wild;
+            for (size_t i = 0; i < o->n_addr && o->addr[i] < found; i++)
+                if (server_addr_overlap(all[o->addr[i]].sr, sr)) found = o->addr[i];
+            if (found != SIZE_MAX) {
+                const flat_t *f = &all[found];
+                size_t old = path_append(v, "services[%zu].routes[%zu].proxy_protocol", s, r);
+                verr_at(v, sr->port_line, sr->port_col,
+                        "routes on one address and port must agree on accepting the PROXY protocol: "
+                        "services[%zu].routes[%zu] on port %d %s it, this route %s",
+                        f->s, f->r, sr->server_port, f->sr->proxy_protocol_accept ? "accepts" : "does not accept",
+                        sr->proxy_protocol_accept ? "does" : "does not");
+                path_pop(v, old);
+            }
+            pp_side_t *mine = &pp->side[flag];
+            if (!sr->has_server_addr) {
+                if (!mine->has_wild) mine->has_wild = 1, mine->wild = k;
+            } else {
+                if (mine->n_addr == mine->cap_addr) {
+                    mine->cap_addr = mine->cap_addr ? mine->cap_addr * 2 : 8;
+                    mine->addr = sl_xrealloc(mine->addr, mine->cap_addr * sizeof(*mine->addr));
                 }
+                mine->addr[mine->n_addr++] = k;
             }
         }
     }
+    for (size_t i = 0; i < ports.cap; i++) {
+        pp_port_t *pp = ports.slots[i].key ? ports.slots[i].value : NULL;
+        if (!pp) continue;
+        free(pp->side[0].addr);
+        free(pp->side[1].addr);
+        free(pp);
+    }
+    sl_map_free(&ports);
+    free(all);
 }
 
 int sl_config_validate(sl_config_t *cfg, sl_arena_t *tree, sl_node_t *root, sl_config_diag_t *d)
 {
     vctx_t v = {.cfg = cfg, .a = &cfg->arena, .d = d};
-    if (root) env_walk(&v, tree, root);
+    if (root) prepare_tree(&v, tree, root);
     apply_defaults(&v, &top_section, cfg);
     apply_defaults(&v, &status_section, &cfg->gateway.status);
     cfg->gateway.access_log.format = "json";

@@ -9,9 +9,8 @@
 
 int sl_listener_addr(const sl_hostport_t *addr, struct sockaddr_storage *out)
 {
-    int rc = uv_ip4_addr(addr->host, addr->port, (struct sockaddr_in *)out);
-    if (rc != 0) rc = uv_ip6_addr(addr->host, addr->port, (struct sockaddr_in6 *)out);
-    return rc;
+    /* The loader's reading, so that an address that validates is one that binds. */
+    return sl_config_listen_addr(addr, out);
 }
 
 /* Returns a bound, not yet listening, socket for addr, or a negative error. */

@@ -7,7 +7,8 @@
 
 #include "config/config.h"
 
-/* addr (an IP literal and port) as a socket address. Returns 0 or a negative libuv error. */
+/* addr as a socket address, read by sl_config_listen_addr() (an IP literal or localhost).
+ * Returns 0 or -EINVAL (UV_EINVAL). */
 int sl_listener_addr(const sl_hostport_t *addr, struct sockaddr_storage *out);
 
 /* Opens, binds and listens on addr into tcp (initialised on loop). reuseport is set for the

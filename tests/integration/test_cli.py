@@ -1,6 +1,8 @@
 """sluice command line: --help, version, validate, run with a bad file."""
 import json
+import os
 import re
+import shutil
 import subprocess
 
 from helpers import free_port, to_yaml
@@ -36,6 +38,66 @@ def test_version(sluice_bin):
     r = run(sluice_bin, "version")
     assert r.returncode == 0, r.stderr
     assert re.match(r"^sluice \d+\.\d+\.\d+", r.stdout.strip()), r.stdout
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VERSION_RE = re.compile(r"^sluice (\d+\.\d+\.\d+) \(commit ([0-9a-f]{12})(-dirty)?\)$")
+
+
+def git(*args):
+    return subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True, timeout=30)
+
+
+def test_version_spellings_print_version_and_commit(sluice_bin):
+    """`sluice version`, `--version` and `-v` print one line: the version and the commit of
+    this checkout the binary was built from."""
+    outs = []
+    for arg in ("version", "--version", "-v"):
+        r = run(sluice_bin, arg)
+        assert r.returncode == 0, (arg, r.stderr)
+        assert r.stderr == ""
+        outs.append(r.stdout)
+    assert outs[0] == outs[1] == outs[2], outs
+    m = VERSION_RE.match(outs[0].rstrip("\n"))
+    assert m, outs[0]
+    cmake = open(os.path.join(ROOT, "CMakeLists.txt")).read()
+    assert re.search(r"project\(sluice VERSION %s " % re.escape(m.group(1)), cmake), m.group(1)
+    # The tests run from the checkout the binary was built from: the commit is one of its commits.
+    r = git("cat-file", "-t", m.group(2))
+    assert r.stdout.strip() == "commit", (m.group(2), r.stderr)
+
+
+def test_version_refuses_extra_arguments(sluice_bin):
+    r = run(sluice_bin, "--version", "extra")
+    assert r.returncode == 2
+    assert "unexpected argument 'extra'" in r.stderr
+
+
+def build_info(src, out):
+    r = subprocess.run(["cmake", "-DSRC=%s" % src, "-DOUT=%s" % out, "-P",
+                        os.path.join(ROOT, "cmake", "build_info.cmake")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return open(out).read()
+
+
+def test_build_info_names_head_of_a_checkout(tmp_path):
+    """The build step that records the commit: in a git checkout, HEAD (plus -dirty when a
+    tracked file differs)."""
+    head = git("rev-parse", "--short=12", "HEAD").stdout.strip()
+    dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip() != ""
+    text = build_info(ROOT, tmp_path / "info.h")
+    assert '#define SL_BUILD_COMMIT "%s%s"\n' % (head, "-dirty" if dirty else "") in text, text
+
+
+def test_build_info_unknown_without_git(tmp_path):
+    """A source tree without .git (a release tarball), even one unpacked inside another
+    repository, records "unknown"."""
+    src = tmp_path / "sluice-0.1.0"
+    src.mkdir()
+    shutil.copy(os.path.join(ROOT, "CMakeLists.txt"), src / "CMakeLists.txt")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, timeout=30)
+    text = build_info(src, tmp_path / "info.h")
+    assert '#define SL_BUILD_COMMIT "unknown"\n' in text, text
 
 
 def test_unknown_command_fails(sluice_bin):

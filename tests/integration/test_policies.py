@@ -464,10 +464,10 @@ CONFIG_ERRORS = [
     ("response_headers: {set: {content-length: \"5\"}}", ".response_headers.set.content-length",
      r"set by the gateway", 0, None),
     ("request_headers: {set: {X-A: \"a\\r\\nX-B: b\"}}", ".request_headers.set.X-A", r"line breaks", 0, None),
-    ("path_rewrit: {prefix: /a, replace: /b}", ".path_rewrit", r"^unknown policy \(did you mean 'path_rewrite'\?\)$",
+    ("path_rewrit: {prefix: /a, replace: /b}", ".path_rewrit", r"^unknown policy \(did you mean 'path_rewrite'\?\); valid policies: [a-z_, ]+$",
      0, ("path_rewrit",)),
-    ("timeuot: 5s", ".timeuot", r"^unknown policy \(did you mean 'timeout'\?\)$", 0, ("timeuot",)),
-    ("request_header: {}", ".request_header", r"^unknown policy \(did you mean 'request_headers'\?\)$", 0, None),
+    ("timeuot: 5s", ".timeuot", r"^unknown policy \(did you mean 'timeout'\?\); valid policies: [a-z_, ]+$", 0, ("timeuot",)),
+    ("request_header: {}", ".request_header", r"^unknown policy \(did you mean 'request_headers'\?\); valid policies: [a-z_, ]+$", 0, None),
 ]
 for _h in ("Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Proxy-Connection"):
     CONFIG_ERRORS.append(("request_headers: {set: {%s: x}}" % _h, ".request_headers.set." + _h, r".", 0, (_h,)))

@@ -652,7 +652,7 @@ def config_text(policy, route_extra=""):
     ("websocket: {idle_timout: 5s}", POL + ".idle_timout", r"^unknown key \(did you mean 'idle_timeout'\?\)$",
      "idle_timout"),
     ("websockets: true", "services[0].routes[0].policies.websockets",
-     r"^unknown policy \(did you mean 'websocket'\?\)$", "websockets"),
+     r"^unknown policy \(did you mean 'websocket'\?\); valid policies: [a-z_, ]+$", "websockets"),
 ])
 def test_config_errors(sluice_bin, tmp_path, policy, path, msg, col):
     p = tmp_path / "bad.yaml"

@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,10 +27,31 @@ static void test_durations(void **state)
     assert_int_equal(ms, 3600000);
     assert_int_equal(sl_parse_duration_ms("7", &ms), 0);
     assert_int_equal(ms, 7000);
-    assert_int_equal(sl_parse_duration_ms("", &ms), -1);
-    assert_int_equal(sl_parse_duration_ms("1d", &ms), -1);
-    assert_int_equal(sl_parse_duration_ms("-1s", &ms), -1);
-    assert_int_equal(sl_parse_duration_ms("99999999999999999999s", &ms), -1);
+    assert_int_equal(sl_parse_duration_ms("0.1", &ms), 0);
+    assert_int_equal(ms, 100);
+    assert_int_equal(sl_parse_duration_ms("1h30m", &ms), 0);
+    assert_int_equal(ms, 5400000);
+    assert_int_equal(sl_parse_duration_ms("1m30s", &ms), 0);
+    assert_int_equal(ms, 90000);
+    assert_int_equal(sl_parse_duration_ms("1.5s", &ms), 0);
+    assert_int_equal(ms, 1500);
+    assert_int_equal(sl_parse_duration_ms("1h1m1s1ms", &ms), 0);
+    assert_int_equal(ms, 3661001);
+    assert_int_equal(sl_parse_duration_ms("0.000001h", &ms), -EDOM); /* 3.6 ms */
+    assert_int_equal(sl_parse_duration_ms("0.0000001h", &ms), -EDOM);
+    assert_int_equal(sl_parse_duration_ms("0.001500000000s", &ms), -EDOM); /* past 9 digits */
+    assert_int_equal(sl_parse_duration_ms("0.0015000s", &ms), -EDOM);
+    assert_int_equal(sl_parse_duration_ms("0.002000s", &ms), 0);
+    assert_int_equal(ms, 2);
+    assert_int_equal(sl_parse_duration_ms("", &ms), -EINVAL);
+    assert_int_equal(sl_parse_duration_ms("1d", &ms), -EINVAL);
+    assert_int_equal(sl_parse_duration_ms("1s1m", &ms), -EINVAL);
+    assert_int_equal(sl_parse_duration_ms("1s 1ms", &ms), -EINVAL);
+    assert_int_equal(sl_parse_duration_ms("-1s", &ms), -ERANGE);
+    assert_int_equal(sl_parse_duration_ms("99999999999999999999s", &ms), -ERANGE);
+    assert_int_equal(sl_parse_duration_ms("5124095577h", &ms), -ERANGE);
+    assert_int_equal(sl_parse_duration_ms("5124095576h1s", &ms), 0);
+    assert_int_equal(sl_parse_duration_ms("5124095576h110s", &ms), -ERANGE);
 }
 
 static void test_map(void **state)

@@ -1,4 +1,7 @@
 /* Configuration loader: valid files and defaults, then one test per class of error. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,14 +9,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "base/buf.h"
+#include "base/common.h"
 #include "config/config.h"
 
 static sl_config_errors_t errs;
+
+#define POLICY_NAMES                                                                                                   \
+    "ip_access, local_rate_limit, path_rewrite, request_headers, timeout, retry, websocket, response_headers, "        \
+    "cookie_rewrite"
 
 /* Loads text under name; returns the config or NULL (errors in the global errs). */
 static sl_config_t *load_as(const char *name, const char *text)
@@ -163,8 +172,10 @@ static void test_full_config(void **state)
     assert_string_equal(g->http.listen[1].host, "::1");
     assert_int_equal(g->http.listen[1].port, 8081);
     assert_int_equal(g->http.listen[1].is_ip, 1);
-    assert_string_equal(g->http.listen[2].host, "localhost");
-    assert_int_equal(g->http.listen[2].is_ip, 0);
+    /* localhost is the IPv4 loopback, as the listener binds it (sl_config_listen_addr). */
+    assert_string_equal(g->http.listen[2].text, "localhost:8082");
+    assert_string_equal(g->http.listen[2].host, "127.0.0.1");
+    assert_int_equal(g->http.listen[2].is_ip, 1);
     assert_int_equal(g->http.max_header_bytes, 16384);
     assert_int_equal(g->http.max_headers, 50);
     assert_int_equal(g->http.max_uri_bytes, 4096);
@@ -302,12 +313,87 @@ static void test_bad_duration(void **state)
 {
     (void)state;
     expect_fail("gateway:\n  shutdown_timeout: 10 seconds\n",
-                "gw.yaml:2:21: gateway.shutdown_timeout: invalid duration '10 seconds' (expected e.g. 500ms, 10s, 1m, "
-                "1h)");
+                "gw.yaml:2:21: gateway.shutdown_timeout: invalid duration '10 seconds' (expected e.g. 500ms, 10s, "
+                "1m30s, 1.5h)");
     expect_fail("gateway: {http: {header_timeout: 0ms}}\n",
                 "gw.yaml:1:34: gateway.http.header_timeout: must be between 1ms and 1h");
     expect_fail("gateway: {http: {header_timeout: -1s}}\n",
-                "gw.yaml:1:34: gateway.http.header_timeout: invalid duration '-1s' (expected e.g. 500ms, 10s, 1m, 1h)");
+                "gw.yaml:1:34: gateway.http.header_timeout: invalid duration '-1s' (must not be negative)");
+    expect_fail("gateway: {http: {header_timeout: 0.5ms}}\n",
+                "gw.yaml:1:34: gateway.http.header_timeout: invalid duration '0.5ms' (the smallest step is 1ms)");
+    expect_fail("gateway: {http: {header_timeout: 99999999999999999999h}}\n",
+                "gw.yaml:1:34: gateway.http.header_timeout: must be between 1ms and 1h");
+    expect_fail("gateway: {http: {header_timeout: 1h1m}}\n",
+                "gw.yaml:1:34: gateway.http.header_timeout: must be between 1ms and 1h");
+    static const char *const bad[] = {"1s30m", "1m1m", "1h 30m", "1.s", ".5s", "1d", "1.5.5s", "s", "1sm", "1mss"};
+    char text[128], want[256];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "gateway: {shutdown_timeout: \"%s\"}\n", bad[i]);
+        snprintf(want, sizeof(want),
+                 "gw.yaml:1:29: gateway.shutdown_timeout: invalid duration '%s' (expected e.g. 500ms, 10s, 1m30s, 1.5h)",
+                 bad[i]);
+        expect_fail(text, want);
+    }
+}
+
+/* One grammar for every duration: compound units largest first, decimals, a bare number of
+ * seconds; the same in gateway, upstream, policy and stream plugin fields. */
+static void test_duration_grammar(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load("gateway:\n"
+                            "  shutdown_timeout: 1m30s\n"
+                            "  http: {header_timeout: 1.5s, keepalive_timeout: 0.25}\n"
+                            "services:\n"
+                            "  - name: a\n"
+                            "    upstream:\n"
+                            "      nodes: [127.0.0.1:1]\n"
+                            "      timeouts: {connect: 250ms, read: 1h30m, send: 2h0m0.5s}\n"
+                            "      health_check: {interval: 1.5m, timeout: 1s500ms}\n"
+                            "    routes:\n"
+                            "      - policies: {timeout: 1m30s, retry: {on: [5xx], per_try_timeout: 0.1}}\n"
+                            "      - policies: {timeout: 5}\n"
+                            "  - name: s\n"
+                            "    type: stream\n"
+                            "    upstream: {scheme: tcp, nodes: [127.0.0.1:1]}\n"
+                            "    routes:\n"
+                            "      - server_port: 9999\n"
+                            "        plugins: {limit-conn: {conn: 1, burst: 1, default_conn_delay: 1m30s}}\n"
+                            "      - server_port: 9998\n"
+                            "        plugins: {limit-conn: {conn: 1, burst: 1, default_conn_delay: 0.1}}\n"
+                            "      - server_port: 9997\n"
+                            "        plugins: {limit-conn: {conn: 1, burst: 1, default_conn_delay: 1.5s}}\n");
+    if (!cfg) dump_errors();
+    assert_non_null(cfg);
+    assert_int_equal(cfg->gateway.shutdown_timeout_ms, 90000);
+    assert_int_equal(cfg->gateway.http.header_timeout_ms, 1500);
+    assert_int_equal(cfg->gateway.http.keepalive_timeout_ms, 250);
+    const sl_upstream_cfg_t *u = &cfg->services[0].upstream;
+    assert_int_equal(u->connect_timeout_ms, 250);
+    assert_int_equal(u->read_timeout_ms, 5400000);
+    assert_int_equal(u->send_timeout_ms, 7200500);
+    assert_int_equal(u->health_check.interval_ms, 90000);
+    assert_int_equal(u->health_check.timeout_ms, 1500);
+    assert_int_equal(cfg->services[0].routes[0].policies.timeout.ms, 90000);
+    assert_int_equal(cfg->services[0].routes[0].policies.retry.per_try_timeout_ms, 100);
+    assert_int_equal(cfg->services[0].routes[1].policies.timeout.ms, 5000);
+    assert_int_equal(cfg->services[1].routes[0].stream.plugins.limit_conn.delay_ms, 90000);
+    assert_int_equal(cfg->services[1].routes[1].stream.plugins.limit_conn.delay_ms, 100);
+    assert_int_equal(cfg->services[1].routes[2].stream.plugins.limit_conn.delay_ms, 1500);
+    sl_config_free(cfg);
+    /* The same refusals in the hand-parsed fields as in the table-driven ones. */
+    expect_fail("services:\n  - name: a\n    upstream: {nodes: [127.0.0.1:1]}\n"
+                "    routes: [{policies: {timeout: -5s}}]\n",
+                "gw.yaml:4:35: services[0].routes[0].policies.timeout: expected whole seconds (at least 1) or a duration "
+                "such as 500ms, 5s, 1m30s (at most 24h)");
+    expect_fail("services:\n  - name: s\n    type: stream\n    upstream: {scheme: tcp, nodes: [127.0.0.1:1]}\n"
+                "    routes: [{server_port: 9, plugins: {limit-conn: {conn: 1, burst: 1, default_conn_delay: 1s1m}}}]\n",
+                "gw.yaml:5:93: services[0].routes[0].plugins.limit-conn.default_conn_delay: invalid duration '1s1m' "
+                "(expected e.g. 500ms, 10s, 1m30s, 1.5h)");
+    expect_fail("services:\n  - name: s\n    type: stream\n    upstream: {scheme: tcp, nodes: [127.0.0.1:1]}\n"
+                "    routes: [{server_port: 9, plugins: {limit-conn: {conn: 1, burst: 1, default_conn_delay: -0.1}}}]\n",
+                "gw.yaml:5:93: services[0].routes[0].plugins.limit-conn.default_conn_delay: invalid duration '-0.1' "
+                "(must not be negative)");
 }
 
 static void test_bad_address(void **state)
@@ -329,6 +415,58 @@ static void test_bad_address(void **state)
     expect_fail("gateway: {status: {listen: \":80\"}}\n",
                 "gw.yaml:1:28: gateway.status.listen: invalid address ':80' (missing host)");
     expect_fail("gateway: {http: {listen: []}}\n", "gw.yaml:1:26: gateway.http.listen: must not be empty");
+}
+
+/* A listen address is an IP literal or localhost, read by the function the listener binds
+ * with; another host name is refused at validation rather than at start-up. */
+static void test_listen_addresses(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load("gateway:\n  http: {listen: [\"LocalHost:8080\", \"[::1]:8080\"]}\n"
+                            "  status: {listen: \"localhost:8081\"}\n");
+    if (!cfg) dump_errors();
+    assert_non_null(cfg);
+    assert_string_equal(cfg->gateway.http.listen[0].host, "127.0.0.1");
+    assert_string_equal(cfg->gateway.status.listen.host, "127.0.0.1");
+    assert_string_equal(cfg->gateway.status.listen.text, "localhost:8081");
+    struct sockaddr_storage ss;
+    assert_int_equal(sl_config_listen_addr(&cfg->gateway.http.listen[1], &ss), 0);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    sl_config_free(cfg);
+    sl_hostport_t hp = {.text = "localhost:80", .host = "localhost", .port = 80};
+    assert_int_equal(sl_config_listen_addr(&hp, &ss), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_int_equal(ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr), INADDR_LOOPBACK);
+    assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 80);
+    hp.host = "example.com";
+    assert_int_equal(sl_config_listen_addr(&hp, &ss), -EINVAL);
+
+    expect_fail("gateway: {http: {listen: [\"gw.example.com:8080\"]}}\n",
+                "gw.yaml:1:27: gateway.http.listen[0]: cannot listen on 'gw.example.com:8080': a listen address takes "
+                "an IP address or localhost, not a host name (e.g. 0.0.0.0:8080, [::]:8080, 127.0.0.1:8080)");
+    expect_fail("gateway: {http: {listen: \"myhost:8080\"}}\n",
+                "gw.yaml:1:26: gateway.http.listen: cannot listen on 'myhost:8080': a listen address takes an IP "
+                "address or localhost, not a host name (e.g. 0.0.0.0:8080, [::]:8080, 127.0.0.1:8080)");
+    expect_fail("gateway: {status: {listen: \"localhost.localdomain:9091\"}}\n",
+                "gw.yaml:1:28: gateway.status.listen: cannot listen on 'localhost.localdomain:9091': a listen address "
+                "takes an IP address or localhost, not a host name (e.g. 0.0.0.0:9091, [::]:9091, 127.0.0.1:9091)");
+    expect_fail("gateway: {http: {listen: [\"localhost:8080\", \"127.0.0.1:8080\"]}}\n",
+                "gw.yaml:1:45: gateway.http.listen[1]: duplicate listen address '127.0.0.1:8080' (the same socket as "
+                "'localhost:8080')");
+    expect_fail("gateway: {http: {listen: [\"[::]:8080\", \"[0::0]:8080\"]}}\n",
+                "gw.yaml:1:40: gateway.http.listen[1]: duplicate listen address '[0::0]:8080' (the same socket as "
+                "'[::]:8080')");
+    /* Stream routes listen on server_addr, which takes IP addresses only. */
+    expect_fail("services:\n  - name: s\n    type: stream\n    upstream: {scheme: tcp, nodes: [127.0.0.1:1]}\n"
+                "    routes: [{server_port: 9, server_addr: localhost}]\n",
+                "gw.yaml:5:44: services[0].routes[0].server_addr: expected an IPv4 or IPv6 address or CIDR (127.0.0.10, "
+                "10.0.0.0/8, 2001:db8::/32), got 'localhost'");
+    /* An upstream node may still be a host name: it is resolved, not bound. */
+    cfg = load("services:\n  - name: a\n    upstream: {nodes: [\"localhost:8080\", \"users.internal:80\"]}\n"
+               "    routes: [{name: r}]\n");
+    assert_non_null(cfg);
+    assert_string_equal(cfg->services[0].upstream.nodes[0].addr.host, "localhost");
+    sl_config_free(cfg);
 }
 
 static void test_routes_hosts_paths_methods(void **state)
@@ -557,7 +695,7 @@ static void test_stream_errors(void **state)
     /* Plugins. */
     expect_fail(STREAM_SVC("", ", plugins: {ip-restrict: {whitelist: [1.2.3.4]}}"),
                 "gw.yaml:5:44: services[0].routes[0].plugins.ip-restrict: unknown plugin (did you mean "
-                "'ip-restriction'?)");
+                "'ip-restriction'?); valid plugins: ip-restriction, limit-conn, prometheus, syslog");
     expect_fail(STREAM_SVC("", ", plugins: {ip_access: {allow: [1.2.3.4]}}"),
                 "gw.yaml:5:44: services[0].routes[0].plugins.ip_access: is an http policy; stream routes take the "
                 "plugins ip-restriction, limit-conn, prometheus, syslog");
@@ -570,7 +708,7 @@ static void test_stream_errors(void **state)
     expect_fail(STREAM_SVC("", ", plugins: {limit-conn: {conn: 1, default_conn_delay: soon}}"),
                 "gw.yaml:5:56: services[0].routes[0].plugins.limit-conn.burst: is required");
     expect_error("gw.yaml:5:86: services[0].routes[0].plugins.limit-conn.default_conn_delay: invalid duration "
-                 "'soon' (expected e.g. 100ms, 1s, or seconds such as 0.1)");
+                 "'soon' (expected e.g. 500ms, 10s, 1m30s, 1.5h)");
     expect_fail(STREAM_SVC("", ", plugins: {limit-conn: {conn: 1, burst: 1, default_conn_delay: 1s, key: ip}}"),
                 "gw.yaml:5:105: services[0].routes[0].plugins.limit-conn.key: unknown value 'ip' (expected one of: "
                 "remote_addr, server_addr)");
@@ -652,6 +790,16 @@ static void test_stream_proxy_protocol_syslog(void **state)
                 "gw.yaml:9:28: services[1].routes[0].proxy_protocol: routes on one address and port must agree on "
                 "accepting the PROXY protocol: services[0].routes[0] on port 9101 does not accept it, this route "
                 "does");
+    /* The route named is the first earlier one that disagrees and overlaps: not route 1 (another
+     * address), but route 0 for a wildcard route that overlaps both. */
+    expect_fail(STREAM_SVC("", ", server_addr: 127.0.0.10}, "
+                               "{server_port: 9101, server_addr: 127.0.0.11, proxy_protocol: {accept: true}}, "
+                               "{server_port: 9101, server_addr: 127.0.0.12}, "
+                               "{server_port: 9101, proxy_protocol: {accept: true}"),
+                "gw.yaml:5:198: services[0].routes[3].proxy_protocol: routes on one address and port must agree on "
+                "accepting the PROXY protocol: services[0].routes[0] on port 9101 does not accept it, this route "
+                "does");
+    assert_int_equal(errs.n, 1);
     /* Other addresses, other families or other ports may differ. */
     cfg = load(STREAM_SVC("", ", server_addr: 127.0.0.10, proxy_protocol: {accept: true}}, "
                               "{server_port: 9101, server_addr: 127.0.0.11}, "
@@ -753,6 +901,62 @@ static void test_duplicate_names(void **state)
                 "gw.yaml:5:16: services[0].routes[1].name: duplicate route name 'a-0' (also routes[0])");
     expect_fail("services:\n  - name: \"a b\"\n    routes: [{direct_response: {status: 200}}]\n",
                 "gw.yaml:2:11: services[0].name: invalid name 'a b' (use 1 to 128 of A-Z a-z 0-9 _ . -)");
+}
+
+/* A key written twice is an error in every map, whoever reads the map: schema sections, the
+ * policies and plugins maps, header maps, a policy's own keys; YAML and JSON alike. The error
+ * sits at the second key and names the first one's line. */
+static void test_duplicate_keys_everywhere(void **state)
+{
+    (void)state;
+    static const char route_head[] = "services:\n"
+                                     "  - name: a\n"
+                                     "    upstream: {nodes: [127.0.0.1:1]}\n"
+                                     "    routes:\n"
+                                     "      - name: r\n";
+    char text[1024];
+    snprintf(text, sizeof(text), "%s        policies:\n          ip_access: {deny: [0.0.0.0/0]}\n"
+             "          timeout: 5s\n          ip_access: {allow: [0.0.0.0/0]}\n", route_head);
+    expect_fail(text, "gw.yaml:9:11: services[0].routes[0].policies.ip_access: duplicate key (first at line 7)");
+    assert_int_equal(errs.n, 1);
+    snprintf(text, sizeof(text), "%s        policies: {ip_access: {deny: [10.0.0.0/8], deny: [0.0.0.0/0]}}\n",
+             route_head);
+    expect_fail(text, "gw.yaml:6:52: services[0].routes[0].policies.ip_access.deny: duplicate key (first at line 6)");
+    snprintf(text, sizeof(text), "%s        policies: {request_headers: {set: {X-A: '1', X-A: '2'}}}\n", route_head);
+    expect_fail(text,
+                "gw.yaml:6:54: services[0].routes[0].policies.request_headers.set.X-A: duplicate key (first at line 6)");
+    snprintf(text, sizeof(text), "%s        policies: {retry: {on: [5xx], attempts: 2, attempts: 3}}\n", route_head);
+    expect_fail(text, "gw.yaml:6:52: services[0].routes[0].policies.retry.attempts: duplicate key (first at line 6)");
+    snprintf(text, sizeof(text),
+             "services:\n  - name: a\n    upstream:\n      nodes: [127.0.0.1:1]\n"
+             "      health_check: {headers: {X-A: '1', X-A: '1'}}\n    routes: [{name: r}]\n");
+    expect_fail(text, "gw.yaml:5:42: services[0].upstream.health_check.headers.X-A: duplicate key (first at line 5)");
+    expect_fail("services:\n"
+                "  - name: s\n"
+                "    type: stream\n"
+                "    upstream: {scheme: tcp, nodes: [127.0.0.1:1]}\n"
+                "    routes:\n"
+                "      - server_port: 9999\n"
+                "        plugins:\n"
+                "          prometheus: {}\n"
+                "          limit-conn: {conn: 1, burst: 1, default_conn_delay: 1s}\n"
+                "          limit-conn: {conn: 2, burst: 1, default_conn_delay: 1s}\n",
+                "gw.yaml:10:11: services[0].routes[0].plugins.limit-conn: duplicate key (first at line 9)");
+    /* Keys that only differ in case are different keys. */
+    snprintf(text, sizeof(text), "%s        policies: {Timeout: 5s, timeout: 5s}\n", route_head);
+    expect_fail(text, "gw.yaml:6:20: services[0].routes[0].policies.Timeout: unknown policy (did you mean 'timeout'?); "
+                      "valid policies: " POLICY_NAMES);
+    /* JSON, and a map big enough for the hash-map path: the repeat is found wherever it is. */
+    sl_buf_t b = SL_BUF_INIT;
+    sl_buf_puts(&b, "{\"services\": [{\"name\": \"a\", \"routes\": [{\"direct_response\": {\"status\": 200,\n"
+                    "\"headers\": {");
+    for (int i = 0; i < 40; i++) sl_buf_printf(&b, "\"X-%d\": \"v\",\n", i);
+    sl_buf_puts(&b, "\"X-7\": \"again\"}}}]}]}\n");
+    sl_config_t *cfg = load_as("gw.json", sl_buf_cstr(&b));
+    sl_buf_free(&b);
+    assert_null(cfg);
+    expect_error("gw.json:42:1: services[0].routes[0].direct_response.headers.X-7: duplicate key (first at line 9)");
+    assert_int_equal(errs.n, 1);
 }
 
 static void test_missing_required(void **state)
@@ -898,7 +1102,7 @@ static void test_error_lines_stay_readable(void **state)
     /* User text quoted in a message cannot break the one-line-per-error format. */
     sl_config_t *cfg = load("gateway: {shutdown_timeout: \"1\\n2\"}\n");
     assert_null(cfg);
-    expect_error("gw.yaml:1:29: gateway.shutdown_timeout: invalid duration '1?2' (expected e.g. 500ms, 10s, 1m, 1h)");
+    expect_error("gw.yaml:1:29: gateway.shutdown_timeout: invalid duration '1?2' (expected e.g. 500ms, 10s, 1m30s, 1.5h)");
     char text[3000] = "gateway: {shutdown_timeout: ";
     memset(text + strlen(text), 'x', 2000);
     strcat(text, "}\n");
@@ -916,6 +1120,93 @@ static void test_error_lines_stay_readable(void **state)
     assert_null(cfg);
     assert_int_equal(errs.n, 201);
     assert_string_equal(errs.lines[200], "gw.yaml: too many errors, stopping here");
+    assert_string_equal(errs.lines[0], "gw.yaml:2:3: gateway.k0: unknown key (valid keys: workers, proxy_layers, "
+                                       "shutdown_timeout, http, status, access_log)");
+    assert_true(strstr(errs.lines[199], "gateway.k199: unknown key") != NULL);
+}
+
+/* Errors come out in file order, whatever order the checks ran in (the duplicate-key walk runs
+ * first, cross-field checks last), and a flood keeps the first 200 of the file. */
+static void test_errors_in_line_order(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load("services:\n"                                    /* 1 */
+                            "  - name: a\n"                                  /* 2 */
+                            "    upstream: {nodes: [127.0.0.1:1]}\n"         /* 3 */
+                            "    routes:\n"                                  /* 4 */
+                            "      - {name: r, paths: [nope]}\n"             /* 5 */
+                            "      - {name: r, methods: [get]}\n"            /* 6 */
+                            "gateway:\n"                                     /* 7 */
+                            "  workers: 0\n"                                 /* 8 */
+                            "  http: {header_timeout: 1x, header_timeout: 1s}\n" /* 9 */
+                            "services: []\n");                               /* 10 */
+    assert_null(cfg);
+    static const char *const want[] = {
+        "gw.yaml:5:27: services[0].routes[0].paths[0]: must start with '/'",
+        "gw.yaml:6:16: services[0].routes[1].name: duplicate route name 'r' (also routes[0])",
+        "gw.yaml:6:29: services[0].routes[1].methods[0]: unknown method 'get' (expected GET, HEAD, POST, PUT, DELETE, "
+        "PATCH, OPTIONS, CONNECT or TRACE)",
+        "gw.yaml:8:12: gateway.workers: must be 'auto' or an integer between 1 and 64",
+        "gw.yaml:9:26: gateway.http.header_timeout: invalid duration '1x' (expected e.g. 500ms, 10s, 1m30s, 1.5h)",
+        "gw.yaml:9:30: gateway.http.header_timeout: duplicate key (first at line 9)",
+        "gw.yaml:10:1: services: duplicate key (first at line 1)",
+    };
+    if (errs.n != SL_ARRAY_LEN(want)) dump_errors();
+    assert_int_equal(errs.n, SL_ARRAY_LEN(want));
+    for (size_t i = 0; i < SL_ARRAY_LEN(want); i++) assert_string_equal(errs.lines[i], want[i]);
+
+    /* 300 errors written bottom-up by the checks still keep the file's first 200. */
+    sl_buf_t b = SL_BUF_INIT;
+    sl_buf_puts(&b, "services:\n  - name: a\n    routes:\n");
+    for (int i = 0; i < 300; i++) sl_buf_printf(&b, "      - {name: r, direct_response: {status: 200}}\n");
+    cfg = load(sl_buf_cstr(&b));
+    sl_buf_free(&b);
+    assert_null(cfg);
+    assert_int_equal(errs.n, 201);
+    assert_string_equal(errs.lines[0], "gw.yaml:5:16: services[0].routes[1].name: duplicate route name 'r' (also "
+                                       "routes[0])");
+    assert_string_equal(errs.lines[199], "gw.yaml:204:16: services[0].routes[200].name: duplicate route name 'r' "
+                                         "(also routes[0])");
+    assert_string_equal(errs.lines[200], "gw.yaml: too many errors, stopping here");
+}
+
+/* Hints for common mistakes: a URL where an address goes, unknown names with the valid ones. */
+static void test_error_hints(void **state)
+{
+    (void)state;
+    expect_fail("services:\n  - name: a\n    upstream: {nodes: [\"http://127.0.0.1:8080\"]}\n    routes: [{name: r}]\n",
+                "gw.yaml:3:24: services[0].upstream.nodes[0]: invalid address 'http://127.0.0.1:8080': the scheme does "
+                "not belong in the address (write '127.0.0.1:8080' and set upstream.scheme)");
+    expect_fail("services:\n  - name: a\n    upstream: {nodes: [{address: \"https://[::1]:8443/api\"}]}\n"
+                "    routes: [{name: r}]\n",
+                "gw.yaml:3:34: services[0].upstream.nodes[0].address: invalid address 'https://[::1]:8443/api': the "
+                "scheme does not belong in the address (write '[::1]:8443' and set upstream.scheme)");
+    expect_fail("services:\n  - name: a\n    upstream: {nodes: [\"users.internal:80/v1\"]}\n    routes: [{name: r}]\n",
+                "gw.yaml:3:24: services[0].upstream.nodes[0]: invalid address 'users.internal:80/v1': an address has "
+                "no path (write 'users.internal:80')");
+    expect_fail("gateway: {http: {listen: [\"http://0.0.0.0:9080\"]}}\n",
+                "gw.yaml:1:27: gateway.http.listen[0]: invalid address 'http://0.0.0.0:9080': the scheme does not "
+                "belong in the address (write '0.0.0.0:9080')");
+    /* A bare IPv6 address still gets the brackets hint. */
+    expect_fail("services:\n  - name: a\n    upstream: {nodes: [\"::1:8080\"]}\n    routes: [{name: r}]\n",
+                "gw.yaml:3:24: services[0].upstream.nodes[0]: invalid address '::1:8080' (IPv6 addresses go in "
+                "brackets, e.g. [::1]:8080)");
+    static const char head[] = "services:\n  - name: a\n    upstream: {nodes: [127.0.0.1:1]}\n    routes:\n"
+                               "      - policies: {";
+    char text[512];
+    snprintf(text, sizeof(text), "%sratelimit: {requests: 1, per: second}}\n", head);
+    expect_fail(text, "gw.yaml:5:20: services[0].routes[0].policies.ratelimit: unknown policy; valid policies: "
+                      POLICY_NAMES);
+    snprintf(text, sizeof(text), "%sretrys: {on: [5xx]}}\n", head);
+    expect_fail(text, "gw.yaml:5:20: services[0].routes[0].policies.retrys: unknown policy (did you mean 'retry'?); "
+                      "valid policies: " POLICY_NAMES);
+    expect_fail(STREAM_SVC("", ", plugins: {rate-limit: {}}"),
+                "gw.yaml:5:44: services[0].routes[0].plugins.rate-limit: unknown plugin; valid plugins: ip-restriction, "
+                "limit-conn, prometheus, syslog");
+    expect_fail("services:\n  - name: a\n    upstream: {balance: roundrobin, nodes: [127.0.0.1:1]}\n"
+                "    routes: [{name: r}]\n",
+                "gw.yaml:3:25: services[0].upstream.balance: unknown value 'roundrobin' (expected one of: random, "
+                "round_robin, weighted, cookie, hash, least_conn, ewma)");
 }
 
 static void test_multiple_errors(void **state)
@@ -933,7 +1224,7 @@ static void test_multiple_errors(void **state)
     assert_int_equal(errs.n, 5);
     expect_error("gw.yaml:2:3: gateway.htp: unknown key (did you mean 'http'?)");
     expect_error("gw.yaml:3:12: gateway.workers: must be 'auto' or an integer between 1 and 64");
-    expect_error("gw.yaml:4:21: gateway.shutdown_timeout: invalid duration 'soon' (expected e.g. 500ms, 10s, 1m, 1h)");
+    expect_error("gw.yaml:4:21: gateway.shutdown_timeout: invalid duration 'soon' (expected e.g. 500ms, 10s, 1m30s, 1.5h)");
     expect_error("gw.yaml:7:24: services[0].upstream.nodes[0]: invalid port in 'x:0' (must be between 1 and 65535)");
     expect_error("gw.yaml:8:23: services[0].routes[0].paths[0]: must start with '/'");
 }
@@ -982,7 +1273,9 @@ int main(void)
         cmocka_unit_test_teardown(test_unknown_key_suggestion, teardown),
         cmocka_unit_test_teardown(test_out_of_range, teardown),
         cmocka_unit_test_teardown(test_bad_duration, teardown),
+        cmocka_unit_test_teardown(test_duration_grammar, teardown),
         cmocka_unit_test_teardown(test_bad_address, teardown),
+        cmocka_unit_test_teardown(test_listen_addresses, teardown),
         cmocka_unit_test_teardown(test_routes_hosts_paths_methods, teardown),
         cmocka_unit_test_teardown(test_balancer_keys, teardown),
         cmocka_unit_test_teardown(test_not_supported_yet, teardown),
@@ -994,12 +1287,15 @@ int main(void)
         cmocka_unit_test_teardown(test_udp_service, teardown),
         cmocka_unit_test_teardown(test_reload_type_change, teardown),
         cmocka_unit_test_teardown(test_duplicate_names, teardown),
+        cmocka_unit_test_teardown(test_duplicate_keys_everywhere, teardown),
         cmocka_unit_test_teardown(test_missing_required, teardown),
         cmocka_unit_test_teardown(test_env_substitution, teardown),
         cmocka_unit_test_teardown(test_json, teardown),
         cmocka_unit_test_teardown(test_yaml_syntax_and_limits, teardown),
         cmocka_unit_test_teardown(test_error_lines_stay_readable, teardown),
         cmocka_unit_test_teardown(test_multiple_errors, teardown),
+        cmocka_unit_test_teardown(test_errors_in_line_order, teardown),
+        cmocka_unit_test_teardown(test_error_hints, teardown),
         cmocka_unit_test_teardown(test_load_file, teardown),
         cmocka_unit_test_teardown(test_method_bit, teardown),
     };
