@@ -73,6 +73,26 @@ int sl_hdr_is(const sl_head_t *h, const sl_hdr_t *x, const char *name)
     return x->name_len == n && strncasecmp(sl_head_str(h, x->name_off), name, n) == 0;
 }
 
+int sl_hdr_value_is(const sl_head_t *h, const sl_hdr_t *x, const char *want)
+{
+    const char *v = sl_head_str(h, x->value_off);
+    size_t n = x->value_len;
+    while (n && (*v == ' ' || *v == '\t')) v++, n--;
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
+    return n == strlen(want) && strncasecmp(v, want, n) == 0;
+}
+
+int sl_head_te_count(const sl_head_t *h, int chunked)
+{
+    int n = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        const sl_hdr_t *x = &h->hdrs[i];
+        if (!sl_hdr_is(h, x, "transfer-encoding")) continue;
+        if (++n > 1 || !chunked || !sl_hdr_value_is(h, x, "chunked")) return -1;
+    }
+    return n;
+}
+
 static int list_contains(const char *list, size_t len, const char *name, size_t name_len)
 {
     size_t i = 0;

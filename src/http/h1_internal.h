@@ -52,6 +52,12 @@ static inline const char *sl_head_str(const sl_head_t *h, uint32_t off)
 int sl_hdr_is(const sl_head_t *h, const sl_hdr_t *x, const char *name);
 /* True when every header name is a non-empty RFC 9110 token. */
 int sl_head_names_valid(const sl_head_t *h);
+/* The field's value, without surrounding whitespace, is want (case-insensitive). */
+int sl_hdr_value_is(const sl_head_t *h, const sl_hdr_t *x, const char *want);
+/* How many Transfer-Encoding fields the head has (0 or 1), or -1 when they are anything but
+ * one field of exactly "chunked" that llhttp also read as chunked (chunked: its F_CHUNKED).
+ * Any other coding list is how messages get smuggled past proxies, or one we cannot decode. */
+int sl_head_te_count(const sl_head_t *h, int chunked);
 /* True for hop-by-hop headers (RFC 9110 7.6.1) and those any of the message's Connection
  * headers names (except Content-Length and Host). */
 int sl_hdr_hop_by_hop(const sl_head_t *h, const sl_hdr_t *x);

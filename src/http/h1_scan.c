@@ -55,6 +55,7 @@ void sl_h1_scan_body(sl_h1_scan_t *s, int kind, uint64_t length)
  * spaces, a target of visible ASCII only (a tab, a space or a byte above 0x7e is not a URI). */
 static int request_line_byte(sl_h1_scan_t *s, unsigned char ch)
 {
+    if (s->response) return is_value_byte(ch) && ch != '\t' ? 0 : -1; /* status line (RFC 9112 4) */
     if (ch == ' ') {
         if (s->part == 2 || s->col == 0 || s->prev == ' ') return -1;
         s->part++;
@@ -84,7 +85,7 @@ static int line_end(sl_h1_scan_t *s)
 {
     if (s->phase == SL_SCAN_HEAD && s->lines == 0) {
         if (s->col == 0) return 0; /* empty lines before the request line may be ignored (2.2) */
-        if (s->part != 2 || s->prev == ' ') return -1;
+        if (!s->response && (s->part != 2 || s->prev == ' ')) return -1;
         s->lines = 1;
         return 0;
     }

@@ -36,11 +36,14 @@ typedef struct sl_h1_scan {
     uint8_t part;  /* request line: 0 method, 1 target, 2 version; header line: 0 name, 1 value;
                       chunk-size line: 0 digits, 1 whitespace before ';', 2 extensions */
     uint8_t lines; /* lines of the head seen (0 until the request line is complete) */
+    uint8_t response; /* the first line is a status line (set after sl_h1_scan_reset) */
     uint32_t col;  /* bytes in the current line (CR excluded) */
     uint64_t left; /* bytes of chunk data or body still to skip; chunk size being read */
 } sl_h1_scan_t;
 
-/* Starts a new message. */
+/* Starts a new message. A response's scanner sets response = 1 after this: its status line
+ * is "HTTP-version SP status SP reason", whose reason phrase may hold spaces; its body may also
+ * be delimited by the connection's close (SL_SCAN_BODY_LENGTH of UINT64_MAX). */
 void sl_h1_scan_reset(sl_h1_scan_t *s);
 
 /* Reads up to n bytes of p. Returns how many it consumed: fewer than n when the head or the

@@ -618,15 +618,6 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
-static int value_is(const sl_head_t *h, const sl_hdr_t *x, const char *want)
-{
-    const char *v = sl_head_str(h, x->value_off);
-    size_t n = x->value_len;
-    while (n && (*v == ' ' || *v == '\t')) v++, n--;
-    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
-    return n == strlen(want) && strncasecmp(v, want, n) == 0;
-}
-
 /* Builds the request head for the upstream into ex->prebuf. */
 /* The hash or cookie balancer's key for this request, NULL when it has none (the balancer
  * then picks at random). Points into the head buffer or the exchange's own storage. */
@@ -1002,20 +993,16 @@ static int on_headers_complete(llhttp_t *p)
         drop_underscore_names(h);
     }
 
-    int n_te = 0, n_host = 0;
+    int n_te = sl_head_te_count(h, (p->flags & F_CHUNKED) != 0), n_host = 0;
+    if (n_te < 0) return fail_parse(c, 400, "bad_request");
     const sl_hdr_t *host = NULL;
     for (size_t i = 0; i < h->n; i++) {
         const sl_hdr_t *x = &h->hdrs[i];
-        if (sl_hdr_is(h, x, "transfer-encoding")) {
-            /* Only exactly "chunked", as llhttp reads it too: anything else is how requests get
-             * smuggled past proxies. */
-            if (++n_te > 1 || !value_is(h, x, "chunked") || !(p->flags & F_CHUNKED))
-                return fail_parse(c, 400, "bad_request");
-        } else if (sl_hdr_is(h, x, "host")) {
+        if (sl_hdr_is(h, x, "host")) {
             n_host++;
             host = x;
         } else if (sl_hdr_is(h, x, "expect")) {
-            if (!value_is(h, x, "100-continue")) return fail_parse(c, 417, "expectation_failed");
+            if (!sl_hdr_value_is(h, x, "100-continue")) return fail_parse(c, 417, "expectation_failed");
             ex->expect_continue = 1;
         }
     }

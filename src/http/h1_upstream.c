@@ -20,6 +20,10 @@ struct sl_upconn {
     sl_worker_t *w;
     llhttp_t parser;
     sl_head_t head;
+    /* The framing checker ahead of llhttp (h1_scan.h), as on the client side: llhttp 8.1 is as
+     * lenient with responses as with requests. scan_at is where it stopped in the read. */
+    sl_h1_scan_t scan;
+    const char *scan_at, *feed_end;
     sl_client_t *c; /* NULL while idle */
     size_t write_queued;
     uint64_t idle_since_ms;
@@ -436,9 +440,30 @@ static int grpc_status(const sl_head_t *h)
     return -1;
 }
 
+static void scan_restart(sl_upconn_t *uc)
+{
+    sl_h1_scan_reset(&uc->scan);
+    uc->scan.response = 1;
+}
+
+/* Checks the rest of the read from where the checker stopped; -1 on a forbidden form. */
+static int scan_more(sl_upconn_t *uc)
+{
+    if (!uc->scan_at || uc->feed_end <= uc->scan_at) return 0;
+    ssize_t r = sl_h1_scan(&uc->scan, uc->scan_at, (size_t)(uc->feed_end - uc->scan_at));
+    if (r < 0) return -1;
+    uc->scan_at += r;
+    return 0;
+}
+
 static int on_resp_begin(llhttp_t *p)
 {
     sl_upconn_t *uc = p->data;
+    /* A response after a 1xx in the same read: its bytes are checked before llhttp reads them. */
+    if (uc->scan.phase == SL_SCAN_DONE) {
+        scan_restart(uc);
+        if (scan_more(uc) < 0) return -1;
+    }
     sl_head_reset(&uc->head);
     sl_buf_reserve(&uc->head.buf, 512);
     uc->head_done = 0;
@@ -516,12 +541,16 @@ static int on_resp_headers_complete(llhttp_t *p)
     sl_client_t *c = uc->c;
     sl_exchange_t *ex = &c->rq->ex;
     int status = p->status_code;
-    if (!sl_head_names_valid(&uc->head)) return -1;
+    /* RFC 9110 15: a status is three digits from 100 to 599; anything else is no response. */
+    if (status < 100 || status > 599 || !sl_head_names_valid(&uc->head)) return -1;
+    if (sl_head_te_count(&uc->head, (p->flags & F_CHUNKED) != 0) < 0) return -1;
     if (status == 101 && ex->upgrade) return switching_protocols(uc);
     if (status < 200) {
         if (status == 101) return -1; /* no upgrade was asked for */
         ex->skip_interim = 1;         /* 100 Continue and friends: the client got ours */
-        return 0;
+        if (uc->scan.phase != SL_SCAN_HEAD_DONE) return -1;
+        sl_h1_scan_body(&uc->scan, SL_SCAN_BODY_NONE, 0);
+        return 1;                     /* a 1xx has no body, whatever its headers say */
     }
     ex->skip_interim = 0;
     uc->head_done = 1;
@@ -535,10 +564,17 @@ static int on_resp_headers_complete(llhttp_t *p)
     if (retry(c, SL_TRY_STATUS, status, grpc_status(&uc->head)) == 1) return -1;
     int no_body = ex->method == HTTP_HEAD || status == 204 || status == 304;
     int has_length = (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED);
+    if (uc->scan.phase != SL_SCAN_HEAD_DONE) return -1;
+    sl_h1_scan_body(&uc->scan, no_body ? SL_SCAN_BODY_NONE : (p->flags & F_CHUNKED) ? SL_SCAN_BODY_CHUNKED
+                                                                                  : SL_SCAN_BODY_LENGTH,
+                    no_body || (p->flags & F_CHUNKED) ? 0 : has_length ? p->content_length : UINT64_MAX);
+    if (scan_more(uc) < 0) return -1;
     sl_client_send_response_head(c, &uc->head, status, has_length, no_body);
     uv_timer_start(&uc->timer, on_uc_timer, bounded(uc, c, uc->read_timeout_ms), 0);
-    /* Returning 1 tells llhttp a HEAD response has no body whatever its headers say. */
-    return ex->method == HTTP_HEAD ? 1 : 0;
+    /* Returning 1 tells llhttp the response has no body whatever its headers say (RFC 9112
+     * 6.3: HEAD, 204, 304): bytes after such a head are never body, and the connection that
+     * sent them is not reused (on_uc_read). */
+    return no_body ? 1 : 0;
 }
 
 static int on_resp_body(llhttp_t *p, const char *at, size_t n)
@@ -603,7 +639,14 @@ static void on_uc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     uc->got_bytes = 1;
     sl_client_batch_begin(c);
-    llhttp_errno_t err = llhttp_execute(&uc->parser, buf->base, (size_t)nread);
+    llhttp_errno_t err = HPE_USER;
+    ssize_t scanned = uc->upgraded ? nread : sl_h1_scan(&uc->scan, buf->base, (size_t)nread);
+    if (scanned >= 0) {
+        uc->scan_at = buf->base + scanned;
+        uc->feed_end = buf->base + nread;
+        err = llhttp_execute(&uc->parser, buf->base, (size_t)nread);
+    }
+    uc->scan_at = uc->feed_end = NULL;
     if (!uc->c) {
         sl_client_batch_end(c);
         return; /* failed or aborted inside a callback */
@@ -625,7 +668,8 @@ static void on_uc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     sl_client_batch_end(c);
     if (err != HPE_OK) {
-        sl_log_debug("upstream %s: bad response: %s", c->rq->ex.node_name, llhttp_get_error_reason(&uc->parser));
+        const char *why = scanned < 0 ? "framing" : llhttp_get_error_reason(&uc->parser);
+        sl_log_debug("upstream %s: bad response: %s", c->rq->ex.node_name, why ? why : "?");
         if (uc->head_done) fail(uc, 502, "upstream_bad_response");
         else try_failed(c, SL_TRY_BAD_RESPONSE, 502, "upstream_bad_response");
         return;
@@ -682,6 +726,7 @@ static void uc_attach_ready(sl_client_t *c, sl_upconn_t *uc)
     ex->uc = uc;
     llhttp_init(&uc->parser, HTTP_RESPONSE, &up_settings);
     uc->parser.data = uc;
+    scan_restart(uc);
     uc->got_bytes = 0;
     uc->head_done = 0;
     uc->keepalive = 1;
