@@ -55,7 +55,7 @@ def sluice_bin():
 @pytest.fixture(scope="session")
 def release_bin():
     if not SLUICE_RELEASE_BIN:
-        pytest.skip("SLUICE_RELEASE_BIN is unset: memory bounds are only measured on a non-sanitized build")
+        pytest.fail("set SLUICE_RELEASE_BIN to a non-sanitized sluice (build/sluice): memory bounds are measured on it", pytrace=False)
     if not os.access(SLUICE_RELEASE_BIN, os.X_OK):
         pytest.fail("SLUICE_RELEASE_BIN=%s is not executable" % SLUICE_RELEASE_BIN, pytrace=False)
     return os.path.abspath(SLUICE_RELEASE_BIN)

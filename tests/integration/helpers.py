@@ -427,7 +427,17 @@ def validate(bin_, path):
     return subprocess.run([bin_, "validate", str(path)], capture_output=True, text=True, timeout=30)
 
 
-def parse_errors(path, stderr, err_re):
+# One loader error line: FILE:LINE:COL: field.path: message
+ERR_RE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<path>[^:]+): (?P<msg>.+)$")
+
+
+def get(g, target, method="GET", host="example.com", headers=(), body=None, source=None, timeout=10.0):
+    """One request on a fresh connection to gateway g (from source when given)."""
+    with RawConn("127.0.0.1", g.port, timeout=timeout, source=source) as c:
+        return c.request(method, target, host=host, headers=list(headers), body=body)
+
+
+def parse_errors(path, stderr, err_re=ERR_RE):
     """Each stderr line as (line, col, field path, message); every line must match err_re
     (FILE:LINE:COL: path: message) and name path."""
     errs = []

@@ -8,7 +8,7 @@ import pytest
 import helpers
 from helpers import validate
 
-ERR_RE = helpers.re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<path>[A-Za-z0-9_\[\].-]+): (?P<msg>.+)$")
+ERR_RE = helpers.ERR_RE
 
 POLICY_TWICE = """\
 services:

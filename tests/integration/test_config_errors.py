@@ -7,7 +7,7 @@ import requests
 import helpers
 from helpers import validate, direct_route, direct_service
 
-ERR_RE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<path>[A-Za-z0-9_\[\].]+): (?P<msg>.+)$")
+ERR_RE = helpers.ERR_RE
 
 
 def parse_errors(path, stderr):

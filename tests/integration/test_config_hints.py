@@ -4,7 +4,7 @@ plugin or balancer lists the valid names."""
 import helpers
 from helpers import validate
 
-ERR_RE = helpers.re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<path>[A-Za-z0-9_\[\].-]+): (?P<msg>.+)$")
+ERR_RE = helpers.ERR_RE
 POLICIES = ("ip_access, local_rate_limit, path_rewrite, request_headers, timeout, retry, websocket, "
             "response_headers, cookie_rewrite")
 

@@ -10,7 +10,7 @@ import pytest
 import helpers
 from helpers import direct_route, direct_service, free_port, to_yaml, validate
 
-ERR_RE = helpers.re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<path>[A-Za-z0-9_\[\].-]+): (?P<msg>.+)$")
+ERR_RE = helpers.ERR_RE
 SERVICES = [direct_service(routes=[direct_route("hello", ["/hello"], body="hello\n")])]
 
 

@@ -5,7 +5,7 @@ which the quadratic checks overran (120,000 routes took 70 s in a release build)
 import helpers
 from helpers import validate
 
-ERR_RE = helpers.re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<path>[A-Za-z0-9_\[\].]+): (?P<msg>.+)$")
+ERR_RE = helpers.ERR_RE
 N = 100000
 
 

@@ -10,7 +10,7 @@ import requests
 import helpers
 from helpers import RawConn, build_request, proxy_service, validate
 
-ERR_RE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<path>[^:]+): (?P<msg>.+)$")
+ERR_RE = helpers.ERR_RE
 EXPIRES = "Expires=Wed, 21 Oct 2037 07:28:00 GMT"
 
 

@@ -312,7 +312,7 @@ def test_status_without_checks(make_gateway, backend):
 
 # ---- validation ---------------------------------------------------------------------------
 
-ERR_RE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<path>[A-Za-z0-9_\[\].]+): (?P<msg>.+)$")
+from helpers import ERR_RE
 
 BAD = """\
 services:

@@ -3,16 +3,11 @@ found gateway.proxy_layers hops from the right of X-Forwarded-For. Refused reque
 and never reach the upstream."""
 import json
 
-from helpers import RawConn, proxy_service
+from helpers import get, RawConn, proxy_service
 
 
 def route(name, paths, ip_access):
     return {"name": name, "paths": paths, "policies": {"ip_access": ip_access}}
-
-
-def get(g, path, source="127.0.0.1", headers=()):
-    with RawConn("127.0.0.1", g.port, source=source) as c:
-        return c.request("GET", path, headers=list(headers))
 
 
 def test_allow_list_by_peer(make_gateway, backend):

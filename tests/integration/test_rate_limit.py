@@ -11,19 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import helpers
-from helpers import RawConn, direct_route, direct_service, proxy_service, validate
+from helpers import get, RawConn, direct_route, direct_service, proxy_service, validate
 
-ERR_RE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<path>[^:]+): (?P<msg>.+)$")
+ERR_RE = helpers.ERR_RE
 POLICY = "services[0].routes[0].policies.local_rate_limit"
 
 
 def limited(name="limited", paths=("/*",), **rl):
     return {"name": name, "paths": list(paths), "policies": {"local_rate_limit": rl}}
-
-
-def get(g, target="/x", source="127.0.0.1", headers=()):
-    with RawConn("127.0.0.1", g.port, source=source) as c:
-        return c.request("GET", target, headers=list(headers))
 
 
 def counters(r):
@@ -125,13 +120,13 @@ def test_refill_per_second(make_gateway, backend):
 
 def test_key_ip(make_gateway, backend):
     g = make_gateway([proxy_service([backend], routes=[limited(requests=2, per="hour", key="ip")])])
-    assert counters(get(g, source="127.0.0.2"))[1] == 1
-    assert counters(get(g, source="127.0.0.2"))[1] == 0
-    assert_refused(get(g, source="127.0.0.2"))
+    assert counters(get(g, "/x", source="127.0.0.2"))[1] == 1
+    assert counters(get(g, "/x", source="127.0.0.2"))[1] == 0
+    assert_refused(get(g, "/x", source="127.0.0.2"))
     # another client address has its own bucket
-    r = get(g, source="127.0.0.3")
+    r = get(g, "/x", source="127.0.0.3")
     assert r.status == 200 and counters(r)[1] == 1
-    assert_refused(get(g, source="127.0.0.2"))
+    assert_refused(get(g, "/x", source="127.0.0.2"))
     assert len(backend.snapshot()) == 3
 
 
@@ -139,22 +134,22 @@ def test_key_ip_behind_a_proxy(make_gateway, backend):
     """With gateway.proxy_layers: 1 the client is the address the proxy appended."""
     g = make_gateway([proxy_service([backend], routes=[limited(requests=1, per="hour", key="ip")])],
                      gateway={"proxy_layers": 1})
-    assert get(g, headers=[("X-Forwarded-For", "203.0.113.7")]).status == 200
-    assert_refused(get(g, headers=[("X-Forwarded-For", "203.0.113.7")]))
-    assert_refused(get(g, headers=[("X-Forwarded-For", "198.51.100.1, 203.0.113.7")]))  # forged left entry
-    assert get(g, headers=[("X-Forwarded-For", "203.0.113.8")]).status == 200
+    assert get(g, "/x", headers=[("X-Forwarded-For", "203.0.113.7")]).status == 200
+    assert_refused(get(g, "/x", headers=[("X-Forwarded-For", "203.0.113.7")]))
+    assert_refused(get(g, "/x", headers=[("X-Forwarded-For", "198.51.100.1, 203.0.113.7")]))  # forged left entry
+    assert get(g, "/x", headers=[("X-Forwarded-For", "203.0.113.8")]).status == 200
 
 
 def test_key_header(make_gateway, backend):
     g = make_gateway([proxy_service([backend], routes=[limited(requests=1, per="hour", key="header X-Api-Key")])])
 
     def key(v):
-        return get(g, headers=[("X-Api-Key", v)] if v is not None else [])
+        return get(g, "/x", headers=[("X-Api-Key", v)] if v is not None else [])
 
     assert key("alice").status == 200
     assert_refused(key("alice"))
     assert key("bob").status == 200
-    assert get(g, headers=[("x-api-key", "carol")]).status == 200  # header names are case-insensitive
+    assert get(g, "/x", headers=[("x-api-key", "carol")]).status == 200  # header names are case-insensitive
     # requests without the header (or with an empty one) share one bucket
     assert key(None).status == 200
     assert_refused(key(None))
@@ -168,7 +163,7 @@ def test_max_keys_evicts_least_recently_used(make_gateway, backend):
         limited(requests=1, per="hour", key="header X-Api-Key", max_keys=2)])])
 
     def key(v):
-        return get(g, headers=[("X-Api-Key", v)])
+        return get(g, "/x", headers=[("X-Api-Key", v)])
 
     assert key("a").status == 200
     assert key("b").status == 200
@@ -187,33 +182,33 @@ def test_reload_keeps_state_unless_the_limit_changes(make_gateway, backend):
             limited(route_name, ["/x"], requests=requests, per="hour", status=status)] + list(extra))]
 
     g = make_gateway(services())
-    assert get(g).status == 200
-    assert get(g).status == 200
-    assert_refused(get(g))
+    assert get(g, "/x").status == 200
+    assert get(g, "/x").status == 200
+    assert_refused(get(g, "/x"))
     # Same route, same limit: the count survives a reload, even one that changes the refusal
     # status and adds a route.
     g.reload(services(status=503, extra=[{"name": "other", "paths": ["/other"]}]))
-    assert_refused(get(g), status=503)
+    assert_refused(get(g, "/x"), status=503)
     assert get(g, "/other").status == 200
     # A changed limit starts a fresh bucket.
     g.reload(services(requests=3))
-    r = get(g)
+    r = get(g, "/x")
     assert r.status == 200 and counters(r)[:2] == (3, 2), r.headers
     # So does another route name.
     g.reload(services(route_name="renamed", requests=3))
-    r = get(g)
+    r = get(g, "/x")
     assert r.status == 200 and counters(r)[:2] == (3, 2), r.headers
     # Dropping the policy drops the headers.
     g.reload([proxy_service([backend], routes=[{"name": "renamed", "paths": ["/x"]}])])
-    r = get(g)
+    r = get(g, "/x")
     assert r.status == 200 and r.header("X-RateLimit-Limit") is None
 
 
 def test_custom_status_without_header(make_gateway, backend):
     g = make_gateway([proxy_service([backend], routes=[limited(requests=1, per="minute", status=503)])])
-    r = get(g)
+    r = get(g, "/x")
     assert r.status == 200 and r.header("ratelimit") is None and counters(r) == (1, 0, 60)
-    r = get(g)
+    r = get(g, "/x")
     assert_refused(r, status=503)
     assert counters(r)[:2] == (1, 0)
 

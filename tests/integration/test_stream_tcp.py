@@ -119,7 +119,7 @@ def dead_address():
 def redis_server(tmp_path):
     exe = shutil.which("redis-server")
     if not exe:
-        pytest.skip("redis-server is not installed (scripts/install-deps installs it)")
+        pytest.fail("redis-server is not installed (scripts/install-deps installs it)", pytrace=False)
     port = free_port()
     p = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                           "--dir", str(tmp_path), "--loglevel", "warning"],
@@ -757,7 +757,7 @@ def test_health_check_send_expect_with_redis(make_gateway, redis_server):
 # ---------------------------------------------------------------------------------------------
 # configuration errors
 
-ERR_RE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<path>[A-Za-z0-9_\[\].-]+): (?P<msg>.+)$")
+ERR_RE = helpers.ERR_RE
 
 BAD_STREAM = """\
 services:

@@ -129,7 +129,7 @@ NAMES = 40
 def dnsmasq(tmp_path):
     exe = shutil.which("dnsmasq") or ("/usr/sbin/dnsmasq" if os.access("/usr/sbin/dnsmasq", os.X_OK) else None)
     if not exe or not shutil.which("dig"):
-        pytest.skip("dnsmasq or dig is not installed (scripts/install-deps installs dnsmasq-base and dnsutils)")
+        pytest.fail("dnsmasq or dig is not installed (scripts/install-deps installs dnsmasq-base and dnsutils)", pytrace=False)
     port = free_udp_port(tcp_too=True)
     # every name its own answer; anything else under example.test one shared answer
     records = ["--address=/n%d.example.test/10.77.0.%d" % (i, i + 1) for i in range(NAMES)]
@@ -234,12 +234,6 @@ def test_session_per_client_and_largest_datagrams(make_gateway, make_udp_backend
 
 
 def test_ipv6_clients(make_gateway, make_udp_backend):
-    try:
-        probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        probe.bind(("::1", 0))
-        probe.close()
-    except OSError:
-        pytest.skip("no IPv6 loopback")
     b = make_udp_backend(b"v6:")
     port = free_udp_port()
     make_gateway([udp_service("v6", [b], [{"name": "one", "server_addr": "::1", "server_port": port},
@@ -492,7 +486,7 @@ def test_shutdown_drains_udp_sessions(make_gateway, make_udp_backend):
 # ---------------------------------------------------------------------------------------------
 # configuration
 
-ERR_RE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<path>[A-Za-z0-9_\[\].-]+): (?P<msg>.+)$")
+ERR_RE = helpers.ERR_RE
 
 BAD_UDP = """\
 services:

@@ -626,7 +626,7 @@ def test_access_log_and_metrics_count_101(make_gateway, ws_backend):
 # ---------------------------------------------------------------------------------------------
 # configuration
 
-ERR_RE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<path>[^:]+): (?P<msg>.+)$")
+ERR_RE = helpers.ERR_RE
 POL = "services[0].routes[0].policies.websocket"
 
 

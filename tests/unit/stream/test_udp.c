@@ -725,16 +725,10 @@ static void test_wildcard_reply_source(void **state)
     close(c2);
 }
 
-/* Clients and listener over IPv6 (skipped where ::1 is not configured). */
+/* Clients and listener over IPv6 (the suite needs ::1: a machine without it fails here). */
 static void test_ipv6(void **state)
 {
     (void)state;
-    int probe = socket(AF_INET6, SOCK_DGRAM, 0);
-    struct sockaddr_in6 p;
-    uv_ip6_addr("::1", 0, &p);
-    int ok = probe >= 0 && bind(probe, (struct sockaddr *)&p, sizeof(p)) == 0;
-    if (probe >= 0) close(probe);
-    if (!ok) skip();
     struct sockaddr_storage ea;
     sl_udp_engine_t *e = engine_on("::1", 0, NULL, &ea);
     int c1 = client_open("::1", NULL), c2 = client_open("::1", NULL);
