@@ -473,7 +473,8 @@ void sl_client_send_response_head(sl_client_t *c, const sl_head_t *up, int statu
         const sl_hdr_t *x = &up->hdrs[i];
         if (sl_hdr_hop_by_hop(up, x)) continue;
         if (ex->route && sl_policy_response_drop(ex->route, sl_head_str(up, x->name_off), x->name_len)) continue;
-        if (!has_length && sl_hdr_is(up, x, "content-length")) continue;
+        /* RFC 9110 8.6: a 204 has no Content-Length, whatever the upstream wrote. */
+        if ((!has_length || status == 204) && sl_hdr_is(up, x, "content-length")) continue;
         sl_buf_append(&b, sl_head_str(up, x->name_off), x->name_len);
         sl_buf_puts(&b, ": ");
         const char *value = sl_head_str(up, x->value_off);

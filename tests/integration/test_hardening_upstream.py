@@ -55,6 +55,9 @@ def test_bodiless_status_with_trailing_bytes(gb, status, length):
     with RawConn("127.0.0.1", g.port) as c:
         r = c.request("GET", "/nobody")
         assert r.status == status and r.body == b""
+        # RFC 9110 8.6: a 204 never carries Content-Length; a 304's is the representation's
+        want = str(length) if status == 304 and length is not None else None
+        assert r.header("content-length") == want, r
         first = [q for q in backend.snapshot() if q.path == "/nobody"][0]
         assert_clean_followup(c, backend, first.conn_id)
 

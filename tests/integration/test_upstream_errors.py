@@ -49,7 +49,7 @@ def test_upstream_closes_before_response_head(gw_fast, how):
         r = c.request("GET", path)
     assert_json_error(r, 502, "upstream_reset")
     e = check_log(g, path, 502, "upstream_reset", backend.address)
-    assert e["upstream_status"] in (None, 0)
+    assert e["upstream_status"] is None
     assert len(backend.snapshot()) == 1
 
 
