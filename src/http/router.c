@@ -9,6 +9,7 @@ typedef struct candidate {
     uint32_t methods;
     void *route;
     struct candidate *next;
+    struct candidate *last; /* in a list's first candidate: its last, so adding is O(1) */
 } candidate_t;
 
 typedef struct path_table {
@@ -82,9 +83,9 @@ static void append(sl_router_t *r, sl_map_t *m, const char *key, size_t len, uin
     candidate_t *c = sl_arena_calloc(&r->arena, sizeof(*c));
     c->methods = methods;
     c->route = route;
-    candidate_t **tail = (candidate_t **)slot;
-    while (*tail) tail = &(*tail)->next;
-    *tail = c;
+    candidate_t *head = *slot;
+    if (head) head->last->next = c, head->last = c;
+    else *slot = c, c->last = c;
 }
 
 void sl_router_add(sl_router_t *r, const char *host, const char *path, uint32_t methods, void *route)
