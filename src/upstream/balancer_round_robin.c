@@ -1,4 +1,10 @@
-/* round_robin: the candidate nodes in turn, one shared counter for all workers. */
+/* round_robin: the candidate nodes in turn, one shared counter for all workers.
+ *
+ * Only a request's first try takes a turn. A retry or failover (a pick with ctx->exclude) goes
+ * to the next candidate after the node that failed and leaves the counter alone: were it to take
+ * the next turn, every retry would shift the first tries by one, and with one failing node of
+ * two every first try would land on the failing one. Walking on from the failed node also
+ * visits every node once before a request comes back to one it tried. */
 #include "upstream/balancer.h"
 #include "base/common.h"
 
@@ -19,7 +25,11 @@ static void *rr_create(const sl_upstream_t *u)
 static sl_node_t *rr_pick(sl_upstream_t *u, const sl_pick_ctx_t *ctx)
 {
     rr_state_t *s = u->balancer_state;
-    size_t start = (size_t)(atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed) % u->n_nodes);
+    size_t start;
+    if (ctx->exclude)
+        start = (size_t)(ctx->exclude - u->nodes + 1) % u->n_nodes;
+    else
+        start = (size_t)(atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed) % u->n_nodes);
     sl_node_t *fallback = NULL;
     /* O(1) while the node in turn is a candidate; skipping walks on to the next one. */
     for (size_t i = 0; i < u->n_nodes; i++) {

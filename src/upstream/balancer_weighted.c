@@ -4,7 +4,13 @@
  *
  * The cycle (total weight long) is computed once per generation, so a pick is one atomic
  * increment and a table read, whatever the node count. Cycles longer than SCHEDULE_MAX fall
- * back to computing each step under a lock. */
+ * back to computing each step under a lock.
+ *
+ * Only a request's first try takes a step of the cycle. A retry or failover (a pick with
+ * ctx->exclude) reads the same schedule through a cursor of its own, so retries never shift the
+ * first tries: with a failing node of weight 1 beside a working one of weight 1, first tries
+ * still alternate and half of them are retried, not all. Without a schedule a retry takes a
+ * random other candidate rather than a step. */
 #include "upstream/balancer.h"
 #include "base/common.h"
 
@@ -15,7 +21,8 @@
 
 typedef struct wrr_state {
     atomic_uint_fast64_t next;
-    uint32_t *schedule; /* node index for each step of the cycle, or NULL */
+    atomic_uint_fast64_t retry_next; /* the retries' own position in the schedule */
+    uint32_t *schedule;              /* node index for each step of the cycle, or NULL */
     uint64_t total;
     pthread_mutex_t lock; /* without a schedule */
     int64_t current[];
@@ -36,6 +43,7 @@ static void *wrr_create(const sl_upstream_t *u)
 {
     wrr_state_t *s = sl_xcalloc(1, sizeof(*s) + u->n_nodes * sizeof(int64_t));
     atomic_init(&s->next, 0);
+    atomic_init(&s->retry_next, 0);
     pthread_mutex_init(&s->lock, NULL);
     for (size_t i = 0; i < u->n_nodes; i++) s->total += u->nodes[i].weight;
     if (s->total && s->total <= SCHEDULE_MAX) {
@@ -48,12 +56,13 @@ static void *wrr_create(const sl_upstream_t *u)
 static sl_node_t *wrr_pick(sl_upstream_t *u, const sl_pick_ctx_t *ctx)
 {
     wrr_state_t *s = u->balancer_state;
-    sl_node_t *fallback = NULL;
+    if (ctx->exclude && !s->schedule) return sl_balancer_random_candidate(u, ctx);
+    atomic_uint_fast64_t *cursor = ctx->exclude ? &s->retry_next : &s->next;
     /* Steps whose node is not a candidate are passed over; the others keep their order. */
     for (size_t tries = 0; tries < 2 * u->n_nodes + 8; tries++) {
         size_t i;
         if (s->schedule) {
-            i = s->schedule[atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed) % s->total];
+            i = s->schedule[atomic_fetch_add_explicit(cursor, 1, memory_order_relaxed) % s->total];
         } else {
             pthread_mutex_lock(&s->lock);
             i = step(u, s);
@@ -61,9 +70,9 @@ static sl_node_t *wrr_pick(sl_upstream_t *u, const sl_pick_ctx_t *ctx)
         }
         sl_node_t *n = &u->nodes[i];
         if (sl_balancer_ok(n, ctx)) return n;
-        if (!fallback && sl_node_candidate(n, ctx)) fallback = n;
     }
-    return fallback ? fallback : sl_balancer_random_candidate(u, ctx);
+    /* A heavy excluded node can fill every step tried: another candidate still comes first. */
+    return sl_balancer_random_candidate(u, ctx);
 }
 
 static void wrr_destroy(void *state)

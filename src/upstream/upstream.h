@@ -34,9 +34,12 @@ typedef struct sl_pick_ctx {
     const sl_upstream_t *upstream;
     const char *key; /* hash / cookie balancers: the request's key, NULL when it has none */
     size_t key_len;
-    const sl_node_t *exclude; /* a node that just failed this request; avoid when possible */
-    int priority;             /* only nodes of this priority are candidates */
-    int panic;                /* every node unhealthy: health is ignored */
+    /* A node of this upstream that just failed this request; avoid when possible. Set only for a
+     * retry or failover pick, which balancers that keep turns (round_robin, weighted) serve
+     * without taking a first try's turn. */
+    const sl_node_t *exclude;
+    int priority; /* only nodes of this priority are candidates */
+    int panic;    /* every node unhealthy: health is ignored */
 } sl_pick_ctx_t;
 
 /* How a request to a node ended, for passive health checks and load-aware balancers. */
@@ -88,7 +91,10 @@ void sl_upstream_destroy(sl_upstream_t *u);
 
 /* Chooses the node for the next request: the highest priority that has a healthy node, the
  * balancer among those. When no node is healthy: every node (panic), or NULL when the
- * upstream says on_all_unhealthy: reject. key/key_len as in sl_pick_ctx_t. */
+ * upstream says on_all_unhealthy: reject. key/key_len as in sl_pick_ctx_t. exclude is NULL for
+ * a request's first try, and the node of u that its last try failed on for a retry or failover:
+ * such a pick does not move round_robin's or weighted's turn, so first tries keep their order
+ * however many retries run between them. */
 sl_node_t *sl_upstream_pick(sl_upstream_t *u, const char *key, size_t key_len, const sl_node_t *exclude);
 
 /* True when n may be chosen under ctx (its priority, and healthy unless panicking). */

@@ -79,6 +79,56 @@ static void test_round_robin_and_exclude(void **state)
     done(f);
 }
 
+/* A retry pick (with exclude) between first picks: the first picks keep their order. */
+static size_t first_then_retry(fixture_t *f)
+{
+    size_t first = pick(f, NULL);
+    sl_node_t *again = sl_upstream_pick(&f->u, NULL, 0, &f->nodes[first]);
+    assert_non_null(again);
+    assert_true(again != &f->nodes[first]);
+    return first;
+}
+
+static void test_round_robin_retries_keep_the_turn(void **state)
+{
+    (void)state;
+    fixture_t *f = make(&sl_balancer_round_robin, 2, NULL, NULL, "rr-retry");
+    for (size_t i = 0; i < 12; i++) assert_int_equal(first_then_retry(f), i % 2);
+    done(f);
+    /* Three nodes: first tries go 0 1 2 0 1 2 with two retries after each, and the retries walk
+     * on from the failed node, so a request tries every node before it comes back to one. */
+    f = make(&sl_balancer_round_robin, 3, NULL, NULL, "rr-retry3");
+    for (size_t i = 0; i < 12; i++) {
+        size_t first = pick(f, NULL);
+        assert_int_equal(first, i % 3);
+        sl_node_t *second = sl_upstream_pick(&f->u, NULL, 0, &f->nodes[first]);
+        assert_int_equal(second - f->nodes, (first + 1) % 3);
+        sl_node_t *third = sl_upstream_pick(&f->u, NULL, 0, second);
+        assert_int_equal(third - f->nodes, (first + 2) % 3);
+    }
+    done(f);
+}
+
+static void test_weighted_retries_keep_the_turn(void **state)
+{
+    (void)state;
+    const uint32_t even[] = {1, 1};
+    fixture_t *f = make(&sl_balancer_weighted, 2, even, NULL, "w-retry");
+    for (size_t i = 0; i < 12; i++) assert_int_equal(first_then_retry(f), i % 2);
+    done(f);
+    const uint32_t w[] = {5, 1, 1};
+    f = make(&sl_balancer_weighted, 3, w, NULL, "w-retry3");
+    const size_t want[] = {0, 0, 1, 0, 2, 0, 0}; /* as without retries: a a b a c a a */
+    for (int round = 0; round < 3; round++)
+        for (size_t i = 0; i < 7; i++) assert_int_equal(first_then_retry(f), want[i]);
+    done(f);
+    /* A heavy node excluded still leaves the light one to the retry. */
+    const uint32_t heavy[] = {1000, 1};
+    f = make(&sl_balancer_weighted, 2, heavy, NULL, "w-heavy");
+    for (int i = 0; i < 20; i++) assert_ptr_equal(sl_upstream_pick(&f->u, NULL, 0, &f->nodes[0]), &f->nodes[1]);
+    done(f);
+}
+
 static void test_random_shares(void **state)
 {
     (void)state;
@@ -192,6 +242,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_weighted_smooth_sequence),
         cmocka_unit_test(test_round_robin_and_exclude),
+        cmocka_unit_test(test_round_robin_retries_keep_the_turn),
+        cmocka_unit_test(test_weighted_retries_keep_the_turn),
         cmocka_unit_test(test_random_shares),
         cmocka_unit_test(test_unhealthy_backup_panic_reject),
         cmocka_unit_test(test_hash_sticky_and_consistent),
