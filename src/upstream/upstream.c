@@ -120,6 +120,9 @@ void sl_upstream_begin(sl_upstream_t *u, sl_node_t *n)
 void sl_upstream_end(sl_upstream_t *u, sl_node_t *n, sl_outcome_t outcome, double latency_ms)
 {
     atomic_fetch_sub_explicit(&n->state->active, 1, memory_order_relaxed);
+    if (latency_ms < 0 && (outcome == SL_OUTCOME_CONNECT_FAILURE || outcome == SL_OUTCOME_TIMEOUT ||
+                           outcome == SL_OUTCOME_RESET))
+        latency_ms = SL_FAILED_TRY_MS;
     if (latency_ms >= 0 && u->balancer->observe) u->balancer->observe(u, n, latency_ms);
     if (outcome != SL_OUTCOME_ABORTED) sl_health_report(u, n, outcome);
 }

@@ -60,7 +60,8 @@ typedef struct sl_balancer_ops {
     /* Picks a candidate (sl_node_candidate()), avoiding ctx->exclude when another candidate
      * exists; NULL only when there is no candidate. Thread-safe. */
     sl_node_t *(*pick)(sl_upstream_t *u, const sl_pick_ctx_t *ctx);
-    /* Optional: a request to n took latency_ms to its response head (ewma). Thread-safe. */
+    /* Optional: a request to n took latency_ms to its response head (ewma); a try that failed
+     * without one (refused, timed out, reset) is observed as SL_FAILED_TRY_MS. Thread-safe. */
     void (*observe)(sl_upstream_t *u, sl_node_t *n, double latency_ms);
     void (*destroy)(void *state);
 } sl_balancer_ops_t;
@@ -99,6 +100,11 @@ sl_node_t *sl_upstream_pick(sl_upstream_t *u, const char *key, size_t key_len, c
 
 /* True when n may be chosen under ctx (its priority, and healthy unless panicking). */
 int sl_node_candidate(const sl_node_t *n, const sl_pick_ctx_t *ctx);
+
+/* A failed try's latency for the latency balancer: without one, a node that refuses every
+ * connection would never be measured and so would look the fastest of all. It decays as any
+ * sample does, so the node is tried again once it has been left alone for a while. */
+#define SL_FAILED_TRY_MS 10000.0
 
 /* A request to n starts / ended. latency_ms < 0 when no response head arrived. */
 void sl_upstream_begin(sl_upstream_t *u, sl_node_t *n);

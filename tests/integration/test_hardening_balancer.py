@@ -56,6 +56,20 @@ def test_first_tries_alternate_with_retries(make_gateway, make_backend, balance,
     assert retried(run(g, 6, "/alt2")) == 3
 
 
+@pytest.mark.parametrize("dead_first", [True, False])
+def test_ewma_learns_from_a_refused_connection(make_gateway, make_backend, dead_first):
+    """A node that refuses every connection is never measured by a response; its failed try
+    counts as a very slow one, so after it has failed once ewma stops choosing it. The first
+    one or two requests find it (a node never measured looks fast): exactly one is retried."""
+    good = make_backend("good")
+    dead = "127.0.0.1:%d" % free_port()
+    nodes = [(dead, 1), (good.address, 1)] if dead_first else [(good.address, 1), (dead, 1)]
+    g = gateway(make_gateway, nodes, "ewma")
+    entries = run(g, 20, "/ewma")
+    assert retried(entries) == 1
+    assert all(e.get("retries", 0) == 0 for e in entries[2:])
+
+
 @pytest.mark.parametrize("dead_weight, good_weight, want", [(2, 1, 4), (1, 2, 2), (3, 1, 9)])
 def test_weighted_shares_hold_with_retries(make_gateway, make_backend, dead_weight, good_weight, want):
     """Weights 2:1 with the heavy node dead: 4 of every 6 first tries are its turn, and only
