@@ -172,9 +172,15 @@ typedef struct status_conn {
     sl_buf_t out;
 } status_conn_t;
 
+/* A callback of the right type: free() called through uv_close_cb is undefined behaviour. */
+static void on_status_closed(uv_handle_t *h)
+{
+    free(sl_container_of((uv_tcp_t *)h, status_conn_t, tcp));
+}
+
 static void status_close(status_conn_t *s)
 {
-    if (!uv_is_closing((uv_handle_t *)&s->tcp)) uv_close((uv_handle_t *)&s->tcp, (uv_close_cb)free);
+    if (!uv_is_closing((uv_handle_t *)&s->tcp)) uv_close((uv_handle_t *)&s->tcp, on_status_closed);
 }
 
 static void on_status_written(uv_write_t *req, int status)
