@@ -194,7 +194,10 @@ static void on_status_written(uv_write_t *req, int status)
 
 static void status_respond(status_conn_t *s, int code, const char *ctype, const char *body, size_t len)
 {
-    const char *reason = code == 200 ? "OK" : code == 404 ? "Not Found" : "Bad Request";
+    const char *reason = code == 200   ? "OK"
+                         : code == 404 ? "Not Found"
+                         : code == 503 ? "Service Unavailable"
+                                       : "Bad Request";
     sl_buf_printf(&s->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
                   code, reason, ctype, len);
     if (!s->head) sl_buf_append(&s->out, body, len);
@@ -254,7 +257,12 @@ static void on_status_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     const char *path = s->in.data + (head ? 5 : 4);
     size_t plen = strcspn(path, " ?\r\n");
     if (plen == 8 && !strncmp(path, "/healthz", 8)) {
-        status_respond(s, 200, "text/plain", "ok\n", 3);
+        /* From the first stop signal on, a load balancer in front takes the instance out while
+         * the requests in flight finish; the listeners are closed already. */
+        if (srv.stopping)
+            status_respond(s, 503, "text/plain", "draining\n", 9);
+        else
+            status_respond(s, 200, "text/plain", "ok\n", 3);
     } else if (plen == 17 && !strncmp(path, "/status/upstreams", 17)) {
         sl_generation_t *g = sl_generation_current();
         sl_buf_t j = SL_BUF_INIT;
