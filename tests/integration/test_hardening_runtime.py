@@ -96,6 +96,100 @@ def udp_backend():
 
 
 # ---------------------------------------------------------------------------------------------
+# one process per address
+
+def test_second_instance_on_the_http_port_does_not_start(make_gateway):
+    svc = [direct_service(routes=[direct_route("a", ["/a"], body="first")])]
+    first = make_gateway(svc)
+    addr = "127.0.0.1:%d" % first.port
+    err = refused_start(make_gateway, svc, gateway={"http": {"listen": [addr]}})
+    assert addr in err and "address already in use" in err.lower(), err
+    # the first one keeps all of its traffic
+    for _ in range(20):
+        assert requests.get(first.url + "/a", timeout=5).text == "first"
+
+
+def test_second_instance_on_a_second_http_listen_address_does_not_start(make_gateway):
+    svc = [direct_service(routes=[direct_route("a", ["/a"], body="first")])]
+    extra = helpers.free_port()
+    first = make_gateway(svc, listen_extra=["127.0.0.1:%d" % extra])
+    other = helpers.free_port()
+    addr = "127.0.0.1:%d" % extra
+    err = refused_start(make_gateway, svc, gateway={"http": {"listen": ["127.0.0.1:%d" % other, addr]}})
+    assert addr in err, err
+    for _ in range(10):
+        assert requests.get("http://%s/a" % addr, timeout=5).text == "first"
+    # nothing of the refused instance was left listening
+    with pytest.raises(requests.ConnectionError):
+        requests.get("http://127.0.0.1:%d/a" % other, timeout=5)
+
+
+def test_second_instance_on_the_status_port_does_not_start(make_gateway):
+    svc = [direct_service(routes=[direct_route("a", ["/a"], body="first")])]
+    first = make_gateway(svc)
+    addr = "127.0.0.1:%d" % first.status_port
+    err = refused_start(make_gateway, svc, gateway={"status": {"listen": addr}})
+    assert addr in err, err
+    assert requests.get(first.status_url + "/healthz", timeout=5).status_code == 200
+
+
+def test_second_instance_on_a_tcp_stream_port_does_not_start(make_gateway, backend):
+    port = helpers.free_port()
+    first = make_gateway([tcp_stream("t", backend.address, port)])
+    assert b" 200 " in http_via_stream(port)
+    err = refused_start(make_gateway, [tcp_stream("t", backend.address, port)])
+    assert "127.0.0.1:%d" % port in err and "address already in use" in err.lower(), err
+    n = len(backend.snapshot())
+    for _ in range(10):
+        assert b" 200 " in http_via_stream(port)
+    assert len(backend.snapshot()) == n + 10
+    first.check_alive()
+
+
+def test_second_instance_on_a_udp_stream_port_does_not_start(make_gateway, udp_backend):
+    port = free_udp_port()
+    first = make_gateway([udp_stream("u", udp_backend.address, port)])
+    assert udp_ask(port) == b"echo:ping"
+    err = refused_start(make_gateway, [udp_stream("u", udp_backend.address, port)])
+    assert "127.0.0.1:%d" % port in err and "address already in use" in err.lower(), err
+    # every new client still reaches the first gateway (a second one in the SO_REUSEPORT group
+    # would take some of them and answer nothing)
+    for i in range(20):
+        assert udp_ask(port, b"n%d" % i) == b"echo:n%d" % i
+    first.check_alive()
+
+
+def test_reload_onto_a_port_another_instance_serves_is_refused(make_gateway):
+    svc = [direct_service(routes=[direct_route("a", ["/a"], body="A")])]
+    other = make_gateway([direct_service(routes=[direct_route("a", ["/a"], body="other")])])
+    g = make_gateway(svc)
+    taken = "127.0.0.1:%d" % other.port
+    g.reload(gateway={"http": {"listen": ["127.0.0.1:%d" % g.port, taken]}}, expect="failure")
+    assert taken in g.stderr_text()
+    for _ in range(10):
+        assert requests.get(other.url + "/a", timeout=5).text == "other"
+    assert requests.get(g.url + "/a", timeout=5).text == "A"
+
+
+def test_reloads_keep_their_own_ports(make_gateway, backend, udp_backend):
+    """The process's own listeners are not "another instance": reloads that keep, add, drop and
+    take back addresses still work."""
+    tport, uport, extra = helpers.free_port(), free_udp_port(), helpers.free_port()
+    web = direct_service(routes=[direct_route("a", ["/a"], body="A")])
+    g = make_gateway([web, tcp_stream("t", backend.address, tport), udp_stream("u", udp_backend.address, uport)])
+    g.reload([web, tcp_stream("t", backend.address, tport), udp_stream("u", udp_backend.address, uport)],
+             gateway={"http": {"listen": ["127.0.0.1:%d" % g.port, "127.0.0.1:%d" % extra]}})
+    assert requests.get("http://127.0.0.1:%d/a" % extra, timeout=5).text == "A"
+    g.reload([web], gateway={"http": {"listen": ["127.0.0.1:%d" % g.port]}})
+    g.reload([web, tcp_stream("t", backend.address, tport), udp_stream("u", udp_backend.address, uport)],
+             gateway={"http": {"listen": ["127.0.0.1:%d" % g.port, "127.0.0.1:%d" % extra]}})
+    assert requests.get("http://127.0.0.1:%d/a" % extra, timeout=5).text == "A"
+    assert b" 200 " in http_via_stream(tport)
+    assert udp_ask(uport) == b"echo:ping"
+    assert (g.metrics().get("sluice_config_reloads_total", result="failure") or 0) == 0
+
+
+# ---------------------------------------------------------------------------------------------
 # /healthz while draining
 
 def test_healthz_says_draining_after_sigterm(make_gateway, backend):
