@@ -190,6 +190,62 @@ def test_reloads_keep_their_own_ports(make_gateway, backend, udp_backend):
 
 
 # ---------------------------------------------------------------------------------------------
+# a generation that cannot be built whole is refused
+
+def test_stream_plugin_that_cannot_start_refuses_the_start(make_gateway, backend):
+    port = helpers.free_port()
+    err = refused_start(make_gateway, [tcp_stream("t", backend.address, port,
+                                                  plugins={"syslog": {"host": UNRESOLVABLE, "port": 514}})])
+    assert "syslog" in err and UNRESOLVABLE in err, err
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_stream_plugin_that_cannot_start_refuses_the_reload(make_gateway, backend):
+    port = helpers.free_port()
+    ok = [tcp_stream("t", backend.address, port, plugins={"ip-restriction": {"whitelist": ["127.0.0.1"]}})]
+    g = make_gateway(ok)
+    assert b" 200 " in http_via_stream(port)
+    # the new generation would lose its ip-restriction to nobody, and log to a syslog that
+    # does not resolve: it is not published at all
+    g.reload([tcp_stream("t", backend.address, port, plugins={"syslog": {"host": UNRESOLVABLE, "port": 514}})],
+             expect="failure")
+    assert "reload failed" in g.stderr_text()
+    assert b" 200 " in http_via_stream(port)
+    g.reload(ok)
+    assert b" 200 " in http_via_stream(port)
+
+
+def test_access_log_that_cannot_be_opened_refuses_the_start(make_gateway, tmp_path):
+    path = str(tmp_path / "no-such-dir" / "access.log")
+    err = refused_start(make_gateway, [direct_service(routes=[direct_route("a", ["/a"])])],
+                        gateway={"access_log": {"path": path}})
+    assert path in err, err
+
+
+def test_access_log_that_cannot_be_opened_refuses_the_reload(make_gateway, tmp_path):
+    svc = [direct_service(routes=[direct_route("a", ["/a"], body="A")])]
+    g = make_gateway(svc)
+    path = str(tmp_path / "no-such-dir" / "access.log")
+    g.reload([direct_service(routes=[direct_route("a", ["/a"], body="B")])],
+             gateway={"access_log": {"path": path}}, expect="failure")
+    assert path in g.stderr_text()
+    r = requests.get(g.url + "/a", timeout=5)
+    assert r.text == "A"
+    # and the running generation still logs where it did
+    g.wait_log(lambda e: e.get("path") == "/a")
+
+
+def test_access_log_under_a_file_refuses_the_start(make_gateway, tmp_path):
+    """A parent that is a file, not a directory: the open fails for root as well."""
+    (tmp_path / "plain-file").write_text("x")
+    path = str(tmp_path / "plain-file" / "access.log")
+    err = refused_start(make_gateway, [direct_service(routes=[direct_route("a", ["/a"])])],
+                        gateway={"access_log": {"path": path}})
+    assert path in err, err
+
+
+# ---------------------------------------------------------------------------------------------
 # /healthz while draining
 
 def test_healthz_says_draining_after_sigterm(make_gateway, backend):
