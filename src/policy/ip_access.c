@@ -22,7 +22,15 @@ static int init(sl_route_rt_t *rt)
     for (size_t i = 0; i < pc->ip_access.n_cidrs; i++) {
         sl_ip_t ip;
         int prefix;
-        if (sl_cidr_parse(pc->ip_access.cidrs[i], &ip, &prefix) == 0) sl_cidr_set_add(rt->ip_set, &ip, prefix);
+        /* The loader checked every entry; one that still does not parse must not be skipped,
+         * or a deny list would lose it and admit that address. */
+        if (sl_cidr_parse(pc->ip_access.cidrs[i], &ip, &prefix) != 0) {
+            sl_cidr_set_free(rt->ip_set); /* not in the chain yet: destroy() will not run */
+            free(rt->ip_set);
+            rt->ip_set = NULL;
+            return -1;
+        }
+        sl_cidr_set_add(rt->ip_set, &ip, prefix);
     }
     return 0;
 }

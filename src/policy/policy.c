@@ -1,5 +1,6 @@
 #include "policy/policy.h"
 #include "base/common.h"
+#include "base/log.h"
 #include "runtime/generation.h"
 
 /* Every policy, in chain order. */
@@ -21,6 +22,8 @@ int sl_policy_chain_init(sl_route_rt_t *rt)
     for (size_t i = 0; i < SL_ARRAY_LEN(policies) && policies[i]; i++) {
         if (!policies[i]->enabled(&rt->cfg->policies)) continue;
         if (policies[i]->init && policies[i]->init(rt) != 0) {
+            sl_log_error("service %s, route %s: policy %s failed to initialise", rt->svc ? rt->svc->name : "?",
+                         rt->cfg->name, policies[i]->name);
             sl_policy_chain_destroy(rt);
             return -1;
         }

@@ -71,7 +71,8 @@ typedef struct sl_policy_ops {
 } sl_policy_ops_t;
 
 /* Builds rt's chain from its configuration (main thread). Returns 0, or -1 when a policy could
- * not initialise (its state is released). */
+ * not initialise (logged; rt is left with no policy at all, so the generation that holds it must
+ * not be published). */
 int sl_policy_chain_init(sl_route_rt_t *rt);
 void sl_policy_chain_destroy(sl_route_rt_t *rt);
 

@@ -21,21 +21,30 @@ static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static sl_generation_t *current;
 static atomic_uint_fast64_t next_id = 1;
 
-static sl_access_log_ref_t *access_log_for(const sl_config_t *cfg, const sl_generation_t *prev)
+/* Sets *out to the access log cfg asks for (NULL when it is off): prev's when the path is
+ * unchanged, else a newly opened one. Returns 0, or -1 when the log cannot be opened (logged):
+ * a configuration that asks for a log it cannot have is not served without one. */
+static int access_log_for(const sl_config_t *cfg, const sl_generation_t *prev, sl_access_log_ref_t **out)
 {
     const char *path = cfg->gateway.access_log.path ? cfg->gateway.access_log.path : "stdout";
-    if (!strcmp(path, "off")) return NULL;
+    *out = NULL;
+    if (!strcmp(path, "off")) return 0;
     if (prev && prev->access_log && !strcmp(prev->access_log->path, path)) {
         atomic_fetch_add(&prev->access_log->refs, 1);
-        return prev->access_log;
+        *out = prev->access_log;
+        return 0;
     }
     sl_access_log_t *log = sl_access_log_open(path);
-    if (!log) return NULL;
+    if (!log) {
+        sl_log_error("gateway.access_log.path: cannot open %s", path);
+        return -1;
+    }
     sl_access_log_ref_t *r = sl_xcalloc(1, sizeof(*r));
     atomic_init(&r->refs, 1);
     r->path = sl_xstrdup(path);
     r->log = log;
-    return r;
+    *out = r;
+    return 0;
 }
 
 static void access_log_release(sl_access_log_ref_t *r)
@@ -60,6 +69,7 @@ sl_generation_t *sl_generation_create(sl_config_t *cfg, const sl_generation_t *p
     g->listens = sl_xcalloc(cfg->gateway.http.n_listen, sizeof(sl_listen_t));
     for (size_t i = 0; i < cfg->gateway.http.n_listen; i++)
         g->listens[g->n_listens++] = (sl_listen_t){.kind = SL_LISTEN_HTTP, .addr = cfg->gateway.http.listen[i]};
+    int failed = 0;
     size_t ri = 0;
     for (size_t s = 0; s < cfg->n_services; s++) {
         const sl_service_cfg_t *svc = &cfg->services[s];
@@ -75,7 +85,9 @@ sl_generation_t *sl_generation_create(sl_config_t *cfg, const sl_generation_t *p
             rt->cfg = rc;
             rt->svc = svc;
             rt->upstream = rc->direct_response || !svc->has_upstream ? NULL : &g->upstreams[s];
-            if (sl_policy_chain_init(rt) != 0) sl_log_error("route %s: a policy failed to initialise", rc->name);
+            /* A route without the policy that failed (an ip_access, a rate limit) would serve what
+             * the configuration refuses: the whole generation is refused instead. */
+            if (sl_policy_chain_init(rt) != 0) failed = 1; /* logged */
             size_t nh = rc->n_hosts ? rc->n_hosts : 1, np = rc->n_paths ? rc->n_paths : 1;
             for (size_t h = 0; h < nh; h++)
                 for (size_t p = 0; p < np; p++)
@@ -83,8 +95,14 @@ sl_generation_t *sl_generation_create(sl_config_t *cfg, const sl_generation_t *p
                                   rc->methods, rt);
         }
     }
-    sl_stream_routes_build(g);
-    g->access_log = access_log_for(cfg, prev);
+    if (sl_stream_routes_build(g) != 0) failed = 1;
+    if (access_log_for(cfg, prev, &g->access_log) != 0) failed = 1;
+    if (failed) {
+        /* Nothing of g was published or handed out: releasing it undoes every step, the
+         * routes that did initialise included. */
+        sl_generation_release(g);
+        return NULL;
+    }
     return g;
 }
 

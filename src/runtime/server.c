@@ -97,10 +97,12 @@ static uint64_t min_resolve_interval(const sl_config_t *cfg)
     return ms ? ms : 30000;
 }
 
-/* New listen addresses open here, before the generation is published, one socket per worker:
- * connections queue in their backlogs (datagrams in their buffers) from this moment, so the port
- * accepts as soon as the reload is done, and a port another program holds rejects the whole
- * reload. */
+/* The listen addresses g adds to old (every one at start-up, old NULL) open here, in the main
+ * thread, before g is published, one socket per worker: connections queue in their backlogs
+ * (datagrams in their buffers) from this moment, so a port accepts as soon as the start or the
+ * reload is done, and a port someone else serves fails the whole start or reload. "Someone
+ * else" includes another sluice: SO_REUSEPORT would let it share the port, so an address the
+ * process does not hold yet is probed without SO_REUSEPORT first (runtime/listener.h). */
 static int prepare_new_listeners(const sl_generation_t *old, sl_generation_t *g)
 {
     g->n_workers = srv.n_workers;
@@ -109,17 +111,24 @@ static int prepare_new_listeners(const sl_generation_t *old, sl_generation_t *g)
     for (size_t i = 0; i < g->n_listens; i++) {
         const sl_listen_t *l = &g->listens[i];
         int known = 0;
-        for (size_t j = 0; j < old->n_listens && !known; j++)
+        for (size_t j = 0; old && j < old->n_listens && !known; j++)
             known = old->listens[j].kind == l->kind && !strcmp(old->listens[j].addr.text, l->addr.text);
-        for (unsigned w = 0; w < srv.n_workers && !known; w++) {
-            int fd = l->kind == SL_LISTEN_STREAM_UDP ? sl_stream_udp_prepare(&l->addr) : sl_listener_prepare(&l->addr);
-            if (fd < 0) {
-                sl_log_error("%s: %s: cannot listen on %s%s: %s", srv.config_path,
-                             l->kind == SL_LISTEN_HTTP ? "gateway.http.listen" : "stream route", l->addr.text,
-                             l->kind == SL_LISTEN_STREAM_UDP ? " (udp)" : "", uv_strerror(fd));
-                return -1; /* the generation's release closes what was opened */
-            }
-            atomic_store(&g->listen_fds[i * srv.n_workers + w], fd);
+        if (known) continue;
+        int udp = l->kind == SL_LISTEN_STREAM_UDP;
+        int rc = sl_listener_held(udp, &l->addr) ? 0 : sl_listener_probe(&l->addr, udp);
+        for (unsigned w = 0; w < srv.n_workers && rc == 0; w++) {
+            int fd = udp ? sl_stream_udp_prepare(&l->addr) : sl_listener_prepare(&l->addr);
+            if (fd < 0)
+                rc = fd;
+            else
+                atomic_store(&g->listen_fds[i * srv.n_workers + w], fd);
+        }
+        if (rc != 0) {
+            sl_log_error("%s: %s: cannot listen on %s%s: %s%s", srv.config_path,
+                         l->kind == SL_LISTEN_HTTP ? "gateway.http.listen" : "stream route", l->addr.text,
+                         udp ? " (udp)" : "", uv_strerror(rc),
+                         rc == UV_EADDRINUSE ? " (another process serves it)" : "");
+            return -1; /* the generation's release closes what was opened */
         }
     }
     return 0;
@@ -145,8 +154,8 @@ static void reload(void)
         sl_config_free(cfg);
         return;
     }
-    sl_generation_t *g = sl_generation_create(cfg, old);
-    int rc = prepare_new_listeners(old, g);
+    sl_generation_t *g = sl_generation_create(cfg, old); /* frees cfg when it fails */
+    int rc = g ? prepare_new_listeners(old, g) : -1;
     sl_generation_release(old);
     if (rc != 0) {
         sl_log_error("reload failed: keeping the running configuration");
@@ -172,9 +181,15 @@ typedef struct status_conn {
     sl_buf_t out;
 } status_conn_t;
 
+/* A callback of the right type: free() called through uv_close_cb is undefined behaviour. */
+static void on_status_closed(uv_handle_t *h)
+{
+    free(sl_container_of((uv_tcp_t *)h, status_conn_t, tcp));
+}
+
 static void status_close(status_conn_t *s)
 {
-    if (!uv_is_closing((uv_handle_t *)&s->tcp)) uv_close((uv_handle_t *)&s->tcp, (uv_close_cb)free);
+    if (!uv_is_closing((uv_handle_t *)&s->tcp)) uv_close((uv_handle_t *)&s->tcp, on_status_closed);
 }
 
 static void on_status_written(uv_write_t *req, int status)
@@ -188,7 +203,10 @@ static void on_status_written(uv_write_t *req, int status)
 
 static void status_respond(status_conn_t *s, int code, const char *ctype, const char *body, size_t len)
 {
-    const char *reason = code == 200 ? "OK" : code == 404 ? "Not Found" : "Bad Request";
+    const char *reason = code == 200   ? "OK"
+                         : code == 404 ? "Not Found"
+                         : code == 503 ? "Service Unavailable"
+                                       : "Bad Request";
     sl_buf_printf(&s->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
                   code, reason, ctype, len);
     if (!s->head) sl_buf_append(&s->out, body, len);
@@ -248,7 +266,12 @@ static void on_status_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     const char *path = s->in.data + (head ? 5 : 4);
     size_t plen = strcspn(path, " ?\r\n");
     if (plen == 8 && !strncmp(path, "/healthz", 8)) {
-        status_respond(s, 200, "text/plain", "ok\n", 3);
+        /* From the first stop signal on, a load balancer in front takes the instance out while
+         * the requests in flight finish; the listeners are closed already. */
+        if (srv.stopping)
+            status_respond(s, 503, "text/plain", "draining\n", 9);
+        else
+            status_respond(s, 200, "text/plain", "ok\n", 3);
     } else if (plen == 17 && !strncmp(path, "/status/upstreams", 17)) {
         sl_generation_t *g = sl_generation_current();
         sl_buf_t j = SL_BUF_INIT;
@@ -339,17 +362,26 @@ int sl_server_run(const char *config_path)
     if (!cfg) return 1;
     sl_server_metrics_init();
     srv.loop = uv_default_loop();
-    sl_generation_publish(sl_generation_create(cfg, NULL));
-    sl_resolver_start(srv.loop, min_resolve_interval(cfg));
-    {
-        sl_generation_t *g0 = sl_generation_current();
-        sl_health_sync(srv.loop, g0);
-        sl_generation_release(g0);
-    }
-    const sl_gateway_cfg_t *gw = &cfg->gateway; /* startup values for workers and the status listener */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    srv.n_workers = cfg->gateway.workers > 0 ? (unsigned)cfg->gateway.workers : (unsigned)(cpus > 0 ? cpus : 1);
+    if (srv.n_workers > SL_METRICS_MAX_WORKERS - 1) srv.n_workers = SL_METRICS_MAX_WORKERS - 1;
 
     int rc = 0;
     unsigned started = 0;
+    sl_generation_t *g0 = sl_generation_create(cfg, NULL); /* frees cfg when it fails */
+    if (!g0 || prepare_new_listeners(NULL, g0) != 0) {
+        sl_log_error("%s: not starting", config_path);
+        sl_generation_release(g0);
+        rc = 1;
+        goto out;
+    }
+    sl_generation_publish(g0);
+    sl_resolver_start(srv.loop, min_resolve_interval(cfg));
+    g0 = sl_generation_current();
+    sl_health_sync(srv.loop, g0);
+    sl_generation_release(g0);
+    const sl_gateway_cfg_t *gw = &cfg->gateway; /* startup values for workers and the status listener */
+
     if (gw->status.enabled) {
         rc = sl_listener_open(srv.loop, &srv.status, &gw->status.listen, 0, on_status_connection);
         if (rc != 0) {
@@ -358,9 +390,6 @@ int sl_server_run(const char *config_path)
         }
     }
     uv_async_init(srv.loop, &srv.worker_done, on_worker_done);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    srv.n_workers = gw->workers > 0 ? (unsigned)gw->workers : (unsigned)(cpus > 0 ? cpus : 1);
-    if (srv.n_workers > SL_METRICS_MAX_WORKERS - 1) srv.n_workers = SL_METRICS_MAX_WORKERS - 1;
     srv.workers = sl_xcalloc(srv.n_workers, sizeof(sl_worker_t));
     for (; started < srv.n_workers; started++) {
         rc = sl_worker_start(&srv.workers[started], started, sl_generation_current());
@@ -382,7 +411,7 @@ int sl_server_run(const char *config_path)
     uv_signal_init(srv.loop, &srv.sigusr1);
     uv_signal_start(&srv.sigusr1, on_signal, SIGUSR1);
     {
-        sl_generation_t *g0 = sl_generation_current();
+        g0 = sl_generation_current();
         for (size_t i = 0; i < g0->n_listens; i++)
             sl_log_info("listening on %s%s", g0->listens[i].addr.text,
                         g0->listens[i].kind == SL_LISTEN_STREAM_TCP   ? " (tcp stream)"

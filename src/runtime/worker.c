@@ -26,6 +26,7 @@ static void on_connection(uv_stream_t *server, int status)
 static void on_listener_closed(uv_handle_t *h)
 {
     sl_listener_t *l = h->data;
+    if (l->held) sl_listener_hold(0, &l->ss, -1);
     free(l->addr);
     free(l);
 }
@@ -58,6 +59,10 @@ static int listener_open(sl_worker_t *w, const sl_listen_t *ls, int fd)
         sl_log_error("worker %u: cannot listen on %s: %s", w->index, addr->text, uv_strerror(rc));
         uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
         return rc;
+    }
+    if (sl_listener_addr(addr, &l->ss) == 0) {
+        sl_listener_hold(0, &l->ss, 1);
+        l->held = 1;
     }
     sl_list_push_tail(&w->listeners, &l->link);
     return 0;

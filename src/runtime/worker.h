@@ -58,6 +58,8 @@ typedef struct sl_listener {
     struct sl_worker *w;
     sl_listen_kind_t kind;
     char *addr; /* "host:port" as configured */
+    struct sockaddr_storage ss; /* counted in sl_listener_hold() while held is set */
+    int held;
 } sl_listener_t;
 
 typedef struct sl_worker {

@@ -1,5 +1,6 @@
 /* The stream plugins, in the order their hooks run, and the end of every session. */
 #include "base/common.h"
+#include "base/log.h"
 #include "stream/stream.h"
 
 /* prometheus first, so that refused sessions are counted too. The syslog plugin goes last: its
@@ -14,16 +15,18 @@ static const sl_stream_plugin_ops_t *const plugins[] = {
 int sl_stream_plugins_init(sl_stream_route_t *r)
 {
     const sl_stream_plugins_cfg_t *pc = &r->cfg->stream.plugins;
-    int rc = 0;
     for (size_t i = 0; i < SL_ARRAY_LEN(plugins) && r->n_chain < SL_STREAM_PLUGIN_MAX; i++) {
         if (!plugins[i]->enabled(pc)) continue;
+        /* No chain with a hole: a route without its ip-restriction or limit-conn would admit
+         * whom the configuration refuses. */
         if (plugins[i]->init && plugins[i]->init(r) != 0) {
-            rc = -1;
-            continue;
+            sl_log_error("stream route %s: plugin %s failed to initialise", r->cfg->name, plugins[i]->name);
+            sl_stream_plugins_destroy(r);
+            return -1;
         }
         r->chain[r->n_chain++] = plugins[i];
     }
-    return rc;
+    return 0;
 }
 
 void sl_stream_plugins_destroy(sl_stream_route_t *r)

@@ -1,6 +1,5 @@
 /* Stream routes of a generation, their listening addresses, and matching (stream.h). */
 #include "base/common.h"
-#include "base/log.h"
 #include "runtime/generation.h"
 #include "stream/stream.h"
 #include "stream/udp_proxy.h"
@@ -67,10 +66,7 @@ int sl_stream_routes_build(sl_generation_t *g)
             r->upstream = &g->upstreams[s];
             r->udp = svc->upstream.scheme == SL_SCHEME_UDP;
             if (r->udp) r->udp_quota = sl_stream_udp_quota_get(svc->name);
-            if (sl_stream_plugins_init(r) != 0) {
-                sl_log_error("stream route %s: a plugin failed to initialise", r->cfg->name);
-                rc = -1;
-            }
+            if (sl_stream_plugins_init(r) != 0) rc = -1; /* logged; the caller refuses the generation */
         }
     }
     /* A port where some route needs the wildcard address is served by that socket alone: the

@@ -118,7 +118,8 @@ sl_stream_route_t *sl_stream_match_udp(const sl_generation_t *g, const sl_ip_t *
 sl_stream_route_t *sl_stream_match_listener(const sl_generation_t *g, const sl_ip_t *server, uint16_t server_port);
 
 /* Builds r's plugin chain from its configuration (main thread). Returns 0, or -1 when a plugin
- * could not initialise (the others still run). */
+ * could not initialise (logged; r is then left with no plugin at all, and the generation that
+ * holds it must not be published). */
 int sl_stream_plugins_init(sl_stream_route_t *r);
 void sl_stream_plugins_destroy(sl_stream_route_t *r);
 

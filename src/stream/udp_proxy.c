@@ -68,6 +68,10 @@ typedef struct udp_listener {
     sl_udp_engine_t *engine;
     char *addr; /* the generation's listens text, "127.0.0.1:5353" */
     int stopped;
+    /* Counted in sl_listener_hold() from start until the engine is freed: a stopped engine's
+     * sessions keep sockets bound to its port (see udp.c). */
+    struct sockaddr_storage ss;
+    int held;
 } udp_listener_t;
 
 /* What a session is to sluice: held by the engine from open_session() to session_end(). */
@@ -200,6 +204,7 @@ static void on_engine_closed(void *ctx)
     udp_listener_t *l = ctx;
     sl_worker_t *w = l->w;
     sl_list_remove(&l->link);
+    if (l->held) sl_listener_hold(1, &l->ss, -1);
     free(l->addr);
     free(l);
     sl_worker_connection_closed(w);
@@ -237,6 +242,10 @@ static int listen_on(sl_worker_t *w, const sl_listen_t *ls, int fd)
         free(l->addr);
         free(l);
         return rc;
+    }
+    if (sl_listener_addr(&ls->addr, &l->ss) == 0) {
+        sl_listener_hold(1, &l->ss, 1);
+        l->held = 1;
     }
     sl_list_push_tail(&w->udp_listeners, &l->link);
     return 0;

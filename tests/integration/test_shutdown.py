@@ -108,7 +108,7 @@ def test_access_log_flushed_on_exit(make_gateway, backend):
 
 
 def test_second_signal_forces_exit_and_status_answers_while_draining(make_gateway, backend):
-    """While requests drain, /healthz still answers; a second SIGTERM ends the drain at once."""
+    """While requests drain, /healthz still answers (503 draining); a second SIGTERM ends the drain at once."""
     g = make_gateway([proxy_service([backend], upstream={"timeouts": {"connect": "1s", "send": "5s", "read": "60s"}})],
                      gateway={"shutdown_timeout": "60s"})
     t = threading.Thread(target=lambda: _swallow(lambda: requests.get(g.url + "/hang?delay=30", timeout=40)), daemon=True)
@@ -117,7 +117,9 @@ def test_second_signal_forces_exit_and_status_answers_while_draining(make_gatewa
     g.signal(signal.SIGTERM)
     time.sleep(0.3)
     assert g.proc.poll() is None  # draining the hanging request
-    assert requests.get(g.status_url + "/healthz", timeout=5).status_code == 200
+    # the status listener answers while draining, and says so (once the signal is handled)
+    wait_until(lambda: requests.get(g.status_url + "/healthz", timeout=5).status_code == 503, what="/healthz 503")
+    assert requests.get(g.status_url + "/healthz", timeout=5).text == "draining\n"
     g.signal(signal.SIGTERM)
     g.proc.wait(15)  # not the 30 s the request would take, nor the 60 s grace period
     assert g.proc.returncode == 0

@@ -1,0 +1,113 @@
+/* A generation is built whole or not at all (issue 9): a route whose policy does not initialise,
+ * a stream plugin that does not, an access log that cannot be opened, each makes
+ * sl_generation_create() refuse the whole generation instead of publishing it with a hole.
+ * Validation normally keeps such configurations out, so the tests break a loaded one by hand:
+ * that is the runtime's last line, which must not fail open. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "config/config.h"
+#include "observe/metrics.h"
+#include "runtime/generation.h"
+#include "runtime/server.h"
+
+#define HTTP_SVC                                                                                                       \
+    "gateway: {http: {listen: [\"127.0.0.1:8080\"]}, access_log: {path: \"off\"}}\n"                                   \
+    "services:\n"                                                                                                      \
+    "  - name: web\n"                                                                                                  \
+    "    upstream: {nodes: [{address: \"127.0.0.1:1\"}]}\n"                                                            \
+    "    routes:\n"                                                                                                    \
+    "      - name: admin\n"                                                                                            \
+    "        paths: [\"/admin/*\"]\n"                                                                                  \
+    "        policies:\n"                                                                                              \
+    "          ip_access: {deny: [\"10.0.0.0/8\", \"192.0.2.1\"]}\n"                                                   \
+    "      - name: rewrite\n"                                                                                          \
+    "        paths: [\"/old/*\"]\n"                                                                                    \
+    "        policies:\n"                                                                                              \
+    "          path_rewrite: {regex: \"^/old/(.*)\", replace: \"/new/$1\"}\n"
+
+static sl_config_t *load(const char *yaml)
+{
+    sl_config_t *cfg = NULL;
+    sl_config_errors_t errs = {0};
+    int rc = sl_config_load_buffer("gw.yaml", yaml, strlen(yaml), &cfg, &errs);
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "  | %s\n", errs.lines[i]);
+    sl_config_errors_free(&errs);
+    assert_int_equal(rc, 0);
+    return cfg;
+}
+
+static void test_whole_configuration_builds(void **state)
+{
+    (void)state;
+    sl_generation_t *g = sl_generation_create(load(HTTP_SVC), NULL);
+    assert_non_null(g);
+    assert_int_equal(g->n_routes, 2);
+    assert_int_equal(g->routes[0].n_chain, 1);
+    assert_int_equal(g->routes[1].n_chain, 1);
+    sl_generation_release(g);
+}
+
+static void test_policy_that_does_not_initialise_refuses_the_generation(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load(HTTP_SVC);
+    cfg->services[0].routes[1].policies.path_rewrite.regex = "(unclosed";
+    assert_null(sl_generation_create(cfg, NULL)); /* cfg is freed */
+}
+
+static void test_deny_entry_that_does_not_parse_refuses_the_generation(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load(HTTP_SVC);
+    /* Skipping it would leave a deny list that admits the address it names. */
+    cfg->services[0].routes[0].policies.ip_access.cidrs[1] = "not-an-address";
+    assert_null(sl_generation_create(cfg, NULL));
+}
+
+static void test_access_log_that_cannot_open_refuses_the_generation(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load(HTTP_SVC);
+    cfg->gateway.access_log.path = "/nonexistent-sluice-dir/access.log";
+    assert_null(sl_generation_create(cfg, NULL));
+}
+
+static void test_stream_plugin_that_does_not_initialise_refuses_the_generation(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load("gateway: {http: {listen: [\"127.0.0.1:8080\"]}, access_log: {path: \"off\"}}\n"
+                            "services:\n"
+                            "  - name: db\n"
+                            "    type: stream\n"
+                            "    upstream: {scheme: tcp, nodes: [\"127.0.0.1:1\"]}\n"
+                            "    routes:\n"
+                            "      - name: db\n"
+                            "        server_addr: 127.0.0.1\n"
+                            "        server_port: 15432\n"
+                            "        plugins:\n"
+                            "          ip-restriction: {whitelist: [\"127.0.0.1\"]}\n"
+                            "          syslog: {host: no-such-host.invalid, port: 514}\n");
+    assert_null(sl_generation_create(cfg, NULL));
+}
+
+int main(void)
+{
+    sl_server_metrics_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_whole_configuration_builds),
+        cmocka_unit_test(test_policy_that_does_not_initialise_refuses_the_generation),
+        cmocka_unit_test(test_deny_entry_that_does_not_parse_refuses_the_generation),
+        cmocka_unit_test(test_access_log_that_cannot_open_refuses_the_generation),
+        cmocka_unit_test(test_stream_plugin_that_does_not_initialise_refuses_the_generation),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    sl_metrics_destroy(sl_metrics.registry);
+    return rc;
+}
