@@ -3,17 +3,45 @@
 
 #include <string.h>
 
-/* tchar (RFC 9110 5.6.2): the bytes of a method and a field name. */
+/* Byte classes, one table lookup per byte: C_TCHAR, the bytes of a method and a field name
+ * (tchar, RFC 9110 5.6.2); C_VALUE, what a field value may hold (field-vchar, SP, HTAB and
+ * obs-text, RFC 9110 5.5); C_TARGET, visible ASCII, what a request target may hold. */
+enum { C_TCHAR = 1, C_VALUE = 2, C_TARGET = 4 };
+static const uint8_t byte_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    2, 7, 6, 7, 7, 7, 7, 7, 6, 6, 7, 7, 6, 7, 7, 6,
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6,
+    6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 7, 7,
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 7, 6, 7, 0,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+
 static int is_tchar(unsigned char ch)
 {
-    if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')) return 1;
-    return ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+    return byte_class[ch] & C_TCHAR;
 }
 
-/* field-vchar, SP and HTAB (RFC 9110 5.5): what a field value may hold; obs-text included. */
 static int is_value_byte(unsigned char ch)
 {
-    return ch == ' ' || ch == '\t' || (ch > 0x20 && ch != 0x7f);
+    return byte_class[ch] & C_VALUE;
+}
+
+/* The length of the run of bytes of class cls at p[0..n). */
+static size_t run_of(const unsigned char *p, size_t n, uint8_t cls)
+{
+    size_t k = 0;
+    while (k < n && (byte_class[p[k]] & cls)) k++;
+    return k;
 }
 
 static int hex_value(unsigned char ch)
@@ -62,7 +90,7 @@ static int request_line_byte(sl_h1_scan_t *s, unsigned char ch)
         return 0;
     }
     if (s->part == 0) return is_tchar(ch) ? 0 : -1;
-    return ch > 0x20 && ch < 0x7f ? 0 : -1;
+    return byte_class[ch] & C_TARGET ? 0 : -1;
 }
 
 /* A byte of a field line (RFC 9112 5): a token name, a colon with no whitespace before it, a
@@ -150,6 +178,20 @@ ssize_t sl_h1_scan(sl_h1_scan_t *s, const char *p, size_t n)
         }
         default:
             break;
+        }
+        /* The common case first: inside a name, a value or a target, a run of bytes that
+         * cannot end or break the part is taken at once; what ends it goes the byte-wise way. */
+        if (s->col && s->prev != '\r' && (s->phase == SL_SCAN_HEAD || s->phase == SL_SCAN_TRAILER)) {
+            uint8_t cls = 0;
+            if (s->phase == SL_SCAN_HEAD && s->lines == 0) cls = s->response ? 0 : s->part == 1 ? C_TARGET : 0;
+            else cls = s->part == 0 ? C_TCHAR : C_VALUE;
+            size_t k = cls ? run_of((const unsigned char *)p + i, n - i, cls) : 0;
+            if (k) {
+                i += k;
+                s->prev = (unsigned char)p[i - 1];
+                s->col = s->col + k > UINT32_MAX ? UINT32_MAX : (uint32_t)(s->col + k);
+                continue;
+            }
         }
         /* Line-oriented phases: a CR is only ever the first half of a line's CRLF (2.2). */
         unsigned char ch = (unsigned char)p[i++];
