@@ -146,7 +146,7 @@ static int size_line_byte(sl_h1_scan_t *s, unsigned char ch)
     return is_value_byte(ch) ? 0 : -1;
 }
 
-ssize_t sl_h1_scan(sl_h1_scan_t *s, const char *p, size_t n)
+static inline ssize_t scan_run(sl_h1_scan_t *s, const char *p, size_t n)
 {
     size_t i = 0;
     while (i < n) {
@@ -232,4 +232,15 @@ ssize_t sl_h1_scan(sl_h1_scan_t *s, const char *p, size_t n)
         if (s->col < UINT32_MAX) s->col++;
     }
     return (ssize_t)i;
+}
+
+ssize_t sl_h1_scan(sl_h1_scan_t *s, const char *p, size_t n)
+{
+    /* The state is worked on in a local copy, which the compiler keeps in registers: read and
+     * written through the caller's pointer, its byte-wide fields cost a store-forwarding
+     * stall on nearly every byte. */
+    sl_h1_scan_t st = *s;
+    ssize_t r = scan_run(&st, p, n);
+    *s = st;
+    return r;
 }
