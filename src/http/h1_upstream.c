@@ -456,6 +456,15 @@ static int scan_more(sl_upconn_t *uc)
     return 0;
 }
 
+/* The head is over: the checker goes on with the body framing llhttp decided (kind and length
+ * as in sl_h1_scan_body) over what is left of the read; -1 when either broke the grammar. */
+static int scan_body(sl_upconn_t *uc, int kind, uint64_t length)
+{
+    if (uc->scan.phase != SL_SCAN_HEAD_DONE) return -1;
+    sl_h1_scan_body(&uc->scan, kind, length);
+    return scan_more(uc);
+}
+
 static int on_resp_begin(llhttp_t *p)
 {
     sl_upconn_t *uc = p->data;
@@ -548,9 +557,8 @@ static int on_resp_headers_complete(llhttp_t *p)
     if (status < 200) {
         if (status == 101) return -1; /* no upgrade was asked for */
         ex->skip_interim = 1;         /* 100 Continue and friends: the client got ours */
-        if (uc->scan.phase != SL_SCAN_HEAD_DONE) return -1;
-        sl_h1_scan_body(&uc->scan, SL_SCAN_BODY_NONE, 0);
-        return 1;                     /* a 1xx has no body, whatever its headers say */
+        if (scan_body(uc, SL_SCAN_BODY_NONE, 0) < 0) return -1;
+        return 1; /* a 1xx has no body, whatever its headers say */
     }
     ex->skip_interim = 0;
     uc->head_done = 1;
@@ -564,11 +572,10 @@ static int on_resp_headers_complete(llhttp_t *p)
     if (retry(c, SL_TRY_STATUS, status, grpc_status(&uc->head)) == 1) return -1;
     int no_body = ex->method == HTTP_HEAD || status == 204 || status == 304;
     int has_length = (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED);
-    if (uc->scan.phase != SL_SCAN_HEAD_DONE) return -1;
-    sl_h1_scan_body(&uc->scan, no_body ? SL_SCAN_BODY_NONE : (p->flags & F_CHUNKED) ? SL_SCAN_BODY_CHUNKED
-                                                                                  : SL_SCAN_BODY_LENGTH,
-                    no_body || (p->flags & F_CHUNKED) ? 0 : has_length ? p->content_length : UINT64_MAX);
-    if (scan_more(uc) < 0) return -1;
+    int kind = no_body ? SL_SCAN_BODY_NONE : (p->flags & F_CHUNKED) ? SL_SCAN_BODY_CHUNKED : SL_SCAN_BODY_LENGTH;
+    /* Without a length the body ends with the connection (RFC 9112 6.3). */
+    uint64_t length = kind != SL_SCAN_BODY_LENGTH ? 0 : has_length ? p->content_length : UINT64_MAX;
+    if (scan_body(uc, kind, length) < 0) return -1;
     sl_client_send_response_head(c, &uc->head, status, has_length, no_body);
     uv_timer_start(&uc->timer, on_uc_timer, bounded(uc, c, uc->read_timeout_ms), 0);
     /* Returning 1 tells llhttp the response has no body whatever its headers say (RFC 9112

@@ -63,14 +63,7 @@ def refused_start(make_gateway, services, gateway=None):
 
 def http_via_stream(port):
     """An HTTP request through a TCP stream port to the HTTP backend behind it."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"GET /through HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        out = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                return out
-            out += d
+    return helpers.raw_exchange("127.0.0.1", port, b"GET /through HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 
 
 def udp_ask(port, data=b"ping"):
