@@ -2,28 +2,33 @@
 #include "http/h1_scan.h"
 
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* Byte classes, one table lookup per byte: C_TCHAR, the bytes of a method and a field name
  * (tchar, RFC 9110 5.6.2); C_VALUE, what a field value may hold (field-vchar, SP, HTAB and
- * obs-text, RFC 9110 5.5); C_TARGET, visible ASCII, what a request target may hold. */
-enum { C_TCHAR = 1, C_VALUE = 2, C_TARGET = 4 };
+ * obs-text, RFC 9110 5.5); C_TARGET, visible ASCII, what a request target may hold; C_STATUS,
+ * what a status line is let through with (a field value's bytes but HTAB, which RFC 9112 4
+ * allows in the reason phrase only and no upstream we know of sends). */
+enum { C_TCHAR = 1, C_VALUE = 2, C_TARGET = 4, C_STATUS = 8 };
 static const uint8_t byte_class[256] = {
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    2, 7, 6, 7, 7, 7, 7, 7, 6, 6, 7, 7, 6, 7, 7, 6,
-    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6,
-    6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
-    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 7, 7,
-    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
-    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 7, 6, 7, 0,
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  2,  0,  0,  0,  0,  0,  0,
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    10, 15, 14, 15, 15, 15, 15, 15, 14, 14, 15, 15, 14, 15, 15, 14,
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 14, 14, 14, 14, 14, 14,
+    14, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 14, 14, 14, 15, 15,
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 14, 15, 14, 15,  0,
+    10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10,
+    10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10,
+    10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10,
+    10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10,
+    10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10,
+    10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10,
+    10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10,
+    10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10,
 };
 
 static int is_tchar(unsigned char ch)
@@ -36,10 +41,44 @@ static int is_value_byte(unsigned char ch)
     return byte_class[ch] & C_VALUE;
 }
 
-/* The length of the run of bytes of class cls at p[0..n). */
-static size_t run_of(const unsigned char *p, size_t n, uint8_t cls)
+#ifdef __SSE2__
+/* Bytes of the 16 at p that may end a run of class cls, as a bit mask: controls and DEL for a
+ * value or a status line, also space and bytes above 0x7e for a target, anything but letters,
+ * digits and '-' for a name. A marked byte may still be of the class (a tab in a value, a '_'
+ * in a name): the table has the last word on it. */
+static inline unsigned maybe_end(const unsigned char *p, uint8_t cls)
+{
+    const __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+    /* b <= m, unsigned, is min(b, m) == b */
+#define AT_MOST(v, m) _mm_cmpeq_epi8(_mm_min_epu8((v), _mm_set1_epi8((char)(m))), (v))
+    if (cls == C_TCHAR) {
+        __m128i letter = AT_MOST(_mm_sub_epi8(_mm_or_si128(x, _mm_set1_epi8(0x20)), _mm_set1_epi8('a')), 25);
+        __m128i digit = AT_MOST(_mm_sub_epi8(x, _mm_set1_epi8('0')), 9);
+        __m128i dash = _mm_cmpeq_epi8(x, _mm_set1_epi8('-'));
+        return ~(unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(letter, digit), dash)) & 0xffffu;
+    }
+    __m128i bad = _mm_or_si128(AT_MOST(x, cls == C_TARGET ? 0x20 : 0x1f), _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f)));
+    unsigned m = (unsigned)_mm_movemask_epi8(bad);
+    if (cls == C_TARGET) m |= (unsigned)_mm_movemask_epi8(x); /* a byte above 0x7f */
+    return m;
+#undef AT_MOST
+}
+#endif
+
+/* The length of the run of bytes of class cls at p[0..n): 16 bytes at a time up to the first
+ * that may end it, then the table. */
+static inline size_t run_of(const unsigned char *p, size_t n, uint8_t cls)
 {
     size_t k = 0;
+#ifdef __SSE2__
+    for (; k + 16 <= n; k += 16) {
+        unsigned m = maybe_end(p + k, cls);
+        if (m) {
+            k += (size_t)__builtin_ctz(m);
+            break;
+        }
+    }
+#endif
     while (k < n && (byte_class[p[k]] & cls)) k++;
     return k;
 }
@@ -83,7 +122,7 @@ void sl_h1_scan_body(sl_h1_scan_t *s, int kind, uint64_t length)
  * spaces, a target of visible ASCII only (a tab, a space or a byte above 0x7e is not a URI). */
 static int request_line_byte(sl_h1_scan_t *s, unsigned char ch)
 {
-    if (s->response) return is_value_byte(ch) && ch != '\t' ? 0 : -1; /* status line (RFC 9112 4) */
+    if (s->response) return byte_class[ch] & C_STATUS ? 0 : -1; /* status line (RFC 9112 4) */
     if (ch == ' ') {
         if (s->part == 2 || s->col == 0 || s->prev == ' ') return -1;
         s->part++;
@@ -146,10 +185,57 @@ static int size_line_byte(sl_h1_scan_t *s, unsigned char ch)
     return is_value_byte(ch) ? 0 : -1;
 }
 
+/* The common case of a line of the head or the trailer section: one that starts at p and is
+ * complete and well formed in p[0..n), checked in one go by the rules of the byte-wise way
+ * above. Returns the bytes it took, CRLF included, or 0 for anything else (a line cut by the
+ * read's end, a bad one), which then goes the byte-wise way from its first byte: that way
+ * alone decides refusals, so the verdict does not depend on where a read ends. */
+static size_t whole_line(sl_h1_scan_t *s, const unsigned char *p, size_t n)
+{
+    size_t e; /* where the line's CR should be */
+    if (s->phase == SL_SCAN_HEAD && s->lines == 0) {
+        if (s->response) {
+            e = run_of(p, n, C_STATUS);
+        } else {
+            size_t m = run_of(p, n, C_TCHAR); /* method SP target SP version */
+            if (m == 0 || m == n || p[m] != ' ') return 0;
+            size_t t = run_of(p + m + 1, n - m - 1, C_TARGET);
+            e = m + 1 + t; /* the second space */
+            if (t == 0 || e == n || p[e] != ' ') return 0;
+            size_t v = run_of(p + e + 1, n - e - 1, C_TARGET);
+            if (v == 0) return 0;
+            e += 1 + v;
+        }
+        if (e == 0) return 0; /* an empty line before the start line */
+    } else {
+        size_t k = run_of(p, n, C_TCHAR); /* field-name ":" field-value, or the empty line */
+        if (k == 0) {
+            e = 0;
+        } else {
+            if (k == n || p[k] != ':') return 0;
+            e = k + 1 + run_of(p + k + 1, n - k - 1, C_VALUE);
+        }
+    }
+    if (n - e < 2 || p[e] != '\r' || p[e + 1] != '\n') return 0;
+    if (e == 0) {
+        s->phase = s->phase == SL_SCAN_HEAD ? SL_SCAN_HEAD_DONE : SL_SCAN_DONE;
+    } else if (s->lines < UINT8_MAX) {
+        s->lines++;
+    }
+    return e + 2;
+}
+
 static inline ssize_t scan_run(sl_h1_scan_t *s, const char *p, size_t n)
 {
     size_t i = 0;
     while (i < n) {
+        if ((s->phase == SL_SCAN_HEAD || s->phase == SL_SCAN_TRAILER) && s->col == 0 && s->prev == 0) {
+            size_t k = whole_line(s, (const unsigned char *)p + i, n - i);
+            if (k) {
+                i += k;
+                continue;
+            }
+        }
         switch (s->phase) {
         case SL_SCAN_HEAD_DONE:
         case SL_SCAN_DONE:
