@@ -67,12 +67,6 @@ void sl_head_value_done(sl_head_t *h)
     h->last = SL_HEAD_VALUE_DONE;
 }
 
-int sl_hdr_is(const sl_head_t *h, const sl_hdr_t *x, const char *name)
-{
-    size_t n = strlen(name);
-    return x->name_len == n && strncasecmp(sl_head_str(h, x->name_off), name, n) == 0;
-}
-
 int sl_hdr_value_is(const sl_head_t *h, const sl_hdr_t *x, const char *want)
 {
     const char *v = sl_head_str(h, x->value_off);

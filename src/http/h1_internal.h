@@ -6,6 +6,8 @@
 #include <llhttp.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <string.h>
+#include <strings.h>
 #include <uv.h>
 
 #include "base/buf.h"
@@ -48,8 +50,13 @@ static inline const char *sl_head_str(const sl_head_t *h, uint32_t off)
 {
     return h->buf.data + off;
 }
-/* Case-insensitive name comparison. */
-int sl_hdr_is(const sl_head_t *h, const sl_hdr_t *x, const char *name);
+/* Case-insensitive name comparison. Inline: with a literal name the length is known when
+ * compiling, and most fields differ from it in length alone. */
+static inline int sl_hdr_is(const sl_head_t *h, const sl_hdr_t *x, const char *name)
+{
+    size_t n = strlen(name);
+    return x->name_len == n && strncasecmp(sl_head_str(h, x->name_off), name, n) == 0;
+}
 /* True when every header name is a non-empty RFC 9110 token. */
 int sl_head_names_valid(const sl_head_t *h);
 /* The field's value, without surrounding whitespace, is want (case-insensitive). */
@@ -99,16 +106,15 @@ typedef struct sl_exchange {
     int expect_continue;
     int req_complete;
     int req_streamed;  /* body bytes went to the upstream and cannot be replayed */
-    const char *host;  /* lower-cased, without port, in head buffer storage owned by the exchange */
+    const char *host;  /* lower-cased, without port (in the request state's host_store) */
     size_t host_len;
-    char *host_store;
     const char *authority; /* absolute-form target's host[:port], which replaces Host */
     size_t authority_len;
-    const char *path;  /* the normalised path (path_store), routed, judged and forwarded */
+    const char *path;  /* the normalised path (the request state's path_store), routed, judged
+                          and forwarded */
     size_t path_len;
     const char *query; /* "?..." as sent (validated), or NULL */
     size_t query_len;
-    sl_buf_t path_store;
     sl_buf_t prebuf;   /* upstream bytes waiting for the connection */
     sl_buf_t replay;   /* bytes sent on this connection, to send again (see replayable) */
     int replayable;    /* replay holds everything sent on this connection */
@@ -144,6 +150,9 @@ typedef struct sl_creq {
     /* The framing checker running ahead of llhttp (h1_scan.h), and where it stopped in the
      * buffer being parsed when the head ended (the body is checked from there on). */
     sl_h1_scan_t scan;
+    /* The exchange's normalised host and path. Like head's buffer, they are kept from request
+     * to request, so that normalising allocates nothing once a connection is warm. */
+    sl_buf_t host_store, path_store;
     const char *scan_at;
     const char *feed_end;
     /* The head is complete and frozen: nothing is added to head (trailer fields are checked,

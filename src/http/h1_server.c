@@ -69,8 +69,11 @@ static void rq_attach(sl_client_t *c)
         w->free_rq = rq->next_free;
         w->n_free_rq--;
         sl_head_t head = rq->head;
+        sl_buf_t host = rq->host_store, path = rq->path_store;
         memset(rq, 0, sizeof(*rq));
         rq->head = head; /* keep the buffers: no allocation per request */
+        rq->host_store = host;
+        rq->path_store = path;
         sl_head_reset(&rq->head);
     } else {
         rq = sl_xcalloc(1, sizeof(*rq));
@@ -80,15 +83,22 @@ static void rq_attach(sl_client_t *c)
     c->rq = rq;
 }
 
+static void rq_free(sl_creq_t *rq)
+{
+    sl_head_free(&rq->head);
+    sl_buf_free(&rq->host_store);
+    sl_buf_free(&rq->path_store);
+    free(rq);
+}
+
 static void rq_detach(sl_client_t *c)
 {
     sl_creq_t *rq = c->rq;
     if (!rq) return;
     c->rq = NULL;
     sl_worker_t *w = c->w;
-    if (w->n_free_rq >= 256 || rq->head.buf.cap > 16384) {
-        sl_head_free(&rq->head);
-        free(rq);
+    if (w->n_free_rq >= 256 || rq->head.buf.cap > 16384 || rq->host_store.cap + rq->path_store.cap > 16384) {
+        rq_free(rq);
         return;
     }
     rq->next_free = w->free_rq;
@@ -101,8 +111,7 @@ void sl_h1_worker_cleanup(sl_worker_t *w)
     while (w->free_rq) {
         sl_creq_t *rq = w->free_rq;
         w->free_rq = rq->next_free;
-        sl_head_free(&rq->head);
-        free(rq);
+        rq_free(rq);
     }
     w->n_free_rq = 0;
 }
@@ -211,8 +220,6 @@ static void exchange_release(sl_client_t *c)
     if (ex->uc || ex->backoff) sl_upstream_abort(c);
     sl_buf_free(&ex->prebuf);
     sl_buf_free(&ex->replay);
-    free(ex->host_store);
-    sl_buf_free(&ex->path_store);
     if (ex->gen) sl_generation_release(ex->gen);
     memset(ex, 0, sizeof(*ex));
 }
@@ -897,17 +904,16 @@ static int query_valid(const char *q, size_t n)
 }
 
 /* Normalises and stores the host used for routing (lower case, no trailing dot, no port). */
-static int set_host(sl_exchange_t *ex, const char *h, size_t n)
+static int set_host(sl_client_t *c, const char *h, size_t n)
 {
+    sl_exchange_t *ex = &c->rq->ex;
+    sl_buf_t *b = &c->rq->host_store;
     size_t cap = SL_HOST_OUT_CAP(n), len = 0;
-    char *out = sl_xmalloc(cap);
-    if (sl_host_normalize(h, n, out, cap, &len, NULL) != 0) {
-        free(out);
-        return -1;
-    }
-    free(ex->host_store);
-    ex->host_store = out;
-    ex->host = out;
+    b->len = 0;
+    sl_buf_reserve(b, cap);
+    if (sl_host_normalize(h, n, b->data, cap, &len, NULL) != 0) return -1;
+    b->len = len;
+    ex->host = b->data;
     ex->host_len = len;
     return 0;
 }
@@ -924,7 +930,7 @@ static int parse_target(sl_client_t *c, const sl_hdr_t *host)
     if (tn == 1 && t[0] == '*' && ex->method == HTTP_OPTIONS) {
         ex->path = t;
         ex->path_len = 1;
-        return host ? set_host(ex, sl_head_str(h, host->value_off), host->value_len) : 0;
+        return host ? set_host(c, sl_head_str(h, host->value_off), host->value_len) : 0;
     }
     const char *path = t, *end = t + tn;
     size_t skip = tn >= 7 && strncasecmp(t, "http://", 7) == 0 ? 7 : tn >= 8 && strncasecmp(t, "https://", 8) == 0 ? 8 : 0;
@@ -932,13 +938,13 @@ static int parse_target(sl_client_t *c, const sl_hdr_t *host)
         const char *auth = t + skip;
         const char *ae = auth;
         while (ae < end && *ae != '/' && *ae != '?') ae++;
-        if (ae == auth || set_host(ex, auth, (size_t)(ae - auth)) != 0) return -1;
+        if (ae == auth || set_host(c, auth, (size_t)(ae - auth)) != 0) return -1;
         ex->authority = auth;
         ex->authority_len = (size_t)(ae - auth);
         path = ae;
     } else if (tn == 0 || t[0] != '/') {
         return -1;
-    } else if (host && set_host(ex, sl_head_str(h, host->value_off), host->value_len) != 0) {
+    } else if (host && set_host(c, sl_head_str(h, host->value_off), host->value_len) != 0) {
         return -1;
     }
     /* RFC 9110 7.2: an invalid Host is refused even when the target's authority replaces it. */
@@ -960,13 +966,14 @@ static int parse_target(sl_client_t *c, const sl_hdr_t *host)
     unsigned flags = (g->http.merge_slashes ? 0 : SL_PATH_KEEP_SLASHES) |
                      (g->http.escaped_slashes == SL_ESCAPED_SLASHES_KEEP ? SL_PATH_KEEP_ESCAPED_SLASHES : 0);
     const char *err = NULL;
-    ex->path_store.len = 0;
-    if (sl_path_normalize(path, plen, &ex->path_store, flags, &err) != 0) {
+    sl_buf_t *ps = &c->rq->path_store;
+    ps->len = 0;
+    if (sl_path_normalize(path, plen, ps, flags, &err) != 0) {
         sl_log_debug("client %s: %s", c->peer_ip, err ? err : "bad path");
         return -1;
     }
-    ex->path = ex->path_store.data;
-    ex->path_len = ex->path_store.len;
+    ex->path = ps->data;
+    ex->path_len = ps->len;
     return 0;
 }
 

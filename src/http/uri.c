@@ -208,7 +208,8 @@ static int is_dotted_quad(const char *p, size_t n)
 }
 
 /* A name: [A-Za-z0-9_-] labels joined by single dots, one trailing dot allowed (and dropped).
- * Writes it lower-cased; returns its length or -1. */
+ * Writes it lower-cased as it checks it; returns its length, -1 when it is no name, -2 when it
+ * is one but longer than cap. */
 static long host_name(const char *in, size_t n, char *out, size_t cap)
 {
     size_t m = n;
@@ -216,22 +217,20 @@ static long host_name(const char *in, size_t n, char *out, size_t cap)
     if (m == 0 || in[0] == '.' || in[m - 1] == '.') return -1;
     size_t last = 0; /* start of the last label */
     for (size_t i = 0; i < m; i++) {
-        unsigned char c = (unsigned char)in[i];
+        unsigned char c = (unsigned char)in[i], lower = c | 0x20;
         if (c == '.') {
             if (in[i + 1] == '.') return -1; /* empty label; in[i + 1] exists, in[m - 1] != '.' */
             last = i + 1;
-        } else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '-' || c == '_')) {
+        } else if (lower >= 'a' && lower <= 'z') {
+            c = lower;
+        } else if (!(is_digit(c) || c == '-' || c == '_')) {
             return -1;
         }
+        if (i < cap) out[i] = (char)c;
     }
     /* A trailing dot that came after a dot ("a..") fails above: in[m - 1] is then '.'. */
     if (label_is_numeric(in + last, m - last) && !is_dotted_quad(in, m)) return -1;
-    if (m > cap) return -2;
-    for (size_t i = 0; i < m; i++) {
-        unsigned char c = (unsigned char)in[i];
-        out[i] = (char)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
-    }
-    return (long)m;
+    return m > cap ? -2 : (long)m;
 }
 
 /* "[v6]": the inside must be an address inet_pton takes; written as inet_ntop spells it. */
