@@ -4,7 +4,7 @@ CONFIG ?= examples/quickstart.yaml
 FUZZ_SECONDS ?= 60
 PYTEST ?= /usr/bin/python3 -m pytest
 
-.PHONY: all deps build build-asan run test unit integration bench fuzz clean
+.PHONY: all deps build build-asan run test unit integration bench bench-cost fuzz clean
 
 all: build
 
@@ -38,6 +38,10 @@ integration:
 
 bench: build
 	bash bench/run.sh
+
+# Instructions per request, steady on a busy machine: BINS="old/sluice build/sluice" compares.
+bench-cost: build
+	bash bench/cost.sh $(BINS)
 
 fuzz: deps
 	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSL_FUZZ=ON >/dev/null
