@@ -162,7 +162,7 @@ http_ok() { # url [curl args] -> 0 if the body is the backend's
 # listeners (S_* for sluice's TCP instance, U_* for its UDP one).
 read -r P_BACKEND P_NGINX P_HAPROXY P_SLUICE P_STATUS P_RS1 P_RS1S P_RS2 P_RS2S P_POL P_POLS \
     P_REDIS P_BULK P_ECHO N_REDIS N_BULK N_UDP H_REDIS H_BULK S_HTTP S_REDIS S_BULK U_HTTP U_UDP \
-    <<<"$(free_ports 24)"
+    P_NGINX_LOG P_SLUICE_LOG P_SLUICE_LOGS <<<"$(free_ports 27)"
 
 # ---------------------------------------------------------------- backend ----
 mkdir -p "$W/backend"
@@ -243,6 +243,13 @@ http {
 }
 EOF
 
+# The same nginx, writing its access log to a file as most deployments do: buffered (64 KiB,
+# flushed at least every second), in the combined format.
+mkdir -p "$W/nginx-log"
+sed -e "s|$W/nginx/|$W/nginx-log/|g" -e "s|listen 127.0.0.1:$P_NGINX |listen 127.0.0.1:$P_NGINX_LOG |" \
+    -e "s|    access_log off;|    access_log $W/nginx-log/access.log combined buffer=64k flush=1s;|" \
+    "$W/nginx/nginx.conf" >"$W/nginx-log/nginx.conf"
+
 # ---------------------------------------------------------- haproxy proxy ----
 mkdir -p "$W/haproxy"
 # haproxy reserves two descriptors per maxconn and refuses to start when the open-file limit
@@ -281,7 +288,7 @@ gateway:
     listen: ["127.0.0.1:$listen"]
   status:
     listen: 127.0.0.1:$status
-  access_log: {path: off}
+  access_log: ${SL_ACCESS_LOG:-{path: off\}}
 services:
   - name: bench
     upstream:
@@ -655,6 +662,19 @@ if want http; then
     NGINX_PID=$!; PIDS+=("$NGINX_PID")
     "${ON_PROXY[@]}" haproxy -db -f "$W/haproxy/haproxy.cfg" >"$W/haproxy/out.log" 2>&1 &
     HAPROXY_PID=$!; PIDS+=("$HAPROXY_PID")
+    # With access logs to a file: nginx's buffered combined log, sluice's default JSON log.
+    "${ON_PROXY[@]}" nginx -p "$W/nginx-log" -c "$W/nginx-log/nginx.conf" -e "$W/nginx-log/error.log" >"$W/nginx-log/out.log" 2>&1 &
+    NGINX_LOG_PID=$!; PIDS+=("$NGINX_LOG_PID")
+    LOGGED=()
+    if wait_port "$P_NGINX_LOG" "$NGINX_LOG_PID" && http_ok "http://127.0.0.1:$P_NGINX_LOG/"; then LOGGED+=(nginx-log)
+    else echo "bench: nginx with an access log did not start:" >&2; cat "$W/nginx-log/out.log" "$W/nginx-log/error.log" >&2; fi
+    if SL_ACCESS_LOG="{path: $W/sluice-log.access.log}" start_sluice sluice-log "$P_SLUICE_LOG" "$P_SLUICE_LOGS" 0; then
+        SLUICE_LOG_PID=$SL_PID; LOGGED+=(sluice-log)
+    else
+        echo "sluice with an access log: not ready ($SLUICE_NOTE)"
+    fi
+    declare -A LOGGED_PID=([nginx-log]=${NGINX_LOG_PID} [sluice-log]=${SLUICE_LOG_PID:-0})
+    declare -A LOGGED_PORT=([nginx-log]=$P_NGINX_LOG [sluice-log]=$P_SLUICE_LOG)
     PROXIES=()
     if wait_port "$P_NGINX" "$NGINX_PID" && http_ok "http://127.0.0.1:$P_NGINX/"; then PROXIES+=(nginx)
     else echo "bench: nginx proxy did not start:" >&2; cat "$W/nginx/out.log" "$W/nginx/error.log" >&2; fi
@@ -676,6 +696,9 @@ if want http; then
         log "round $round/$ROUNDS"
         for p in "${PROXIES[@]}"; do
             run_wrk "$p" "${PID_OF[$p]}" "http://127.0.0.1:${PORT_OF[$p]}/"
+        done
+        for p in "${LOGGED[@]}"; do
+            run_wrk "$p" "${LOGGED_PID[$p]}" "http://127.0.0.1:${LOGGED_PORT[$p]}/"
         done
         if [ "$SLUICE_READY" = 1 ]; then
             run_wrk sluice-plain "$SLUICE_PID" "http://127.0.0.1:$P_SLUICE/c"
@@ -871,6 +894,27 @@ stream_ratios() { # tcp|udp test label array: sluice's ratios to nginx and hapro
             done
         else
             echo "- sluice: not ready ($SLUICE_NOTE); ratios pending"
+        fi
+        echo
+        echo "## With an access log to a file"
+        echo
+        echo "The same GET /, in the same rounds, through a second nginx writing its access log to a file (\`access_log FILE combined buffer=64k flush=1s\`) and a second sluice writing its default access log (JSON, \`buffer: 64KiB\`, \`flush: 1s\`) to a file."
+        echo
+        echo "| proxy | requests/s (median) | requests/s (min–max) | p50 ms | p99 ms | errors | proxy CPU % | requests per proxy CPU-second |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+        for p in nginx-log sluice-log; do
+            if [[ " ${LOGGED[*]} " == *" $p "* ]]; then
+                echo "| ${p%-log} with access log | $(median "${RPS[$p]}" %.0f) | $(range "${RPS[$p]}") | $(median "${P50[$p]}") | $(median "${P99[$p]}") | $(total "${ERRS[$p]}") | $(median "${CPU[$p]}" %.0f) | $(median "${EFF[$p]}" %.0f) |"
+            else echo "| ${p%-log} with access log | not ready | | | | | | |"; fi
+        done
+        echo
+        if [[ " ${LOGGED[*]} " == *" sluice-log "* ]]; then
+            if [[ " ${LOGGED[*]} " == *" nginx-log "* ]]; then
+                echo "- sluice / nginx, both logging: requests/s ratio $(ratio "$(median "${RPS[sluice-log]}")" "$(median "${RPS[nginx-log]}")"), requests per CPU-second ratio $(ratio "$(median "${EFF[sluice-log]}")" "$(median "${EFF[nginx-log]}")") (target: at least 1.00)"
+            fi
+            if has sluice; then
+                echo "- sluice logging / sluice not logging: requests/s ratio $(ratio "$(median "${RPS[sluice-log]}")" "$(median "${RPS[sluice]}")"), requests per CPU-second ratio $(ratio "$(median "${EFF[sluice-log]}")" "$(median "${EFF[sluice]}")") (target: at least 0.90)"
+            fi
         fi
         echo
         echo "## sluice with every HTTP policy on one route"

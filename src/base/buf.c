@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void sl_buf_reserve(sl_buf_t *b, size_t n)
+void sl_buf_grow(sl_buf_t *b, size_t n)
 {
     if (b->cap - b->len > n) return;
     size_t cap = b->cap ? b->cap : 64;
@@ -57,23 +57,25 @@ void sl_buf_json_escape(sl_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     sl_buf_reserve(b, n + 2);
+    size_t run = 0; /* start of the bytes that go as they are */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) continue;
+        sl_buf_append(b, s + run, i - run);
+        run = i + 1;
         switch (c) {
         case '"': sl_buf_append(b, "\\\"", 2); break;
         case '\\': sl_buf_append(b, "\\\\", 2); break;
         case '\n': sl_buf_append(b, "\\n", 2); break;
         case '\r': sl_buf_append(b, "\\r", 2); break;
         case '\t': sl_buf_append(b, "\\t", 2); break;
-        default:
-            if (c < 0x20 || c == 0x7f) {
-                char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                sl_buf_append(b, e, 6);
-            } else {
-                sl_buf_putc(b, (char)c);
-            }
+        default: {
+            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            sl_buf_append(b, e, 6);
+        }
         }
     }
+    sl_buf_append(b, s + run, n - run);
 }
 
 const char *sl_buf_cstr(sl_buf_t *b)

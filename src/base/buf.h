@@ -12,8 +12,13 @@ typedef struct sl_buf {
 
 #define SL_BUF_INIT {NULL, 0, 0}
 
-/* Ensures room for n more bytes; aborts on out-of-memory. */
-void sl_buf_reserve(sl_buf_t *b, size_t n);
+/* Ensures room for n more bytes (and a NUL after them); aborts on out-of-memory. Inline: the
+ * room is nearly always there, and formatting code calls it for every piece. */
+void sl_buf_grow(sl_buf_t *b, size_t n);
+static inline void sl_buf_reserve(sl_buf_t *b, size_t n)
+{
+    if (b->cap - b->len <= n) sl_buf_grow(b, n);
+}
 void sl_buf_append(sl_buf_t *b, const void *p, size_t n);
 void sl_buf_puts(sl_buf_t *b, const char *s);
 void sl_buf_putc(sl_buf_t *b, char c);

@@ -9,6 +9,7 @@
 
 #include "base/arena.h"
 #include "base/cidr.h"
+#include "observe/access_log.h"
 
 /* A parsed "host:port". host has no brackets (IPv6 "::1"); is_ip tells whether host is a
  * literal address (otherwise a name resolved at run time). */
@@ -335,8 +336,8 @@ typedef struct sl_gateway_cfg {
         sl_hostport_t listen; /* default 127.0.0.1:9091 */
     } status;
     struct {
-        const char *path;   /* "stdout" (default), "stderr", "off", or a file path */
-        const char *format; /* "json" */
+        const char *path;       /* "stdout" (default), "stderr", "off", or a file path */
+        sl_access_format_t fmt; /* format, fields, buffer, flush */
     } access_log;
 } sl_gateway_cfg_t;
 

@@ -8,6 +8,7 @@
 #include "config/node.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <errno.h>
@@ -966,24 +967,94 @@ static void parse_status(vctx_t *v, const sl_node_t *n, void *base)
     parse_section(v, n, &status_section, &g->status);
 }
 
-#define ALOG_OFF(m) (offsetof(sl_gateway_cfg_t, access_log.m) - offsetof(sl_gateway_cfg_t, access_log))
-static const choice_t alog_formats[] = {{"json", 0, NULL}, {NULL, 0, NULL}};
+static int token_char(char c);
 
-/* The format is kept as its name (config.h); the choice table only checks it. */
-static void parse_alog_format(vctx_t *v, const sl_node_t *n, void *base)
+#define ALOG_OFF(m) (offsetof(sl_gateway_cfg_t, access_log.m) - offsetof(sl_gateway_cfg_t, access_log))
+static const choice_t alog_formats[] = {{"json", SL_ALOG_JSON, NULL}, {"combined", SL_ALOG_COMBINED, NULL}, {NULL, 0, NULL}};
+
+/* fields: names from sl_access_field_names(), each once; "request_header.NAME" with NAME a
+ * header name (matched without case). */
+static void parse_alog_fields(vctx_t *v, const sl_node_t *n, void *base)
 {
-    sl_gateway_cfg_t *g = (sl_gateway_cfg_t *)((char *)base - offsetof(sl_gateway_cfg_t, access_log));
-    static const field_t f = {.name = "format", .type = F_ENUM, .choices = alog_formats};
-    int idx = -1;
-    parse_enum(v, n, &f, &idx);
-    if (idx >= 0) g->access_log.format = alog_formats[idx].name;
+    sl_access_format_t *fmt = &((sl_gateway_cfg_t *)((char *)base - offsetof(sl_gateway_cfg_t, access_log)))->access_log.fmt;
+    long cnt = want_list(v, n, 0);
+    if (cnt <= 0) return;
+    sl_access_field_t *fs = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*fs));
+    size_t k = 0, i = 0;
+    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+        size_t old = path_idx(v, i);
+        const char *name = want_scalar(v, c, "a field name");
+        int id = name ? sl_access_field_lookup(name) : -1;
+        if (name && id < 0) {
+            verr(v, c, "unknown access log field '%s' (expected one of: %s)", name, sl_access_field_names());
+        } else if (name) {
+            const char *hdr = id == SL_AF_REQUEST_HEADER ? strchr(name, '.') + 1 : NULL;
+            int ok = 1, dup = 0;
+            for (const char *p = hdr; p && *p && ok; p++)
+                ok = token_char(*p);
+            for (size_t j = 0; j < k && !dup; j++)
+                dup = !strcasecmp(fs[j].key, name);
+            if (!ok) {
+                verr(v, c, "'%s' is not a header name", hdr);
+            } else if (dup) {
+                verr(v, c, "field '%s' is listed twice", name);
+            } else {
+                /* The key as written; the header name compared in lower case. */
+                char *lower = hdr ? sl_arena_strdup(v->a, hdr) : NULL;
+                for (char *p = lower; p && *p; p++)
+                    *p = (char)tolower((unsigned char)*p);
+                fs[k].id = id;
+                fs[k].key = sl_arena_strdup(v->a, name);
+                size_t pl = strlen(name) + 4;
+                char *prefix = sl_arena_alloc(v->a, pl + 1);
+                snprintf(prefix, pl + 1, ",\"%s\":", name);
+                fs[k].prefix = prefix;
+                fs[k].prefix_len = pl;
+                fs[k].header = lower;
+                fs[k].header_len = hdr ? strlen(hdr) : 0;
+                k++;
+            }
+        }
+        path_pop(v, old);
+    }
+    fmt->fields = fs;
+    fmt->n_fields = k;
+}
+
+static void parse_alog_buffer(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_access_format_t *fmt = &((sl_gateway_cfg_t *)((char *)base - offsetof(sl_gateway_cfg_t, access_log)))->access_log.fmt;
+    uint64_t x;
+    if (get_size(v, n, 4u << 20, &x) != 0) return;
+    if (x < 4096) {
+        verr(v, n, "must be at least 4KiB");
+        return;
+    }
+    fmt->buffer = (size_t)x;
 }
 
 static const field_t alog_fields[] = {
     {.name = "path", .type = F_STRING, .off = ALOG_OFF(path), .def_str = "stdout"},
-    {.name = "format", .type = F_CUSTOM, .custom = parse_alog_format},
+    {.name = "format", .type = F_ENUM, .off = ALOG_OFF(fmt.format), .choices = alog_formats, .def = SL_ALOG_JSON},
+    {.name = "fields", .type = F_CUSTOM, .custom = parse_alog_fields},
+    {.name = "buffer", .type = F_CUSTOM, .custom = parse_alog_buffer},
+    {.name = "flush", .type = F_DURATION, .off = ALOG_OFF(fmt.flush_ms), .min = 0, .max = 60000, .def = SL_ACCESS_FLUSH_DEFAULT_MS},
 };
 static const section_t alog_section = SECTION(alog_fields);
+
+/* fields choose what a JSON line holds; the combined format is fixed. */
+static void check_alog_fields(vctx_t *v, const sl_node_t *root, const sl_access_format_t *fmt)
+{
+    if (!root || fmt->format != SL_ALOG_COMBINED || !fmt->fields) return;
+    const sl_node_t *g = map_get(root, "gateway"), *a = g ? map_get(g, "access_log") : NULL;
+    const sl_node_t *fl = a ? map_get(a, "fields") : NULL;
+    if (!fl) return;
+    size_t o1 = path_key(v, "gateway"), o2 = path_key(v, "access_log"), o3 = path_key(v, "fields");
+    verr(v, fl, "applies to format json only (combined has fixed fields)");
+    path_pop(v, o3);
+    path_pop(v, o2);
+    path_pop(v, o1);
+}
 
 #define GW_OFF(m) offsetof(sl_gateway_cfg_t, m)
 static const field_t gateway_fields[] = {
@@ -2689,13 +2760,14 @@ int sl_config_validate(sl_config_t *cfg, sl_arena_t *tree, sl_node_t *root, sl_c
     if (root) prepare_tree(&v, tree, root);
     apply_defaults(&v, &top_section, cfg);
     apply_defaults(&v, &status_section, &cfg->gateway.status);
-    cfg->gateway.access_log.format = "json";
+    cfg->gateway.access_log.fmt.buffer = SL_ACCESS_BUFFER_DEFAULT;
     parse_section(&v, root, &top_section, cfg);
     if (!cfg->gateway.http.n_listen) {
         cfg->gateway.http.listen = sl_arena_alloc(v.a, sizeof(sl_hostport_t));
         cfg->gateway.http.listen[0] = default_http_listen;
         cfg->gateway.http.n_listen = 1;
     }
+    check_alog_fields(&v, root, &cfg->gateway.access_log.fmt);
     if (!v.errors) {
         check_stream_ports(&v, cfg);
         check_proxy_protocol_listeners(&v, cfg);

@@ -363,34 +363,43 @@ static void send_error(sl_client_t *c, int status, const char *code)
 
 /* ---- exchange lifecycle ----------------------------------------------------------------- */
 
+/* A request header's value for the access log, by lower-case name. */
+static const char *log_header(const void *ctx, const char *name, size_t n, size_t *len)
+{
+    const sl_head_t *h = ctx;
+    for (size_t i = 0; i < h->n; i++) {
+        const sl_hdr_t *x = &h->hdrs[i];
+        if (x->name_len == n && strncasecmp(sl_head_str(h, x->name_off), name, n) == 0) {
+            *len = x->value_len;
+            return sl_head_str(h, x->value_off);
+        }
+    }
+    return NULL;
+}
+
 static void exchange_log(sl_client_t *c)
 {
     sl_exchange_t *ex = &c->rq->ex;
-    const char *svc = ex->route ? ex->route->svc->name : "";
-    const char *route = ex->route ? ex->route->cfg->name : "";
     sl_generation_count_request(ex->gen, ex->route, ex->status, c->w->index);
 
     sl_access_log_t *log = ex->gen ? sl_generation_access_log(ex->gen) : NULL;
     if (!log) return;
-    const char *host = NULL;
-    char hostbuf[256];
-    if (ex->host_len) {
-        snprintf(hostbuf, sizeof(hostbuf), "%.*s", (int)ex->host_len, ex->host);
-        host = hostbuf;
-    }
+    const sl_head_t *head = &c->rq->head;
     sl_access_entry_t e = {
         .time_unix_ms = ex->start_unix_ms,
         .client = c->peer_ip,
         .client_port = c->peer_port,
         .method = llhttp_method_name((llhttp_method_t)ex->method),
-        .host = host,
-        .path = c->rq->head.first_len ? sl_head_str(&c->rq->head, c->rq->head.first_off) : "",
-        .path_len = c->rq->head.first_len,
+        .host = ex->host_len ? ex->host : NULL,
+        .host_len = ex->host_len,
+        .path = head->first_len ? sl_head_str(head, head->first_off) : "",
+        .path_len = head->first_len,
+        .http_minor = ex->http_minor,
         .status = ex->status,
         .bytes_in = ex->bytes_in,
         .bytes_out = ex->bytes_out,
-        .route = ex->route ? route : NULL,
-        .service = ex->route ? svc : NULL,
+        .route = ex->route ? ex->route->cfg->name : NULL,
+        .service = ex->route ? ex->route->svc->name : NULL,
         .upstream = ex->node_name,
         .upstream_status = ex->upstream_status,
         .duration_ms = (double)(sl_now_ns() - ex->t_start_ns) / 1e6,
@@ -398,8 +407,10 @@ static void exchange_log(sl_client_t *c)
         .error = ex->error,
         .retries = ex->retries,
         .retry_stop = ex->retry_stop,
+        .header = log_header,
+        .header_ctx = head,
     };
-    sl_access_log_write(log, &e);
+    sl_access_buf_write(&c->w->alog, log, &ex->gen->cfg->gateway.access_log.fmt, &e, uv_now(&c->w->loop));
 }
 
 static void exchange_finish(sl_client_t *c)

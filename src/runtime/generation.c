@@ -11,12 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-struct sl_access_log_ref {
-    atomic_int refs;
-    char *path;
-    sl_access_log_t *log;
-};
-
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static sl_generation_t *current;
 static atomic_uint_fast64_t next_id = 1;
@@ -24,13 +18,13 @@ static atomic_uint_fast64_t next_id = 1;
 /* Sets *out to the access log cfg asks for (NULL when it is off): prev's when the path is
  * unchanged, else a newly opened one. Returns 0, or -1 when the log cannot be opened (logged):
  * a configuration that asks for a log it cannot have is not served without one. */
-static int access_log_for(const sl_config_t *cfg, const sl_generation_t *prev, sl_access_log_ref_t **out)
+static int access_log_for(const sl_config_t *cfg, const sl_generation_t *prev, sl_access_log_t **out)
 {
     const char *path = cfg->gateway.access_log.path ? cfg->gateway.access_log.path : "stdout";
     *out = NULL;
     if (!strcmp(path, "off")) return 0;
-    if (prev && prev->access_log && !strcmp(prev->access_log->path, path)) {
-        atomic_fetch_add(&prev->access_log->refs, 1);
+    if (prev && prev->access_log && !strcmp(sl_access_log_path(prev->access_log), path)) {
+        sl_access_log_ref(prev->access_log);
         *out = prev->access_log;
         return 0;
     }
@@ -39,20 +33,8 @@ static int access_log_for(const sl_config_t *cfg, const sl_generation_t *prev, s
         sl_log_error("gateway.access_log.path: cannot open %s", path);
         return -1;
     }
-    sl_access_log_ref_t *r = sl_xcalloc(1, sizeof(*r));
-    atomic_init(&r->refs, 1);
-    r->path = sl_xstrdup(path);
-    r->log = log;
-    *out = r;
+    *out = log;
     return 0;
-}
-
-static void access_log_release(sl_access_log_ref_t *r)
-{
-    if (!r || atomic_fetch_sub(&r->refs, 1) != 1) return;
-    sl_access_log_close(r->log);
-    free(r->path);
-    free(r);
 }
 
 sl_generation_t *sl_generation_create(sl_config_t *cfg, const sl_generation_t *prev)
@@ -148,7 +130,7 @@ int sl_generation_take_listen_fd(sl_generation_t *g, size_t i, unsigned worker)
 
 sl_access_log_t *sl_generation_access_log(const sl_generation_t *g)
 {
-    return g->access_log ? g->access_log->log : NULL;
+    return g->access_log;
 }
 
 void sl_generation_retain(sl_generation_t *g)
@@ -174,7 +156,7 @@ void sl_generation_release(sl_generation_t *g)
     free(g->upstreams);
     free(g->routes);
     sl_router_destroy(g->router);
-    access_log_release(g->access_log);
+    sl_access_log_unref(g->access_log);
     sl_config_free(g->cfg);
     free(g);
 }

@@ -11,7 +11,6 @@
 #include "http/router.h"
 #include "upstream/upstream.h"
 
-typedef struct sl_access_log_ref sl_access_log_ref_t;
 typedef struct sl_access_log sl_access_log_t;
 
 /* sluice_http_requests_total series by status, cached so that counting a request takes no
@@ -62,7 +61,7 @@ typedef struct sl_generation {
     size_t n_stream_routes;
     sl_listen_t *listens;
     size_t n_listens;
-    sl_access_log_ref_t *access_log; /* NULL when the access log is off */
+    sl_access_log_t *access_log; /* a reference; NULL when the access log is off */
     sl_status_cache_t no_route;      /* requests that matched no route */
     /* Listening sockets opened at publish time for addresses new in this generation, one per
      * worker: [listens index * n_workers + worker], -1 where none. Workers take theirs; the

@@ -15,6 +15,9 @@
 #include "upstream/health.h"
 #include "upstream/resolver.h"
 
+/* How long the access log gets at exit to write what the workers handed over. */
+#define ACCESS_LOG_EXIT_WAIT_MS 5000
+
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -433,7 +436,12 @@ out:
     uv_walk(srv.loop, close_walk, NULL);
     uv_run(srv.loop, UV_RUN_DEFAULT);
     uv_loop_close(srv.loop);
-    sl_generation_publish(NULL); /* frees the last generation and flushes the access log */
+    sl_generation_publish(NULL); /* frees the last generation: its access log is written out */
+    /* A bounded wait: stdout may be a pipe nobody reads, and exiting beats hanging on it. */
+    int unwritten = sl_access_log_wait_closed(ACCESS_LOG_EXIT_WAIT_MS);
+    if (unwritten)
+        sl_log_warn("access log: not written out within %d s (is anything reading it?); its last lines are lost",
+                    ACCESS_LOG_EXIT_WAIT_MS / 1000);
     sl_syslog_shutdown();        /* the syslog senders' last messages leave (each within its close bound) */
     sl_metrics_destroy(sl_metrics.registry);
     if (rc == 0) sl_log_info("stopped");

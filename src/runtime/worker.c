@@ -109,6 +109,7 @@ static void finish(sl_worker_t *w)
 {
     /* Nothing left to serve: closing the remaining handles lets uv_run return. */
     if (atomic_exchange(&w->finished, 1)) return;
+    sl_access_buf_release(&w->alog); /* every line this worker made, to the writer */
     sl_server_worker_done();
     sl_pool_close_all(w);
     if (!uv_is_closing((uv_handle_t *)&w->sweep)) uv_close((uv_handle_t *)&w->sweep, NULL);
@@ -151,7 +152,9 @@ static void on_sweep(uv_timer_t *t)
 
 static void on_tick(uv_timer_t *t)
 {
-    sl_h1_timeouts(t->data);
+    sl_worker_t *w = t->data;
+    sl_h1_timeouts(w);
+    sl_access_buf_tick(&w->alog, uv_now(&w->loop));
 }
 
 static void on_wakeup(uv_async_t *a)

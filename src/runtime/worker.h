@@ -10,6 +10,7 @@
 
 #include "base/buf.h"
 #include "base/map.h"
+#include "observe/access_log.h"
 #include "runtime/generation.h"
 
 #define SL_READ_BUF_SIZE 65536
@@ -91,6 +92,7 @@ typedef struct sl_worker {
      * pieces (head, chunk lines, small bodies) gather here and leave in one write. */
     struct sl_client *batch_owner;
     sl_buf_t batch;
+    sl_access_buf_t alog;       /* access log lines on their way to the writer */
     int startup_error;          /* set when a listener could not be opened */
     pthread_mutex_t started_lock;
     pthread_cond_t started_cond;

@@ -144,7 +144,9 @@ class Gateway:
             "shutdown_timeout": "5s",
             "http": {"listen": ["127.0.0.1:%d" % self.port] + self.listen_extra},
             "status": {"listen": "127.0.0.1:%d" % self.status_port},
-            "access_log": {"path": self.access_log, "format": "json"},
+            # Lines handed to the writer as they are made, so that a test can read the line of
+            # the request it just sent; test_access_log.py covers buffering (the default 1s).
+            "access_log": {"path": self.access_log, "format": "json", "flush": "0s"},
         }
         for k, v in (gateway if gateway is not None else self.gateway_overrides).items():
             if isinstance(v, dict) and isinstance(g.get(k), dict):
@@ -171,8 +173,9 @@ class Gateway:
     def status_url(self):
         return "http://127.0.0.1:%d" % self.status_port
 
-    def start(self, wait=True, timeout=30.0):
-        self._out = open(self.stdout_path, "wb")
+    def start(self, wait=True, timeout=30.0, stdout=None):
+        """stdout: where sluice's stdout goes instead of the .stdout file (a pipe's fd, say)."""
+        self._out = open(self.stdout_path, "wb") if stdout is None else stdout
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen([self.binary, "run", "-c", self.config_path], stdout=self._out, stderr=self._err,
                                      stdin=subprocess.DEVNULL, env=self.env or sanitizer_env(), cwd=self.dir)

@@ -110,7 +110,10 @@ static void test_empty_is_defaults(void **state)
     assert_string_equal(g->status.listen.host, "127.0.0.1");
     assert_int_equal(g->status.listen.port, 9091);
     assert_string_equal(g->access_log.path, "stdout");
-    assert_string_equal(g->access_log.format, "json");
+    assert_int_equal(g->access_log.fmt.format, SL_ALOG_JSON);
+    assert_int_equal(g->access_log.fmt.buffer, 64 * 1024);
+    assert_int_equal(g->access_log.fmt.flush_ms, 1000);
+    assert_null(g->access_log.fmt.fields);
     assert_int_equal(cfg->n_services, 0);
     sl_config_free(cfg);
 
@@ -527,7 +530,54 @@ static void test_not_supported_yet(void **state)
     expect_fail("services:\n  - name: a\n    upstream: {scheme: https, nodes: [\"h:1\"]}\n    routes: [{}]\n",
                 "gw.yaml:3:24: services[0].upstream.scheme: scheme 'https' is not supported yet");
     expect_fail("gateway: {access_log: {format: text}}\n",
-                "gw.yaml:1:32: gateway.access_log.format: unknown value 'text' (expected one of: json)");
+                "gw.yaml:1:32: gateway.access_log.format: unknown value 'text' (expected one of: json, combined)");
+}
+
+static void test_access_log_settings(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load("gateway:\n  access_log:\n    path: /tmp/a.log\n    format: json\n    buffer: 256KiB\n"
+                            "    flush: 250ms\n    fields: [time, path, user_agent, request_header.X-Tenant]\n");
+    assert_non_null(cfg);
+    const sl_access_format_t *f = &cfg->gateway.access_log.fmt;
+    assert_int_equal(f->buffer, 256 * 1024);
+    assert_int_equal(f->flush_ms, 250);
+    assert_int_equal(f->n_fields, 4);
+    assert_int_equal(f->fields[2].id, SL_AF_USER_AGENT);
+    assert_int_equal(f->fields[3].id, SL_AF_REQUEST_HEADER);
+    assert_string_equal(f->fields[3].key, "request_header.X-Tenant");
+    assert_string_equal(f->fields[3].header, "x-tenant");
+    assert_int_equal(f->fields[3].header_len, 8);
+    sl_config_free(cfg);
+    cfg = load("gateway: {access_log: {format: combined, flush: 0s}}\n");
+    assert_non_null(cfg);
+    assert_int_equal(cfg->gateway.access_log.fmt.format, SL_ALOG_COMBINED);
+    assert_int_equal(cfg->gateway.access_log.fmt.flush_ms, 0);
+    sl_config_free(cfg);
+
+    expect_fail("gateway: {access_log: {fields: [path, colour]}}\n",
+                "gw.yaml:1:39: gateway.access_log.fields[1]: unknown access log field 'colour' (expected one of: time, "
+                "client, client_port, method, host, path, protocol, status, bytes_in, bytes_out, route, service, "
+                "upstream, upstream_status, duration_ms, upstream_ms, error, retries, retry_stop, user_agent, referer, "
+                "request_header.NAME)");
+    expect_fail("gateway: {access_log: {fields: [path, path]}}\n",
+                "gw.yaml:1:39: gateway.access_log.fields[1]: field 'path' is listed twice");
+    expect_fail("gateway: {access_log: {fields: [\"request_header.a b\"]}}\n",
+                "gw.yaml:1:33: gateway.access_log.fields[0]: 'a b' is not a header name");
+    expect_fail("gateway: {access_log: {fields: [request_header.]}}\n",
+                "gw.yaml:1:33: gateway.access_log.fields[0]: unknown access log field 'request_header.' (expected one "
+                "of: time, client, client_port, method, host, path, protocol, status, bytes_in, bytes_out, route, "
+                "service, upstream, upstream_status, duration_ms, upstream_ms, error, retries, retry_stop, user_agent, "
+                "referer, request_header.NAME)");
+    expect_fail("gateway: {access_log: {fields: []}}\n", "gw.yaml:1:32: gateway.access_log.fields: must not be empty");
+    expect_fail("gateway: {access_log: {format: combined, fields: [path]}}\n",
+                "gw.yaml:1:50: gateway.access_log.fields: applies to format json only (combined has fixed fields)");
+    expect_fail("gateway: {access_log: {buffer: 1KiB}}\n",
+                "gw.yaml:1:32: gateway.access_log.buffer: must be at least 4KiB");
+    expect_fail("gateway: {access_log: {buffer: 8MiB}}\n",
+                "gw.yaml:1:32: gateway.access_log.buffer: must be at most 4194304 bytes");
+    expect_fail("gateway: {access_log: {flush: 2m}}\n",
+                "gw.yaml:1:31: gateway.access_log.flush: must be between 0ms and 1m");
 }
 
 static const char stream_yaml[] = "gateway:\n"
@@ -1279,6 +1329,7 @@ int main(void)
         cmocka_unit_test_teardown(test_routes_hosts_paths_methods, teardown),
         cmocka_unit_test_teardown(test_balancer_keys, teardown),
         cmocka_unit_test_teardown(test_not_supported_yet, teardown),
+        cmocka_unit_test_teardown(test_access_log_settings, teardown),
         cmocka_unit_test_teardown(test_stream_service, teardown),
         cmocka_unit_test_teardown(test_stream_errors, teardown),
         cmocka_unit_test_teardown(test_stream_udp_no_proxy_protocol, teardown),

@@ -91,6 +91,38 @@ static json_t *parse(const char *line)
     return j;
 }
 
+static const sl_access_format_t json_fmt = {.format = SL_ALOG_JSON, .buffer = SL_ACCESS_BUFFER_DEFAULT, .flush_ms = 1000};
+
+/* Writes e to log through a worker buffer of its own, handed over at once. */
+static void write1(sl_access_log_t *log, const sl_access_format_t *fmt, const sl_access_entry_t *e)
+{
+    sl_access_buf_t b = {0};
+    sl_access_buf_write(&b, log, fmt, e, 0);
+    sl_access_buf_release(&b);
+}
+
+/* Lets go of the log and waits until its writer has written everything and closed it. */
+static void close_log(sl_access_log_t *log)
+{
+    sl_access_log_unref(log);
+    assert_int_equal(sl_access_log_wait_closed(10000), 0);
+}
+
+/* The request headers of sample(), for header(). */
+static const char *sample_header(const void *ctx, const char *name, size_t n, size_t *len)
+{
+    (void)ctx;
+    static const char *const h[][2] = {{"user-agent", "curl/7.88.1"}, {"referer", "https://example.com/a?b=\"c\""},
+                                       {"x-tenant", "acme"}};
+    for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++) {
+        if (strlen(h[i][0]) == n && !memcmp(h[i][0], name, n)) {
+            *len = strlen(h[i][1]);
+            return h[i][1];
+        }
+    }
+    return NULL;
+}
+
 static sl_access_entry_t sample(void)
 {
     sl_access_entry_t e = {
@@ -99,6 +131,7 @@ static sl_access_entry_t sample(void)
         .client_port = 51234,
         .method = "GET",
         .host = "api.example.com",
+        .host_len = 15,
         .path = "/users/1?x=y",
         .path_len = 12,
         .status = 200,
@@ -111,6 +144,8 @@ static sl_access_entry_t sample(void)
         .duration_ms = 12.3456,
         .upstream_ms = 10.5,
         .error = NULL,
+        .http_minor = 1,
+        .header = sample_header,
     };
     return e;
 }
@@ -121,8 +156,8 @@ static void test_fields_and_order(void **state)
     sl_access_log_t *log = sl_access_log_open(t->path);
     assert_non_null(log);
     sl_access_entry_t e = sample();
-    sl_access_log_write(log, &e);
-    sl_access_log_close(log);
+    write1(log, &json_fmt, &e);
+    close_log(log);
 
     size_t len;
     char *text = read_file(t->path, &len);
@@ -150,8 +185,8 @@ static void test_nulls(void **state)
         .upstream_ms = -1,
         .error = "no_route",
     };
-    sl_access_log_write(log, &e);
-    sl_access_log_close(log);
+    write1(log, &json_fmt, &e);
+    close_log(log);
 
     size_t len;
     char *text = read_file(t->path, &len);
@@ -184,9 +219,10 @@ static void test_escaping(void **state)
     e.path = path;
     e.path_len = sizeof(path) - 1;
     e.host = "evil\"host\x1b";
+    e.host_len = strlen(e.host);
     e.method = "G\xe9T";
-    sl_access_log_write(log, &e);
-    sl_access_log_close(log);
+    write1(log, &json_fmt, &e);
+    close_log(log);
 
     size_t len;
     char *text = read_file(t->path, &len);
@@ -217,6 +253,10 @@ static void *writer(void *p)
 {
     writer_arg_t *a = p;
     char path[64], route[32];
+    /* As a worker does: a buffer of its own, handed over when full (small here: many times). */
+    sl_access_format_t fmt = json_fmt;
+    fmt.buffer = 4096;
+    sl_access_buf_t b = {0};
     for (int i = 0; i < PER_THREAD; i++) {
         int n = snprintf(path, sizeof(path), "/t/%d/%d?q=\"x\"", a->id, i);
         snprintf(route, sizeof(route), "r%d", a->id);
@@ -225,8 +265,9 @@ static void *writer(void *p)
         e.path_len = (size_t)n;
         e.route = route;
         e.status = i;
-        sl_access_log_write(a->log, &e);
+        sl_access_buf_write(&b, a->log, &fmt, &e, 0);
     }
+    sl_access_buf_release(&b);
     return NULL;
 }
 
@@ -244,7 +285,7 @@ static void test_concurrent_writers(void **state)
     for (int i = 0; i < THREADS; i++)
         pthread_join(th[i], NULL);
     uint64_t dropped = sl_access_log_dropped(log);
-    sl_access_log_close(log);
+    close_log(log);
 
     size_t len;
     char *text = read_file(t->path, &len);
@@ -281,7 +322,7 @@ static void *reader_main(void *p)
 }
 
 /* A FIFO nobody reads stalls the writer thread, so the queue fills and lines are dropped
- * rather than blocking the caller; close then flushes what was queued. */
+ * rather than blocking the worker; the last unref then writes what was queued. */
 static void test_full_queue_drops(void **state)
 {
     tmp_t *t = *state;
@@ -300,15 +341,17 @@ static void test_full_queue_drops(void **state)
     sl_access_entry_t e = sample();
     e.path = path;
     e.path_len = sizeof(path);
-    const int total = 12000; /* about 13 MiB: more than the queue plus a batch in flight */
+    const int total = 24000; /* about 26 MiB: more than the queue plus a batch in flight */
+    sl_access_buf_t b = {0};
     for (int i = 0; i < total; i++)
-        sl_access_log_write(log, &e);
+        sl_access_buf_write(&b, log, &json_fmt, &e, 0);
+    sl_access_buf_release(&b);
     uint64_t dropped = sl_access_log_dropped(log);
     assert_true(dropped > 0);
 
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, reader_main, &r), 0);
-    sl_access_log_close(log);
+    close_log(log);
     pthread_join(th, NULL);
     close(r.fd);
 
@@ -331,7 +374,7 @@ static void test_reopen(void **state)
     assert_non_null(log);
     sl_access_entry_t e = sample();
     e.route = "before";
-    sl_access_log_write(log, &e);
+    write1(log, &json_fmt, &e);
     /* Give the writer the first line before rotating, as a real rotation would. */
     for (int i = 0; i < 200; i++) {
         struct stat st;
@@ -341,8 +384,8 @@ static void test_reopen(void **state)
     assert_int_equal(rename(t->path, rotated), 0);
     assert_int_equal(sl_access_log_reopen(log), 0);
     e.route = "after";
-    sl_access_log_write(log, &e);
-    sl_access_log_close(log);
+    write1(log, &json_fmt, &e);
+    close_log(log);
 
     size_t len;
     char *text = read_file(rotated, &len);
@@ -352,6 +395,160 @@ static void test_reopen(void **state)
     text = read_file(t->path, &len);
     assert_non_null(strstr(text, "\"route\":\"after\""));
     free(text);
+}
+
+/* A worker's lines stay in its buffer until it is full, or until its oldest line has waited
+ * flush_ms (the worker's tick), or until the worker lets go of it. */
+static void test_buffered_until_full_or_old(void **state)
+{
+    tmp_t *t = *state;
+    sl_access_log_t *log = sl_access_log_open(t->path);
+    assert_non_null(log);
+    sl_access_format_t fmt = json_fmt;
+    fmt.buffer = 4096;
+    sl_access_buf_t b = {0};
+    sl_access_entry_t e = sample();
+    sl_access_buf_write(&b, log, &fmt, &e, 5000);
+    assert_int_equal(b.lines, 1);
+    size_t line = b.buf.len;
+    sl_access_buf_write(&b, log, &fmt, &e, 5600);
+    sl_access_buf_tick(&b, 5999); /* the oldest line has waited 999 ms */
+    assert_int_equal(b.lines, 2);
+    sl_access_buf_tick(&b, 6000);
+    assert_int_equal(b.lines, 0);
+    /* Full: the line that brings it to 4096 bytes goes with the rest. */
+    int n = 0;
+    do {
+        sl_access_buf_write(&b, log, &fmt, &e, 7000);
+        n++;
+    } while (b.lines && n < 1000);
+    assert_int_equal(b.lines, 0);
+    assert_int_equal(n, (4096 + line - 1) / line);
+    sl_access_buf_write(&b, log, &fmt, &e, 7000);
+    sl_access_buf_release(&b);
+    close_log(log);
+
+    size_t len;
+    char *text = read_file(t->path, &len);
+    char *lines[64];
+    assert_int_equal(split_lines(text, len, lines, 64), (size_t)(2 + n + 1));
+    free(text);
+}
+
+/* flush 0: every line is handed over as it is made. */
+static void test_flush_zero(void **state)
+{
+    tmp_t *t = *state;
+    sl_access_log_t *log = sl_access_log_open(t->path);
+    assert_non_null(log);
+    sl_access_format_t fmt = json_fmt;
+    fmt.flush_ms = 0;
+    sl_access_buf_t b = {0};
+    sl_access_entry_t e = sample();
+    sl_access_buf_write(&b, log, &fmt, &e, 0);
+    assert_int_equal(b.lines, 0);
+    sl_access_buf_release(&b);
+    close_log(log);
+}
+
+/* A buffer holding lines for one log hands them over before it takes a line for another. */
+static void test_switching_logs(void **state)
+{
+    tmp_t *t = *state;
+    char other[160];
+    snprintf(other, sizeof(other), "%s.1", t->path);
+    sl_access_log_t *a = sl_access_log_open(t->path), *c = sl_access_log_open(other);
+    assert_non_null(a);
+    assert_non_null(c);
+    sl_access_buf_t b = {0};
+    sl_access_entry_t e = sample();
+    e.route = "to-a";
+    sl_access_buf_write(&b, a, &json_fmt, &e, 0);
+    sl_access_log_unref(a); /* the buffer's reference keeps it open */
+    e.route = "to-c";
+    sl_access_buf_write(&b, c, &json_fmt, &e, 0);
+    sl_access_buf_release(&b);
+    close_log(c);
+
+    size_t len;
+    char *text = read_file(t->path, &len);
+    assert_non_null(strstr(text, "\"route\":\"to-a\""));
+    assert_null(strstr(text, "to-c"));
+    free(text);
+    text = read_file(other, &len);
+    assert_non_null(strstr(text, "\"route\":\"to-c\""));
+    assert_null(strstr(text, "to-a"));
+    free(text);
+}
+
+static void test_combined(void **state)
+{
+    tmp_t *t = *state;
+    sl_access_log_t *log = sl_access_log_open(t->path);
+    assert_non_null(log);
+    sl_access_format_t fmt = json_fmt;
+    fmt.format = SL_ALOG_COMBINED;
+    sl_access_entry_t e = sample();
+    write1(log, &fmt, &e);
+    /* What would break the quoting or the line is escaped; absent headers are "-". */
+    e.path = "/a b\"c\\d\x01\xff";
+    e.path_len = strlen(e.path);
+    e.http_minor = 0;
+    e.header = NULL;
+    e.status = 0;
+    write1(log, &fmt, &e);
+    close_log(log);
+
+    size_t len;
+    char *text = read_file(t->path, &len);
+    assert_string_equal(text,
+                        "192.0.2.7 - - [22/Nov/2026:07:00:00 +0000] \"GET /users/1?x=y HTTP/1.1\" 200 1234 "
+                        "\"https://example.com/a?b=\\x22c\\x22\" \"curl/7.88.1\"\n"
+                        "192.0.2.7 - - [22/Nov/2026:07:00:00 +0000] \"GET /a b\\x22c\\x5Cd\\x01\\xFF HTTP/1.0\" 0 1234 "
+                        "\"-\" \"-\"\n");
+    free(text);
+}
+
+static void test_chosen_fields(void **state)
+{
+    tmp_t *t = *state;
+    sl_access_log_t *log = sl_access_log_open(t->path);
+    assert_non_null(log);
+#define FIELD(i, k, h) {.id = i, .key = k, .prefix = ",\"" k "\":", .prefix_len = sizeof(",\"" k "\":") - 1, .header = h, .header_len = sizeof(h) - 1}
+    static const sl_access_field_t fields[] = {
+        FIELD(SL_AF_STATUS, "status", ""),
+        FIELD(SL_AF_PROTOCOL, "protocol", ""),
+        FIELD(SL_AF_USER_AGENT, "user_agent", ""),
+        FIELD(SL_AF_REFERER, "referer", ""),
+        FIELD(SL_AF_REQUEST_HEADER, "request_header.X-Tenant", "x-tenant"),
+        FIELD(SL_AF_REQUEST_HEADER, "request_header.x-missing", "x-missing"),
+        FIELD(SL_AF_RETRIES, "retries", ""),
+        FIELD(SL_AF_RETRY_STOP, "retry_stop", ""),
+    };
+    sl_access_format_t fmt = json_fmt;
+    fmt.fields = fields;
+    fmt.n_fields = sizeof(fields) / sizeof(fields[0]);
+    sl_access_entry_t e = sample();
+    write1(log, &fmt, &e);
+    close_log(log);
+
+    size_t len;
+    char *text = read_file(t->path, &len);
+    assert_string_equal(text, "{\"status\":200,\"protocol\":\"HTTP/1.1\",\"user_agent\":\"curl/7.88.1\","
+                              "\"referer\":\"https://example.com/a?b=\\\"c\\\"\",\"request_header.X-Tenant\":\"acme\","
+                              "\"request_header.x-missing\":null,\"retries\":0,\"retry_stop\":null}\n");
+    free(text);
+}
+
+static void test_field_names(void **state)
+{
+    (void)state;
+    assert_int_equal(sl_access_field_lookup("user_agent"), SL_AF_USER_AGENT);
+    assert_int_equal(sl_access_field_lookup("request_header.x-a"), SL_AF_REQUEST_HEADER);
+    assert_int_equal(sl_access_field_lookup("request_header."), -1);
+    assert_int_equal(sl_access_field_lookup("request_header.NAME"), SL_AF_REQUEST_HEADER);
+    assert_int_equal(sl_access_field_lookup("nope"), -1);
+    assert_non_null(strstr(sl_access_field_names(), "duration_ms"));
 }
 
 static void test_open_fails(void **state)
@@ -369,6 +566,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_queue_drops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_buffered_until_full_or_old, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_zero, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_switching_logs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_combined, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chosen_fields, setup, teardown),
+        cmocka_unit_test(test_field_names),
         cmocka_unit_test(test_open_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,128 @@
+"""The access log: lines gathered per worker and handed over by size or age, nothing lost on
+drain, reopen or exit, a blocked output that never stalls traffic, and both formats."""
+import json
+import os
+import re
+import signal
+
+from helpers import RawConn, proxy_service, wait_until
+
+
+def read_lines(path):
+    try:
+        with open(path, "rb") as f:
+            return [l for l in f.read().split(b"\n") if l]
+    except FileNotFoundError:
+        return []
+
+
+def paths_in(*files):
+    return [json.loads(l)["path"] for f in files for l in read_lines(f)]
+
+
+def send(g, paths, headers=()):
+    with RawConn("127.0.0.1", g.port) as c:
+        for p in paths:
+            assert c.request("GET", p, headers=headers).status == 200
+
+
+def test_lines_wait_in_the_worker_until_their_flush_age(make_gateway, backend):
+    """flush: 60s: nothing is written while the lines are young; the stop writes them all."""
+    g = make_gateway([proxy_service([backend])], gateway={"access_log": {"flush": "60s"}})
+    send(g, ["/young/%d" % i for i in range(30)])
+    assert read_lines(g.access_log) == []
+    assert g.stop() == 0
+    assert sorted(paths_in(g.access_log)) == sorted("/young/%d" % i for i in range(30))
+
+
+def test_lines_leave_by_age_without_more_traffic(make_gateway, backend):
+    g = make_gateway([proxy_service([backend])], gateway={"access_log": {"flush": "200ms"}})
+    send(g, ["/aged"])
+    wait_until(lambda: "/aged" in paths_in(g.access_log), what="the line written after its flush age")
+
+
+def test_full_buffer_leaves_before_its_age(make_gateway, backend):
+    """buffer: 4KiB with flush 60s: a worker hands its lines over each time 4 KiB gather."""
+    g = make_gateway([proxy_service([backend])], gateway={"access_log": {"flush": "60s", "buffer": "4KiB"}})
+    n = 200  # about 70 KiB of lines, over two workers
+    send(g, ["/full/%d" % i for i in range(n)], headers=[("X-Pad", "p" * 100)])
+    wait_until(lambda: len(read_lines(g.access_log)) > 0, what="full buffers written")
+    written = len(read_lines(g.access_log))
+    # All but what fits in the two workers' buffers is out (a line is over 300 bytes here).
+    assert written >= n - 2 * (4096 // 300 + 1)
+    assert g.stop() == 0
+    assert sorted(paths_in(g.access_log)) == sorted("/full/%d" % i for i in range(n))
+
+
+def test_reopen_loses_nothing(make_gateway, backend):
+    """SIGUSR1 after a rename: every line is in the old file or the new one, exactly once."""
+    g = make_gateway([proxy_service([backend])], gateway={"access_log": {"flush": "60s"}})
+    send(g, ["/before/%d" % i for i in range(25)])
+    rotated = g.access_log + ".1"
+    os.rename(g.access_log, rotated)
+    g.signal(signal.SIGUSR1)
+    wait_until(lambda: "access log reopened" in g.stderr_text(), what="the reopen")
+    send(g, ["/after/%d" % i for i in range(25)])
+    assert g.stop() == 0
+    want = ["/before/%d" % i for i in range(25)] + ["/after/%d" % i for i in range(25)]
+    got = paths_in(rotated, g.access_log)
+    assert sorted(got) == sorted(want)
+    # nothing made after the reopen went to the renamed file
+    assert not [p for p in paths_in(rotated) if p.startswith("/after/")]
+
+
+def test_reload_that_moves_the_log_keeps_the_old_lines(make_gateway, backend, tmp_path):
+    """A reload to a new path: lines made before it end in the old file, later ones in the new."""
+    g = make_gateway([proxy_service([backend])], gateway={"access_log": {"flush": "60s"}})
+    old = g.access_log
+    send(g, ["/old/%d" % i for i in range(10)])
+    new = str(tmp_path / "moved.log")
+    g.reload(gateway={"access_log": {"path": new, "flush": "60s"}})
+    send(g, ["/new/%d" % i for i in range(10)])
+    assert g.stop() == 0
+    assert sorted(paths_in(old)) == sorted("/old/%d" % i for i in range(10))
+    assert sorted(paths_in(new)) == sorted("/new/%d" % i for i in range(10))
+
+
+def test_blocked_stdout_never_stalls_traffic(make_gateway, backend):
+    """stdout is a pipe nobody reads: requests are still answered, lines past the bound are
+    dropped and counted, and the stop does not hang on the pipe."""
+    g = make_gateway([proxy_service([backend])], start=False,
+                     gateway={"access_log": {"path": "stdout", "flush": "0s", "buffer": "4KiB",
+                                             "fields": ["path", "request_header.x-pad"]}})
+    r, w = os.pipe()
+    try:
+        g.start(stdout=os.fdopen(w, "wb"))
+        # Each line is about 2 KiB: far more than the pipe (64 KiB) and the queue (256 KiB).
+        send(g, ["/blocked/%d" % i for i in range(600)], headers=[("X-Pad", "b" * 2000)])
+        dropped = g.metrics().sum("sluice_access_log_dropped_total")
+        assert dropped > 0
+        assert g.stop() == 0
+        assert "access log: not written out within 5 s" in g.stderr_text()
+    finally:
+        os.close(r)
+
+
+def test_combined_format(make_gateway, backend):
+    g = make_gateway([proxy_service([backend])], gateway={"access_log": {"format": "combined"}})
+    with RawConn("127.0.0.1", g.port) as c:
+        assert c.request("GET", "/c?q=1", headers=[("User-Agent", 'agent "7"'), ("Referer", "http://r/")]).status == 200
+        assert c.request("GET", "/d").status == 200
+    assert g.stop() == 0
+    lines = [l.decode() for l in read_lines(g.access_log)]
+    stamp = r"\[\d\d/[A-Z][a-z][a-z]/\d{4}:\d\d:\d\d:\d\d \+0000\]"
+    assert re.fullmatch(r'127\.0\.0\.1 - - %s "GET /c\?q=1 HTTP/1\.1" 200 \d+ "http://r/" "agent \\x227\\x22"' % stamp,
+                        lines[0]), lines[0]
+    assert re.fullmatch(r'127\.0\.0\.1 - - %s "GET /d HTTP/1\.1" 200 \d+ "-" "-"' % stamp, lines[1]), lines[1]
+
+
+def test_chosen_fields(make_gateway, backend):
+    g = make_gateway([proxy_service([backend])], gateway={"access_log": {
+        "fields": ["time", "path", "status", "protocol", "user_agent", "referer", "request_header.X-Tenant",
+                   "request_header.x-absent", "duration_ms"]}})
+    send(g, ["/f"], headers=[("User-Agent", "ua/1"), ("x-tenant", "acme")])
+    e = g.wait_log(lambda e: e.get("path") == "/f")
+    assert list(e) == ["time", "path", "status", "protocol", "user_agent", "referer", "request_header.X-Tenant",
+                       "request_header.x-absent", "duration_ms"]
+    assert (e["status"], e["protocol"], e["user_agent"], e["referer"]) == (200, "HTTP/1.1", "ua/1", None)
+    assert e["request_header.X-Tenant"] == "acme" and e["request_header.x-absent"] is None
