@@ -126,14 +126,26 @@ static inline void put_char(sl_buf_t *b, char c)
     b->data[b->len++] = c;
 }
 
+/* Decimal digits, two at a time, written straight into the buffer. */
 static void put_u64(sl_buf_t *b, uint64_t v)
 {
+    static const char pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                   "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                   "8081828384858687888990919293949596979899";
     char tmp[20];
     size_t i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    while (v >= 100) {
+        unsigned d = (unsigned)(v % 100) * 2;
+        v /= 100;
+        tmp[--i] = pairs[d + 1];
+        tmp[--i] = pairs[d];
+    }
+    if (v >= 10) {
+        tmp[--i] = pairs[v * 2 + 1];
+        tmp[--i] = pairs[v * 2];
+    } else {
+        tmp[--i] = (char)('0' + v);
+    }
     put(b, tmp + i, sizeof(tmp) - i);
 }
 
@@ -162,6 +174,13 @@ static void put_ms(sl_buf_t *b, double ms)
     }
 }
 
+/* Printable ASCII but '"' and '\\': what a JSON string holds as it is. */
+static const uint8_t json_plain[256] = {
+    ['\x20'] = 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,
+};
+
 /* Appends s as a JSON string, or null. Bytes that are not part of well-formed UTF-8 are
  * written as \u00XX (the byte read as Latin-1), so the line is valid JSON whatever a client
  * sent; everything else goes through sl_buf_json_escape. Plain ASCII is copied as it is. */
@@ -174,11 +193,15 @@ static void put_json_string(sl_buf_t *b, const char *s, size_t n)
     }
     const unsigned char *u = (const unsigned char *)s;
     size_t plain = 0;
-    while (plain < n && u[plain] >= 0x20 && u[plain] < 0x7f && u[plain] != '"' && u[plain] != '\\') plain++;
-    put_char(b, '"');
-    put(b, s, plain);
+    while (plain < n && json_plain[u[plain]]) plain++;
+    sl_buf_reserve(b, plain + 2);
+    char *o = b->data + b->len;
+    *o = '"';
+    for (size_t k = 0; k < plain; k++) /* short strings: a call to memcpy costs more */
+        o[k + 1] = s[k];
+    b->len += plain + 1;
     if (plain == n) {
-        put_char(b, '"');
+        b->data[b->len++] = '"';
         return;
     }
     size_t run = plain; /* start of the current run of valid text */
