@@ -286,6 +286,19 @@ typedef struct sl_stream_route_cfg {
     sl_stream_plugins_cfg_t plugins;
 } sl_stream_route_cfg_t;
 
+/* request_id (gateway-wide, or a route's own): an id for every request, kept from the client
+ * or made here, passed upstream, returned to the client and logged. */
+enum { SL_REQUEST_ID_UUID, SL_REQUEST_ID_HEX };
+enum { SL_REQUEST_ID_KEEP, SL_REQUEST_ID_REPLACE };
+typedef struct sl_request_id_cfg {
+    int set;            /* a route's: written on the route (else the gateway's applies) */
+    int enabled;        /* default 1 */
+    const char *header; /* default "X-Request-Id" */
+    size_t header_len;
+    int format;         /* SL_REQUEST_ID_*: default uuid (a version 4 UUID); hex is 32 digits */
+    int incoming;       /* keep a client's well-formed id (default) or replace every one */
+} sl_request_id_cfg_t;
+
 typedef struct sl_route_cfg {
     const char *name;   /* unique within its service; default "<service>-<index>" */
     const char **hosts; /* "api.example.com" or "*.example.org"; lower-cased; none = any host */
@@ -297,6 +310,7 @@ typedef struct sl_route_cfg {
     sl_direct_response_cfg_t *direct_response; /* NULL: proxy to the service's upstream */
     sl_policies_cfg_t policies;
     sl_stream_route_cfg_t stream; /* routes of a stream service */
+    sl_request_id_cfg_t request_id;
     int line, col;
 } sl_route_cfg_t;
 
@@ -335,6 +349,7 @@ typedef struct sl_gateway_cfg {
         int enabled;
         sl_hostport_t listen; /* default 127.0.0.1:9091 */
     } status;
+    sl_request_id_cfg_t request_id;
     struct {
         const char *path;       /* "stdout" (default), "stderr", "off", or a file path */
         sl_access_format_t fmt; /* format, fields, buffer, flush */

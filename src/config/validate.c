@@ -1056,6 +1056,49 @@ static void check_alog_fields(vctx_t *v, const sl_node_t *root, const sl_access_
     path_pop(v, o1);
 }
 
+#define RID_OFF(m) offsetof(sl_request_id_cfg_t, m)
+static const choice_t rid_formats[] = {{"uuid", SL_REQUEST_ID_UUID, NULL}, {"hex", SL_REQUEST_ID_HEX, NULL}, {NULL, 0, NULL}};
+static const choice_t rid_incoming[] = {{"keep", SL_REQUEST_ID_KEEP, NULL}, {"replace", SL_REQUEST_ID_REPLACE, NULL}, {NULL, 0, NULL}};
+static const field_t rid_fields[] = {
+    {.name = "enabled", .type = F_BOOL, .off = RID_OFF(enabled), .def = 1},
+    {.name = "header", .type = F_STRING, .off = RID_OFF(header), .def_str = "X-Request-Id"},
+    {.name = "format", .type = F_ENUM, .off = RID_OFF(format), .choices = rid_formats, .def = SL_REQUEST_ID_UUID},
+    {.name = "incoming", .type = F_ENUM, .off = RID_OFF(incoming), .choices = rid_incoming, .def = SL_REQUEST_ID_KEEP},
+};
+static const section_t rid_section = SECTION(rid_fields);
+
+/* request_id: a map of rid_fields, or true / false for the defaults on or off. The header is a
+ * token, and not one whose meaning the gateway owns. */
+static void parse_request_id_into(vctx_t *v, const sl_node_t *n, sl_request_id_cfg_t *r)
+{
+    apply_defaults(v, &rid_section, r);
+    r->set = 1;
+    if (n->kind == SL_NODE_SCALAR && !sl_node_is_null(n)) {
+        get_bool(v, n, &r->enabled);
+    } else {
+        parse_section(v, n, &rid_section, r);
+        const sl_node_t *h = n->kind == SL_NODE_MAP ? map_get(n, "header") : NULL;
+        int ok = r->header && *r->header;
+        for (const char *p = r->header; p && *p && ok; p++)
+            ok = token_char(*p);
+        static const char *const owned[] = {"host", "connection", "content-length", "transfer-encoding", "upgrade",
+                                            "te", "trailer", "keep-alive", "x-forwarded-for"};
+        for (size_t i = 0; ok && i < SL_ARRAY_LEN(owned); i++)
+            if (!strcasecmp(r->header, owned[i])) ok = 0;
+        if (h && !ok) {
+            size_t old = path_key(v, "header");
+            verr(v, h, "'%s' cannot carry a request id (it must be a header name the gateway does not write itself)", r->header);
+            path_pop(v, old);
+        }
+    }
+    r->header_len = r->header ? strlen(r->header) : 0;
+}
+
+static void parse_gw_request_id(vctx_t *v, const sl_node_t *n, void *base)
+{
+    parse_request_id_into(v, n, &((sl_gateway_cfg_t *)base)->request_id);
+}
+
 #define GW_OFF(m) offsetof(sl_gateway_cfg_t, m)
 static const field_t gateway_fields[] = {
     {.name = "workers", .type = F_CUSTOM, .custom = parse_workers},
@@ -1069,6 +1112,7 @@ static const field_t gateway_fields[] = {
     {.name = "http", .type = F_SECTION, .off = GW_OFF(http), .sub = &http_section},
     {.name = "status", .type = F_CUSTOM, .custom = parse_status},
     {.name = "access_log", .type = F_SECTION, .off = GW_OFF(access_log), .sub = &alog_section},
+    {.name = "request_id", .type = F_CUSTOM, .custom = parse_gw_request_id},
 };
 static const section_t gateway_section = SECTION(gateway_fields);
 
@@ -2152,6 +2196,11 @@ static void parse_policies(vctx_t *v, const sl_node_t *n, void *base)
     }
 }
 
+static void parse_route_request_id(vctx_t *v, const sl_node_t *n, void *base)
+{
+    parse_request_id_into(v, n, &((sl_route_cfg_t *)base)->request_id);
+}
+
 static const field_t route_fields[] = {
     {.name = "name", .type = F_CUSTOM, .custom = parse_route_name},
     {.name = "hosts", .type = F_CUSTOM, .custom = parse_hosts},
@@ -2159,6 +2208,7 @@ static const field_t route_fields[] = {
     {.name = "methods", .type = F_CUSTOM, .custom = parse_methods},
     {.name = "direct_response", .type = F_CUSTOM, .custom = parse_direct_response},
     {.name = "policies", .type = F_CUSTOM, .custom = parse_policies},
+    {.name = "request_id", .type = F_CUSTOM, .custom = parse_route_request_id},
     {.name = "plugins", .type = F_REJECT, .msg = "plugins are for stream routes; http routes use 'policies'"},
     {.name = "server_addr", .type = F_REJECT, .msg = "only valid on stream routes"},
     {.name = "server_port", .type = F_REJECT, .msg = "only valid on stream routes"},
@@ -2369,6 +2419,7 @@ static const field_t stream_route_fields[] = {
     {.name = "paths", .type = F_REJECT, .msg = HTTP_MATCH_ONLY},
     {.name = "methods", .type = F_REJECT, .msg = HTTP_MATCH_ONLY},
     {.name = "direct_response", .type = F_REJECT, .msg = "only valid on http routes (a stream route always proxies)"},
+    {.name = "request_id", .type = F_REJECT, .msg = "only valid on http routes"},
 };
 static const section_t stream_route_section = SECTION(stream_route_fields);
 
@@ -2761,6 +2812,8 @@ int sl_config_validate(sl_config_t *cfg, sl_arena_t *tree, sl_node_t *root, sl_c
     apply_defaults(&v, &top_section, cfg);
     apply_defaults(&v, &status_section, &cfg->gateway.status);
     cfg->gateway.access_log.fmt.buffer = SL_ACCESS_BUFFER_DEFAULT;
+    apply_defaults(&v, &rid_section, &cfg->gateway.request_id);
+    cfg->gateway.request_id.header_len = strlen(cfg->gateway.request_id.header);
     parse_section(&v, root, &top_section, cfg);
     if (!cfg->gateway.http.n_listen) {
         cfg->gateway.http.listen = sl_arena_alloc(v.a, sizeof(sl_hostport_t));

@@ -115,6 +115,11 @@ typedef struct sl_exchange {
     size_t path_len;
     const char *query; /* "?..." as sent (validated), or NULL */
     size_t query_len;
+    /* The request id (request_id), kept from the client or made here, and its settings (in
+     * the generation's configuration); request_id_len 0 when there is none. */
+    const sl_request_id_cfg_t *request_id_cfg;
+    char request_id[132];
+    uint8_t request_id_len;
     sl_buf_t prebuf;   /* upstream bytes waiting for the connection */
     sl_buf_t replay;   /* bytes sent on this connection, to send again (see replayable) */
     int replayable;    /* replay holds everything sent on this connection */

@@ -6,6 +6,7 @@
 #include "base/log.h"
 #include "base/time.h"
 #include "observe/access_log.h"
+#include "base/random.h"
 #include "policy/policy.h"
 #include "runtime/server.h"
 
@@ -327,6 +328,84 @@ static const char *reason_phrase(int status)
     }
 }
 
+/* A request header's value for the access log, by lower-case name. */
+static const char *log_header(const void *ctx, const char *name, size_t n, size_t *len)
+{
+    const sl_head_t *h = ctx;
+    for (size_t i = 0; i < h->n; i++) {
+        const sl_hdr_t *x = &h->hdrs[i];
+        if (x->name_len == n && strncasecmp(sl_head_str(h, x->name_off), name, n) == 0) {
+            *len = x->value_len;
+            return sl_head_str(h, x->value_off);
+        }
+    }
+    return NULL;
+}
+
+/* An incoming request id worth keeping: 1..128 bytes of letters, digits and -._~+/=:@ (UUIDs,
+ * hex, base64, trace ids), nothing that could break a header or a log line. */
+static int request_id_ok(const char *v, size_t n)
+{
+    if (n == 0 || n > 128) return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if (!(isalnum(ch) || strchr("-._~+/=:@", ch))) return 0;
+    }
+    return 1;
+}
+
+/* Sets ex->request_id per the route's request_id, else the gateway's: the client's (first)
+ * header when well formed and incoming is keep, else 128 random bits. */
+static void request_id_begin(sl_client_t *c)
+{
+    sl_exchange_t *ex = &c->rq->ex;
+    const sl_request_id_cfg_t *rc = ex->route && ex->route->cfg->request_id.set ? &ex->route->cfg->request_id
+                                                                                 : &gw(c)->request_id;
+    ex->request_id_len = 0;
+    ex->request_id_cfg = rc->enabled ? rc : NULL;
+    if (!rc->enabled) return;
+    if (rc->incoming == SL_REQUEST_ID_KEEP) {
+        size_t n = 0;
+        const char *v = log_header(&c->rq->head, rc->header, rc->header_len, &n);
+        if (v && request_id_ok(v, n)) {
+            memcpy(ex->request_id, v, n);
+            ex->request_id_len = (uint8_t)n;
+            return;
+        }
+    }
+    static const char hex[] = "0123456789abcdef";
+    unsigned char r[16];
+    sl_random_bytes(r, sizeof(r));
+    char *o = ex->request_id;
+    if (rc->format == SL_REQUEST_ID_UUID) {
+        r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 (RFC 9562 5.4) */
+        r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* the RFC's variant */
+    }
+    for (int i = 0; i < 16; i++) {
+        if (rc->format == SL_REQUEST_ID_UUID && (i == 4 || i == 6 || i == 8 || i == 10)) *o++ = '-';
+        *o++ = hex[r[i] >> 4];
+        *o++ = hex[r[i] & 15];
+    }
+    ex->request_id_len = (uint8_t)(o - ex->request_id);
+}
+
+/* "NAME: id\r\n" for the request id, into b (nothing when there is none). */
+static void request_id_emit(const sl_exchange_t *ex, sl_buf_t *b)
+{
+    if (!ex->request_id_len) return;
+    sl_buf_append(b, ex->request_id_cfg->header, ex->request_id_cfg->header_len);
+    sl_buf_append(b, ": ", 2);
+    sl_buf_append(b, ex->request_id, ex->request_id_len);
+    sl_buf_append(b, "\r\n", 2);
+}
+
+/* The header carrying the request id, which the gateway writes itself. */
+static int is_request_id_header(const sl_exchange_t *ex, const sl_head_t *h, const sl_hdr_t *x)
+{
+    const sl_request_id_cfg_t *rc = ex->request_id_cfg;
+    return rc && x->name_len == rc->header_len && !strncasecmp(sl_head_str(h, x->name_off), rc->header, rc->header_len);
+}
+
 static void send_local(sl_client_t *c, int status, const sl_header_kv_t *hdrs, size_t n_hdrs, const char *ctype,
                        const char *body, size_t body_len)
 {
@@ -336,6 +415,7 @@ static void send_local(sl_client_t *c, int status, const sl_header_kv_t *hdrs, s
     sl_buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
     if (ctype) sl_buf_printf(&b, "Content-Type: %s\r\n", ctype);
     for (size_t i = 0; i < n_hdrs; i++) sl_buf_printf(&b, "%s: %s\r\n", hdrs[i].name, hdrs[i].value);
+    request_id_emit(ex, &b);
     if (ex->route) sl_policy_state_emit(ex->route, &ex->policy, &b);
     int no_body = ex->method == HTTP_HEAD || status == 204 || status == 304 || status < 200;
     if (status != 204 && status >= 200) sl_buf_printf(&b, "Content-Length: %zu\r\n", body_len);
@@ -362,20 +442,6 @@ static void send_error(sl_client_t *c, int status, const char *code)
 }
 
 /* ---- exchange lifecycle ----------------------------------------------------------------- */
-
-/* A request header's value for the access log, by lower-case name. */
-static const char *log_header(const void *ctx, const char *name, size_t n, size_t *len)
-{
-    const sl_head_t *h = ctx;
-    for (size_t i = 0; i < h->n; i++) {
-        const sl_hdr_t *x = &h->hdrs[i];
-        if (x->name_len == n && strncasecmp(sl_head_str(h, x->name_off), name, n) == 0) {
-            *len = x->value_len;
-            return sl_head_str(h, x->value_off);
-        }
-    }
-    return NULL;
-}
 
 static void exchange_log(sl_client_t *c)
 {
@@ -407,6 +473,8 @@ static void exchange_log(sl_client_t *c)
         .error = ex->error,
         .retries = ex->retries,
         .retry_stop = ex->retry_stop,
+        .request_id = ex->request_id_len ? ex->request_id : NULL,
+        .request_id_len = ex->request_id_len,
         .header = log_header,
         .header_ctx = head,
     };
@@ -489,7 +557,7 @@ void sl_client_send_response_head(sl_client_t *c, const sl_head_t *up, int statu
     sl_buf_puts(&b, "\r\n");
     for (size_t i = 0; i < up->n; i++) {
         const sl_hdr_t *x = &up->hdrs[i];
-        if (sl_hdr_hop_by_hop(up, x)) continue;
+        if (sl_hdr_hop_by_hop(up, x) || is_request_id_header(ex, up, x)) continue;
         if (ex->route && sl_policy_response_drop(ex->route, sl_head_str(up, x->name_off), x->name_len)) continue;
         /* RFC 9110 8.6: a 204 has no Content-Length, whatever the upstream wrote. */
         if ((!has_length || status == 204) && sl_hdr_is(up, x, "content-length")) continue;
@@ -510,6 +578,7 @@ void sl_client_send_response_head(sl_client_t *c, const sl_head_t *up, int statu
             c->close_after = 1; /* HTTP/1.0: the body ends when the connection does */
         }
     }
+    request_id_emit(ex, &b);
     if (ex->route) {
         sl_policy_response_emit(ex->route, &b);
         sl_policy_state_emit(ex->route, &ex->policy, &b);
@@ -820,7 +889,7 @@ static void build_upstream_head(sl_client_t *c)
         const sl_hdr_t *x = &h->hdrs[i];
         if (x == host || sl_hdr_hop_by_hop(h, x) || sl_hdr_is(h, x, "expect") || sl_hdr_is(h, x, "x-forwarded-for") ||
             sl_hdr_is(h, x, "x-forwarded-proto") || sl_hdr_is(h, x, "x-forwarded-host") ||
-            sl_hdr_is(h, x, "x-real-ip") || sl_hdr_is(h, x, "content-length") ||
+            sl_hdr_is(h, x, "x-real-ip") || sl_hdr_is(h, x, "content-length") || is_request_id_header(ex, h, x) ||
             sl_policy_upstream_drop(rt, sl_head_str(h, x->name_off), x->name_len))
             continue;
         sl_buf_append(b, sl_head_str(h, x->name_off), x->name_len);
@@ -850,6 +919,8 @@ static void build_upstream_head(sl_client_t *c)
         sl_buf_puts(b, "\r\n");
     }
 #undef OURS
+    if (ex->request_id_len && !sl_policy_upstream_drop(rt, ex->request_id_cfg->header, ex->request_id_cfg->header_len))
+        request_id_emit(ex, b);
     sl_policy_upstream_emit(rt, b);
     if (ex->req_body == SL_BODY_LENGTH)
         sl_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)ex->req_length);
@@ -1065,6 +1136,7 @@ static int exchange_begin(sl_client_t *c)
     const char *mname = llhttp_method_name((llhttp_method_t)ex->method);
     ex->route = sl_router_match(ex->gen->router, ex->host ? ex->host : "", ex->host_len, ex->path, ex->path_len,
                                 sl_method_bit(mname, strlen(mname)));
+    request_id_begin(c);
     if (ex->route && ex->route->n_chain) {
         /* Request policies (ip_access, local_rate_limit) may refuse it before anything goes upstream. */
         sl_policy_req_t pr = {

@@ -63,6 +63,7 @@ static const char *const field_names[SL_AF_COUNT] = {
     [SL_AF_RETRY_STOP] = "retry_stop",
     [SL_AF_USER_AGENT] = "user_agent",
     [SL_AF_REFERER] = "referer",
+    [SL_AF_REQUEST_ID] = "request_id",
     [SL_AF_REQUEST_HEADER] = "request_header.NAME",
 };
 
@@ -107,6 +108,7 @@ static const sl_access_field_t default_fields[] = {
     DEFAULT_FIELD(SL_AF_DURATION_MS, "duration_ms"),
     DEFAULT_FIELD(SL_AF_UPSTREAM_MS, "upstream_ms"),
     DEFAULT_FIELD(SL_AF_ERROR, "error"),
+    DEFAULT_FIELD(SL_AF_REQUEST_ID, "request_id"),
 };
 
 /* ---- formatting: by hand, no printf per field ---------------------------------------------- */
@@ -327,6 +329,7 @@ static void put_field(sl_access_buf_t *ab, const sl_access_field_t *f, const sl_
         v = header(e, "referer", 7, &len);
         put_json_string(b, v, len);
         break;
+    case SL_AF_REQUEST_ID: put_json_string(b, e->request_id, e->request_id_len); break;
     case SL_AF_REQUEST_HEADER:
         v = header(e, f->header, f->header_len, &len);
         put_json_string(b, v, len);

@@ -42,6 +42,7 @@ enum {
     SL_AF_RETRY_STOP,
     SL_AF_USER_AGENT,
     SL_AF_REFERER,
+    SL_AF_REQUEST_ID,
     SL_AF_REQUEST_HEADER, /* "request_header.NAME" */
     SL_AF_COUNT
 };
@@ -94,6 +95,8 @@ typedef struct sl_access_entry {
     const char *error;       /* reason for a gateway-made error (e.g. "upstream_timeout"), or NULL */
     int retries;             /* tries the retry policy sent again */
     const char *retry_stop;  /* why a try it wanted again was not (e.g. "body_too_large"), or NULL */
+    const char *request_id;  /* NULL when request_id is off */
+    size_t request_id_len;
     /* A request header's value by lower-case name (NULL when absent), for user_agent, referer
      * and request_header.NAME. */
     const char *(*header)(const void *ctx, const char *name, size_t name_len, size_t *len);

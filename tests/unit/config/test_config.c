@@ -114,6 +114,11 @@ static void test_empty_is_defaults(void **state)
     assert_int_equal(g->access_log.fmt.buffer, 64 * 1024);
     assert_int_equal(g->access_log.fmt.flush_ms, 1000);
     assert_null(g->access_log.fmt.fields);
+    assert_int_equal(g->request_id.enabled, 1);
+    assert_string_equal(g->request_id.header, "X-Request-Id");
+    assert_int_equal(g->request_id.header_len, 12);
+    assert_int_equal(g->request_id.format, SL_REQUEST_ID_UUID);
+    assert_int_equal(g->request_id.incoming, SL_REQUEST_ID_KEEP);
     assert_int_equal(cfg->n_services, 0);
     sl_config_free(cfg);
 
@@ -285,7 +290,7 @@ static void test_unknown_key_suggestion(void **state)
     /* Nothing close: the valid keys are listed instead. */
     expect_fail("gateway:\n  zzzzzzzzzz: 1\n",
                 "gw.yaml:2:3: gateway.zzzzzzzzzz: unknown key (valid keys: workers, proxy_layers, shutdown_timeout, "
-                "http, status, access_log)");
+                "http, status, access_log, request_id)");
     expect_fail("gateway: {http: {}, http: {}}\n", "gw.yaml:1:21: gateway.http: duplicate key (first at line 1)");
 }
 
@@ -559,7 +564,7 @@ static void test_access_log_settings(void **state)
                 "gw.yaml:1:39: gateway.access_log.fields[1]: unknown access log field 'colour' (expected one of: time, "
                 "client, client_port, method, host, path, protocol, status, bytes_in, bytes_out, route, service, "
                 "upstream, upstream_status, duration_ms, upstream_ms, error, retries, retry_stop, user_agent, referer, "
-                "request_header.NAME)");
+                "request_id, request_header.NAME)");
     expect_fail("gateway: {access_log: {fields: [path, path]}}\n",
                 "gw.yaml:1:39: gateway.access_log.fields[1]: field 'path' is listed twice");
     expect_fail("gateway: {access_log: {fields: [\"request_header.a b\"]}}\n",
@@ -568,7 +573,7 @@ static void test_access_log_settings(void **state)
                 "gw.yaml:1:33: gateway.access_log.fields[0]: unknown access log field 'request_header.' (expected one "
                 "of: time, client, client_port, method, host, path, protocol, status, bytes_in, bytes_out, route, "
                 "service, upstream, upstream_status, duration_ms, upstream_ms, error, retries, retry_stop, user_agent, "
-                "referer, request_header.NAME)");
+                "referer, request_id, request_header.NAME)");
     expect_fail("gateway: {access_log: {fields: []}}\n", "gw.yaml:1:32: gateway.access_log.fields: must not be empty");
     expect_fail("gateway: {access_log: {format: combined, fields: [path]}}\n",
                 "gw.yaml:1:50: gateway.access_log.fields: applies to format json only (combined has fixed fields)");
@@ -578,6 +583,40 @@ static void test_access_log_settings(void **state)
                 "gw.yaml:1:32: gateway.access_log.buffer: must be at most 4194304 bytes");
     expect_fail("gateway: {access_log: {flush: 2m}}\n",
                 "gw.yaml:1:31: gateway.access_log.flush: must be between 0ms and 1m");
+}
+
+static void test_request_id_settings(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load("gateway: {request_id: {header: X-Trace, format: hex, incoming: replace}}\n"
+                            "services:\n  - name: a\n    upstream: {nodes: [\"h:1\"]}\n"
+                            "    routes: [{name: r1, request_id: false}, {name: r2}, {name: r3, request_id: {header: X-Id}}]\n");
+    assert_non_null(cfg);
+    const sl_request_id_cfg_t *g = &cfg->gateway.request_id;
+    assert_string_equal(g->header, "X-Trace");
+    assert_int_equal(g->format, SL_REQUEST_ID_HEX);
+    assert_int_equal(g->incoming, SL_REQUEST_ID_REPLACE);
+    const sl_route_cfg_t *r = cfg->services[0].routes;
+    assert_true(r[0].request_id.set);
+    assert_false(r[0].request_id.enabled);
+    assert_false(r[1].request_id.set);
+    assert_true(r[2].request_id.set && r[2].request_id.enabled);
+    assert_string_equal(r[2].request_id.header, "X-Id");
+    assert_int_equal(r[2].request_id.format, SL_REQUEST_ID_UUID); /* a route's own: defaults, not the gateway's */
+    sl_config_free(cfg);
+    cfg = load("gateway: {request_id: off}\n");
+    assert_non_null(cfg);
+    assert_false(cfg->gateway.request_id.enabled);
+    sl_config_free(cfg);
+
+    expect_fail("gateway: {request_id: {header: Content-Length}}\n",
+                "gw.yaml:1:32: gateway.request_id.header: 'Content-Length' cannot carry a request id (it must be a "
+                "header name the gateway does not write itself)");
+    expect_fail("gateway: {request_id: {header: \"a b\"}}\n",
+                "gw.yaml:1:32: gateway.request_id.header: 'a b' cannot carry a request id (it must be a header name "
+                "the gateway does not write itself)");
+    expect_fail("gateway: {request_id: {format: ulid}}\n",
+                "gw.yaml:1:32: gateway.request_id.format: unknown value 'ulid' (expected one of: uuid, hex)");
 }
 
 static const char stream_yaml[] = "gateway:\n"
@@ -1171,7 +1210,7 @@ static void test_error_lines_stay_readable(void **state)
     assert_int_equal(errs.n, 201);
     assert_string_equal(errs.lines[200], "gw.yaml: too many errors, stopping here");
     assert_string_equal(errs.lines[0], "gw.yaml:2:3: gateway.k0: unknown key (valid keys: workers, proxy_layers, "
-                                       "shutdown_timeout, http, status, access_log)");
+                                       "shutdown_timeout, http, status, access_log, request_id)");
     assert_true(strstr(errs.lines[199], "gateway.k199: unknown key") != NULL);
 }
 
@@ -1330,6 +1369,7 @@ int main(void)
         cmocka_unit_test_teardown(test_balancer_keys, teardown),
         cmocka_unit_test_teardown(test_not_supported_yet, teardown),
         cmocka_unit_test_teardown(test_access_log_settings, teardown),
+        cmocka_unit_test_teardown(test_request_id_settings, teardown),
         cmocka_unit_test_teardown(test_stream_service, teardown),
         cmocka_unit_test_teardown(test_stream_errors, teardown),
         cmocka_unit_test_teardown(test_stream_udp_no_proxy_protocol, teardown),

@@ -156,6 +156,8 @@ static void test_fields_and_order(void **state)
     sl_access_log_t *log = sl_access_log_open(t->path);
     assert_non_null(log);
     sl_access_entry_t e = sample();
+    e.request_id = "9f1c";
+    e.request_id_len = 4;
     write1(log, &json_fmt, &e);
     close_log(log);
 
@@ -166,7 +168,7 @@ static void test_fields_and_order(void **state)
                         "\"method\":\"GET\",\"host\":\"api.example.com\",\"path\":\"/users/1?x=y\",\"status\":200,"
                         "\"bytes_in\":87,\"bytes_out\":1234,\"route\":\"list-users\",\"service\":\"users\","
                         "\"upstream\":\"127.0.0.1:8081\",\"upstream_status\":200,\"duration_ms\":12.346,"
-                        "\"upstream_ms\":10.500,\"error\":null}\n");
+                        "\"upstream_ms\":10.500,\"error\":null,\"request_id\":\"9f1c\"}\n");
     free(text);
 }
 
@@ -201,7 +203,8 @@ static void test_nulls(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "error")), "no_route");
     assert_int_equal(json_integer_value(json_object_get(j, "status")), 404);
     assert_int_equal(json_integer_value(json_object_get(j, "client_port")), 0);
-    assert_int_equal(json_object_size(j), 16);
+    assert_true(json_is_null(json_object_get(j, "request_id")));
+    assert_int_equal(json_object_size(j), 17);
     json_decref(j);
     free(text);
 }
