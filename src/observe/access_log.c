@@ -437,8 +437,8 @@ void sl_access_buf_tick(sl_access_buf_t *b, uint64_t now_ms)
     if (b->lines && now_ms - b->oldest_ms >= b->flush_ms) sl_access_buf_flush(b);
 }
 
-void sl_access_buf_write(sl_access_buf_t *b, sl_access_log_t *log, const sl_access_format_t *fmt,
-                         const sl_access_entry_t *e, uint64_t now_ms)
+/* Before a line: b is for log, ready for at least a buffer's worth. */
+static size_t line_begin(sl_access_buf_t *b, sl_access_log_t *log, const sl_access_format_t *fmt, uint64_t now_ms)
 {
     if (b->log != log) {
         sl_access_buf_release(b);
@@ -450,10 +450,95 @@ void sl_access_buf_write(sl_access_buf_t *b, sl_access_log_t *log, const sl_acce
     if (!b->lines) b->oldest_ms = now_ms;
     b->flush_ms = fmt->flush_ms;
     b->buffer = limit;
-    if (fmt->format == SL_ALOG_COMBINED) format_combined(b, e);
-    else format_json(b, fmt, e);
+    return limit;
+}
+
+static void line_end(sl_access_buf_t *b, const sl_access_format_t *fmt, size_t limit)
+{
     b->lines++;
     if (b->buf.len >= limit || fmt->flush_ms == 0) sl_access_buf_flush(b);
+}
+
+void sl_access_buf_write(sl_access_buf_t *b, sl_access_log_t *log, const sl_access_format_t *fmt,
+                         const sl_access_entry_t *e, uint64_t now_ms)
+{
+    size_t limit = line_begin(b, log, fmt, now_ms);
+    if (fmt->format == SL_ALOG_COMBINED) format_combined(b, e);
+    else format_json(b, fmt, e);
+    line_end(b, fmt, limit);
+}
+
+static void put_stream_json(sl_access_buf_t *ab, const sl_stream_entry_t *e)
+{
+    sl_buf_t *b = &ab->buf;
+    static const sl_access_field_t time_field = DEFAULT_FIELD(SL_AF_TIME, "time");
+    sl_access_entry_t t = {.time_unix_ms = e->time_unix_ms};
+    put_char(b, '{');
+    put(b, time_field.prefix + 1, time_field.prefix_len - 1);
+    put_field(ab, &time_field, &t);
+    PUT_LIT(b, ",\"protocol\":");
+    if (e->udp) PUT_LIT(b, "\"udp\"");
+    else PUT_LIT(b, "\"tcp\"");
+    PUT_LIT(b, ",\"client\":");
+    put_cstring(b, e->client);
+    PUT_LIT(b, ",\"client_port\":");
+    put_u64(b, e->client_port);
+    PUT_LIT(b, ",\"server\":");
+    put_cstring(b, e->server);
+    PUT_LIT(b, ",\"server_port\":");
+    put_u64(b, e->server_port);
+    PUT_LIT(b, ",\"route\":");
+    put_cstring(b, e->route);
+    PUT_LIT(b, ",\"service\":");
+    put_cstring(b, e->service);
+    PUT_LIT(b, ",\"upstream\":");
+    put_cstring(b, e->upstream);
+    PUT_LIT(b, ",\"status\":");
+    put_int(b, e->status);
+    PUT_LIT(b, ",\"bytes_in\":");
+    put_u64(b, e->client_rx);
+    PUT_LIT(b, ",\"bytes_out\":");
+    put_u64(b, e->client_tx);
+    PUT_LIT(b, ",\"upstream_bytes_in\":");
+    put_u64(b, e->upstream_rx);
+    PUT_LIT(b, ",\"upstream_bytes_out\":");
+    put_u64(b, e->upstream_tx);
+    PUT_LIT(b, ",\"duration_ms\":");
+    put_ms(b, e->duration_ms);
+    PUT_LIT(b, ",\"error\":");
+    put_cstring(b, e->error);
+    PUT_LIT(b, "}\n");
+}
+
+static void put_stream_combined(sl_access_buf_t *ab, const sl_stream_entry_t *e)
+{
+    sl_buf_t *b = &ab->buf;
+    if (e->client) put_ncsa(b, e->client, strlen(e->client));
+    else put_char(b, '-');
+    PUT_LIT(b, " - - [");
+    put_time(ab, SL_ALOG_COMBINED, e->time_unix_ms);
+    PUT_LIT(b, "] \"CONNECT ");
+    int v6 = e->server && strchr(e->server, ':');
+    if (v6) put_char(b, '[');
+    if (e->server) put_ncsa(b, e->server, strlen(e->server));
+    if (v6) put_char(b, ']');
+    put_char(b, ':');
+    put_u64(b, e->server_port);
+    if (e->udp) PUT_LIT(b, " UDP\" ");
+    else PUT_LIT(b, " TCP\" ");
+    put_int(b, e->status);
+    put_char(b, ' ');
+    put_u64(b, e->client_tx);
+    PUT_LIT(b, " \"-\" \"-\"\n");
+}
+
+void sl_access_buf_write_stream(sl_access_buf_t *b, sl_access_log_t *log, const sl_access_format_t *fmt,
+                                const sl_stream_entry_t *e, uint64_t now_ms)
+{
+    size_t limit = line_begin(b, log, fmt, now_ms);
+    if (fmt->format == SL_ALOG_COMBINED) put_stream_combined(b, e);
+    else put_stream_json(b, e);
+    line_end(b, fmt, limit);
 }
 
 /* Writes all of p, retrying after EINTR and short writes, and waiting when the descriptor is

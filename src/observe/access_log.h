@@ -103,6 +103,24 @@ typedef struct sl_access_entry {
     const void *header_ctx;
 } sl_access_entry_t;
 
+/* A finished TCP connection or UDP session of a stream route (or one no route took). */
+typedef struct sl_stream_entry {
+    uint64_t time_unix_ms;   /* when it was accepted (wall clock) */
+    int udp;
+    const char *client;      /* as text */
+    uint16_t client_port;
+    const char *server;      /* the address the client connected to, as text */
+    uint16_t server_port;
+    const char *route;       /* NULL when no route took it */
+    const char *service;
+    const char *upstream;    /* the node connected to (or last tried), NULL when none */
+    uint64_t client_rx, client_tx;     /* bytes received from / sent to the client */
+    uint64_t upstream_rx, upstream_tx; /* bytes received from / sent to the upstream */
+    double duration_ms;
+    int status;              /* 200 400 403 500 502 503, as nginx's stream module counts */
+    const char *error;       /* why, when not a clean close ("no_route", "idle_timeout"...), or NULL */
+} sl_stream_entry_t;
+
 /* Opens the log: path "stdout", "stderr" or a file (opened for append, created 0644), with
  * one reference. Returns NULL and logs why when the file cannot be opened. */
 sl_access_log_t *sl_access_log_open(const char *path);
@@ -142,6 +160,10 @@ typedef struct sl_access_buf {
  * UTF-8 are written as \u00XX); NULL strings and upstream_status 0 are written as null. */
 void sl_access_buf_write(sl_access_buf_t *b, sl_access_log_t *log, const sl_access_format_t *fmt,
                          const sl_access_entry_t *e, uint64_t now_ms);
+/* The same for a stream session: a JSON line of fixed keys (fields applies to HTTP lines), or
+ * a combined line whose request is "CONNECT server:port TCP" (or UDP). */
+void sl_access_buf_write_stream(sl_access_buf_t *b, sl_access_log_t *log, const sl_access_format_t *fmt,
+                                const sl_stream_entry_t *e, uint64_t now_ms);
 /* Hands b over when its oldest line has waited flush_ms (called from the worker's tick). */
 void sl_access_buf_tick(sl_access_buf_t *b, uint64_t now_ms);
 /* Hands everything b holds to the writer now. */

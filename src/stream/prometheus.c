@@ -49,6 +49,7 @@ void sl_stream_metrics_init(sl_metrics_t *m)
                                      "403 refused by an access rule, 500 internal error, 502 upstream unreachable or "
                                      "reset, 503 over the connection limit.",
                                      SL_METRIC_COUNTER, status, 3, NULL, 0);
+    sl_stream_log_metrics_init(m);
 }
 
 static int enabled(const sl_stream_plugins_cfg_t *pc)

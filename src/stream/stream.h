@@ -132,8 +132,14 @@ int sl_stream_plugins_access(sl_stream_route_t *r, const sl_stream_peer_t *peer,
  * counts it, syslog sends its message). Any worker thread. */
 void sl_stream_session_end(const sl_stream_facts_t *f);
 
+/* The access log line of a finished session (route NULL: no route took it, which is also
+ * counted in sluice_stream_unrouted_total). Worker w's thread. */
+struct sl_worker;
+void sl_stream_log(struct sl_worker *w, const sl_generation_t *g, const sl_stream_facts_t *f, int udp);
+
 /* Registers the stream metric families in m (sl_server_metrics_init). */
 struct sl_metrics;
+void sl_stream_log_metrics_init(struct sl_metrics *m);
 void sl_stream_metrics_init(struct sl_metrics *m);
 
 /* Registers sluice_syslog_messages_total in m (sl_server_metrics_init). */

@@ -113,29 +113,28 @@ static void finish(session_t *s, int status, const char *error, sl_outcome_t out
     if (s->ended) return;
     s->ended = 1;
     attempt_end(s, outcome);
-    if (s->route) {
-        const sl_pipe_side_t *c = &s->pipe.side[0], *u = &s->pipe.side[1];
-        sl_stream_facts_t f = {
-            .route = s->route,
-            .worker = s->w->index,
-            .peer = &s->peer,
-            .client_ip = s->client_ip,
-            .server_ip = s->server_ip,
-            .proxy_ip = s->proxy_ip,
-            .proxy_port = s->proxy_port,
-            .upstream = s->node ? s->node->name : NULL,
-            .client_rx = s->early_read + c->read,
-            .client_tx = c->written - c->queued, /* what is still queued never left */
-            .upstream_rx = u->read,
-            .upstream_tx = u->written - u->queued,
-            .start_unix_ms = s->start_unix_ms,
-            .duration_s = (double)(sl_now_ns() - s->start_ns) / 1e9,
-            .status = status,
-            .error = error,
-            .state = &s->plugins,
-        };
-        sl_stream_session_end(&f);
-    }
+    const sl_pipe_side_t *c = &s->pipe.side[0], *u = &s->pipe.side[1];
+    sl_stream_facts_t f = {
+        .route = s->route,
+        .worker = s->w->index,
+        .peer = &s->peer,
+        .client_ip = s->client_ip,
+        .server_ip = s->server_ip,
+        .proxy_ip = s->proxy_ip,
+        .proxy_port = s->proxy_port,
+        .upstream = s->node ? s->node->name : NULL,
+        .client_rx = s->early_read + c->read,
+        .client_tx = c->written - c->queued, /* what is still queued never left */
+        .upstream_rx = u->read,
+        .upstream_tx = u->written - u->queued,
+        .start_unix_ms = s->start_unix_ms,
+        .duration_s = (double)(sl_now_ns() - s->start_ns) / 1e9,
+        .status = status,
+        .error = error,
+        .state = &s->plugins,
+    };
+    if (s->route) sl_stream_session_end(&f);
+    sl_stream_log(s->w, s->gen, &f, 0);
     uv_close((uv_handle_t *)&s->client, on_client_closed);
     uv_close((uv_handle_t *)&s->timer, on_timer_closed);
     if (s->upstream_open && !uv_is_closing((uv_handle_t *)&s->upstream))

@@ -106,7 +106,8 @@ static void report(const udp_listener_t *l, udp_session_t *s, const sl_udp_facts
         .error = error,
         .state = &s->plugins,
     };
-    sl_stream_session_end(&f);
+    if (s->route) sl_stream_session_end(&f);
+    sl_stream_log(l->w, s->gen, &f, 1);
 }
 
 static int open_session(void *ctx, const struct sockaddr *client, const struct sockaddr *local, sl_udp_open_t *out)
@@ -120,13 +121,15 @@ static int open_session(void *ctx, const struct sockaddr *client, const struct s
         return -1;
     sl_ip_format(&t.peer.client, t.client_ip, sizeof(t.client_ip));
     sl_ip_format(&t.peer.server, t.server_ip, sizeof(t.server_ip));
+    t.start_unix_ms = sl_unix_ms();
     t.route = sl_stream_match_udp(w->gen, &t.peer.server, t.peer.server_port, &t.peer.client);
     if (!t.route) {
         sl_log_debug("stream: no udp route for %s:%u -> %s:%u", t.client_ip, t.peer.client_port, t.server_ip,
                      t.peer.server_port);
+        t.gen = w->gen;
+        report(l, &t, NULL, SL_STREAM_FORBIDDEN, "no_route");
         return -1;
     }
-    t.start_unix_ms = sl_unix_ms();
     /* A delay limit-conn asks for (inside the burst) is not applied: see udp_proxy.h. */
     uint64_t delay_ms;
     int status = sl_stream_plugins_access(t.route, &t.peer, &t.plugins, w->index, &delay_ms);

@@ -543,6 +543,57 @@ static void test_chosen_fields(void **state)
     free(text);
 }
 
+static void test_stream_lines(void **state)
+{
+    tmp_t *t = *state;
+    sl_access_log_t *log = sl_access_log_open(t->path);
+    assert_non_null(log);
+    sl_stream_entry_t e = {
+        .time_unix_ms = 1795330800123ull,
+        .client = "192.0.2.7",
+        .client_port = 40000,
+        .server = "10.0.0.5",
+        .server_port = 5432,
+        .route = "pg",
+        .service = "postgres",
+        .upstream = "10.0.1.7:5432",
+        .client_rx = 10,
+        .client_tx = 20,
+        .upstream_rx = 21,
+        .upstream_tx = 11,
+        .duration_ms = 1.5,
+        .status = 200,
+    };
+    sl_access_buf_t b = {0};
+    sl_access_buf_write_stream(&b, log, &json_fmt, &e, 0);
+    sl_access_format_t comb = json_fmt;
+    comb.format = SL_ALOG_COMBINED;
+    e.udp = 1;
+    e.server = "2001:db8::1";
+    e.route = e.service = e.upstream = NULL;
+    e.status = 403;
+    e.error = "no_route";
+    sl_access_buf_write_stream(&b, log, &comb, &e, 0);
+    sl_access_buf_write_stream(&b, log, &json_fmt, &e, 0);
+    sl_access_buf_release(&b);
+    close_log(log);
+
+    size_t len;
+    char *text = read_file(t->path, &len);
+    assert_string_equal(text,
+                        "{\"time\":\"2026-11-22T07:00:00.123Z\",\"protocol\":\"tcp\",\"client\":\"192.0.2.7\","
+                        "\"client_port\":40000,\"server\":\"10.0.0.5\",\"server_port\":5432,\"route\":\"pg\","
+                        "\"service\":\"postgres\",\"upstream\":\"10.0.1.7:5432\",\"status\":200,\"bytes_in\":10,"
+                        "\"bytes_out\":20,\"upstream_bytes_in\":21,\"upstream_bytes_out\":11,\"duration_ms\":1.500,"
+                        "\"error\":null}\n"
+                        "192.0.2.7 - - [22/Nov/2026:07:00:00 +0000] \"CONNECT [2001:db8::1]:5432 UDP\" 403 20 \"-\" \"-\"\n"
+                        "{\"time\":\"2026-11-22T07:00:00.123Z\",\"protocol\":\"udp\",\"client\":\"192.0.2.7\","
+                        "\"client_port\":40000,\"server\":\"2001:db8::1\",\"server_port\":5432,\"route\":null,"
+                        "\"service\":null,\"upstream\":null,\"status\":403,\"bytes_in\":10,\"bytes_out\":20,"
+                        "\"upstream_bytes_in\":21,\"upstream_bytes_out\":11,\"duration_ms\":1.500,\"error\":\"no_route\"}\n");
+    free(text);
+}
+
 static void test_field_names(void **state)
 {
     (void)state;
@@ -574,6 +625,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_switching_logs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_combined, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chosen_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_lines, setup, teardown),
         cmocka_unit_test(test_field_names),
         cmocka_unit_test(test_open_fails),
     };
