@@ -66,9 +66,17 @@ typedef struct sl_health_cfg {
     uint64_t timeout_ms;          /* default 2000 */
     uint32_t healthy_threshold;   /* default 2, >= 1 */
     uint32_t unhealthy_threshold; /* default 3, >= 1 */
-    const char *send;   /* stream services: optional payload sent after connect */
-    const char *expect; /* stream services: optional bytes the reply must start with */
+    /* Stream services: a payload sent after connect (send or send_hex), and bytes the reply
+     * must start with (expect or expect_hex), where expect_any[i] set means any byte ("??"). */
+    const unsigned char *send;
+    size_t send_len;
+    const unsigned char *expect;
+    const unsigned char *expect_any;
+    size_t expect_len;
 } sl_health_cfg_t;
+
+/* The longest expect a check may have: what a probe reads of the reply. */
+#define SL_HEALTH_EXPECT_MAX 1024
 
 /* upstream.passive_check: failures in real traffic mark a node down. */
 typedef struct sl_passive_cfg {

@@ -1339,6 +1339,100 @@ static void parse_hc_headers(vctx_t *v, const sl_node_t *n, void *base)
     }
 }
 
+/* A payload as hex digits, two per byte, spaces between bytes allowed ("00 00 00 08 04d2162f");
+ * with any, "??" is a byte that may be anything. Returns the length, or -1 after an error. */
+static long parse_hex_bytes(vctx_t *v, const sl_node_t *n, unsigned char **out, unsigned char **any)
+{
+    const char *s = get_string(v, n, 0);
+    if (!s) return -1;
+    size_t cap = strlen(s) / 2 + 1, len = 0;
+    unsigned char *b = sl_arena_calloc(v->a, cap), *a = any ? sl_arena_calloc(v->a, cap) : NULL;
+    for (const char *p = s; *p;) {
+        if (*p == ' ' || *p == '\t') {
+            p++;
+            continue;
+        }
+        if (any && p[0] == '?' && p[1] == '?') {
+            a[len++] = 1;
+            p += 2;
+            continue;
+        }
+        if (!isxdigit((unsigned char)p[0]) || !isxdigit((unsigned char)p[1])) {
+            verr(v, n, "expected hex digits, two per byte (spaces between bytes allowed%s), at '%.8s'",
+                 any ? ", ?? for any byte" : "", p);
+            return -1;
+        }
+        char d[3] = {p[0], p[1], 0};
+        b[len++] = (unsigned char)strtoul(d, NULL, 16);
+        p += 2;
+    }
+    if (!len) {
+        verr(v, n, "must not be empty");
+        return -1;
+    }
+    *out = b;
+    if (any) *any = a;
+    return (long)len;
+}
+
+/* send and send_hex (expect and expect_hex) say the same thing: one of them. */
+static int hc_exclusive(vctx_t *v, const sl_node_t *n, int taken, const char *what)
+{
+    if (!taken) return 0;
+    verr(v, n, "only one of %s and %s_hex", what, what);
+    return -1;
+}
+
+static void parse_hc_send(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_health_cfg_t *h = base;
+    const char *s = get_string(v, n, 0);
+    if (!s || hc_exclusive(v, n, h->send_len != 0, "send")) return;
+    h->send = (const unsigned char *)s;
+    h->send_len = strlen(s);
+}
+
+static void parse_hc_expect(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_health_cfg_t *h = base;
+    const char *s = get_string(v, n, 0);
+    if (!s || hc_exclusive(v, n, h->expect_len != 0, "expect")) return;
+    if (strlen(s) > SL_HEALTH_EXPECT_MAX) {
+        verr(v, n, "must be at most %d bytes", SL_HEALTH_EXPECT_MAX);
+        return;
+    }
+    h->expect = (const unsigned char *)s;
+    h->expect_any = NULL;
+    h->expect_len = strlen(s);
+}
+
+static void parse_hc_send_hex(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_health_cfg_t *h = base;
+    unsigned char *b;
+    if (hc_exclusive(v, n, h->send_len != 0, "send")) return;
+    long len = parse_hex_bytes(v, n, &b, NULL);
+    if (len < 0) return;
+    h->send = b;
+    h->send_len = (size_t)len;
+}
+
+static void parse_hc_expect_hex(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_health_cfg_t *h = base;
+    unsigned char *b, *a;
+    if (hc_exclusive(v, n, h->expect_len != 0, "expect")) return;
+    long len = parse_hex_bytes(v, n, &b, &a);
+    if (len < 0) return;
+    if (len > SL_HEALTH_EXPECT_MAX) {
+        verr(v, n, "must be at most %d bytes", SL_HEALTH_EXPECT_MAX);
+        return;
+    }
+    h->expect = b;
+    h->expect_any = a;
+    h->expect_len = (size_t)len;
+}
+
 #define HC_OFF(m) offsetof(sl_health_cfg_t, m)
 static const field_t health_fields[] = {
     {.name = "path", .type = F_CUSTOM, .custom = parse_hc_path},
@@ -1355,8 +1449,10 @@ static const field_t health_fields[] = {
      .min = 1,
      .max = 1000,
      .def = 3},
-    {.name = "send", .type = F_STRING, .off = HC_OFF(send)},
-    {.name = "expect", .type = F_STRING, .off = HC_OFF(expect)},
+    {.name = "send", .type = F_CUSTOM, .custom = parse_hc_send},
+    {.name = "expect", .type = F_CUSTOM, .custom = parse_hc_expect},
+    {.name = "send_hex", .type = F_CUSTOM, .custom = parse_hc_send_hex},
+    {.name = "expect_hex", .type = F_CUSTOM, .custom = parse_hc_expect_hex},
 };
 static const section_t health_section = SECTION(health_fields);
 
@@ -1456,6 +1552,8 @@ static const struct {
     {"timeouts", "read", 0, "a stream session ends after timeouts.idle without bytes"},
     {"health_check", "send", 1, "an HTTP service's check is an HTTP request"},
     {"health_check", "expect", 1, "an HTTP service's check is an HTTP request"},
+    {"health_check", "send_hex", 1, "an HTTP service's check is an HTTP request"},
+    {"health_check", "expect_hex", 1, "an HTTP service's check is an HTTP request"},
     {"health_check", "path", 0, "a stream service's check is a TCP connect, with optional send and expect"},
     {"health_check", "host", 0, "a stream service's check is a TCP connect, with optional send and expect"},
     {"health_check", "method", 0, "a stream service's check is a TCP connect, with optional send and expect"},

@@ -232,7 +232,7 @@ typedef struct probe {
     uv_write_t write;
     checker_t *checker; /* NULL once the checker was stopped */
     sl_buf_t out;
-    char in[1024];
+    char in[SL_HEALTH_EXPECT_MAX]; /* the reply, as much as an expect may need */
     size_t in_len;
     int open_handles;
     int done;
@@ -358,9 +358,12 @@ static int probe_evaluate(probe_t *p, int eof)
         probe_finish(p, good, err);
         return 1;
     }
-    size_t want = h->expect ? strlen(h->expect) : 0;
+    size_t want = h->expect_len;
     if (p->in_len < want && !eof && p->in_len < sizeof(p->in)) return 0;
-    if (p->in_len < want || memcmp(p->in, h->expect, want) != 0)
+    int good = p->in_len >= want;
+    for (size_t i = 0; i < want && good; i++)
+        good = (h->expect_any && h->expect_any[i]) || (unsigned char)p->in[i] == h->expect[i];
+    if (!good)
         probe_finish(p, 0, "reply does not start with the expected bytes");
     else
         probe_finish(p, 1, NULL);
@@ -403,14 +406,14 @@ static void on_probe_written(uv_write_t *w, int status)
         return;
     }
     /* A TCP check with send but no expect passes once the payload is written. */
-    if (!is_http(p->checker->u) && !p->checker->u->cfg->health_check.expect) probe_finish(p, 1, NULL);
+    if (!is_http(p->checker->u) && !p->checker->u->cfg->health_check.expect_len) probe_finish(p, 1, NULL);
 }
 
 static void build_request(probe_t *p, const sl_upstream_t *u, const sl_node_t *n)
 {
     const sl_health_cfg_t *h = &u->cfg->health_check;
     if (!is_http(u)) {
-        if (h->send) sl_buf_puts(&p->out, h->send);
+        if (h->send_len) sl_buf_append(&p->out, h->send, h->send_len);
         return;
     }
     sl_buf_printf(&p->out, "%s %s HTTP/1.1\r\nHost: %s\r\n", h->method ? h->method : "GET", h->path ? h->path : "/",
@@ -433,11 +436,11 @@ static void on_probe_connect(uv_connect_t *req, int status)
     const sl_upstream_t *u = p->checker->u;
     const sl_health_cfg_t *h = &u->cfg->health_check;
     build_request(p, u, p->checker->n);
-    if (!is_http(u) && !p->out.len && !h->expect) {
+    if (!is_http(u) && !p->out.len && !h->expect_len) {
         probe_finish(p, 1, NULL); /* plain TCP check: the connect is the check */
         return;
     }
-    if (is_http(u) || h->expect) uv_read_start((uv_stream_t *)&p->tcp, on_probe_alloc, on_probe_read);
+    if (is_http(u) || h->expect_len) uv_read_start((uv_stream_t *)&p->tcp, on_probe_alloc, on_probe_read);
     if (p->out.len) {
         p->write.data = p;
         uv_buf_t b = uv_buf_init(p->out.data, (unsigned)p->out.len);

@@ -619,6 +619,38 @@ static void test_request_id_settings(void **state)
                 "gw.yaml:1:32: gateway.request_id.format: unknown value 'ulid' (expected one of: uuid, hex)");
 }
 
+static void test_health_check_hex(void **state)
+{
+    (void)state;
+    static const char head[] = "services:\n  - name: db\n    type: stream\n    upstream:\n      scheme: tcp\n"
+                               "      nodes: [\"127.0.0.1:5432\"]\n      health_check: ";
+    static const char tail[] = "\n    routes: [{server_port: 6432}]\n";
+    char text[512];
+    snprintf(text, sizeof(text), "%s{send_hex: \"00000008 04D2162f\", expect_hex: \"?? 4e\"}%s", head, tail);
+    sl_config_t *cfg = load(text);
+    assert_non_null(cfg);
+    const sl_health_cfg_t *h = &cfg->services[0].upstream.health_check;
+    static const unsigned char send[] = {0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f};
+    assert_int_equal(h->send_len, 8);
+    assert_memory_equal(h->send, send, 8);
+    assert_int_equal(h->expect_len, 2);
+    assert_true(h->expect_any[0] && !h->expect_any[1]);
+    assert_int_equal(h->expect[1], 0x4e);
+    sl_config_free(cfg);
+
+    snprintf(text, sizeof(text), "%s{send: \"PING\", send_hex: \"00\"}%s", head, tail);
+    expect_fail(text, "gw.yaml:7:46: services[0].upstream.health_check.send_hex: only one of send and send_hex");
+    snprintf(text, sizeof(text), "%s{send_hex: \"0g\"}%s", head, tail);
+    expect_fail(text, "gw.yaml:7:32: services[0].upstream.health_check.send_hex: expected hex digits, two per byte "
+                      "(spaces between bytes allowed), at '0g'");
+    snprintf(text, sizeof(text), "%s{expect_hex: \"4e 5\"}%s", head, tail);
+    expect_fail(text, "gw.yaml:7:34: services[0].upstream.health_check.expect_hex: expected hex digits, two per byte "
+                      "(spaces between bytes allowed, ?? for any byte), at '5'");
+    snprintf(text, sizeof(text), "%s{send_hex: \"??\"}%s", head, tail);
+    expect_fail(text, "gw.yaml:7:32: services[0].upstream.health_check.send_hex: expected hex digits, two per byte "
+                      "(spaces between bytes allowed), at '?\?'");
+}
+
 static const char stream_yaml[] = "gateway:\n"
                                   "  http: {listen: [\"127.0.0.1:9080\"]}\n"
                                   "services:\n"
@@ -1370,6 +1402,7 @@ int main(void)
         cmocka_unit_test_teardown(test_not_supported_yet, teardown),
         cmocka_unit_test_teardown(test_access_log_settings, teardown),
         cmocka_unit_test_teardown(test_request_id_settings, teardown),
+        cmocka_unit_test_teardown(test_health_check_hex, teardown),
         cmocka_unit_test_teardown(test_stream_service, teardown),
         cmocka_unit_test_teardown(test_stream_errors, teardown),
         cmocka_unit_test_teardown(test_stream_udp_no_proxy_protocol, teardown),

@@ -107,8 +107,10 @@ static void test_tcp_send_expect(void **state)
                                         .timeout_ms = 25,
                                         .healthy_threshold = 1,
                                         .unhealthy_threshold = 2,
-                                        .send = "PING\r\n",
-                                        .expect = "+PONG"};
+                                        .send = (const unsigned char *)"PING\r\n",
+                                        .send_len = 6,
+                                        .expect = (const unsigned char *)"+PONG",
+                                        .expect_len = 5};
 
     sl_server_metrics_init();
     sl_health_metrics_init(sl_metrics.registry);
