@@ -359,6 +359,10 @@ typedef struct sl_gateway_cfg {
     } status;
     sl_request_id_cfg_t request_id;
     struct {
+        int level;  /* sl_log_level_t: default info */
+        int format; /* sl_log_format_t: default text */
+    } log;      /* sluice's own messages (stderr) */
+    struct {
         const char *path;       /* "stdout" (default), "stderr", "off", or a file path */
         sl_access_format_t fmt; /* format, fields, buffer, flush */
     } access_log;

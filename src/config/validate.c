@@ -6,6 +6,7 @@
  * bound (lists, addresses, routes) have a custom parser. Every error is reported and validation
  * goes on, so one run shows them all. */
 #include "config/node.h"
+#include "base/log.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -1056,6 +1057,17 @@ static void check_alog_fields(vctx_t *v, const sl_node_t *root, const sl_access_
     path_pop(v, o1);
 }
 
+#define LOG_OFF(m) (offsetof(sl_gateway_cfg_t, log.m) - offsetof(sl_gateway_cfg_t, log))
+static const choice_t log_levels[] = {{"debug", SL_LOG_DEBUG, NULL}, {"info", SL_LOG_INFO, NULL},
+                                      {"warn", SL_LOG_WARN, NULL},   {"error", SL_LOG_ERROR, NULL},
+                                      {NULL, 0, NULL}};
+static const choice_t log_formats[] = {{"text", SL_LOG_TEXT, NULL}, {"json", SL_LOG_JSON, NULL}, {NULL, 0, NULL}};
+static const field_t log_fields[] = {
+    {.name = "level", .type = F_ENUM, .off = LOG_OFF(level), .choices = log_levels, .def = SL_LOG_INFO},
+    {.name = "format", .type = F_ENUM, .off = LOG_OFF(format), .choices = log_formats, .def = SL_LOG_TEXT},
+};
+static const section_t log_section = SECTION(log_fields);
+
 #define RID_OFF(m) offsetof(sl_request_id_cfg_t, m)
 static const choice_t rid_formats[] = {{"uuid", SL_REQUEST_ID_UUID, NULL}, {"hex", SL_REQUEST_ID_HEX, NULL}, {NULL, 0, NULL}};
 static const choice_t rid_incoming[] = {{"keep", SL_REQUEST_ID_KEEP, NULL}, {"replace", SL_REQUEST_ID_REPLACE, NULL}, {NULL, 0, NULL}};
@@ -1113,6 +1125,7 @@ static const field_t gateway_fields[] = {
     {.name = "status", .type = F_CUSTOM, .custom = parse_status},
     {.name = "access_log", .type = F_SECTION, .off = GW_OFF(access_log), .sub = &alog_section},
     {.name = "request_id", .type = F_CUSTOM, .custom = parse_gw_request_id},
+    {.name = "log", .type = F_SECTION, .off = GW_OFF(log), .sub = &log_section},
 };
 static const section_t gateway_section = SECTION(gateway_fields);
 

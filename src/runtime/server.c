@@ -137,6 +137,13 @@ static int prepare_new_listeners(const sl_generation_t *old, sl_generation_t *g)
     return 0;
 }
 
+/* gateway.log: sluice's own messages from now on. */
+static void apply_log_settings(const sl_config_t *cfg)
+{
+    sl_log_set_level((sl_log_level_t)cfg->gateway.log.level);
+    sl_log_set_format((sl_log_format_t)cfg->gateway.log.format);
+}
+
 static void reload(void)
 {
     sl_log_info("reloading %s", srv.config_path);
@@ -168,6 +175,7 @@ static void reload(void)
     }
     sl_resolver_start(srv.loop, min_resolve_interval(cfg));
     sl_generation_publish(g);
+    apply_log_settings(cfg);
     sl_health_sync(srv.loop, g); /* g stays current: only this thread publishes */
     for (unsigned i = 0; i < srv.n_workers; i++) sl_worker_notify_reload(&srv.workers[i]);
     sl_series_add(sl_metrics.reloads_ok, SL_METRICS_MAIN_THREAD, 1);
@@ -363,6 +371,7 @@ int sl_server_run(const char *config_path)
     signal(SIGPIPE, SIG_IGN);
     sl_config_t *cfg = load(config_path);
     if (!cfg) return 1;
+    apply_log_settings(cfg);
     sl_server_metrics_init();
     srv.loop = uv_default_loop();
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);

@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "base/log.h"
+
 #include "base/buf.h"
 #include "base/common.h"
 #include "config/config.h"
@@ -114,6 +116,8 @@ static void test_empty_is_defaults(void **state)
     assert_int_equal(g->access_log.fmt.buffer, 64 * 1024);
     assert_int_equal(g->access_log.fmt.flush_ms, 1000);
     assert_null(g->access_log.fmt.fields);
+    assert_int_equal(g->log.level, SL_LOG_INFO);
+    assert_int_equal(g->log.format, SL_LOG_TEXT);
     assert_int_equal(g->request_id.enabled, 1);
     assert_string_equal(g->request_id.header, "X-Request-Id");
     assert_int_equal(g->request_id.header_len, 12);
@@ -290,7 +294,7 @@ static void test_unknown_key_suggestion(void **state)
     /* Nothing close: the valid keys are listed instead. */
     expect_fail("gateway:\n  zzzzzzzzzz: 1\n",
                 "gw.yaml:2:3: gateway.zzzzzzzzzz: unknown key (valid keys: workers, proxy_layers, shutdown_timeout, "
-                "http, status, access_log, request_id)");
+                "http, status, access_log, request_id, log)");
     expect_fail("gateway: {http: {}, http: {}}\n", "gw.yaml:1:21: gateway.http: duplicate key (first at line 1)");
 }
 
@@ -604,6 +608,13 @@ static void test_request_id_settings(void **state)
     assert_string_equal(r[2].request_id.header, "X-Id");
     assert_int_equal(r[2].request_id.format, SL_REQUEST_ID_UUID); /* a route's own: defaults, not the gateway's */
     sl_config_free(cfg);
+    cfg = load("gateway: {log: {level: warn, format: json}}\n");
+    assert_non_null(cfg);
+    assert_int_equal(cfg->gateway.log.level, SL_LOG_WARN);
+    assert_int_equal(cfg->gateway.log.format, SL_LOG_JSON);
+    sl_config_free(cfg);
+    expect_fail("gateway: {log: {level: trace}}\n",
+                "gw.yaml:1:24: gateway.log.level: unknown value 'trace' (expected one of: debug, info, warn, error)");
     cfg = load("gateway: {request_id: off}\n");
     assert_non_null(cfg);
     assert_false(cfg->gateway.request_id.enabled);
@@ -1242,7 +1253,7 @@ static void test_error_lines_stay_readable(void **state)
     assert_int_equal(errs.n, 201);
     assert_string_equal(errs.lines[200], "gw.yaml: too many errors, stopping here");
     assert_string_equal(errs.lines[0], "gw.yaml:2:3: gateway.k0: unknown key (valid keys: workers, proxy_layers, "
-                                       "shutdown_timeout, http, status, access_log, request_id)");
+                                       "shutdown_timeout, http, status, access_log, request_id, log)");
     assert_true(strstr(errs.lines[199], "gateway.k199: unknown key") != NULL);
 }
 
