@@ -319,6 +319,7 @@ typedef struct sl_route_cfg {
     sl_policies_cfg_t policies;
     sl_stream_route_cfg_t stream; /* routes of a stream service */
     sl_request_id_cfg_t request_id;
+    uint64_t hash; /* of what was written, for a reload's account of what changed */
     int line, col;
 } sl_route_cfg_t;
 
@@ -329,6 +330,7 @@ typedef struct sl_service_cfg {
     sl_upstream_cfg_t upstream;
     sl_route_cfg_t *routes;
     size_t n_routes;
+    uint64_t hash; /* of what was written but the routes, for a reload's account of changes */
     int line, col;
     int type_line, type_col; /* where type was written, else the service's position */
 } sl_service_cfg_t;

@@ -805,6 +805,28 @@ static void parse_section(vctx_t *v, const sl_node_t *n, const section_t *sec, v
 }
 
 /* Returns the value of key in map n, or NULL. */
+/* FNV-1a over a node's kind, keys and scalars, its children in order; a map child under
+ * skip is left out. Equal hashes: written the same (after ${VAR} substitution). */
+static uint64_t node_hash(const sl_node_t *n, const char *skip)
+{
+    uint64_t h = 1469598103934665603ull;
+#define MIX(p, len)                                                                                                    \
+    for (size_t k_ = 0; k_ < (len); k_++) h = (h ^ ((const unsigned char *)(p))[k_]) * 1099511628211ull
+    unsigned char kind = (unsigned char)n->kind;
+    MIX(&kind, 1);
+    if (n->kind == SL_NODE_SCALAR) {
+        MIX(n->str ? n->str : "", n->len + 1);
+    }
+    for (const sl_node_t *c = n->first; c; c = c->next) {
+        if (c->key && skip && !strcmp(c->key, skip)) continue;
+        if (c->key) MIX(c->key, strlen(c->key) + 1);
+        uint64_t ch = node_hash(c, NULL);
+        MIX(&ch, sizeof(ch));
+    }
+#undef MIX
+    return h;
+}
+
 static const sl_node_t *map_get(const sl_node_t *n, const char *key)
 {
     if (!n || n->kind != SL_NODE_MAP) return NULL;
@@ -2547,6 +2569,7 @@ static void parse_routes(vctx_t *v, const sl_node_t *n, void *base)
         size_t old = path_idx(v, i);
         r->line = c->line;
         r->col = c->col;
+        r->hash = node_hash(c, NULL);
         if (c->kind != SL_NODE_MAP) {
             verr(v, c, "expected a map, got %s", sl_node_kind_name(c));
         } else if (v->stream) {
@@ -2739,6 +2762,7 @@ static void parse_services(vctx_t *v, const sl_node_t *n, void *base)
         svc->type_line = type ? type->line : c->line;
         svc->type_col = type ? type->col : c->col;
         parse_section(v, c, &service_section, svc);
+        svc->hash = node_hash(c, "routes");
         check_upstream_kind(v, c, svc);
         check_service(v, c, svc);
         void **slot = svc->name ? sl_map_slot(&names, svc->name, strlen(svc->name)) : NULL;

@@ -144,6 +144,64 @@ static void apply_log_settings(const sl_config_t *cfg)
     sl_log_set_format((sl_log_format_t)cfg->gateway.log.format);
 }
 
+static const sl_service_cfg_t *find_service(const sl_config_t *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_services; i++)
+        if (!strcmp(cfg->services[i].name, name)) return &cfg->services[i];
+    return NULL;
+}
+
+static const sl_route_cfg_t *find_route(const sl_service_cfg_t *svc, const char *name)
+{
+    for (size_t i = 0; svc && i < svc->n_routes; i++)
+        if (!strcmp(svc->routes[i].name, name)) return &svc->routes[i];
+    return NULL;
+}
+
+static int has_listen(const sl_generation_t *g, const sl_listen_t *l)
+{
+    for (size_t i = 0; i < g->n_listens; i++)
+        if (g->listens[i].kind == l->kind && !strcmp(g->listens[i].addr.text, l->addr.text)) return 1;
+    return 0;
+}
+
+/* What a reload changes, one line each: listeners opened and closed, services and routes
+ * added, removed and changed (anything written in them, by the hash the loader took). */
+static void log_changes(const sl_generation_t *old, const sl_generation_t *g)
+{
+    static const char *const kinds[] = {"http", "tcp", "udp"};
+    int n = 0;
+    for (size_t i = 0; i < g->n_listens; i++)
+        if (!has_listen(old, &g->listens[i]))
+            n++, sl_log_info("reload: listening on %s (%s)", g->listens[i].addr.text, kinds[g->listens[i].kind]);
+    for (size_t i = 0; i < old->n_listens; i++)
+        if (!has_listen(g, &old->listens[i]))
+            n++, sl_log_info("reload: no longer listening on %s (%s)", old->listens[i].addr.text,
+                             kinds[old->listens[i].kind]);
+    const sl_config_t *a = old->cfg, *b = g->cfg;
+    for (size_t i = 0; i < b->n_services; i++) {
+        const sl_service_cfg_t *ns = &b->services[i], *os = find_service(a, ns->name);
+        if (!os) {
+            n++, sl_log_info("reload: service %s added (%zu route%s)", ns->name, ns->n_routes, ns->n_routes == 1 ? "" : "s");
+            continue;
+        }
+        if (os->hash != ns->hash) n++, sl_log_info("reload: service %s changed", ns->name);
+        for (size_t r = 0; r < ns->n_routes; r++) {
+            const sl_route_cfg_t *nr = &ns->routes[r], *orr = find_route(os, nr->name);
+            if (!orr)
+                n++, sl_log_info("reload: route %s/%s added", ns->name, nr->name);
+            else if (orr->hash != nr->hash)
+                n++, sl_log_info("reload: route %s/%s changed", ns->name, nr->name);
+        }
+        for (size_t r = 0; r < os->n_routes; r++)
+            if (!find_route(ns, os->routes[r].name))
+                n++, sl_log_info("reload: route %s/%s removed", ns->name, os->routes[r].name);
+    }
+    for (size_t i = 0; i < a->n_services; i++)
+        if (!find_service(b, a->services[i].name)) n++, sl_log_info("reload: service %s removed", a->services[i].name);
+    if (!n) sl_log_info("reload: no listener, service or route changed");
+}
+
 static void reload(void)
 {
     sl_log_info("reloading %s", srv.config_path);
@@ -166,6 +224,7 @@ static void reload(void)
     }
     sl_generation_t *g = sl_generation_create(cfg, old); /* frees cfg when it fails */
     int rc = g ? prepare_new_listeners(old, g) : -1;
+    if (rc == 0) log_changes(old, g);
     sl_generation_release(old);
     if (rc != 0) {
         sl_log_error("reload failed: keeping the running configuration");
