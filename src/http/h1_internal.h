@@ -136,6 +136,11 @@ typedef struct sl_exchange {
     uint64_t t_start_ns, t_sent_ns;
     uint64_t start_unix_ms;
     double upstream_ms;
+    /* The last try's connect: when it started, and how long it took (0 for a pooled
+     * connection); connect_tried 0 when no try got that far. */
+    uint64_t connect_start_ns;
+    double upstream_connect_ms;
+    int connect_tried;
     const char *error;
     const char *node_name; /* the node's configured address, owned by the generation */
 } sl_exchange_t;

@@ -470,6 +470,7 @@ static void exchange_log(sl_client_t *c)
         .upstream_status = ex->upstream_status,
         .duration_ms = (double)(sl_now_ns() - ex->t_start_ns) / 1e6,
         .upstream_ms = ex->upstream_status ? ex->upstream_ms : -1,
+        .upstream_connect_ms = ex->connect_tried ? ex->upstream_connect_ms : -1,
         .error = ex->error,
         .retries = ex->retries,
         .retry_stop = ex->retry_stop,

@@ -763,6 +763,7 @@ static void on_connected(uv_connect_t *req, int status)
         return;
     }
     uc->connected = 1;
+    c->rq->ex.upstream_connect_ms = (double)(sl_now_ns() - c->rq->ex.connect_start_ns) / 1e6;
     uv_tcp_nodelay(&uc->tcp, 1);
     uc->c = NULL; /* re-attached below */
     c->rq->ex.uc = NULL;
@@ -783,6 +784,9 @@ static void uc_connect(sl_client_t *c, const struct sockaddr_storage *addr, pool
     uc->handles_open = 2;
     uc->c = c;
     c->rq->ex.uc = uc;
+    c->rq->ex.connect_start_ns = sl_now_ns();
+    c->rq->ex.connect_tried = 1;
+    c->rq->ex.upstream_connect_ms = -1; /* until it connects */
     int rc = uv_tcp_connect(&uc->creq, &uc->tcp, (const struct sockaddr *)addr, on_connected);
     if (rc != 0) {
         sl_log_debug("upstream %s: connect: %s", c->rq->ex.node_name, uv_strerror(rc));
@@ -811,6 +815,8 @@ static void connect_node(sl_client_t *c, int allow_pool)
     sl_upconn_t *uc = allow_pool && !ex->upgrade ? pool_take(pool) : NULL;
     if (uc) {
         uc->reused = 1;
+        ex->connect_tried = 1;
+        ex->upstream_connect_ms = 0;
         uc_attach_ready(c, uc);
         return;
     }

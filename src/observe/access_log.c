@@ -64,6 +64,7 @@ static const char *const field_names[SL_AF_COUNT] = {
     [SL_AF_USER_AGENT] = "user_agent",
     [SL_AF_REFERER] = "referer",
     [SL_AF_REQUEST_ID] = "request_id",
+    [SL_AF_UPSTREAM_CONNECT_MS] = "upstream_connect_ms",
     [SL_AF_REQUEST_HEADER] = "request_header.NAME",
 };
 
@@ -330,6 +331,10 @@ static void put_field(sl_access_buf_t *ab, const sl_access_field_t *f, const sl_
         put_json_string(b, v, len);
         break;
     case SL_AF_REQUEST_ID: put_json_string(b, e->request_id, e->request_id_len); break;
+    case SL_AF_UPSTREAM_CONNECT_MS:
+        if (e->upstream_connect_ms < 0) PUT_LIT(b, "null");
+        else put_ms(b, e->upstream_connect_ms);
+        break;
     case SL_AF_REQUEST_HEADER:
         v = header(e, f->header, f->header_len, &len);
         put_json_string(b, v, len);

@@ -43,6 +43,7 @@ enum {
     SL_AF_USER_AGENT,
     SL_AF_REFERER,
     SL_AF_REQUEST_ID,
+    SL_AF_UPSTREAM_CONNECT_MS,
     SL_AF_REQUEST_HEADER, /* "request_header.NAME" */
     SL_AF_COUNT
 };
@@ -92,6 +93,7 @@ typedef struct sl_access_entry {
     int upstream_status;     /* 0 when there was no upstream response */
     double duration_ms;      /* total, from first byte to last byte sent */
     double upstream_ms;      /* upstream time to response head, < 0 when none */
+    double upstream_connect_ms; /* the last try's connect (0: a pooled connection), < 0 when none */
     const char *error;       /* reason for a gateway-made error (e.g. "upstream_timeout"), or NULL */
     int retries;             /* tries the retry policy sent again */
     const char *retry_stop;  /* why a try it wanted again was not (e.g. "body_too_large"), or NULL */

@@ -116,6 +116,23 @@ def test_combined_format(make_gateway, backend):
     assert re.fullmatch(r'127\.0\.0\.1 - - %s "GET /d HTTP/1\.1" 200 \d+ "-" "-"' % stamp, lines[1]), lines[1]
 
 
+def test_upstream_connect_time(make_gateway, backend):
+    """upstream_connect_ms: the connect of a new upstream connection, 0 on a pooled one, null
+    where nothing was connected."""
+    g = make_gateway([proxy_service([backend], routes=[
+        {"name": "p", "paths": ["/p/*"]},
+        {"name": "d", "paths": ["/d"], "direct_response": {"status": 200, "body": "x"}}])],
+        gateway={"workers": 1, "access_log": {"fields": ["path", "upstream_connect_ms"]}})
+    send(g, ["/p/1", "/p/2", "/d"])
+    first = g.wait_log(lambda e: e["path"] == "/p/1")
+    second = g.wait_log(lambda e: e["path"] == "/p/2")
+    direct = g.wait_log(lambda e: e["path"] == "/d")
+    assert isinstance(first["upstream_connect_ms"], float) and first["upstream_connect_ms"] >= 0
+    assert second["upstream_connect_ms"] == 0.0  # the pooled connection of the first
+    assert direct["upstream_connect_ms"] is None
+    assert backend.connections == 1
+
+
 def test_chosen_fields(make_gateway, backend):
     g = make_gateway([proxy_service([backend])], gateway={"access_log": {
         "fields": ["time", "path", "status", "protocol", "user_agent", "referer", "request_header.X-Tenant",
