@@ -18,6 +18,16 @@ PG_BIN = "/usr/lib/postgresql/15/bin"
 # PostgreSQL's SSLRequest (length 8, code 80877103): the server answers one byte, N (or S when
 # it has TLS), before any authentication, so the check never appears in its log as a failed login.
 PG_CHECK = {"send_hex": "00000008 04d2162f", "expect_hex": "4e"}
+# MySQL / MariaDB: the server speaks first; its greeting is a 3-byte length, sequence 0 and
+# protocol version 10.
+MYSQL_GREETING = {"expect_hex": "?? ?? ?? 00 0a"}
+# The same, logged in as a user without a password or grants (sluice_health), then COM_QUIT:
+# a HandshakeResponse41 (client flags LONG_PASSWORD | PROTOCOL_41 | SECURE_CONNECTION, 16 MiB
+# packets, utf8, the user name, an empty auth response) and a COM_QUIT, sent at once.
+MYSQL_LOGIN_QUIT = {
+    "send_hex": "2f000001 01820000 00000001 21 " + "00" * 23 + " 736c756963655f6865616c746800 00 0100000001",
+    "expect_hex": "?? ?? ?? 00 0a",
+}
 # Redis: PING, answered +PONG.
 REDIS_CHECK = {"send_hex": "50 49 4e 47 0d 0a", "expect_hex": "2b 50 4f 4e 47"}
 
@@ -66,6 +76,60 @@ def postgres_server():
             p.kill()
             p.wait()
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def mariadb_server():
+    """A MariaDB server of its own on loopback, with the user sluice_health (no password, no
+    grants); yields its pid, its address and its error log's path."""
+    exe = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+    if not os.path.exists(exe):
+        pytest.fail("mariadb-server is not installed (scripts/install-deps installs it)", pytrace=False)
+    d = tempfile.mkdtemp(prefix="sluice-mdb-")
+    user = []
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("mysql")
+        os.chown(d, pw.pw_uid, pw.pw_gid)
+        user = ["--user=mysql"]
+    data, sock, err = os.path.join(d, "data"), os.path.join(d, "sock"), os.path.join(d, "err.log")
+    subprocess.run(["mariadb-install-db", "--datadir=" + data, "--auth-root-authentication-method=normal"] + user,
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    port = free_port()
+    p = subprocess.Popen([exe, "--no-defaults", "--datadir=" + data, "--socket=" + sock, "--port=%d" % port,
+                          "--bind-address=127.0.0.1", "--log-error=" + err, "--skip-log-bin",
+                          "--innodb-buffer-pool-size=16M", "--log-warnings=2"] + user,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+
+    def sql(q):
+        return subprocess.run(["mariadb", "-S", sock, "-uroot", "-e", q], capture_output=True, text=True, timeout=20)
+
+    try:
+        wait_until(lambda: p.poll() is None and sql("SELECT 1").returncode == 0, timeout=60,
+                   what="mariadbd to answer")
+        r = sql("CREATE USER 'sluice_health'@'127.0.0.1'; CREATE USER 'sluice_health'@'localhost'")
+        assert r.returncode == 0, r.stderr
+        yield p.pid, "127.0.0.1:%d" % port, err
+    finally:
+        try:
+            os.kill(p.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+        p.terminate()
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def aborted(err_log):
+    with open(err_log, errors="replace") as f:
+        return f.read().count("Aborted connection")
+
+
+def checks_passed(g, service, node):
+    return g.metrics().get("sluice_upstream_health_checks_total", service=service, node=node, result="success") or 0
 
 
 def healthy(g, service, node):
@@ -120,3 +184,27 @@ def test_any_byte_wildcard_and_a_wrong_reply(make_gateway, postgres_server):
     ])
     wait_until(lambda: healthy(g, "any", addr) == 1 and healthy(g, "wrong", addr) == 0,
                what="the wildcard check passing and the wrong one failing")
+
+
+def test_mysql_greeting_check(make_gateway, mariadb_server):
+    pid, addr, _ = mariadb_server
+    port = free_port()
+    g = make_gateway([stream_service("db", [addr], [{"name": "r", "server_addr": "127.0.0.1", "server_port": port}],
+                                     health_check=check(**MYSQL_GREETING))])
+    freeze_and_thaw(g, "db", addr, pid)
+
+
+def test_mysql_check_that_logs_in_and_quits_leaves_no_warning(make_gateway, mariadb_server):
+    """A greeting-only check leaves an "Aborted connection" warning per check in the server's
+    log; logging in as a user without grants and sending COM_QUIT leaves none."""
+    _, addr, err = mariadb_server
+    p1, p2 = free_port(), free_port()
+    g = make_gateway([stream_service("quiet", [addr], [{"name": "q", "server_addr": "127.0.0.1", "server_port": p1}],
+                                     health_check=check(**MYSQL_LOGIN_QUIT))])
+    wait_until(lambda: checks_passed(g, "quiet", addr) >= 5, what="five checks")
+    assert healthy(g, "quiet", addr) == 1
+    assert aborted(err) == 0
+    g.reload(services=[stream_service("noisy", [addr], [{"name": "n", "server_addr": "127.0.0.1", "server_port": p2}],
+                                      health_check=check(**MYSQL_GREETING))])
+    wait_until(lambda: checks_passed(g, "noisy", addr) >= 3, what="three greeting checks")
+    wait_until(lambda: aborted(err) >= 2, what="the server's warnings about the greeting-only checks")
