@@ -1011,7 +1011,8 @@ static void parse_alog_fields(vctx_t *v, const sl_node_t *n, void *base)
         if (name && id < 0) {
             verr(v, c, "unknown access log field '%s' (expected one of: %s)", name, sl_access_field_names());
         } else if (name) {
-            const char *hdr = id == SL_AF_REQUEST_HEADER ? strchr(name, '.') + 1 : NULL;
+            const char *hdr = id == SL_AF_REQUEST_HEADER || id == SL_AF_RESPONSE_HEADER ? strchr(name, '.') + 1 : NULL;
+            if (id == SL_AF_RESPONSE_HEADER) fmt->response_headers = 1;
             int ok = 1, dup = 0;
             for (const char *p = hdr; p && *p && ok; p++)
                 ok = token_char(*p);

@@ -163,6 +163,9 @@ typedef struct sl_creq {
     /* The exchange's normalised host and path. Like head's buffer, they are kept from request
      * to request, so that normalising allocates nothing once a connection is warm. */
     sl_buf_t host_store, path_store;
+    /* The upstream response's headers the access log asks for (response_header.NAME), as
+     * records of name length, name, value length, value; kept like the stores above. */
+    sl_buf_t resp_log;
     const char *scan_at;
     const char *feed_end;
     /* The head is complete and frozen: nothing is added to head (trailer fields are checked,

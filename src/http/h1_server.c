@@ -70,11 +70,13 @@ static void rq_attach(sl_client_t *c)
         w->free_rq = rq->next_free;
         w->n_free_rq--;
         sl_head_t head = rq->head;
-        sl_buf_t host = rq->host_store, path = rq->path_store;
+        sl_buf_t host = rq->host_store, path = rq->path_store, resp_log = rq->resp_log;
         memset(rq, 0, sizeof(*rq));
         rq->head = head; /* keep the buffers: no allocation per request */
         rq->host_store = host;
         rq->path_store = path;
+        rq->resp_log = resp_log;
+        rq->resp_log.len = 0;
         sl_head_reset(&rq->head);
     } else {
         rq = sl_xcalloc(1, sizeof(*rq));
@@ -89,6 +91,7 @@ static void rq_free(sl_creq_t *rq)
     sl_head_free(&rq->head);
     sl_buf_free(&rq->host_store);
     sl_buf_free(&rq->path_store);
+    sl_buf_free(&rq->resp_log);
     free(rq);
 }
 
@@ -221,6 +224,7 @@ static void exchange_release(sl_client_t *c)
     if (ex->uc || ex->backoff) sl_upstream_abort(c);
     sl_buf_free(&ex->prebuf);
     sl_buf_free(&ex->replay);
+    c->rq->resp_log.len = 0;
     if (ex->gen) sl_generation_release(ex->gen);
     memset(ex, 0, sizeof(*ex));
 }
@@ -443,6 +447,26 @@ static void send_error(sl_client_t *c, int status, const char *code)
 
 /* ---- exchange lifecycle ----------------------------------------------------------------- */
 
+/* A kept response header's value for the access log, by lower-case name. */
+static const char *log_response_header(const void *ctx, const char *name, size_t n, size_t *len)
+{
+    const sl_buf_t *b = ctx;
+    size_t o = 0;
+    while (o < b->len) {
+        size_t nl, vl;
+        memcpy(&nl, b->data + o, sizeof(size_t));
+        const char *k = b->data + o + sizeof(size_t);
+        memcpy(&vl, k + nl, sizeof(size_t));
+        const char *v = k + nl + sizeof(size_t);
+        if (nl == n && !memcmp(k, name, n)) {
+            *len = vl;
+            return v;
+        }
+        o = (size_t)(v + vl - b->data);
+    }
+    return NULL;
+}
+
 static void exchange_log(sl_client_t *c)
 {
     sl_exchange_t *ex = &c->rq->ex;
@@ -478,6 +502,8 @@ static void exchange_log(sl_client_t *c)
         .request_id_len = ex->request_id_len,
         .header = log_header,
         .header_ctx = head,
+        .response_header = log_response_header,
+        .response_header_ctx = &c->rq->resp_log,
     };
     sl_access_buf_write(&c->w->alog, log, &ex->gen->cfg->gateway.access_log.fmt, &e, uv_now(&c->w->loop));
 }
@@ -548,9 +574,32 @@ void sl_client_fail(sl_client_t *c, int status, const char *code)
 
 /* ---- response from the upstream side ---------------------------------------------------- */
 
+/* Keeps the response headers the access log asks for (response_header.NAME): the upstream's
+ * head is gone by the time the line is made. */
+static void capture_response_headers(sl_client_t *c, const sl_head_t *up)
+{
+    sl_exchange_t *ex = &c->rq->ex;
+    sl_buf_t *b = &c->rq->resp_log;
+    b->len = 0;
+    const sl_access_format_t *fmt = ex->gen ? &ex->gen->cfg->gateway.access_log.fmt : NULL;
+    if (!fmt || !fmt->response_headers || !sl_generation_access_log(ex->gen)) return;
+    for (size_t i = 0; i < fmt->n_fields; i++) {
+        const sl_access_field_t *f = &fmt->fields[i];
+        if (f->id != SL_AF_RESPONSE_HEADER) continue;
+        size_t vl = 0;
+        const char *v = log_header(up, f->header, f->header_len, &vl);
+        if (!v) continue;
+        sl_buf_append(b, &f->header_len, sizeof(size_t));
+        sl_buf_append(b, f->header, f->header_len);
+        sl_buf_append(b, &vl, sizeof(size_t));
+        sl_buf_append(b, v, vl);
+    }
+}
+
 void sl_client_send_response_head(sl_client_t *c, const sl_head_t *up, int status, int has_length, int no_body)
 {
     sl_exchange_t *ex = &c->rq->ex;
+    capture_response_headers(c, up);
     sl_buf_t b = SL_BUF_INIT;
     sl_buf_reserve(&b, up->buf.len + 128);
     sl_buf_printf(&b, "HTTP/1.1 %d ", status);

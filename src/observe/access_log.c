@@ -66,16 +66,19 @@ static const char *const field_names[SL_AF_COUNT] = {
     [SL_AF_REQUEST_ID] = "request_id",
     [SL_AF_UPSTREAM_CONNECT_MS] = "upstream_connect_ms",
     [SL_AF_REQUEST_HEADER] = "request_header.NAME",
+    [SL_AF_RESPONSE_HEADER] = "response_header.NAME",
 };
 
 #define REQUEST_HEADER_PREFIX "request_header."
+#define RESPONSE_HEADER_PREFIX "response_header."
 
 int sl_access_field_lookup(const char *name)
 {
-    size_t pl = sizeof(REQUEST_HEADER_PREFIX) - 1;
-    if (!strncmp(name, REQUEST_HEADER_PREFIX, pl)) return name[pl] ? SL_AF_REQUEST_HEADER : -1;
+    size_t rq = sizeof(REQUEST_HEADER_PREFIX) - 1, rs = sizeof(RESPONSE_HEADER_PREFIX) - 1;
+    if (!strncmp(name, REQUEST_HEADER_PREFIX, rq)) return name[rq] ? SL_AF_REQUEST_HEADER : -1;
+    if (!strncmp(name, RESPONSE_HEADER_PREFIX, rs)) return name[rs] ? SL_AF_RESPONSE_HEADER : -1;
     for (int i = 0; i < SL_AF_COUNT; i++)
-        if (i != SL_AF_REQUEST_HEADER && !strcmp(name, field_names[i])) return i;
+        if (i != SL_AF_REQUEST_HEADER && i != SL_AF_RESPONSE_HEADER && !strcmp(name, field_names[i])) return i;
     return -1;
 }
 
@@ -337,6 +340,11 @@ static void put_field(sl_access_buf_t *ab, const sl_access_field_t *f, const sl_
         break;
     case SL_AF_REQUEST_HEADER:
         v = header(e, f->header, f->header_len, &len);
+        put_json_string(b, v, len);
+        break;
+    case SL_AF_RESPONSE_HEADER:
+        len = 0;
+        v = e->response_header ? e->response_header(e->response_header_ctx, f->header, f->header_len, &len) : NULL;
         put_json_string(b, v, len);
         break;
     default: PUT_LIT(b, "null"); break;

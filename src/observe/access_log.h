@@ -45,6 +45,7 @@ enum {
     SL_AF_REQUEST_ID,
     SL_AF_UPSTREAM_CONNECT_MS,
     SL_AF_REQUEST_HEADER, /* "request_header.NAME" */
+    SL_AF_RESPONSE_HEADER, /* "response_header.NAME": the upstream response's */
     SL_AF_COUNT
 };
 
@@ -53,7 +54,7 @@ typedef struct sl_access_field {
     const char *key;    /* the JSON key, as configured ("request_header.X-Tenant") */
     const char *prefix; /* what goes before the value: ,"KEY": */
     size_t prefix_len;
-    const char *header; /* SL_AF_REQUEST_HEADER: the field name, lower case */
+    const char *header; /* SL_AF_REQUEST_HEADER, SL_AF_RESPONSE_HEADER: the field name, lower case */
     size_t header_len;
 } sl_access_field_t;
 
@@ -62,6 +63,7 @@ typedef struct sl_access_format {
     int format;                      /* SL_ALOG_* */
     const sl_access_field_t *fields; /* NULL: the default JSON line (access_log.c) */
     size_t n_fields;
+    int response_headers;            /* fields has a response_header.NAME */
     size_t buffer;                   /* bytes a worker gathers before handing them over */
     uint64_t flush_ms;               /* longest a line waits in a worker; 0: not at all */
 } sl_access_format_t;
@@ -69,7 +71,8 @@ typedef struct sl_access_format {
 #define SL_ACCESS_BUFFER_DEFAULT (64u << 10)
 #define SL_ACCESS_FLUSH_DEFAULT_MS 1000
 
-/* The id of a field name of gateway.access_log.fields ("request_header.NAME" included), or -1.
+/* The id of a field name of gateway.access_log.fields ("request_header.NAME" and
+ * "response_header.NAME" included), or -1.
  * sl_access_field_names() lists them for error messages. */
 int sl_access_field_lookup(const char *name);
 const char *sl_access_field_names(void);
@@ -103,6 +106,9 @@ typedef struct sl_access_entry {
      * and request_header.NAME. */
     const char *(*header)(const void *ctx, const char *name, size_t name_len, size_t *len);
     const void *header_ctx;
+    /* The same for the upstream response's headers (response_header.NAME), or NULL. */
+    const char *(*response_header)(const void *ctx, const char *name, size_t name_len, size_t *len);
+    const void *response_header_ctx;
 } sl_access_entry_t;
 
 /* A finished TCP connection or UDP session of a stream route (or one no route took). */

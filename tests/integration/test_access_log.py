@@ -143,3 +143,21 @@ def test_chosen_fields(make_gateway, backend):
                        "request_header.x-absent", "duration_ms"]
     assert (e["status"], e["protocol"], e["user_agent"], e["referer"]) == (200, "HTTP/1.1", "ua/1", None)
     assert e["request_header.X-Tenant"] == "acme" and e["request_header.x-absent"] is None
+
+
+def test_response_header_fields(make_gateway, backend):
+    """response_header.NAME: the upstream response's header (kept past the response), null when
+    it had none or the gateway answered itself."""
+    g = make_gateway([proxy_service([backend], routes=[
+        {"name": "p", "paths": ["/p/*"]},
+        {"name": "d", "paths": ["/d"], "direct_response": {"status": 200, "body": "x"}}])],
+        gateway={"access_log": {"fields": ["path", "response_header.X-Up", "response_header.content-type",
+                                           "response_header.x-none"]}})
+    send(g, ["/p/1?hdr=X-Up:%22v%22", "/p/2", "/d"])
+    one = g.wait_log(lambda e: e["path"].startswith("/p/1"))
+    two = g.wait_log(lambda e: e["path"] == "/p/2")
+    direct = g.wait_log(lambda e: e["path"] == "/d")
+    assert one["response_header.X-Up"] == '"v"' and one["response_header.x-none"] is None
+    assert one["response_header.content-type"] == two["response_header.content-type"] == "application/json"
+    assert two["response_header.X-Up"] is None  # nothing left over from the request before
+    assert direct["response_header.content-type"] is None

@@ -568,7 +568,7 @@ static void test_access_log_settings(void **state)
                 "gw.yaml:1:39: gateway.access_log.fields[1]: unknown access log field 'colour' (expected one of: time, "
                 "client, client_port, method, host, path, protocol, status, bytes_in, bytes_out, route, service, "
                 "upstream, upstream_status, duration_ms, upstream_ms, error, retries, retry_stop, user_agent, referer, "
-                "request_id, upstream_connect_ms, request_header.NAME)");
+                "request_id, upstream_connect_ms, request_header.NAME, response_header.NAME)");
     expect_fail("gateway: {access_log: {fields: [path, path]}}\n",
                 "gw.yaml:1:39: gateway.access_log.fields[1]: field 'path' is listed twice");
     expect_fail("gateway: {access_log: {fields: [\"request_header.a b\"]}}\n",
@@ -577,7 +577,7 @@ static void test_access_log_settings(void **state)
                 "gw.yaml:1:33: gateway.access_log.fields[0]: unknown access log field 'request_header.' (expected one "
                 "of: time, client, client_port, method, host, path, protocol, status, bytes_in, bytes_out, route, "
                 "service, upstream, upstream_status, duration_ms, upstream_ms, error, retries, retry_stop, user_agent, "
-                "referer, request_id, upstream_connect_ms, request_header.NAME)");
+                "referer, request_id, upstream_connect_ms, request_header.NAME, response_header.NAME)");
     expect_fail("gateway: {access_log: {fields: []}}\n", "gw.yaml:1:32: gateway.access_log.fields: must not be empty");
     expect_fail("gateway: {access_log: {format: combined, fields: [path]}}\n",
                 "gw.yaml:1:50: gateway.access_log.fields: applies to format json only (combined has fixed fields)");

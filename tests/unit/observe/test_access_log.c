@@ -601,6 +601,8 @@ static void test_field_names(void **state)
     assert_int_equal(sl_access_field_lookup("request_header.x-a"), SL_AF_REQUEST_HEADER);
     assert_int_equal(sl_access_field_lookup("request_header."), -1);
     assert_int_equal(sl_access_field_lookup("request_header.NAME"), SL_AF_REQUEST_HEADER);
+    assert_int_equal(sl_access_field_lookup("response_header.etag"), SL_AF_RESPONSE_HEADER);
+    assert_int_equal(sl_access_field_lookup("response_header."), -1);
     assert_int_equal(sl_access_field_lookup("nope"), -1);
     assert_non_null(strstr(sl_access_field_names(), "duration_ms"));
 }
