@@ -319,6 +319,8 @@ typedef struct sl_route_cfg {
     sl_policies_cfg_t policies;
     sl_stream_route_cfg_t stream; /* routes of a stream service */
     sl_request_id_cfg_t request_id;
+    const char **tags; /* labels for the access log (its tags field); none by default */
+    size_t n_tags;
     uint64_t hash; /* of what was written, for a reload's account of what changed */
     int line, col;
 } sl_route_cfg_t;

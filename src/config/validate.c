@@ -1706,6 +1706,32 @@ static void parse_hosts(vctx_t *v, const sl_node_t *n, void *base)
     }
 }
 
+/* tags: labels of the route for the access log, each 1..64 bytes of printable ASCII, each once. */
+static void parse_tags(vctx_t *v, const sl_node_t *n, void *base)
+{
+    sl_route_cfg_t *r = base;
+    long cnt = want_list(v, n, 1);
+    if (cnt <= 0) return;
+    r->tags = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*r->tags));
+    size_t i = 0;
+    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+        size_t old = path_idx(v, i);
+        const char *s = get_string(v, c, 0);
+        int ok = s && strlen(s) <= 64, dup = 0;
+        for (const char *p = s; ok && *p; p++)
+            ok = *p >= 0x20 && *p < 0x7f;
+        for (size_t j = 0; ok && j < r->n_tags && !dup; j++)
+            dup = !strcmp(r->tags[j], s);
+        if (s && !ok)
+            verr(v, c, "a tag is 1 to 64 bytes of printable ASCII");
+        else if (dup)
+            verr(v, c, "tag '%s' is listed twice", s);
+        else if (s)
+            r->tags[r->n_tags++] = s;
+        path_pop(v, old);
+    }
+}
+
 /* A path is exact ("/users") or a prefix ending in slash-star ("/users/" then '*'): it starts with
  * '/', and '*' may only be its last character, right after a '/'. */
 static void parse_paths(vctx_t *v, const sl_node_t *n, void *base)
@@ -2343,6 +2369,7 @@ static const field_t route_fields[] = {
     {.name = "direct_response", .type = F_CUSTOM, .custom = parse_direct_response},
     {.name = "policies", .type = F_CUSTOM, .custom = parse_policies},
     {.name = "request_id", .type = F_CUSTOM, .custom = parse_route_request_id},
+    {.name = "tags", .type = F_CUSTOM, .custom = parse_tags},
     {.name = "plugins", .type = F_REJECT, .msg = "plugins are for stream routes; http routes use 'policies'"},
     {.name = "server_addr", .type = F_REJECT, .msg = "only valid on stream routes"},
     {.name = "server_port", .type = F_REJECT, .msg = "only valid on stream routes"},
@@ -2554,6 +2581,7 @@ static const field_t stream_route_fields[] = {
     {.name = "methods", .type = F_REJECT, .msg = HTTP_MATCH_ONLY},
     {.name = "direct_response", .type = F_REJECT, .msg = "only valid on http routes (a stream route always proxies)"},
     {.name = "request_id", .type = F_REJECT, .msg = "only valid on http routes"},
+    {.name = "tags", .type = F_REJECT, .msg = "only valid on http routes (stream access log lines have fixed keys)"},
 };
 static const section_t stream_route_section = SECTION(stream_route_fields);
 

@@ -498,6 +498,8 @@ static void exchange_log(sl_client_t *c)
         .error = ex->error,
         .retries = ex->retries,
         .retry_stop = ex->retry_stop,
+        .tags = ex->route ? ex->route->cfg->tags : NULL,
+        .n_tags = ex->route ? ex->route->cfg->n_tags : 0,
         .request_id = ex->request_id_len ? ex->request_id : NULL,
         .request_id_len = ex->request_id_len,
         .header = log_header,

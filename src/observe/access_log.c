@@ -65,6 +65,7 @@ static const char *const field_names[SL_AF_COUNT] = {
     [SL_AF_REFERER] = "referer",
     [SL_AF_REQUEST_ID] = "request_id",
     [SL_AF_UPSTREAM_CONNECT_MS] = "upstream_connect_ms",
+    [SL_AF_TAGS] = "tags",
     [SL_AF_REQUEST_HEADER] = "request_header.NAME",
     [SL_AF_RESPONSE_HEADER] = "response_header.NAME",
 };
@@ -334,6 +335,18 @@ static void put_field(sl_access_buf_t *ab, const sl_access_field_t *f, const sl_
         put_json_string(b, v, len);
         break;
     case SL_AF_REQUEST_ID: put_json_string(b, e->request_id, e->request_id_len); break;
+    case SL_AF_TAGS:
+        if (!e->route) {
+            PUT_LIT(b, "null");
+            break;
+        }
+        put_char(b, '[');
+        for (size_t i = 0; i < e->n_tags; i++) {
+            if (i) put_char(b, ',');
+            put_cstring(b, e->tags[i]);
+        }
+        put_char(b, ']');
+        break;
     case SL_AF_UPSTREAM_CONNECT_MS:
         if (e->upstream_connect_ms < 0) PUT_LIT(b, "null");
         else put_ms(b, e->upstream_connect_ms);

@@ -44,6 +44,7 @@ enum {
     SL_AF_REFERER,
     SL_AF_REQUEST_ID,
     SL_AF_UPSTREAM_CONNECT_MS,
+    SL_AF_TAGS,
     SL_AF_REQUEST_HEADER, /* "request_header.NAME" */
     SL_AF_RESPONSE_HEADER, /* "response_header.NAME": the upstream response's */
     SL_AF_COUNT
@@ -100,6 +101,8 @@ typedef struct sl_access_entry {
     const char *error;       /* reason for a gateway-made error (e.g. "upstream_timeout"), or NULL */
     int retries;             /* tries the retry policy sent again */
     const char *retry_stop;  /* why a try it wanted again was not (e.g. "body_too_large"), or NULL */
+    const char *const *tags; /* the matched route's tags */
+    size_t n_tags;
     const char *request_id;  /* NULL when request_id is off */
     size_t request_id_len;
     /* A request header's value by lower-case name (NULL when absent), for user_agent, referer

@@ -161,3 +161,16 @@ def test_response_header_fields(make_gateway, backend):
     assert one["response_header.content-type"] == two["response_header.content-type"] == "application/json"
     assert two["response_header.X-Up"] is None  # nothing left over from the request before
     assert direct["response_header.content-type"] is None
+
+
+def test_route_tags(make_gateway, backend):
+    g = make_gateway([proxy_service([backend], routes=[
+        {"name": "t", "paths": ["/t/*"], "tags": ["team-a", "tier 1"]},
+        {"name": "u", "paths": ["/u/*"]}])],
+        gateway={"access_log": {"fields": ["path", "route", "tags"]}})
+    send(g, ["/t/1", "/u/1"])
+    with RawConn("127.0.0.1", g.port) as c:
+        assert c.request("GET", "/none").status == 404
+    assert g.wait_log(lambda e: e["path"] == "/t/1")["tags"] == ["team-a", "tier 1"]
+    assert g.wait_log(lambda e: e["path"] == "/u/1")["tags"] == []
+    assert g.wait_log(lambda e: e["path"] == "/none")["tags"] is None

@@ -568,7 +568,7 @@ static void test_access_log_settings(void **state)
                 "gw.yaml:1:39: gateway.access_log.fields[1]: unknown access log field 'colour' (expected one of: time, "
                 "client, client_port, method, host, path, protocol, status, bytes_in, bytes_out, route, service, "
                 "upstream, upstream_status, duration_ms, upstream_ms, error, retries, retry_stop, user_agent, referer, "
-                "request_id, upstream_connect_ms, request_header.NAME, response_header.NAME)");
+                "request_id, upstream_connect_ms, tags, request_header.NAME, response_header.NAME)");
     expect_fail("gateway: {access_log: {fields: [path, path]}}\n",
                 "gw.yaml:1:39: gateway.access_log.fields[1]: field 'path' is listed twice");
     expect_fail("gateway: {access_log: {fields: [\"request_header.a b\"]}}\n",
@@ -577,7 +577,7 @@ static void test_access_log_settings(void **state)
                 "gw.yaml:1:33: gateway.access_log.fields[0]: unknown access log field 'request_header.' (expected one "
                 "of: time, client, client_port, method, host, path, protocol, status, bytes_in, bytes_out, route, "
                 "service, upstream, upstream_status, duration_ms, upstream_ms, error, retries, retry_stop, user_agent, "
-                "referer, request_id, upstream_connect_ms, request_header.NAME, response_header.NAME)");
+                "referer, request_id, upstream_connect_ms, tags, request_header.NAME, response_header.NAME)");
     expect_fail("gateway: {access_log: {fields: []}}\n", "gw.yaml:1:32: gateway.access_log.fields: must not be empty");
     expect_fail("gateway: {access_log: {format: combined, fields: [path]}}\n",
                 "gw.yaml:1:50: gateway.access_log.fields: applies to format json only (combined has fixed fields)");
@@ -608,6 +608,13 @@ static void test_request_id_settings(void **state)
     assert_string_equal(r[2].request_id.header, "X-Id");
     assert_int_equal(r[2].request_id.format, SL_REQUEST_ID_UUID); /* a route's own: defaults, not the gateway's */
     sl_config_free(cfg);
+    cfg = load("services:\n  - name: a\n    upstream: {nodes: [\"h:1\"]}\n    routes: [{name: r, tags: [team-a, \"tier 1\"]}]\n");
+    assert_non_null(cfg);
+    assert_int_equal(cfg->services[0].routes[0].n_tags, 2);
+    assert_string_equal(cfg->services[0].routes[0].tags[1], "tier 1");
+    sl_config_free(cfg);
+    expect_fail("services:\n  - name: a\n    upstream: {nodes: [\"h:1\"]}\n    routes: [{name: r, tags: [x, x]}]\n",
+                "gw.yaml:4:34: services[0].routes[0].tags[1]: tag 'x' is listed twice");
     cfg = load("gateway: {log: {level: warn, format: json}}\n");
     assert_non_null(cfg);
     assert_int_equal(cfg->gateway.log.level, SL_LOG_WARN);
