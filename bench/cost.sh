@@ -78,19 +78,8 @@ services:
       nodes: [{address: 127.0.0.1:$P_BACKEND}]
     routes:
       - {name: all, paths: ["/*"]}
-      - name: policies
-        paths: ["/p/*"]
-        policies:
-          ip_access: {allow: [127.0.0.0/8, "::1"], source: remote}
-          local_rate_limit: {requests: 1000000, per: second, burst: 1000000, header: ratelimit}
-          path_rewrite: {prefix: /p, replace: /}
-          request_headers: {set: {X-Env: bench}, add: {X-Tag: a}, remove: [X-Debug]}
-          timeout: 30s
-          retry: {attempts: 2, per_try_timeout: 10s, on: [5xx, reset, connect-failure]}
-          response_headers: {set: {X-Frame-Options: DENY}, remove: [Server]}
-          cookie_rewrite: [{name: session, domain: example.com, path: /, secure: true, samesite: Strict}]
-          websocket: true
 EOF
+cat "$ROOT/bench/every-policy-route.yaml" >>"$W/sluice.yaml"
 
 # The instructions counted since the last zeroing, from a fresh dump of pid's counters.
 counted() { # pid tag

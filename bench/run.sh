@@ -307,22 +307,7 @@ EOF
     echo "    routes:"
     if [ "$n" = 0 ]; then
         echo '      - {name: all, paths: ["/*"]}'
-        # Every HTTP policy at once, with limits that never refuse: compared with GET /c on
-        # the plain route above (path_rewrite turns /p/c into /c).
-        cat <<'POLICIES'
-      - name: policies
-        paths: ["/p/*"]
-        policies:
-          ip_access: {allow: [127.0.0.0/8, "::1"], source: remote}
-          local_rate_limit: {requests: 1000000, per: second, burst: 1000000, header: ratelimit}
-          path_rewrite: {prefix: /p, replace: /}
-          request_headers: {set: {X-Env: bench}, add: {X-Tag: a}, remove: [X-Debug]}
-          timeout: 30s
-          retry: {attempts: 2, per_try_timeout: 10s, on: [5xx, reset, connect-failure]}
-          response_headers: {set: {X-Frame-Options: DENY}, remove: [Server]}
-          cookie_rewrite: [{name: session, domain: example.com, path: /, secure: true, samesite: Strict}]
-          websocket: true
-POLICIES
+        cat "$ROOT/bench/every-policy-route.yaml"
     else
         for ((i = 0; i < n; i++)); do
             printf '      - {name: r%d, hosts: ["h%d.bench.local"], paths: ["/r/%d"]}\n' "$i" "$i" "$i"

@@ -992,6 +992,14 @@ static void parse_status(vctx_t *v, const sl_node_t *n, void *base)
 
 static int token_char(char c);
 
+/* A non-empty token (RFC 9110 5.6.2): a header name, a method. */
+static int is_token(const char *s)
+{
+    if (!*s) return 0;
+    while (*s && token_char(*s)) s++;
+    return *s == '\0';
+}
+
 #define ALOG_OFF(m) (offsetof(sl_gateway_cfg_t, access_log.m) - offsetof(sl_gateway_cfg_t, access_log))
 static const choice_t alog_formats[] = {{"json", SL_ALOG_JSON, NULL}, {"combined", SL_ALOG_COMBINED, NULL}, {NULL, 0, NULL}};
 
@@ -1013,9 +1021,7 @@ static void parse_alog_fields(vctx_t *v, const sl_node_t *n, void *base)
         } else if (name) {
             const char *hdr = id == SL_AF_REQUEST_HEADER || id == SL_AF_RESPONSE_HEADER ? strchr(name, '.') + 1 : NULL;
             if (id == SL_AF_RESPONSE_HEADER) fmt->response_headers = 1;
-            int ok = 1, dup = 0;
-            for (const char *p = hdr; p && *p && ok; p++)
-                ok = token_char(*p);
+            int ok = !hdr || is_token(hdr), dup = 0;
             for (size_t j = 0; j < k && !dup; j++)
                 dup = !strcasecmp(fs[j].key, name);
             if (!ok) {
@@ -1113,9 +1119,7 @@ static void parse_request_id_into(vctx_t *v, const sl_node_t *n, sl_request_id_c
     } else {
         parse_section(v, n, &rid_section, r);
         const sl_node_t *h = n->kind == SL_NODE_MAP ? map_get(n, "header") : NULL;
-        int ok = r->header && *r->header;
-        for (const char *p = r->header; p && *p && ok; p++)
-            ok = token_char(*p);
+        int ok = r->header && is_token(r->header);
         static const char *const owned[] = {"host", "connection", "content-length", "transfer-encoding", "upgrade",
                                             "te", "trailer", "keep-alive", "x-forwarded-for"};
         for (size_t i = 0; ok && i < SL_ARRAY_LEN(owned); i++)
@@ -1353,9 +1357,7 @@ static void parse_hc_headers(vctx_t *v, const sl_node_t *n, void *base)
     h->headers = sl_arena_calloc(v->a, n->n * sizeof(*h->headers));
     for (const sl_node_t *c = n->first; c; c = c->next) {
         size_t old = path_key(v, c->key);
-        int ok = *c->key != '\0';
-        for (const char *p = c->key; *p && ok; p++)
-            ok = token_char(*p);
+        int ok = is_token(c->key);
         if (!ok) {
             verr_at(v, c->key_line, c->key_col, "invalid header name");
         } else if (!strcasecmp(c->key, "host") || !strcasecmp(c->key, "connection") ||
@@ -1813,9 +1815,7 @@ static void parse_header_map(vctx_t *v, const sl_node_t *n, sl_header_kv_t **out
     sl_map_init(&seen);
     for (const sl_node_t *c = n->first; c; c = c->next) {
         size_t old = path_key(v, c->key);
-        int ok = *c->key != '\0';
-        for (const char *p = c->key; *p && ok; p++)
-            ok = token_char(*p);
+        int ok = is_token(c->key);
         if (!ok) {
             verr_at(v, c->key_line, c->key_col, "invalid header name");
         } else if (!strcasecmp(c->key, "content-length") || !strcasecmp(c->key, "transfer-encoding")) {
@@ -1912,8 +1912,7 @@ static void parse_hdr_remove(vctx_t *v, const sl_node_t *n, void *base)
     for (const sl_node_t *c = n->first; c; c = c->next, i++) {
         size_t old = path_idx(v, i);
         const char *name = get_string(v, c, 0);
-        int ok = name != NULL;
-        for (const char *p = name; ok && *p; p++) ok = token_char(*p);
+        int ok = name && is_token(name);
         if (name && !ok) verr(v, c, "invalid header name");
         else if (name && (is_hop_by_hop(name) || !strcasecmp(name, "content-length")))
             verr(v, c, "is managed by the gateway and cannot be removed");

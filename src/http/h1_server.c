@@ -101,7 +101,8 @@ static void rq_detach(sl_client_t *c)
     if (!rq) return;
     c->rq = NULL;
     sl_worker_t *w = c->w;
-    if (w->n_free_rq >= 256 || rq->head.buf.cap > 16384 || rq->host_store.cap + rq->path_store.cap > 16384) {
+    if (w->n_free_rq >= 256 || rq->head.buf.cap > 16384 ||
+        rq->host_store.cap + rq->path_store.cap + rq->resp_log.cap > 16384) {
         rq_free(rq);
         return;
     }
@@ -332,18 +333,24 @@ static const char *reason_phrase(int status)
     }
 }
 
-/* A request header's value for the access log, by lower-case name. */
+/* The first field of h called name[0..n) (any case), or NULL. */
+static const sl_hdr_t *find_header_n(const sl_head_t *h, const char *name, size_t n)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        const sl_hdr_t *x = &h->hdrs[i];
+        if (x->name_len == n && strncasecmp(sl_head_str(h, x->name_off), name, n) == 0) return x;
+    }
+    return NULL;
+}
+
+/* A header's value for the access log (ctx is the head), by name. */
 static const char *log_header(const void *ctx, const char *name, size_t n, size_t *len)
 {
     const sl_head_t *h = ctx;
-    for (size_t i = 0; i < h->n; i++) {
-        const sl_hdr_t *x = &h->hdrs[i];
-        if (x->name_len == n && strncasecmp(sl_head_str(h, x->name_off), name, n) == 0) {
-            *len = x->value_len;
-            return sl_head_str(h, x->value_off);
-        }
-    }
-    return NULL;
+    const sl_hdr_t *x = find_header_n(h, name, n);
+    if (!x) return NULL;
+    *len = x->value_len;
+    return sl_head_str(h, x->value_off);
 }
 
 /* An incoming request id worth keeping: 1..128 bytes of letters, digits and -._~+/=:@ (UUIDs,
@@ -758,14 +765,9 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
-/* Builds the request head for the upstream into ex->prebuf. */
-/* The hash or cookie balancer's key for this request, NULL when it has none (the balancer
- * then picks at random). Points into the head buffer or the exchange's own storage. */
 static const sl_hdr_t *find_header(const sl_head_t *h, const char *name)
 {
-    for (size_t i = 0; i < h->n; i++)
-        if (sl_hdr_is(h, &h->hdrs[i], name)) return &h->hdrs[i];
-    return NULL;
+    return find_header_n(h, name, strlen(name));
 }
 
 /* Request policies' view of the request's headers (sl_policy_req_t.header); ctx is the head. */

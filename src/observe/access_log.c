@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -284,20 +283,35 @@ static void put_time(sl_access_buf_t *ab, int which, uint64_t unix_ms)
     put(&ab->buf, ab->time_text[which], ab->time_len[which]);
 }
 
+/* "2026-12-03T07:23:50.123Z", quotes included. */
+static void put_json_time(sl_access_buf_t *ab, uint64_t unix_ms)
+{
+    put_char(&ab->buf, '"');
+    put_time(ab, SL_ALOG_JSON, unix_ms);
+    unsigned ms = (unsigned)(unix_ms % 1000);
+    char frac[6] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', '"'};
+    put(&ab->buf, frac, sizeof(frac));
+}
+
+/* What a combined line starts with, up to the request's opening quote:
+ * client - - [03/Dec/2026:07:23:50 +0000] " */
+static void put_combined_start(sl_access_buf_t *ab, const char *client, uint64_t unix_ms)
+{
+    sl_buf_t *b = &ab->buf;
+    if (client) put_ncsa(b, client, strlen(client));
+    else put_char(b, '-');
+    PUT_LIT(b, " - - [");
+    put_time(ab, SL_ALOG_COMBINED, unix_ms);
+    PUT_LIT(b, "] \"");
+}
+
 static void put_field(sl_access_buf_t *ab, const sl_access_field_t *f, const sl_access_entry_t *e)
 {
     sl_buf_t *b = &ab->buf;
     size_t len;
     const char *v;
     switch (f->id) {
-    case SL_AF_TIME: {
-        put_char(b, '"');
-        put_time(ab, SL_ALOG_JSON, e->time_unix_ms);
-        unsigned ms = (unsigned)(e->time_unix_ms % 1000);
-        char frac[6] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', '"'};
-        put(b, frac, sizeof(frac));
-        break;
-    }
+    case SL_AF_TIME: put_json_time(ab, e->time_unix_ms); break;
     case SL_AF_CLIENT: put_cstring(b, e->client); break;
     case SL_AF_CLIENT_PORT: put_u64(b, e->client_port); break;
     case SL_AF_METHOD: put_cstring(b, e->method); break;
@@ -393,11 +407,7 @@ static void format_combined(sl_access_buf_t *ab, const sl_access_entry_t *e)
     sl_buf_t *b = &ab->buf;
     size_t len;
     const char *v;
-    if (e->client) put_ncsa(b, e->client, strlen(e->client));
-    else put_char(b, '-');
-    PUT_LIT(b, " - - [");
-    put_time(ab, SL_ALOG_COMBINED, e->time_unix_ms);
-    PUT_LIT(b, "] \"");
+    put_combined_start(ab, e->client, e->time_unix_ms);
     if (e->method) put_ncsa(b, e->method, strlen(e->method));
     put_char(b, ' ');
     put_ncsa(b, e->path ? e->path : "", e->path ? e->path_len : 0);
@@ -497,11 +507,8 @@ void sl_access_buf_write(sl_access_buf_t *b, sl_access_log_t *log, const sl_acce
 static void put_stream_json(sl_access_buf_t *ab, const sl_stream_entry_t *e)
 {
     sl_buf_t *b = &ab->buf;
-    static const sl_access_field_t time_field = DEFAULT_FIELD(SL_AF_TIME, "time");
-    sl_access_entry_t t = {.time_unix_ms = e->time_unix_ms};
-    put_char(b, '{');
-    put(b, time_field.prefix + 1, time_field.prefix_len - 1);
-    put_field(ab, &time_field, &t);
+    PUT_LIT(b, "{\"time\":");
+    put_json_time(ab, e->time_unix_ms);
     PUT_LIT(b, ",\"protocol\":");
     if (e->udp) PUT_LIT(b, "\"udp\"");
     else PUT_LIT(b, "\"tcp\"");
@@ -539,11 +546,8 @@ static void put_stream_json(sl_access_buf_t *ab, const sl_stream_entry_t *e)
 static void put_stream_combined(sl_access_buf_t *ab, const sl_stream_entry_t *e)
 {
     sl_buf_t *b = &ab->buf;
-    if (e->client) put_ncsa(b, e->client, strlen(e->client));
-    else put_char(b, '-');
-    PUT_LIT(b, " - - [");
-    put_time(ab, SL_ALOG_COMBINED, e->time_unix_ms);
-    PUT_LIT(b, "] \"CONNECT ");
+    put_combined_start(ab, e->client, e->time_unix_ms);
+    PUT_LIT(b, "CONNECT ");
     int v6 = e->server && strchr(e->server, ':');
     if (v6) put_char(b, '[');
     if (e->server) put_ncsa(b, e->server, strlen(e->server));

@@ -106,6 +106,14 @@ static uint64_t min_resolve_interval(const sl_config_t *cfg)
  * reload is done, and a port someone else serves fails the whole start or reload. "Someone
  * else" includes another sluice: SO_REUSEPORT would let it share the port, so an address the
  * process does not hold yet is probed without SO_REUSEPORT first (runtime/listener.h). */
+/* Whether g listens on l's address, of the same kind. */
+static int has_listen(const sl_generation_t *g, const sl_listen_t *l)
+{
+    for (size_t i = 0; i < g->n_listens; i++)
+        if (g->listens[i].kind == l->kind && !strcmp(g->listens[i].addr.text, l->addr.text)) return 1;
+    return 0;
+}
+
 static int prepare_new_listeners(const sl_generation_t *old, sl_generation_t *g)
 {
     g->n_workers = srv.n_workers;
@@ -113,10 +121,7 @@ static int prepare_new_listeners(const sl_generation_t *old, sl_generation_t *g)
     for (size_t i = 0; i < g->n_listens * srv.n_workers; i++) atomic_init(&g->listen_fds[i], -1);
     for (size_t i = 0; i < g->n_listens; i++) {
         const sl_listen_t *l = &g->listens[i];
-        int known = 0;
-        for (size_t j = 0; old && j < old->n_listens && !known; j++)
-            known = old->listens[j].kind == l->kind && !strcmp(old->listens[j].addr.text, l->addr.text);
-        if (known) continue;
+        if (old && has_listen(old, l)) continue;
         int udp = l->kind == SL_LISTEN_STREAM_UDP;
         int rc = sl_listener_held(udp, &l->addr) ? 0 : sl_listener_probe(&l->addr, udp);
         for (unsigned w = 0; w < srv.n_workers && rc == 0; w++) {
@@ -156,13 +161,6 @@ static const sl_route_cfg_t *find_route(const sl_service_cfg_t *svc, const char 
     for (size_t i = 0; svc && i < svc->n_routes; i++)
         if (!strcmp(svc->routes[i].name, name)) return &svc->routes[i];
     return NULL;
-}
-
-static int has_listen(const sl_generation_t *g, const sl_listen_t *l)
-{
-    for (size_t i = 0; i < g->n_listens; i++)
-        if (g->listens[i].kind == l->kind && !strcmp(g->listens[i].addr.text, l->addr.text)) return 1;
-    return 0;
 }
 
 /* What a reload changes, one line each: listeners opened and closed, services and routes
