@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include "base/buf.h"
 #include "base/common.h"
 #include "config/node.h"
 
@@ -21,6 +23,24 @@ void sl_config_errors_free(sl_config_errors_t *e)
     free(e->lines);
     e->lines = NULL;
     e->n = 0;
+}
+
+void sl_config_errors_add(sl_config_errors_t *e, const char *file, int line, int col, const char *path,
+                          const char *fmt, ...)
+{
+    sl_buf_t b = SL_BUF_INIT;
+    if (file && line > 0)
+        sl_buf_printf(&b, "%s:%d:%d: ", file, line, col);
+    else if (file)
+        sl_buf_printf(&b, "%s: ", file);
+    if (path) sl_buf_printf(&b, "%s: ", path);
+    va_list ap;
+    va_start(ap, fmt);
+    sl_buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    e->lines = sl_xrealloc(e->lines, (e->n + 1) * sizeof(*e->lines));
+    e->lines[e->n++] = sl_xstrndup(b.data, b.len);
+    sl_buf_free(&b);
 }
 
 void sl_config_free(sl_config_t *cfg)

@@ -387,6 +387,10 @@ typedef struct sl_config_errors {
 } sl_config_errors_t;
 
 void sl_config_errors_free(sl_config_errors_t *e);
+/* Appends one error found outside the loader (building or applying a configuration): file NULL
+ * for none, line 0 for no position, path NULL for none. */
+void sl_config_errors_add(sl_config_errors_t *e, const char *file, int line, int col, const char *path,
+                          const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 /* Loads a YAML or JSON file (JSON when the name ends in ".json" or the text starts with '{'),
  * substitutes ${ENV_VAR}, validates everything and fills defaults. Returns 0 and a new config

@@ -1403,6 +1403,20 @@ static void test_method_bit(void **state)
     assert_int_equal(sl_method_bit(NULL, 0), 0);
 }
 
+static void test_errors_add(void **state)
+{
+    (void)state;
+    sl_config_errors_t e = {0};
+    sl_config_errors_add(&e, "a.yaml", 3, 7, "services[0].name", "must be %s", "a token");
+    sl_config_errors_add(&e, "a.yaml", 0, 0, NULL, "cannot open");
+    sl_config_errors_add(&e, NULL, 0, 0, "access_log", "cannot open %d", 2);
+    assert_int_equal(e.n, 3);
+    assert_string_equal(e.lines[0], "a.yaml:3:7: services[0].name: must be a token");
+    assert_string_equal(e.lines[1], "a.yaml: cannot open");
+    assert_string_equal(e.lines[2], "access_log: cannot open 2");
+    sl_config_errors_free(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1440,6 +1454,7 @@ int main(void)
         cmocka_unit_test_teardown(test_error_hints, teardown),
         cmocka_unit_test_teardown(test_load_file, teardown),
         cmocka_unit_test_teardown(test_method_bit, teardown),
+        cmocka_unit_test(test_errors_add),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
