@@ -70,3 +70,17 @@ void sl_arena_reset(sl_arena_t *a)
     }
     a->head = NULL;
 }
+
+void sl_arena_clear(sl_arena_t *a)
+{
+    sl_arena_chunk_t *keep = a->head;
+    if (!keep) return;
+    sl_arena_chunk_t *c = keep->next;
+    while (c) {
+        sl_arena_chunk_t *n = c->next;
+        free(c);
+        c = n;
+    }
+    keep->next = NULL;
+    keep->used = 0;
+}

@@ -22,5 +22,8 @@ char *sl_arena_strdup(sl_arena_t *a, const char *s);
 char *sl_arena_strndup(sl_arena_t *a, const char *s, size_t n);
 /* Frees every allocation; the arena can be used again afterwards. */
 void sl_arena_reset(sl_arena_t *a);
+/* Frees every allocation but keeps the newest chunk for the next use: an arena cleared after
+ * each request stops allocating once warm. */
+void sl_arena_clear(sl_arena_t *a);
 
 #endif

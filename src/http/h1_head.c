@@ -101,21 +101,12 @@ static int list_contains(const char *list, size_t len, const char *name, size_t 
     return 0;
 }
 
-int sl_hdr_hop_by_hop(const sl_head_t *h, const sl_hdr_t *x)
+void sl_head_to_hdrs(const sl_head_t *h, sl_http_hdrs_t *v, sl_arena_t *a)
 {
-    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "te",
-                                      "trailer", "transfer-encoding", "upgrade"};
-    for (size_t i = 0; i < SL_ARRAY_LEN(hop); i++)
-        if (sl_hdr_is(h, x, hop[i])) return 1;
-    /* Framing and Host are the proxy's business: a Connection token cannot remove them. */
-    if (sl_hdr_is(h, x, "content-length") || sl_hdr_is(h, x, "host")) return 0;
     for (size_t i = 0; i < h->n; i++) {
-        const sl_hdr_t *conn = &h->hdrs[i];
-        if (sl_hdr_is(h, conn, "connection") &&
-            list_contains(sl_head_str(h, conn->value_off), conn->value_len, sl_head_str(h, x->name_off), x->name_len))
-            return 1;
+        const sl_hdr_t *x = &h->hdrs[i];
+        sl_http_hdrs_add(v, a, sl_head_str(h, x->name_off), x->name_len, sl_head_str(h, x->value_off), x->value_len);
     }
-    return 0;
 }
 
 int sl_head_has_token(const sl_head_t *h, const char *name, const char *token)

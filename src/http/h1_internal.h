@@ -10,8 +10,10 @@
 #include <strings.h>
 #include <uv.h>
 
+#include "base/arena.h"
 #include "base/buf.h"
 #include "http/h1_scan.h"
+#include "http/request.h"
 #include "policy/policy.h"
 #include "runtime/generation.h"
 #include "runtime/pipe.h"
@@ -65,9 +67,8 @@ int sl_hdr_value_is(const sl_head_t *h, const sl_hdr_t *x, const char *want);
  * one field of exactly "chunked" that llhttp also read as chunked (chunked: its F_CHUNKED).
  * Any other coding list is how messages get smuggled past proxies, or one we cannot decode. */
 int sl_head_te_count(const sl_head_t *h, int chunked);
-/* True for hop-by-hop headers (RFC 9110 7.6.1) and those any of the message's Connection
- * headers names (except Content-Length and Host). */
-int sl_hdr_hop_by_hop(const sl_head_t *h, const sl_hdr_t *x);
+/* Appends h's fields to v (borrowed: h must not change while v is used). */
+void sl_head_to_hdrs(const sl_head_t *h, sl_http_hdrs_t *v, sl_arena_t *a);
 /* True when a header called name lists token (comma-separated, case-insensitive). */
 int sl_head_has_token(const sl_head_t *h, const char *name, const char *token);
 
@@ -98,9 +99,15 @@ typedef struct sl_exchange {
     const char *retry_stop; /* why a try the retry policy wanted again was not, for the log */
     uint64_t try_deadline_ns; /* retry policy's per_try_timeout: this try's head by then (0: none) */
     struct sl_backoff *backoff; /* waiting to retry */
-    /* request */
-    uint8_t method;
-    uint8_t http_minor;
+    /* The client's request: method, target and header vector (pointing into the frozen head). */
+    sl_http_req_t req;
+    /* The server codec answering this exchange (request.h), and the stream it answers on. */
+    const sl_http_stream_ops_t *sops;
+    void *stream;
+    /* Per-exchange allocations (header vectors, rewritten values); cleared when it ends. */
+    sl_arena_t *arena;
+    /* The upstream response's headers the access log asks for (the connection's buffer). */
+    sl_buf_t *resp_log;
     int req_body;
     uint64_t req_length; /* Content-Length of the request body, as the head said */
     int expect_continue;
@@ -108,13 +115,6 @@ typedef struct sl_exchange {
     int req_streamed;  /* body bytes went to the upstream and cannot be replayed */
     const char *host;  /* lower-cased, without port (in the request state's host_store) */
     size_t host_len;
-    const char *authority; /* absolute-form target's host[:port], which replaces Host */
-    size_t authority_len;
-    const char *path;  /* the normalised path (the request state's path_store), routed, judged
-                          and forwarded */
-    size_t path_len;
-    const char *query; /* "?..." as sent (validated), or NULL */
-    size_t query_len;
     /* The request id (request_id), kept from the client or made here, and its settings (in
      * the generation's configuration); request_id_len 0 when there is none. */
     const sl_request_id_cfg_t *request_id_cfg;
@@ -166,6 +166,7 @@ typedef struct sl_creq {
     /* The upstream response's headers the access log asks for (response_header.NAME), as
      * records of name length, name, value length, value; kept like the stores above. */
     sl_buf_t resp_log;
+    sl_arena_t arena; /* the exchange's (sl_exchange_t.arena), cleared after each */
     const char *scan_at;
     const char *feed_end;
     /* The head is complete and frozen: nothing is added to head (trailer fields are checked,
@@ -212,9 +213,23 @@ void sl_client_batch_begin(sl_client_t *c);
 void sl_client_batch_end(sl_client_t *c);
 /* Called by the upstream side. */
 void sl_client_send(sl_client_t *c, const void *p, size_t n);
-void sl_client_send_response_head(sl_client_t *c, const sl_head_t *up, int status, int has_length, int no_body);
 void sl_client_response_body(sl_client_t *c, const char *p, size_t n);
 void sl_client_response_done(sl_client_t *c);
+/* The client connection's stream ops (request.h), for ex->sops. */
+extern const sl_http_stream_ops_t sl_h1_stream_ops;
+
+/* response.c: the one writer of response heads. Each runs the response phase once (the route's
+ * on_response_headers hooks, the request id, the sticky cookie, the access log's capture) and
+ * hands the head to the exchange's stream ops. */
+/* An upstream's response (resp->hdrs: its fields without hop-by-hop ones), or a 101. */
+void sl_http_respond(sl_exchange_t *ex, sl_http_resp_t *resp);
+/* The gateway's own answer: status, extra fields, Content-Type (or NULL) and the whole body. */
+void sl_http_respond_local(sl_exchange_t *ex, int status, const sl_header_kv_t *hdrs, size_t n_hdrs,
+                           const char *ctype, const char *body, size_t body_len);
+/* A JSON error answer {"error": code, "status": status}; code is the log's error too. */
+void sl_http_respond_error(sl_exchange_t *ex, int status, const char *code);
+/* A field's value in a header vector (the access log's request_header.NAME); ctx is the vector. */
+const char *sl_http_log_header(const void *ctx, const char *name, size_t n, size_t *len);
 /* The exchange failed: answer with a JSON error if nothing was sent yet, else drop the connection. */
 void sl_client_fail(sl_client_t *c, int status, const char *code);
 /* The upstream side can take more request bytes (below the low water mark). */
@@ -245,8 +260,6 @@ void sl_upstream_close_detached(uv_stream_t *s);
 
 /* tunnel.c: a WebSocket connection after the upstream's 101, a byte pipe (runtime/pipe.h) between
  * the client and the upstream connection that ends after the route's idle timeout without bytes. */
-/* Sends the upstream's 101 head (up) to the client, with Upgrade and Connection. */
-void sl_tunnel_send_head(sl_client_t *c, const sl_head_t *up);
 /* Starts c's tunnel over the upstream connection up (now the tunnel's, up->data included),
  * first sending what the client sent after its handshake (c->pending) and early, the upstream
  * bytes that followed the 101 in the same read. May end the tunnel (and close c) at once. */

@@ -71,8 +71,10 @@ static void rq_attach(sl_client_t *c)
         w->n_free_rq--;
         sl_head_t head = rq->head;
         sl_buf_t host = rq->host_store, path = rq->path_store, resp_log = rq->resp_log;
+        sl_arena_t arena = rq->arena;
         memset(rq, 0, sizeof(*rq));
         rq->head = head; /* keep the buffers: no allocation per request */
+        rq->arena = arena;
         rq->host_store = host;
         rq->path_store = path;
         rq->resp_log = resp_log;
@@ -80,6 +82,7 @@ static void rq_attach(sl_client_t *c)
         sl_head_reset(&rq->head);
     } else {
         rq = sl_xcalloc(1, sizeof(*rq));
+        sl_arena_init(&rq->arena, 4096);
     }
     llhttp_init(&rq->parser, HTTP_REQUEST, &client_settings);
     rq->parser.data = c;
@@ -92,6 +95,7 @@ static void rq_free(sl_creq_t *rq)
     sl_buf_free(&rq->host_store);
     sl_buf_free(&rq->path_store);
     sl_buf_free(&rq->resp_log);
+    sl_arena_reset(&rq->arena);
     free(rq);
 }
 
@@ -226,6 +230,7 @@ static void exchange_release(sl_client_t *c)
     sl_buf_free(&ex->prebuf);
     sl_buf_free(&ex->replay);
     c->rq->resp_log.len = 0;
+    sl_arena_clear(&c->rq->arena);
     if (ex->gen) sl_generation_release(ex->gen);
     memset(ex, 0, sizeof(*ex));
 }
@@ -300,59 +305,6 @@ static void client_end(sl_client_t *c)
 
 /* ---- local responses -------------------------------------------------------------------- */
 
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 417: return "Expectation Failed";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return status < 200 ? "Informational" : status < 300 ? "Success" : status < 400 ? "Redirection"
-                   : status < 500 ? "Client Error" : "Server Error";
-    }
-}
-
-/* The first field of h called name[0..n) (any case), or NULL. */
-static const sl_hdr_t *find_header_n(const sl_head_t *h, const char *name, size_t n)
-{
-    for (size_t i = 0; i < h->n; i++) {
-        const sl_hdr_t *x = &h->hdrs[i];
-        if (x->name_len == n && strncasecmp(sl_head_str(h, x->name_off), name, n) == 0) return x;
-    }
-    return NULL;
-}
-
-/* A header's value for the access log (ctx is the head), by name. */
-static const char *log_header(const void *ctx, const char *name, size_t n, size_t *len)
-{
-    const sl_head_t *h = ctx;
-    const sl_hdr_t *x = find_header_n(h, name, n);
-    if (!x) return NULL;
-    *len = x->value_len;
-    return sl_head_str(h, x->value_off);
-}
-
 /* An incoming request id worth keeping: 1..128 bytes of letters, digits and -._~+/=:@ (UUIDs,
  * hex, base64, trace ids), nothing that could break a header or a log line. */
 static int request_id_ok(const char *v, size_t n)
@@ -377,7 +329,7 @@ static void request_id_begin(sl_client_t *c)
     if (!rc->enabled) return;
     if (rc->incoming == SL_REQUEST_ID_KEEP) {
         size_t n = 0;
-        const char *v = log_header(&c->rq->head, rc->header, rc->header_len, &n);
+        const char *v = sl_http_log_header(&ex->req.hdrs, rc->header, rc->header_len, &n);
         if (v && request_id_ok(v, n)) {
             memcpy(ex->request_id, v, n);
             ex->request_id_len = (uint8_t)n;
@@ -400,56 +352,9 @@ static void request_id_begin(sl_client_t *c)
     ex->request_id_len = (uint8_t)(o - ex->request_id);
 }
 
-/* "NAME: id\r\n" for the request id, into b (nothing when there is none). */
-static void request_id_emit(const sl_exchange_t *ex, sl_buf_t *b)
-{
-    if (!ex->request_id_len) return;
-    sl_buf_append(b, ex->request_id_cfg->header, ex->request_id_cfg->header_len);
-    sl_buf_append(b, ": ", 2);
-    sl_buf_append(b, ex->request_id, ex->request_id_len);
-    sl_buf_append(b, "\r\n", 2);
-}
-
-/* The header carrying the request id, which the gateway writes itself. */
-static int is_request_id_header(const sl_exchange_t *ex, const sl_head_t *h, const sl_hdr_t *x)
-{
-    const sl_request_id_cfg_t *rc = ex->request_id_cfg;
-    return rc && x->name_len == rc->header_len && !strncasecmp(sl_head_str(h, x->name_off), rc->header, rc->header_len);
-}
-
-static void send_local(sl_client_t *c, int status, const sl_header_kv_t *hdrs, size_t n_hdrs, const char *ctype,
-                       const char *body, size_t body_len)
-{
-    sl_exchange_t *ex = &c->rq->ex;
-    int close = c->close_after || !c->keepalive || c->w->stopping;
-    sl_buf_t b = SL_BUF_INIT;
-    sl_buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
-    if (ctype) sl_buf_printf(&b, "Content-Type: %s\r\n", ctype);
-    for (size_t i = 0; i < n_hdrs; i++) sl_buf_printf(&b, "%s: %s\r\n", hdrs[i].name, hdrs[i].value);
-    request_id_emit(ex, &b);
-    if (ex->route) sl_policy_state_emit(ex->route, &ex->policy, &b);
-    int no_body = ex->method == HTTP_HEAD || status == 204 || status == 304 || status < 200;
-    if (status != 204 && status >= 200) sl_buf_printf(&b, "Content-Length: %zu\r\n", body_len);
-    if (close) sl_buf_puts(&b, "Connection: close\r\n");
-    else if (ex->http_minor == 0) sl_buf_puts(&b, "Connection: keep-alive\r\n");
-    sl_buf_puts(&b, "\r\n");
-    if (!no_body && body_len) sl_buf_append(&b, body, body_len);
-    ex->status = status;
-    ex->head_sent = 1;
-    ex->resp_complete = 1;
-    if (close) c->close_after = 1;
-    sl_client_send(c, b.data, b.len);
-    sl_buf_free(&b);
-}
-
 static void send_error(sl_client_t *c, int status, const char *code)
 {
-    char body[160];
-    int n = snprintf(body, sizeof(body), "{\"error\": \"%s\", \"status\": %d}\n", code, status);
-    c->rq->ex.error = code;
-    /* RFC 9110 15.5.6: a 405 says which methods are allowed (every one but CONNECT). */
-    static const sl_header_kv_t allow = {.name = "Allow", .value = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE"};
-    send_local(c, status, status == 405 ? &allow : NULL, status == 405, "application/json", body, (size_t)n);
+    sl_http_respond_error(&c->rq->ex, status, code);
 }
 
 /* ---- exchange lifecycle ----------------------------------------------------------------- */
@@ -486,12 +391,12 @@ static void exchange_log(sl_client_t *c)
         .time_unix_ms = ex->start_unix_ms,
         .client = c->peer_ip,
         .client_port = c->peer_port,
-        .method = llhttp_method_name((llhttp_method_t)ex->method),
+        .method = ex->req.method,
         .host = ex->host_len ? ex->host : NULL,
         .host_len = ex->host_len,
         .path = head->first_len ? sl_head_str(head, head->first_off) : "",
         .path_len = head->first_len,
-        .http_minor = ex->http_minor,
+        .http_minor = ex->req.http_minor,
         .status = ex->status,
         .bytes_in = ex->bytes_in,
         .bytes_out = ex->bytes_out,
@@ -509,11 +414,12 @@ static void exchange_log(sl_client_t *c)
         .n_tags = ex->route ? ex->route->cfg->n_tags : 0,
         .request_id = ex->request_id_len ? ex->request_id : NULL,
         .request_id_len = ex->request_id_len,
-        .header = log_header,
-        .header_ctx = head,
+        .header = sl_http_log_header,
+        .header_ctx = &ex->req.hdrs,
         .response_header = log_response_header,
         .response_header_ctx = &c->rq->resp_log,
     };
+    if (ex->route) sl_policy_on_log(ex->route, &ex->policy, &e);
     sl_access_buf_write(&c->w->alog, log, &ex->gen->cfg->gateway.access_log.fmt, &e, uv_now(&c->w->loop));
 }
 
@@ -583,82 +489,79 @@ void sl_client_fail(sl_client_t *c, int status, const char *code)
 
 /* ---- response from the upstream side ---------------------------------------------------- */
 
-/* Keeps the response headers the access log asks for (response_header.NAME): the upstream's
- * head is gone by the time the line is made. */
-static void capture_response_headers(sl_client_t *c, const sl_head_t *up)
-{
-    sl_exchange_t *ex = &c->rq->ex;
-    sl_buf_t *b = &c->rq->resp_log;
-    b->len = 0;
-    const sl_access_format_t *fmt = ex->gen ? &ex->gen->cfg->gateway.access_log.fmt : NULL;
-    if (!fmt || !fmt->response_headers || !sl_generation_access_log(ex->gen)) return;
-    for (size_t i = 0; i < fmt->n_fields; i++) {
-        const sl_access_field_t *f = &fmt->fields[i];
-        if (f->id != SL_AF_RESPONSE_HEADER) continue;
-        size_t vl = 0;
-        const char *v = log_header(up, f->header, f->header_len, &vl);
-        if (!v) continue;
-        sl_buf_append(b, &f->header_len, sizeof(size_t));
-        sl_buf_append(b, f->header, f->header_len);
-        sl_buf_append(b, &vl, sizeof(size_t));
-        sl_buf_append(b, v, vl);
-    }
-}
+/* ---- the stream ops: framing a response head for HTTP/1.1 ------------------------------- */
 
-void sl_client_send_response_head(sl_client_t *c, const sl_head_t *up, int status, int has_length, int no_body)
+static void h1_send_head(void *stream, const sl_http_resp_t *r)
 {
+    sl_client_t *c = stream;
     sl_exchange_t *ex = &c->rq->ex;
-    capture_response_headers(c, up);
-    sl_buf_t b = SL_BUF_INIT;
-    sl_buf_reserve(&b, up->buf.len + 128);
-    sl_buf_printf(&b, "HTTP/1.1 %d ", status);
-    sl_buf_append(&b, sl_head_str(up, up->first_off), up->first_len);
-    sl_buf_puts(&b, "\r\n");
-    for (size_t i = 0; i < up->n; i++) {
-        const sl_hdr_t *x = &up->hdrs[i];
-        if (sl_hdr_hop_by_hop(up, x) || is_request_id_header(ex, up, x)) continue;
-        if (ex->route && sl_policy_response_drop(ex->route, sl_head_str(up, x->name_off), x->name_len)) continue;
-        /* RFC 9110 8.6: a 204 has no Content-Length, whatever the upstream wrote. */
-        if ((!has_length || status == 204) && sl_hdr_is(up, x, "content-length")) continue;
-        sl_buf_append(&b, sl_head_str(up, x->name_off), x->name_len);
-        sl_buf_puts(&b, ": ");
-        const char *value = sl_head_str(up, x->value_off);
-        if (!ex->route ||
-            !sl_policy_response_header(ex->route, sl_head_str(up, x->name_off), x->name_len, value, x->value_len, &b))
-            sl_buf_append(&b, value, x->value_len);
-        sl_buf_puts(&b, "\r\n");
+    sl_buf_t *b = sl_buf_thread_scratch(); /* the bytes are copied by the write */
+    sl_buf_printf(b, "HTTP/1.1 %d ", r->status);
+    if (r->reason) sl_buf_append(b, r->reason, r->reason_len);
+    else sl_buf_puts(b, sl_http_reason(r->status));
+    sl_buf_puts(b, "\r\n");
+    for (uint32_t i = 0; i < r->hdrs.n; i++) {
+        const sl_http_hdr_t *x = &r->hdrs.v[i];
+        if (SL_HDR_IS(x, "content-length")) continue; /* framing is ours, below */
+        sl_buf_reserve(b, x->name_len + x->value_len + 4);
+        memcpy(b->data + b->len, x->name, x->name_len);
+        b->len += x->name_len;
+        b->data[b->len++] = ':';
+        b->data[b->len++] = ' ';
+        memcpy(b->data + b->len, x->value, x->value_len);
+        b->len += x->value_len;
+        b->data[b->len++] = '\r';
+        b->data[b->len++] = '\n';
     }
+    if (r->upgrade) {
+        /* Upgrade and Connection are hop-by-hop: ours, naming the protocol the client asked for. */
+        sl_buf_puts(b, "Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+        sl_client_send(c, b->data, b->len);
+        return;
+    }
+    /* RFC 9110 8.6: a 204 has no Content-Length, whatever the upstream wrote. */
+    if (r->content_length >= 0 && r->status != 204 && r->status >= 200)
+        sl_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)r->content_length);
     ex->resp_chunked = 0;
-    if (!has_length && !no_body) {
-        if (ex->http_minor >= 1) {
+    if (r->content_length < 0 && !r->no_body) {
+        if (ex->req.http_minor >= 1) {
             ex->resp_chunked = 1;
-            sl_buf_puts(&b, "Transfer-Encoding: chunked\r\n");
+            sl_buf_puts(b, "Transfer-Encoding: chunked\r\n");
         } else {
             c->close_after = 1; /* HTTP/1.0: the body ends when the connection does */
         }
     }
-    request_id_emit(ex, &b);
-    if (ex->route) {
-        sl_policy_response_emit(ex->route, &b);
-        sl_policy_state_emit(ex->route, &ex->policy, &b);
-    }
-    if (ex->issue_cookie && ex->node) {
-        const sl_upstream_t *u = ex->route->upstream;
-        char value[32];
-        if (sl_upstream_cookie_value(u, ex->node, value, sizeof(value)) == 0)
-            sl_buf_printf(&b, "Set-Cookie: %s=%s; Path=%s; Max-Age=%llu; HttpOnly\r\n", u->cfg->cookie.name, value,
-                          u->cfg->cookie.path ? u->cfg->cookie.path : "/",
-                          (unsigned long long)(u->cfg->cookie.ttl_ms / 1000));
-    }
     if (c->w->stopping || !c->keepalive) c->close_after = 1;
-    if (c->close_after) sl_buf_puts(&b, "Connection: close\r\n");
-    else if (ex->http_minor == 0) sl_buf_puts(&b, "Connection: keep-alive\r\n");
-    sl_buf_puts(&b, "\r\n");
-    ex->status = status;
-    ex->head_sent = 1;
-    sl_client_send(c, b.data, b.len);
-    sl_buf_free(&b);
+    if (c->close_after) sl_buf_puts(b, "Connection: close\r\n");
+    else if (ex->req.http_minor == 0) sl_buf_puts(b, "Connection: keep-alive\r\n");
+    sl_buf_puts(b, "\r\n");
+    if (r->local && !r->no_body && r->body_len) sl_buf_append(b, r->body, r->body_len);
+    sl_client_send(c, b->data, b->len);
 }
+
+static void h1_send_body(void *stream, const char *p, size_t n)
+{
+    sl_client_response_body(stream, p, n);
+}
+
+static void h1_end(void *stream)
+{
+    sl_client_response_done(stream);
+}
+
+static void h1_reset(void *stream, const char *error)
+{
+    sl_client_t *c = stream;
+    c->rq->ex.error = error;
+    client_close(c);
+}
+
+const sl_http_stream_ops_t sl_h1_stream_ops = {
+    .send_head = h1_send_head,
+    .send_body = h1_send_body,
+    .end = h1_end,
+    .reset = h1_reset,
+};
 
 void sl_client_response_body(sl_client_t *c, const char *p, size_t n)
 {
@@ -703,6 +606,11 @@ static int on_message_begin(llhttp_t *p)
     ex->start_unix_ms = sl_unix_ms();
     ex->gen = c->w->gen;
     sl_generation_retain(ex->gen);
+    ex->sops = &sl_h1_stream_ops;
+    ex->stream = c;
+    ex->arena = &c->rq->arena;
+    ex->resp_log = &c->rq->resp_log;
+    ex->req.scheme = "http";
     sl_head_reset(&c->rq->head);
     sl_buf_reserve(&c->rq->head.buf, 512);
     c->rq->head_done = 0;
@@ -765,27 +673,11 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
-static const sl_hdr_t *find_header(const sl_head_t *h, const char *name)
-{
-    return find_header_n(h, name, strlen(name));
-}
-
-/* Request policies' view of the request's headers (sl_policy_req_t.header); ctx is the head. */
-static int policy_header(const void *ctx, const char *name, const char **value, size_t *len)
-{
-    const sl_head_t *h = ctx;
-    const sl_hdr_t *x = find_header(h, name);
-    if (!x) return 0;
-    *value = sl_head_str(h, x->value_off);
-    *len = x->value_len;
-    return 1;
-}
-
 /* The client address gateway.proxy_layers hops from the right of X-Forwarded-For (all such
  * headers, in order), or the peer's when there are fewer hops. */
 static void client_address(sl_client_t *c, const char **out, size_t *out_len)
 {
-    const sl_head_t *h = &c->rq->head;
+    const sl_http_hdrs_t *h = &c->rq->ex.req.hdrs;
     int layers = gw(c)->proxy_layers;
     *out = c->peer_ip;
     *out_len = strlen(c->peer_ip);
@@ -793,9 +685,9 @@ static void client_address(sl_client_t *c, const char **out, size_t *out_len)
     /* Walk the entries from the right: the last header first, each from its end. */
     int seen = 0;
     for (size_t i = h->n; i-- > 0;) {
-        const sl_hdr_t *x = &h->hdrs[i];
-        if (!sl_hdr_is(h, x, "x-forwarded-for")) continue;
-        const char *v = sl_head_str(h, x->value_off);
+        const sl_http_hdr_t *x = &h->v[i];
+        if (!SL_HDR_IS(x, "x-forwarded-for")) continue;
+        const char *v = x->value;
         size_t end = x->value_len;
         while (end > 0) {
             size_t start = end;
@@ -816,13 +708,13 @@ static void client_address(sl_client_t *c, const char **out, size_t *out_len)
 }
 
 /* The value of cookie name in the request's Cookie headers. */
-static int find_cookie(const sl_head_t *h, const char *name, const char **out, size_t *out_len)
+static int find_cookie(const sl_http_hdrs_t *h, const char *name, const char **out, size_t *out_len)
 {
     size_t nl = strlen(name);
     for (size_t i = 0; i < h->n; i++) {
-        const sl_hdr_t *x = &h->hdrs[i];
-        if (!sl_hdr_is(h, x, "cookie")) continue;
-        const char *v = sl_head_str(h, x->value_off), *end = v + x->value_len;
+        const sl_http_hdr_t *x = &h->v[i];
+        if (!SL_HDR_IS(x, "cookie")) continue;
+        const char *v = x->value, *end = v + x->value_len;
         while (v < end) {
             while (v < end && (*v == ' ' || *v == ';')) v++;
             const char *semi = memchr(v, ';', (size_t)(end - v));
@@ -842,10 +734,10 @@ static int find_cookie(const sl_head_t *h, const char *name, const char **out, s
 /* The value of query parameter name in the request target, as sent (not decoded). */
 static int find_query(const sl_exchange_t *ex, const char *name, const char **out, size_t *out_len)
 {
-    if (!ex->query) return 0;
-    const char *end = ex->query + ex->query_len;
+    if (!ex->req.query) return 0;
+    const char *end = ex->req.query + ex->req.query_len;
     size_t nl = strlen(name);
-    for (const char *p = ex->query + 1; p < end;) {
+    for (const char *p = ex->req.query + 1; p < end;) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *pe = amp ? amp : end;
         const char *eq = memchr(p, '=', (size_t)(pe - p));
@@ -865,7 +757,7 @@ static int find_query(const sl_exchange_t *ex, const char *name, const char **ou
 static void balancer_key(sl_client_t *c)
 {
     sl_exchange_t *ex = &c->rq->ex;
-    const sl_head_t *h = &c->rq->head;
+    const sl_http_hdrs_t *h = &ex->req.hdrs;
     const sl_upstream_cfg_t *u = ex->route->upstream->cfg;
     const char *k = NULL;
     size_t n = 0;
@@ -877,10 +769,10 @@ static void balancer_key(sl_client_t *c)
         switch (u->hash.on) {
         case SL_HASH_IP: client_address(c, &k, &n); break;
         case SL_HASH_HEADER: {
-            const sl_hdr_t *x = find_header(h, u->hash.key);
-            if (x) {
-                k = sl_head_str(h, x->value_off);
-                n = x->value_len;
+            long i = sl_http_hdrs_find(h, u->hash.key, strlen(u->hash.key), 0);
+            if (i >= 0) {
+                k = h->v[i].value;
+                n = h->v[i].value_len;
             }
             break;
         }
@@ -896,93 +788,107 @@ static void balancer_key(sl_client_t *c)
     ex->pick_key_len = n;
 }
 
-static void build_upstream_head(sl_client_t *c)
+/* The request for the upstream, as a header vector in the exchange's arena: the client's
+ * fields without hop-by-hop, framing and forwarding ones, then the gateway's (Host,
+ * X-Forwarded-*, X-Real-IP, the request id), then what the route's policies change. */
+static void build_upstream_request(sl_client_t *c, sl_http_req_t *up)
 {
     sl_exchange_t *ex = &c->rq->ex;
-    const sl_head_t *h = &c->rq->head;
-    const sl_hdr_t *host = NULL;
-    sl_buf_t xff = SL_BUF_INIT;
-    for (size_t i = 0; i < h->n; i++) {
-        const sl_hdr_t *x = &h->hdrs[i];
-        if (sl_hdr_is(h, x, "host")) host = x;
-        if (sl_hdr_is(h, x, "x-forwarded-for")) {
-            if (xff.len) sl_buf_puts(&xff, ", ");
-            sl_buf_append(&xff, sl_head_str(h, x->value_off), x->value_len);
+    sl_arena_t *a = ex->arena;
+    const sl_http_hdrs_t *h = &ex->req.hdrs;
+    const sl_http_hdr_t *host = NULL;
+    size_t xff_len = 0, n_xff = 0;
+    for (uint32_t i = 0; i < h->n; i++) {
+        const sl_http_hdr_t *x = &h->v[i];
+        if (SL_HDR_IS(x, "host")) host = x;
+        if (SL_HDR_IS(x, "x-forwarded-for")) {
+            xff_len += x->value_len + 2;
+            n_xff++;
         }
     }
-    sl_buf_t *b = &ex->prebuf;
-    sl_buf_reserve(b, h->buf.len + 256);
-    sl_buf_puts(b, llhttp_method_name((llhttp_method_t)ex->method));
-    sl_buf_putc(b, ' ');
-    const sl_route_rt_t *rt = ex->route;
-    /* The normalised path (or path_rewrite's result from it), then the query as sent. */
-    sl_buf_t rewritten = SL_BUF_INIT;
-    if (rt->n_chain && sl_policy_upstream_path(rt, ex->path, ex->path_len, &rewritten))
-        sl_buf_append(b, rewritten.data, rewritten.len);
-    else
-        sl_buf_append(b, ex->path, ex->path_len);
-    if (ex->query) sl_buf_append(b, ex->query, ex->query_len);
-    sl_buf_free(&rewritten);
-    sl_buf_puts(b, " HTTP/1.1\r\n");
+    *up = ex->req;
+    memset(&up->hdrs, 0, sizeof(up->hdrs));
+    up->upgrade = ex->upgrade;
+    up->keepalive = ex->route->upstream->cfg->keepalive_max_idle != 0;
     /* Host: the absolute-form authority, else the client's, else (HTTP/1.0) the node's. */
-    const char *hv = ex->authority;
-    size_t hn = ex->authority_len;
+    const char *hv = ex->req.authority;
+    size_t hn = ex->req.authority_len;
     if (!hv && host) {
-        hv = sl_head_str(h, host->value_off);
+        hv = host->value;
         hn = host->value_len;
     }
-    /* request_headers may set any of the headers the gateway writes itself: then theirs wins. */
-#define OURS(name) (!sl_policy_upstream_drop(rt, name, sizeof(name) - 1))
-    if (OURS("Host")) {
-        sl_buf_puts(b, "Host: ");
-        if (hv) sl_buf_append(b, hv, hn);
-        else sl_buf_puts(b, ex->node->name);
-        sl_buf_puts(b, "\r\n");
-    }
-    for (size_t i = 0; i < h->n; i++) {
-        const sl_hdr_t *x = &h->hdrs[i];
-        if (x == host || sl_hdr_hop_by_hop(h, x) || sl_hdr_is(h, x, "expect") || sl_hdr_is(h, x, "x-forwarded-for") ||
-            sl_hdr_is(h, x, "x-forwarded-proto") || sl_hdr_is(h, x, "x-forwarded-host") ||
-            sl_hdr_is(h, x, "x-real-ip") || sl_hdr_is(h, x, "content-length") || is_request_id_header(ex, h, x) ||
-            sl_policy_upstream_drop(rt, sl_head_str(h, x->name_off), x->name_len))
+    if (hv) sl_http_hdrs_add(&up->hdrs, a, "Host", 4, hv, hn);
+    else sl_http_hdrs_add(&up->hdrs, a, "Host", 4, ex->node->name, strlen(ex->node->name));
+    const sl_request_id_cfg_t *rc = ex->request_id_cfg;
+    for (uint32_t i = 0; i < h->n; i++) {
+        const sl_http_hdr_t *x = &h->v[i];
+        if (x == host || sl_http_hdrs_hop_by_hop(h, x) || SL_HDR_IS(x, "expect") || SL_HDR_IS(x, "x-forwarded-for") ||
+            SL_HDR_IS(x, "x-forwarded-proto") || SL_HDR_IS(x, "x-forwarded-host") || SL_HDR_IS(x, "x-real-ip") ||
+            SL_HDR_IS(x, "content-length") || (rc && sl_http_hdr_is(x, rc->header, rc->header_len)))
             continue;
-        sl_buf_append(b, sl_head_str(h, x->name_off), x->name_len);
-        sl_buf_puts(b, ": ");
-        sl_buf_append(b, sl_head_str(h, x->value_off), x->value_len);
-        sl_buf_puts(b, "\r\n");
+        sl_http_hdrs_add(&up->hdrs, a, x->name, x->name_len, x->value, x->value_len);
     }
-    if (OURS("X-Forwarded-For")) {
-        sl_buf_puts(b, "X-Forwarded-For: ");
-        if (xff.len) {
-            sl_buf_append(b, xff.data, xff.len);
-            sl_buf_puts(b, ", ");
-        }
-        sl_buf_puts(b, c->peer_ip);
-        sl_buf_puts(b, "\r\n");
+    /* The client's X-Forwarded-For entries, in order, then the peer. */
+    size_t pl = strlen(c->peer_ip);
+    char *xff = sl_arena_alloc(a, xff_len + pl + 1), *o = xff;
+    for (uint32_t i = 0; n_xff && i < h->n; i++) {
+        const sl_http_hdr_t *x = &h->v[i];
+        if (!SL_HDR_IS(x, "x-forwarded-for")) continue;
+        memcpy(o, x->value, x->value_len);
+        o += x->value_len;
+        *o++ = ',';
+        *o++ = ' ';
     }
-    sl_buf_free(&xff);
-    if (OURS("X-Forwarded-Proto")) sl_buf_puts(b, "X-Forwarded-Proto: http\r\n");
-    if (hv && OURS("X-Forwarded-Host")) {
-        sl_buf_puts(b, "X-Forwarded-Host: ");
-        sl_buf_append(b, hv, hn);
-        sl_buf_puts(b, "\r\n");
+    memcpy(o, c->peer_ip, pl);
+    o += pl;
+    sl_http_hdrs_add(&up->hdrs, a, "X-Forwarded-For", 15, xff, (size_t)(o - xff));
+    sl_http_hdrs_add(&up->hdrs, a, "X-Forwarded-Proto", 17, "http", 4);
+    if (hv) sl_http_hdrs_add(&up->hdrs, a, "X-Forwarded-Host", 16, hv, hn);
+    sl_http_hdrs_add(&up->hdrs, a, "X-Real-IP", 9, c->peer_ip, pl);
+    if (ex->request_id_len) sl_http_hdrs_add(&up->hdrs, a, rc->header, rc->header_len, ex->request_id, ex->request_id_len);
+    /* request_headers may set any of the fields the gateway writes itself: then theirs wins. */
+    if (ex->route->n_chain) sl_policy_on_upstream_request(ex->route, up, a);
+}
+
+/* The upstream request's HTTP/1.1 head, into ex->prebuf. */
+static void write_upstream_head(sl_exchange_t *ex, const sl_http_req_t *up)
+{
+    sl_buf_t *b = &ex->prebuf;
+    size_t need = strlen(up->method) + up->path_len + up->query_len + 64;
+    for (uint32_t i = 0; i < up->hdrs.n; i++) need += up->hdrs.v[i].name_len + up->hdrs.v[i].value_len + 4;
+    sl_buf_reserve(b, need);
+    sl_buf_puts(b, up->method);
+    sl_buf_putc(b, ' ');
+    sl_buf_append(b, up->path, up->path_len);
+    if (up->query) sl_buf_append(b, up->query, up->query_len);
+    sl_buf_puts(b, " HTTP/1.1\r\n");
+    for (uint32_t i = 0; i < up->hdrs.n; i++) {
+        const sl_http_hdr_t *x = &up->hdrs.v[i];
+        char *o = b->data + b->len;
+        memcpy(o, x->name, x->name_len);
+        o += x->name_len;
+        *o++ = ':';
+        *o++ = ' ';
+        memcpy(o, x->value, x->value_len);
+        o += x->value_len;
+        *o++ = '\r';
+        *o++ = '\n';
+        b->len = (size_t)(o - b->data);
     }
-    if (OURS("X-Real-IP")) {
-        sl_buf_puts(b, "X-Real-IP: ");
-        sl_buf_puts(b, c->peer_ip);
-        sl_buf_puts(b, "\r\n");
-    }
-#undef OURS
-    if (ex->request_id_len && !sl_policy_upstream_drop(rt, ex->request_id_cfg->header, ex->request_id_cfg->header_len))
-        request_id_emit(ex, b);
-    sl_policy_upstream_emit(rt, b);
-    if (ex->req_body == SL_BODY_LENGTH)
-        sl_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)ex->req_length);
-    else if (ex->req_body == SL_BODY_CHUNKED)
+    if (up->body == SL_HTTP_BODY_LENGTH)
+        sl_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)up->body_length);
+    else if (up->body == SL_HTTP_BODY_STREAM)
         sl_buf_puts(b, "Transfer-Encoding: chunked\r\n");
-    if (ex->upgrade) sl_buf_puts(b, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
-    else if (ex->route->upstream->cfg->keepalive_max_idle == 0) sl_buf_puts(b, "Connection: close\r\n");
+    if (up->upgrade) sl_buf_puts(b, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
+    else if (!up->keepalive) sl_buf_puts(b, "Connection: close\r\n");
     sl_buf_puts(b, "\r\n");
+}
+
+static void build_upstream_head(sl_client_t *c)
+{
+    sl_http_req_t up;
+    build_upstream_request(c, &up);
+    write_upstream_head(&c->rq->ex, &up);
 }
 
 /* A request with "Upgrade: websocket" (RFC 6455 4.1): passed on only where the route has the
@@ -995,7 +901,7 @@ static void websocket_check(sl_client_t *c, const llhttp_t *p)
     if (!sl_policy_websocket_idle_ms(ex->route)) {
         ex->refused_status = 403;
         ex->refused_code = "websocket_not_allowed";
-    } else if (ex->method != HTTP_GET || ex->req_body != SL_BODY_NONE || ex->http_minor < 1 || !p->upgrade) {
+    } else if (ex->req.method_id != SL_HTTP_GET || ex->req_body != SL_BODY_NONE || ex->req.http_minor < 1 || !p->upgrade) {
         ex->refused_status = 400;
         ex->refused_code = "bad_websocket_request";
     } else {
@@ -1063,9 +969,9 @@ static int parse_target(sl_client_t *c, const sl_hdr_t *host)
     const sl_head_t *h = &c->rq->head;
     const char *t = sl_head_str(h, h->first_off);
     size_t tn = h->first_len;
-    if (tn == 1 && t[0] == '*' && ex->method == HTTP_OPTIONS) {
-        ex->path = t;
-        ex->path_len = 1;
+    if (tn == 1 && t[0] == '*' && ex->req.method_id == SL_HTTP_OPTIONS) {
+        ex->req.path = t;
+        ex->req.path_len = 1;
         return host ? set_host(c, sl_head_str(h, host->value_off), host->value_len) : 0;
     }
     const char *path = t, *end = t + tn;
@@ -1075,8 +981,8 @@ static int parse_target(sl_client_t *c, const sl_hdr_t *host)
         const char *ae = auth;
         while (ae < end && *ae != '/' && *ae != '?') ae++;
         if (ae == auth || set_host(c, auth, (size_t)(ae - auth)) != 0) return -1;
-        ex->authority = auth;
-        ex->authority_len = (size_t)(ae - auth);
+        ex->req.authority = auth;
+        ex->req.authority_len = (size_t)(ae - auth);
         path = ae;
     } else if (tn == 0 || t[0] != '/') {
         return -1;
@@ -1094,9 +1000,9 @@ static int parse_target(sl_client_t *c, const sl_hdr_t *host)
     const char *q = memchr(path, '?', (size_t)(end - path));
     size_t plen = (size_t)((q ? q : end) - path);
     if (q) {
-        ex->query = q;
-        ex->query_len = (size_t)(end - q);
-        if (!query_valid(q, ex->query_len)) return -1;
+        ex->req.query = q;
+        ex->req.query_len = (size_t)(end - q);
+        if (!query_valid(q, ex->req.query_len)) return -1;
     }
     const sl_gateway_cfg_t *g = gw(c);
     unsigned flags = (g->http.merge_slashes ? 0 : SL_PATH_KEEP_SLASHES) |
@@ -1108,9 +1014,24 @@ static int parse_target(sl_client_t *c, const sl_hdr_t *host)
         sl_log_debug("client %s: %s", c->peer_ip, err ? err : "bad path");
         return -1;
     }
-    ex->path = ps->data;
-    ex->path_len = ps->len;
+    ex->req.path = ps->data;
+    ex->req.path_len = ps->len;
     return 0;
+}
+
+static sl_http_method_t method_id(uint8_t m)
+{
+    switch (m) {
+    case HTTP_GET: return SL_HTTP_GET;
+    case HTTP_HEAD: return SL_HTTP_HEAD;
+    case HTTP_POST: return SL_HTTP_POST;
+    case HTTP_PUT: return SL_HTTP_PUT;
+    case HTTP_DELETE: return SL_HTTP_DELETE;
+    case HTTP_OPTIONS: return SL_HTTP_OPTIONS;
+    case HTTP_TRACE: return SL_HTTP_TRACE;
+    case HTTP_CONNECT: return SL_HTTP_CONNECT;
+    default: return SL_HTTP_OTHER;
+    }
 }
 
 /* The head is complete. Everything about it is judged here (ours and the framing checker's
@@ -1122,14 +1043,15 @@ static int on_headers_complete(llhttp_t *p)
     sl_creq_t *rq = c->rq;
     sl_exchange_t *ex = &rq->ex;
     sl_head_t *h = &rq->head;
-    ex->method = (uint8_t)p->method;
-    ex->http_minor = p->http_major == 1 ? p->http_minor : 0;
+    ex->req.method_id = method_id(p->method);
+    ex->req.method = llhttp_method_name((llhttp_method_t)p->method);
+    ex->req.http_minor = p->http_major == 1 ? p->http_minor : 0;
     if (p->http_major != 1) return fail_parse(c, 400, "bad_request");
     rq->ex.bytes_in += 2;
     rq->head_done = 1;
     if (rq->scan.phase != SL_SCAN_HEAD_DONE) return fail_parse(c, 400, "bad_request");
     /* A tunnel to anywhere is not a gateway's to open. */
-    if (ex->method == HTTP_CONNECT) return fail_parse(c, 405, "method_not_allowed");
+    if (ex->req.method_id == SL_HTTP_CONNECT) return fail_parse(c, 405, "method_not_allowed");
     if (!sl_head_names_valid(h)) return fail_parse(c, 400, "bad_request");
     int underscores = gw(c)->http.headers_with_underscores;
     if (underscores != SL_UNDERSCORES_ALLOW && has_underscore_name(h)) {
@@ -1151,12 +1073,19 @@ static int on_headers_complete(llhttp_t *p)
         }
     }
     /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing. */
-    if (n_te && ex->http_minor == 0) return fail_parse(c, 400, "bad_request");
-    if (n_host > 1 || (n_host == 0 && ex->http_minor >= 1)) return fail_parse(c, 400, "bad_request");
+    if (n_te && ex->req.http_minor == 0) return fail_parse(c, 400, "bad_request");
+    if (n_host > 1 || (n_host == 0 && ex->req.http_minor >= 1)) return fail_parse(c, 400, "bad_request");
     if (p->flags & F_CHUNKED) ex->req_body = SL_BODY_CHUNKED;
     else if ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0) ex->req_body = SL_BODY_LENGTH;
     ex->req_length = ex->req_body == SL_BODY_LENGTH ? p->content_length : 0;
+    ex->req.body = ex->req_body == SL_BODY_CHUNKED ? SL_HTTP_BODY_STREAM
+                   : ex->req_body == SL_BODY_LENGTH ? SL_HTTP_BODY_LENGTH
+                                                    : SL_HTTP_BODY_NONE;
+    ex->req.body_length = ex->req_length;
+    ex->req.upgrade = p->upgrade ? 1 : 0;
     if (parse_target(c, host) != 0) return fail_parse(c, 400, "bad_request");
+    /* The head is frozen from here on: the request's fields can point into it. */
+    sl_head_to_hdrs(h, &ex->req.hdrs, ex->arena);
 
     /* The body's framing is checked from here on, ahead of llhttp, before any of it is sent. */
     sl_h1_scan_body(&rq->scan, ex->req_body == SL_BODY_CHUNKED ? SL_SCAN_BODY_CHUNKED
@@ -1187,14 +1116,12 @@ static int exchange_begin(sl_client_t *c)
     rq->begin_pending = 0;
     sl_exchange_t *ex = &rq->ex;
     llhttp_t *p = &rq->parser;
-    const char *mname = llhttp_method_name((llhttp_method_t)ex->method);
-    ex->route = sl_router_match(ex->gen->router, ex->host ? ex->host : "", ex->host_len, ex->path, ex->path_len,
-                                sl_method_bit(mname, strlen(mname)));
+    ex->route = sl_router_match(ex->gen->router, ex->host ? ex->host : "", ex->host_len, ex->req.path, ex->req.path_len,
+                                sl_method_bit(ex->req.method, strlen(ex->req.method)));
     request_id_begin(c);
     if (ex->route && ex->route->n_chain) {
         /* Request policies (ip_access, local_rate_limit) may refuse it before anything goes upstream. */
-        sl_policy_req_t pr = {
-            .peer = c->peer_ip, .header = policy_header, .ctx = &rq->head, .state = &ex->policy};
+        sl_policy_req_t pr = {.peer = c->peer_ip, .req = &ex->req, .state = &ex->policy};
         client_address(c, &pr.remote, &pr.remote_len);
         ex->refused_status = sl_policy_on_request(ex->route, &pr, &ex->refused_code);
     }
@@ -1221,7 +1148,7 @@ static int exchange_begin(sl_client_t *c)
         return -1;
     }
     build_upstream_head(c);
-    if (ex->expect_continue && ex->req_body != SL_BODY_NONE && ex->http_minor >= 1 && !ex->req_complete)
+    if (ex->expect_continue && ex->req_body != SL_BODY_NONE && ex->req.http_minor >= 1 && !ex->req_complete)
         sl_client_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
     ex->bytes_out = 0; /* the interim response is not part of the final one */
     sl_upstream_start(c);
@@ -1262,7 +1189,7 @@ static void answer_locally(sl_client_t *c)
     const sl_direct_response_cfg_t *d = ex->route ? ex->route->cfg->direct_response : NULL;
     if (ex->refused_status) send_error(c, ex->refused_status, ex->refused_code);
     else if (!ex->route) send_error(c, 404, "no_route");
-    else if (d) send_local(c, d->status, d->headers, d->n_headers, NULL, d->body, d->body_len);
+    else if (d) sl_http_respond_local(ex, d->status, d->headers, d->n_headers, NULL, d->body, d->body_len);
     else send_error(c, 502, "no_upstream");
 }
 

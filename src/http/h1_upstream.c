@@ -198,15 +198,15 @@ static void attempt_end(sl_client_t *c, sl_outcome_t outcome, double latency_ms)
     sl_upstream_end(ex->route->upstream, ex->node, outcome, latency_ms);
 }
 
-static int is_idempotent(int method)
+static int is_idempotent(sl_http_method_t method)
 {
     switch (method) {
-    case HTTP_GET:
-    case HTTP_HEAD:
-    case HTTP_OPTIONS:
-    case HTTP_TRACE:
-    case HTTP_PUT:
-    case HTTP_DELETE: return 1;
+    case SL_HTTP_GET:
+    case SL_HTTP_HEAD:
+    case SL_HTTP_OPTIONS:
+    case SL_HTTP_TRACE:
+    case SL_HTTP_PUT:
+    case SL_HTTP_DELETE: return 1;
     default: return 0;
     }
 }
@@ -394,7 +394,7 @@ static int retry(sl_client_t *c, sl_try_result_t r, int status, int grpc_status)
     sl_upstream_abort(c); /* closes the connection: a response may still be on its way */
     ex->retries++;
     ex->upstream_status = 0;
-    if (ex->route->retries[r]) sl_series_add(ex->route->retries[r], c->w->index, 1);
+    sl_retry_count(ex->route, r, c->w->index);
     sl_log_debug("retry %d of %s %s (%s): %s", ex->retries, ex->route->svc->name, ex->route->cfg->name,
                  ex->node_name, sl_try_result_name(r));
     if (ex->req_streamed) {
@@ -507,6 +507,29 @@ static int on_resp_value_done(llhttp_t *p)
     return 0;
 }
 
+/* Hands the upstream's response head to the response writer (response.c): its fields without
+ * hop-by-hop ones, pointing into uc's head until the next response is parsed. */
+static void respond_upstream(sl_upconn_t *uc, int status, int64_t length, int no_body)
+{
+    sl_exchange_t *ex = &uc->c->rq->ex;
+    const sl_head_t *h = &uc->head;
+    sl_http_resp_t r = {.status = status, .content_length = length, .no_body = no_body ? 1 : 0};
+    if (h->first_len) {
+        r.reason = sl_head_str(h, h->first_off);
+        r.reason_len = h->first_len;
+    }
+    r.upgrade = status == 101;
+    sl_head_to_hdrs(h, &r.hdrs, ex->arena);
+    /* Hop-by-hop fields are judged against the whole head, then dropped. */
+    uint8_t *hop = sl_arena_alloc(ex->arena, r.hdrs.n + 1);
+    for (uint32_t i = 0; i < r.hdrs.n; i++) hop[i] = (uint8_t)sl_http_hdrs_hop_by_hop(&r.hdrs, &r.hdrs.v[i]);
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < r.hdrs.n; i++)
+        if (!hop[i]) r.hdrs.v[k++] = r.hdrs.v[i];
+    r.hdrs.n = k;
+    sl_http_respond(ex, &r);
+}
+
 /* The upstream took the WebSocket handshake: the client gets the 101, and the bytes after it
  * belong to the tunnel (on_uc_read). */
 static int switching_protocols(sl_upconn_t *uc)
@@ -520,7 +543,7 @@ static int switching_protocols(sl_upconn_t *uc)
     attempt_end(c, SL_OUTCOME_OK, ex->upstream_ms);
     if (ex->route->upstream->latency)
         sl_series_observe(ex->route->upstream->latency, c->w->index, ex->upstream_ms / 1000.0);
-    sl_tunnel_send_head(c, &uc->head);
+    respond_upstream(uc, 101, -1, 1);
     return 1; /* a 1xx has no body, whatever its headers say */
 }
 
@@ -570,13 +593,13 @@ static int on_resp_headers_complete(llhttp_t *p)
         sl_series_observe(ex->route->upstream->latency, c->w->index, ex->upstream_ms / 1000.0);
     /* A retried response goes nowhere: the connection is dropped with it (uc->c is cleared). */
     if (retry(c, SL_TRY_STATUS, status, grpc_status(&uc->head)) == 1) return -1;
-    int no_body = ex->method == HTTP_HEAD || status == 204 || status == 304;
+    int no_body = ex->req.method_id == SL_HTTP_HEAD || status == 204 || status == 304;
     int has_length = (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED);
     int kind = no_body ? SL_SCAN_BODY_NONE : (p->flags & F_CHUNKED) ? SL_SCAN_BODY_CHUNKED : SL_SCAN_BODY_LENGTH;
     /* Without a length the body ends with the connection (RFC 9112 6.3). */
     uint64_t length = kind != SL_SCAN_BODY_LENGTH ? 0 : has_length ? p->content_length : UINT64_MAX;
     if (scan_body(uc, kind, length) < 0) return -1;
-    sl_client_send_response_head(c, &uc->head, status, has_length, no_body);
+    respond_upstream(uc, status, has_length ? (int64_t)p->content_length : -1, no_body);
     uv_timer_start(&uc->timer, on_uc_timer, bounded(uc, c, uc->read_timeout_ms), 0);
     /* Returning 1 tells llhttp the response has no body whatever its headers say (RFC 9112
      * 6.3: HEAD, 204, 304): bytes after such a head are never body, and the connection that
@@ -739,7 +762,7 @@ static void uc_attach_ready(sl_client_t *c, sl_upconn_t *uc)
     uc->keepalive = 1;
     /* Unasked, only an idempotent request may be sent twice (RFC 9110 9.2.2): the upstream may
      * have acted on it before the pooled connection failed. A retry policy asks for it. */
-    ex->pool_replay = uc->reused && is_idempotent(ex->method);
+    ex->pool_replay = uc->reused && is_idempotent(ex->req.method_id);
     ex->replayable = ex->pool_replay || ex->route->cfg->policies.retry.enabled;
     sl_buf_free(&ex->replay);
     sl_buf_t pre = ex->prebuf;

@@ -17,35 +17,6 @@ typedef struct sl_tunnel {
     sl_client_t *c;
 } sl_tunnel_t;
 
-/* ---- the 101 ---------------------------------------------------------------------------- */
-
-void sl_tunnel_send_head(sl_client_t *c, const sl_head_t *up)
-{
-    sl_exchange_t *ex = &c->rq->ex;
-    sl_buf_t b = SL_BUF_INIT;
-    sl_buf_reserve(&b, up->buf.len + 128);
-    sl_buf_puts(&b, "HTTP/1.1 101 ");
-    if (up->first_len) sl_buf_append(&b, sl_head_str(up, up->first_off), up->first_len);
-    else sl_buf_puts(&b, "Switching Protocols");
-    sl_buf_puts(&b, "\r\n");
-    for (size_t i = 0; i < up->n; i++) {
-        const sl_hdr_t *x = &up->hdrs[i];
-        if (sl_hdr_hop_by_hop(up, x) || sl_hdr_is(up, x, "content-length")) continue;
-        if (sl_policy_response_drop(ex->route, sl_head_str(up, x->name_off), x->name_len)) continue;
-        sl_buf_append(&b, sl_head_str(up, x->name_off), x->name_len);
-        sl_buf_puts(&b, ": ");
-        sl_buf_append(&b, sl_head_str(up, x->value_off), x->value_len);
-        sl_buf_puts(&b, "\r\n");
-    }
-    sl_policy_response_emit(ex->route, &b);
-    /* Upgrade and Connection are hop-by-hop: ours, naming the protocol the client asked for. */
-    sl_buf_puts(&b, "Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
-    ex->status = 101;
-    ex->head_sent = 1;
-    sl_client_send(c, b.data, b.len);
-    sl_buf_free(&b);
-}
-
 /* ---- lifetime --------------------------------------------------------------------------- */
 
 static void on_pipe_end(sl_pipe_t *p, sl_pipe_end_t why, int side)

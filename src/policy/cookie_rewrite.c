@@ -4,6 +4,7 @@
  * headers and never passes through here. */
 #include "policy/cookie_rewrite.h"
 #include "policy/policy.h"
+#include "base/common.h"
 #include "runtime/generation.h"
 
 #include <string.h>
@@ -96,16 +97,30 @@ static int enabled(const sl_policies_cfg_t *pc)
     return pc->cookie_rewrite.enabled;
 }
 
-static int response_header(const sl_route_rt_t *rt, const char *name, size_t nlen, const char *value, size_t vlen,
-                           sl_buf_t *out)
+/* The upstream's Set-Cookie fields (and a 101's); a rewritten value goes into the arena, built
+ * in the thread's scratch buffer. */
+static void on_response_headers(const sl_route_rt_t *rt, void *data, const sl_policy_state_t *st,
+                                sl_http_resp_t *resp, sl_arena_t *a)
 {
-    if (nlen != 10 || strncasecmp(name, "set-cookie", 10) != 0) return 0;
+    SL_UNUSED(data);
+    SL_UNUSED(st);
+    if (resp->local) return;
     const sl_policies_cfg_t *pc = &rt->cfg->policies;
-    return sl_cookie_rewrite(pc->cookie_rewrite.rules, pc->cookie_rewrite.n_rules, value, vlen, out);
+    for (uint32_t i = 0; i < resp->hdrs.n; i++) {
+        sl_http_hdr_t *x = &resp->hdrs.v[i];
+        if (!SL_HDR_IS(x, "set-cookie")) continue;
+        sl_buf_t *out = sl_buf_thread_scratch();
+        if (!sl_cookie_rewrite(pc->cookie_rewrite.rules, pc->cookie_rewrite.n_rules, x->value, x->value_len, out))
+            continue;
+        char *v = sl_arena_alloc(a, out->len + 1);
+        memcpy(v, out->data, out->len);
+        x->value = v;
+        x->value_len = (uint32_t)out->len;
+    }
 }
 
 const sl_policy_ops_t sl_policy_cookie_rewrite = {
     .name = "cookie_rewrite",
     .enabled = enabled,
-    .response_header = response_header,
+    .on_response_headers = on_response_headers,
 };

@@ -1,7 +1,8 @@
 /* request_headers and response_headers: set (replace or add), add (append another value),
  * remove. A header named by set or remove is left out of the message, then set and add are
- * appended. */
+ * appended (the configuration's own strings: nothing is copied). */
 #include "policy/policy.h"
+#include "base/common.h"
 #include "runtime/generation.h"
 
 #include <string.h>
@@ -12,19 +13,21 @@ static int name_is(const char *want, const char *name, size_t len)
     return strlen(want) == len && strncasecmp(want, name, len) == 0;
 }
 
-int sl_header_ops_drop(const sl_header_ops_cfg_t *ops, const char *name, size_t len)
+void sl_header_ops_apply(const sl_header_ops_cfg_t *ops, sl_http_hdrs_t *h, sl_arena_t *a)
 {
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < h->n; i++) {
+        const sl_http_hdr_t *x = &h->v[i];
+        int drop = 0;
+        for (size_t j = 0; j < ops->n_set && !drop; j++) drop = name_is(ops->set[j].name, x->name, x->name_len);
+        for (size_t j = 0; j < ops->n_remove && !drop; j++) drop = name_is(ops->remove[j], x->name, x->name_len);
+        if (!drop) h->v[k++] = *x;
+    }
+    h->n = k;
     for (size_t i = 0; i < ops->n_set; i++)
-        if (name_is(ops->set[i].name, name, len)) return 1;
-    for (size_t i = 0; i < ops->n_remove; i++)
-        if (name_is(ops->remove[i], name, len)) return 1;
-    return 0;
-}
-
-void sl_header_ops_emit(const sl_header_ops_cfg_t *ops, sl_buf_t *head)
-{
-    for (size_t i = 0; i < ops->n_set; i++) sl_buf_printf(head, "%s: %s\r\n", ops->set[i].name, ops->set[i].value);
-    for (size_t i = 0; i < ops->n_add; i++) sl_buf_printf(head, "%s: %s\r\n", ops->add[i].name, ops->add[i].value);
+        sl_http_hdrs_add(h, a, ops->set[i].name, strlen(ops->set[i].name), ops->set[i].value, strlen(ops->set[i].value));
+    for (size_t i = 0; i < ops->n_add; i++)
+        sl_http_hdrs_add(h, a, ops->add[i].name, strlen(ops->add[i].name), ops->add[i].value, strlen(ops->add[i].value));
 }
 
 static int request_enabled(const sl_policies_cfg_t *pc)
@@ -32,14 +35,10 @@ static int request_enabled(const sl_policies_cfg_t *pc)
     return pc->request_headers.enabled;
 }
 
-static int request_drop(const sl_route_rt_t *rt, const char *name, size_t len)
+static void on_upstream_request(const sl_route_rt_t *rt, void *data, sl_http_req_t *up, sl_arena_t *a)
 {
-    return sl_header_ops_drop(&rt->cfg->policies.request_headers.ops, name, len);
-}
-
-static void request_emit(const sl_route_rt_t *rt, sl_buf_t *head)
-{
-    sl_header_ops_emit(&rt->cfg->policies.request_headers.ops, head);
+    SL_UNUSED(data);
+    sl_header_ops_apply(&rt->cfg->policies.request_headers.ops, &up->hdrs, a);
 }
 
 static int response_enabled(const sl_policies_cfg_t *pc)
@@ -47,26 +46,24 @@ static int response_enabled(const sl_policies_cfg_t *pc)
     return pc->response_headers.enabled;
 }
 
-static int response_drop(const sl_route_rt_t *rt, const char *name, size_t len)
+/* The upstream's response and the 101; the gateway's own answers are left as they are. */
+static void on_response_headers(const sl_route_rt_t *rt, void *data, const sl_policy_state_t *st,
+                                sl_http_resp_t *resp, sl_arena_t *a)
 {
-    return sl_header_ops_drop(&rt->cfg->policies.response_headers.ops, name, len);
-}
-
-static void response_emit(const sl_route_rt_t *rt, sl_buf_t *head)
-{
-    sl_header_ops_emit(&rt->cfg->policies.response_headers.ops, head);
+    SL_UNUSED(data);
+    SL_UNUSED(st);
+    if (resp->local) return;
+    sl_header_ops_apply(&rt->cfg->policies.response_headers.ops, &resp->hdrs, a);
 }
 
 const sl_policy_ops_t sl_policy_request_headers = {
     .name = "request_headers",
     .enabled = request_enabled,
-    .upstream_drop = request_drop,
-    .upstream_emit = request_emit,
+    .on_upstream_request = on_upstream_request,
 };
 
 const sl_policy_ops_t sl_policy_response_headers = {
     .name = "response_headers",
     .enabled = response_enabled,
-    .response_drop = response_drop,
-    .response_emit = response_emit,
+    .on_response_headers = on_response_headers,
 };

@@ -14,43 +14,42 @@ static int enabled(const sl_policies_cfg_t *pc)
     return pc->ip_access.enabled;
 }
 
-static int init(sl_route_rt_t *rt)
+static int init(const sl_route_rt_t *rt, void **data)
 {
     const sl_policies_cfg_t *pc = &rt->cfg->policies;
-    rt->ip_set = sl_xmalloc(sizeof(*rt->ip_set));
-    sl_cidr_set_init(rt->ip_set);
+    sl_cidr_set_t *set = sl_xmalloc(sizeof(*set));
+    sl_cidr_set_init(set);
     for (size_t i = 0; i < pc->ip_access.n_cidrs; i++) {
         sl_ip_t ip;
         int prefix;
         /* The loader checked every entry; one that still does not parse must not be skipped,
          * or a deny list would lose it and admit that address. */
         if (sl_cidr_parse(pc->ip_access.cidrs[i], &ip, &prefix) != 0) {
-            sl_cidr_set_free(rt->ip_set); /* not in the chain yet: destroy() will not run */
-            free(rt->ip_set);
-            rt->ip_set = NULL;
+            sl_cidr_set_free(set); /* not in the chain yet: destroy() will not run */
+            free(set);
             return -1;
         }
-        sl_cidr_set_add(rt->ip_set, &ip, prefix);
+        sl_cidr_set_add(set, &ip, prefix);
     }
+    *data = set;
     return 0;
 }
 
-static void destroy(sl_route_rt_t *rt)
+static void destroy(void *data)
 {
-    if (!rt->ip_set) return;
-    sl_cidr_set_free(rt->ip_set);
-    free(rt->ip_set);
-    rt->ip_set = NULL;
+    if (!data) return;
+    sl_cidr_set_free(data);
+    free(data);
 }
 
-static int on_request(const sl_route_rt_t *rt, const sl_policy_req_t *req, const char **code)
+static int on_request(const sl_route_rt_t *rt, void *data, const sl_policy_req_t *req, const char **code)
 {
     const sl_policies_cfg_t *pc = &rt->cfg->policies;
     const char *addr = pc->ip_access.source_peer ? req->peer : req->remote;
     size_t len = pc->ip_access.source_peer ? strlen(req->peer) : req->remote_len;
     sl_ip_t ip;
     /* A source that is not an address (a forged X-Forwarded-For) matches no list entry. */
-    int listed = sl_ip_parse(addr, len, &ip) == 0 && sl_cidr_set_contains(rt->ip_set, &ip);
+    int listed = sl_ip_parse(addr, len, &ip) == 0 && sl_cidr_set_contains(data, &ip);
     if (listed == pc->ip_access.allow) return 0;
     *code = "ip_denied";
     return 403;

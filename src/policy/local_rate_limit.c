@@ -284,19 +284,19 @@ static int enabled(const sl_policies_cfg_t *pc)
     return pc->local_rate_limit.enabled;
 }
 
-static int init(sl_route_rt_t *rt)
+/* The route's buckets (shared with the previous generation's route when compatible). */
+static int init(const sl_route_rt_t *rt, void **data)
 {
-    rt->limiter = sl_rate_limiter_get(rt->svc->name, rt->cfg->name, &rt->cfg->policies.local_rate_limit);
+    *data = sl_rate_limiter_get(rt->svc->name, rt->cfg->name, &rt->cfg->policies.local_rate_limit);
     return 0;
 }
 
-static void destroy(sl_route_rt_t *rt)
+static void destroy(void *data)
 {
-    sl_rate_limiter_release(rt->limiter);
-    rt->limiter = NULL;
+    sl_rate_limiter_release(data);
 }
 
-static int on_request(const sl_route_rt_t *rt, const sl_policy_req_t *req, const char **code)
+static int on_request(const sl_route_rt_t *rt, void *data, const sl_policy_req_t *req, const char **code)
 {
     const sl_rate_limit_cfg_t *rl = &rt->cfg->policies.local_rate_limit;
     const char *key = NULL;
@@ -304,12 +304,16 @@ static int on_request(const sl_route_rt_t *rt, const sl_policy_req_t *req, const
     if (rl->key == SL_RL_KEY_IP) {
         key = req->remote;
         len = req->remote_len;
-    } else if (rl->key == SL_RL_KEY_HEADER && !req->header(req->ctx, rl->key_header, &key, &len)) {
-        key = NULL; /* requests without the header share the route's bucket */
-        len = 0;
+    } else if (rl->key == SL_RL_KEY_HEADER) {
+        /* Requests without the header share the route's bucket (key NULL). */
+        long i = sl_http_hdrs_find(&req->req->hdrs, rl->key_header, strlen(rl->key_header), 0);
+        if (i >= 0) {
+            key = req->req->hdrs.v[i].value;
+            len = req->req->hdrs.v[i].value_len;
+        }
     }
     sl_rate_result_t r;
-    sl_rate_limiter_take(rt->limiter, key, len, sl_now_ns, &r);
+    sl_rate_limiter_take(data, key, len, sl_now_ns, &r);
     req->state->rate_limit.counted = 1;
     req->state->rate_limit.refused = !r.allowed;
     req->state->rate_limit.limit = r.limit;
@@ -321,29 +325,25 @@ static int on_request(const sl_route_rt_t *rt, const sl_policy_req_t *req, const
     return rl->status;
 }
 
-static int name_is(const char *want, const char *name, size_t len)
+/* Every response of a counted request carries the bucket's state; the upstream's own counters
+ * would contradict the gateway's, so they are replaced. */
+static void on_response_headers(const sl_route_rt_t *rt, void *data, const sl_policy_state_t *st,
+                                sl_http_resp_t *resp, sl_arena_t *a)
 {
-    return strlen(want) == len && strncasecmp(want, name, len) == 0;
-}
-
-/* The upstream's own counters would contradict the gateway's: the gateway's go out. */
-static int response_drop(const sl_route_rt_t *rt, const char *name, size_t len)
-{
+    SL_UNUSED(data);
     const char *h = rt->cfg->policies.local_rate_limit.header;
-    return name_is("x-ratelimit-limit", name, len) || name_is("x-ratelimit-remaining", name, len) ||
-           name_is("x-ratelimit-reset", name, len) || (h && name_is(h, name, len));
-}
-
-static void state_emit(const sl_route_rt_t *rt, const sl_policy_state_t *st, sl_buf_t *head)
-{
+    if (!resp->local) {
+        sl_http_hdrs_remove(&resp->hdrs, "x-ratelimit-limit", 17);
+        sl_http_hdrs_remove(&resp->hdrs, "x-ratelimit-remaining", 21);
+        sl_http_hdrs_remove(&resp->hdrs, "x-ratelimit-reset", 17);
+        if (h) sl_http_hdrs_remove(&resp->hdrs, h, strlen(h));
+    }
     if (!st->rate_limit.counted) return;
-    const char *h = rt->cfg->policies.local_rate_limit.header;
-    unsigned long long limit = st->rate_limit.limit;
-    if (h) sl_buf_printf(head, "%s: %llu\r\n", h, limit);
-    sl_buf_printf(head, "X-RateLimit-Limit: %llu\r\nX-RateLimit-Remaining: %llu\r\nX-RateLimit-Reset: %llu\r\n", limit,
-                  (unsigned long long)st->rate_limit.remaining, (unsigned long long)st->rate_limit.reset_s);
-    if (st->rate_limit.refused)
-        sl_buf_printf(head, "Retry-After: %llu\r\n", (unsigned long long)st->rate_limit.retry_after_s);
+    if (h) sl_http_hdrs_add_u64(&resp->hdrs, a, h, st->rate_limit.limit);
+    sl_http_hdrs_add_u64(&resp->hdrs, a, "X-RateLimit-Limit", st->rate_limit.limit);
+    sl_http_hdrs_add_u64(&resp->hdrs, a, "X-RateLimit-Remaining", st->rate_limit.remaining);
+    sl_http_hdrs_add_u64(&resp->hdrs, a, "X-RateLimit-Reset", st->rate_limit.reset_s);
+    if (st->rate_limit.refused) sl_http_hdrs_add_u64(&resp->hdrs, a, "Retry-After", st->rate_limit.retry_after_s);
 }
 
 const sl_policy_ops_t sl_policy_local_rate_limit = {
@@ -352,6 +352,5 @@ const sl_policy_ops_t sl_policy_local_rate_limit = {
     .init = init,
     .destroy = destroy,
     .on_request = on_request,
-    .response_drop = response_drop,
-    .state_emit = state_emit,
+    .on_response_headers = on_response_headers,
 };

@@ -12,25 +12,25 @@ static int enabled(const sl_policies_cfg_t *pc)
     return pc->path_rewrite.enabled;
 }
 
-static int init(sl_route_rt_t *rt)
+/* The compiled regex ({regex, replace}), or NULL for a prefix rule. */
+static int init(const sl_route_rt_t *rt, void **data)
 {
     const char *re = rt->cfg->policies.path_rewrite.regex;
     if (!re) return 0;
-    rt->rewrite_re = sl_regex_compile(re);
-    return rt->rewrite_re ? 0 : -1;
+    *data = sl_regex_compile(re);
+    return *data ? 0 : -1;
 }
 
-static void destroy(sl_route_rt_t *rt)
+static void destroy(void *data)
 {
-    sl_regex_free(rt->rewrite_re);
-    rt->rewrite_re = NULL;
+    sl_regex_free(data);
 }
 
-static int upstream_path(const sl_route_rt_t *rt, const char *path, size_t len, sl_buf_t *out)
+static int rewrite(const sl_route_rt_t *rt, void *data, const char *path, size_t len, sl_buf_t *out)
 {
     const char *replace = rt->cfg->policies.path_rewrite.replace;
     out->len = 0;
-    if (rt->rewrite_re) return sl_regex_replace(rt->rewrite_re, path, len, replace, out) > 0;
+    if (data) return sl_regex_replace(data, path, len, replace, out) > 0;
     const char *prefix = rt->cfg->policies.path_rewrite.prefix;
     size_t pl = strlen(prefix), rl = strlen(replace);
     if (len < pl || memcmp(path, prefix, pl) != 0) return 0;
@@ -46,10 +46,21 @@ static int upstream_path(const sl_route_rt_t *rt, const char *path, size_t len, 
     return 1;
 }
 
+/* The rewritten path goes into the arena; the thread's scratch buffer holds it meanwhile. */
+static void on_upstream_request(const sl_route_rt_t *rt, void *data, sl_http_req_t *up, sl_arena_t *a)
+{
+    sl_buf_t *out = sl_buf_thread_scratch();
+    if (!rewrite(rt, data, up->path, up->path_len, out)) return;
+    char *p = sl_arena_alloc(a, out->len + 1);
+    memcpy(p, out->data, out->len);
+    up->path = p;
+    up->path_len = out->len;
+}
+
 const sl_policy_ops_t sl_policy_path_rewrite = {
     .name = "path_rewrite",
     .enabled = enabled,
     .init = init,
     .destroy = destroy,
-    .upstream_path = upstream_path,
+    .on_upstream_request = on_upstream_request,
 };

@@ -21,12 +21,14 @@ int sl_policy_chain_init(sl_route_rt_t *rt)
     rt->n_chain = 0;
     for (size_t i = 0; i < SL_ARRAY_LEN(policies) && policies[i]; i++) {
         if (!policies[i]->enabled(&rt->cfg->policies)) continue;
-        if (policies[i]->init && policies[i]->init(rt) != 0) {
+        void *data = NULL;
+        if (policies[i]->init && policies[i]->init(rt, &data) != 0) {
             sl_log_error("service %s, route %s: policy %s failed to initialise", rt->svc ? rt->svc->name : "?",
                          rt->cfg->name, policies[i]->name);
             sl_policy_chain_destroy(rt);
             return -1;
         }
+        rt->chain_data[rt->n_chain] = data;
         rt->chain[rt->n_chain++] = policies[i];
     }
     return 0;
@@ -34,8 +36,10 @@ int sl_policy_chain_init(sl_route_rt_t *rt)
 
 void sl_policy_chain_destroy(sl_route_rt_t *rt)
 {
-    for (size_t i = 0; i < rt->n_chain; i++)
-        if (rt->chain[i]->destroy) rt->chain[i]->destroy(rt);
+    for (size_t i = 0; i < rt->n_chain; i++) {
+        if (rt->chain[i]->destroy) rt->chain[i]->destroy(rt->chain_data[i]);
+        rt->chain_data[i] = NULL;
+    }
     rt->n_chain = 0;
 }
 
@@ -43,69 +47,44 @@ int sl_policy_on_request(const sl_route_rt_t *rt, const sl_policy_req_t *req, co
 {
     for (size_t i = 0; i < rt->n_chain; i++) {
         if (!rt->chain[i]->on_request) continue;
-        int status = rt->chain[i]->on_request(rt, req, code);
+        int status = rt->chain[i]->on_request(rt, rt->chain_data[i], req, code);
         if (status) return status;
     }
     return 0;
 }
 
-int sl_policy_upstream_path(const sl_route_rt_t *rt, const char *path, size_t len, sl_buf_t *out)
+void sl_policy_on_upstream_request(const sl_route_rt_t *rt, sl_http_req_t *up, sl_arena_t *a)
 {
     for (size_t i = 0; i < rt->n_chain; i++)
-        if (rt->chain[i]->upstream_path && rt->chain[i]->upstream_path(rt, path, len, out)) return 1;
-    return 0;
+        if (rt->chain[i]->on_upstream_request) rt->chain[i]->on_upstream_request(rt, rt->chain_data[i], up, a);
 }
 
-int sl_policy_upstream_drop(const sl_route_rt_t *rt, const char *name, size_t len)
+void sl_policy_on_response_headers(const sl_route_rt_t *rt, const sl_policy_state_t *st, sl_http_resp_t *resp,
+                                   sl_arena_t *a)
 {
-    for (size_t i = 0; i < rt->n_chain; i++)
-        if (rt->chain[i]->upstream_drop && rt->chain[i]->upstream_drop(rt, name, len)) return 1;
-    return 0;
+    /* Reverse order: the response travels back through the chain (cookie_rewrite sees the
+     * upstream's Set-Cookie before response_headers replaces it, the rate limit's fields come
+     * after what response_headers adds). */
+    for (size_t i = rt->n_chain; i-- > 0;)
+        if (rt->chain[i]->on_response_headers) rt->chain[i]->on_response_headers(rt, rt->chain_data[i], st, resp, a);
 }
 
-void sl_policy_upstream_emit(const sl_route_rt_t *rt, sl_buf_t *head)
+void sl_policy_on_log(const sl_route_rt_t *rt, const sl_policy_state_t *st, struct sl_access_entry *e)
 {
     for (size_t i = 0; i < rt->n_chain; i++)
-        if (rt->chain[i]->upstream_emit) rt->chain[i]->upstream_emit(rt, head);
-}
-
-int sl_policy_response_drop(const sl_route_rt_t *rt, const char *name, size_t len)
-{
-    for (size_t i = 0; i < rt->n_chain; i++)
-        if (rt->chain[i]->response_drop && rt->chain[i]->response_drop(rt, name, len)) return 1;
-    return 0;
-}
-
-void sl_policy_response_emit(const sl_route_rt_t *rt, sl_buf_t *head)
-{
-    for (size_t i = 0; i < rt->n_chain; i++)
-        if (rt->chain[i]->response_emit) rt->chain[i]->response_emit(rt, head);
-}
-
-int sl_policy_response_header(const sl_route_rt_t *rt, const char *name, size_t nlen, const char *value, size_t vlen,
-                              sl_buf_t *out)
-{
-    for (size_t i = 0; i < rt->n_chain; i++)
-        if (rt->chain[i]->response_header && rt->chain[i]->response_header(rt, name, nlen, value, vlen, out)) return 1;
-    return 0;
-}
-
-void sl_policy_state_emit(const sl_route_rt_t *rt, const sl_policy_state_t *st, sl_buf_t *head)
-{
-    for (size_t i = 0; i < rt->n_chain; i++)
-        if (rt->chain[i]->state_emit) rt->chain[i]->state_emit(rt, st, head);
+        if (rt->chain[i]->on_log) rt->chain[i]->on_log(rt, rt->chain_data[i], st, e);
 }
 
 uint64_t sl_policy_deadline_ms(const sl_route_rt_t *rt)
 {
     for (size_t i = 0; i < rt->n_chain; i++)
-        if (rt->chain[i]->deadline_ms) return rt->chain[i]->deadline_ms(rt);
+        if (rt->chain[i]->deadline_ms) return rt->chain[i]->deadline_ms(rt, rt->chain_data[i]);
     return 0;
 }
 
 uint64_t sl_policy_websocket_idle_ms(const sl_route_rt_t *rt)
 {
     for (size_t i = 0; i < rt->n_chain; i++)
-        if (rt->chain[i]->websocket_idle_ms) return rt->chain[i]->websocket_idle_ms(rt);
+        if (rt->chain[i]->websocket_idle_ms) return rt->chain[i]->websocket_idle_ms(rt, rt->chain_data[i]);
     return 0;
 }

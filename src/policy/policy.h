@@ -1,7 +1,8 @@
 /* HTTP policies: one file per policy, each a const table of hooks, registered in policy.c.
  * A route's chain (the policies it enables, in the documented order) is built once per
  * configuration generation, never per request; the proxy calls the sl_policy_* functions,
- * which run the chain.
+ * which run the chain. Policies see header vectors (http/request.h), never wire text: the
+ * codecs write the bytes.
  *
  * Order: ip_access, local_rate_limit, path_rewrite, request_headers, proxy (timeout, retry,
  * websocket), response_headers, cookie_rewrite. (Policies not built yet are refused by the loader.) */
@@ -13,6 +14,9 @@
 
 #include "base/buf.h"
 #include "config/config.h"
+#include "http/request.h"
+
+struct sl_access_entry;
 
 typedef struct sl_route_rt sl_route_rt_t;
 
@@ -31,43 +35,39 @@ typedef struct sl_policy_req {
     const char *peer;   /* the TCP peer's address */
     const char *remote; /* the client gateway.proxy_layers hops from the right of X-Forwarded-For */
     size_t remote_len;
-    /* The value of the request's first header called name (case-insensitive): 1 with *value and
-     * *len (not NUL-terminated, valid while the request is), or 0 when it has none. */
-    int (*header)(const void *ctx, const char *name, const char **value, size_t *len);
-    const void *ctx;
+    const sl_http_req_t *req; /* the client's request (headers valid while the request is) */
     sl_policy_state_t *state; /* this request's */
 } sl_policy_req_t;
 
+/* A policy: a const table of hooks over protocol-neutral requests and responses (http/request.h).
+ * Every hook gets the route and the policy's own per-route state (init's *data, opaque to
+ * everyone else). Hooks a policy does not need are NULL. */
 typedef struct sl_policy_ops {
     const char *name;
     /* Whether the route's configuration turns the policy on. */
     int (*enabled)(const sl_policies_cfg_t *pc);
-    /* Builds per-generation state in rt (compiled patterns...); 0, or -1 when it cannot. */
-    int (*init)(sl_route_rt_t *rt);
-    void (*destroy)(sl_route_rt_t *rt);
+    /* Builds the policy's per-generation state for rt into *data (compiled patterns...); 0, or
+     * -1 when it cannot (then nothing is left to destroy). */
+    int (*init)(const sl_route_rt_t *rt, void **data);
+    void (*destroy)(void *data);
     /* A request was routed here: 0 to go on, or the status to refuse it with (and its error
      * code in *code). Runs before anything is sent upstream. */
-    int (*on_request)(const sl_route_rt_t *rt, const sl_policy_req_t *req, const char **code);
-    /* The path sent upstream (no query): writes a new one into out (emptied first) and returns
-     * 1, or returns 0 to leave it. */
-    int (*upstream_path)(const sl_route_rt_t *rt, const char *path, size_t len, sl_buf_t *out);
-    /* Request to the upstream: whether a client header is left out, and headers to append. */
-    int (*upstream_drop)(const sl_route_rt_t *rt, const char *name, size_t len);
-    void (*upstream_emit)(const sl_route_rt_t *rt, sl_buf_t *head);
-    /* Response to the client: whether an upstream header is left out, and headers to append. */
-    int (*response_drop)(const sl_route_rt_t *rt, const char *name, size_t len);
-    void (*response_emit)(const sl_route_rt_t *rt, sl_buf_t *head);
-    /* An upstream response header the client gets (after response_drop): appends a new value to
-     * out and returns 1, or returns 0 and appends nothing to keep the value. */
-    int (*response_header)(const sl_route_rt_t *rt, const char *name, size_t nlen, const char *value, size_t vlen,
-                           sl_buf_t *out);
-    /* Headers from the request's policy state, on every response of the route: proxied ones and
-     * those the gateway answers itself (refusals, errors, direct responses). */
-    void (*state_emit)(const sl_route_rt_t *rt, const sl_policy_state_t *st, sl_buf_t *head);
+    int (*on_request)(const sl_route_rt_t *rt, void *data, const sl_policy_req_t *req, const char **code);
+    /* The request about to go upstream: may replace up->path and edit up->hdrs (the gateway's
+     * own fields, Host and X-Forwarded-*, included); new bytes go into a. */
+    void (*on_upstream_request)(const sl_route_rt_t *rt, void *data, sl_http_req_t *up, sl_arena_t *a);
+    /* The response head about to go to the client: proxied, a 101, or the gateway's own answer
+     * (resp->local: refusals, errors, direct responses); st is what the request hooks recorded.
+     * Run once per response, in reverse chain order (the last policy sees the upstream's fields
+     * first). May edit resp->hdrs; new bytes go into a. */
+    void (*on_response_headers)(const sl_route_rt_t *rt, void *data, const sl_policy_state_t *st, sl_http_resp_t *resp,
+                                sl_arena_t *a);
+    /* The exchange is being logged: may add to what the access log line says. */
+    void (*on_log)(const sl_route_rt_t *rt, void *data, const sl_policy_state_t *st, struct sl_access_entry *e);
     /* The most the whole request may take, in ms (0: no bound). */
-    uint64_t (*deadline_ms)(const sl_route_rt_t *rt);
+    uint64_t (*deadline_ms)(const sl_route_rt_t *rt, void *data);
     /* WebSocket upgrades are allowed: a tunnel's idle timeout in ms (0: upgrades refused). */
-    uint64_t (*websocket_idle_ms)(const sl_route_rt_t *rt);
+    uint64_t (*websocket_idle_ms)(const sl_route_rt_t *rt, void *data);
 } sl_policy_ops_t;
 
 /* Builds rt's chain from its configuration (main thread). Returns 0, or -1 when a policy could
@@ -78,15 +78,10 @@ void sl_policy_chain_destroy(sl_route_rt_t *rt);
 
 /* The chain's hooks, in order (see sl_policy_ops_t). */
 int sl_policy_on_request(const sl_route_rt_t *rt, const sl_policy_req_t *req, const char **code);
-int sl_policy_upstream_path(const sl_route_rt_t *rt, const char *path, size_t len, sl_buf_t *out);
-int sl_policy_upstream_drop(const sl_route_rt_t *rt, const char *name, size_t len);
-void sl_policy_upstream_emit(const sl_route_rt_t *rt, sl_buf_t *head);
-int sl_policy_response_drop(const sl_route_rt_t *rt, const char *name, size_t len);
-void sl_policy_response_emit(const sl_route_rt_t *rt, sl_buf_t *head);
-/* The first policy that rewrites the header's value wins. */
-int sl_policy_response_header(const sl_route_rt_t *rt, const char *name, size_t nlen, const char *value, size_t vlen,
-                              sl_buf_t *out);
-void sl_policy_state_emit(const sl_route_rt_t *rt, const sl_policy_state_t *st, sl_buf_t *head);
+void sl_policy_on_upstream_request(const sl_route_rt_t *rt, sl_http_req_t *up, sl_arena_t *a);
+void sl_policy_on_response_headers(const sl_route_rt_t *rt, const sl_policy_state_t *st, sl_http_resp_t *resp,
+                                   sl_arena_t *a);
+void sl_policy_on_log(const sl_route_rt_t *rt, const sl_policy_state_t *st, struct sl_access_entry *e);
 uint64_t sl_policy_deadline_ms(const sl_route_rt_t *rt);
 uint64_t sl_policy_websocket_idle_ms(const sl_route_rt_t *rt);
 
@@ -105,12 +100,14 @@ typedef enum {
 int sl_retry_wanted(const sl_retry_cfg_t *rc, sl_try_result_t r, int status, int grpc_status);
 /* The back-off before retry n (0 for the first), from a uniformly random r. */
 uint64_t sl_retry_backoff_ms(const sl_retry_cfg_t *rc, unsigned n, uint64_t r);
+/* Counts a retry of rt's for r in sluice_http_retries_total (worker's slot). */
+void sl_retry_count(const sl_route_rt_t *rt, sl_try_result_t r, unsigned worker);
 /* The reason label of r in sluice_http_retries_total. */
 const char *sl_try_result_name(sl_try_result_t r);
 
-/* Shared by request_headers and response_headers (headers.c). */
-int sl_header_ops_drop(const sl_header_ops_cfg_t *ops, const char *name, size_t len);
-void sl_header_ops_emit(const sl_header_ops_cfg_t *ops, sl_buf_t *head);
+/* Shared by request_headers and response_headers (headers.c): removes the fields that set or
+ * remove name, then appends set and add. */
+void sl_header_ops_apply(const sl_header_ops_cfg_t *ops, sl_http_hdrs_t *h, sl_arena_t *a);
 
 extern const sl_policy_ops_t sl_policy_ip_access;
 extern const sl_policy_ops_t sl_policy_local_rate_limit;

@@ -61,18 +61,37 @@ static int enabled(const sl_policies_cfg_t *pc)
     return pc->retry.enabled;
 }
 
-static int init(sl_route_rt_t *rt)
+/* The route's sluice_http_retries_total series, by sl_try_result_t. */
+static int init(const sl_route_rt_t *rt, void **data)
 {
     if (!sl_metrics.retries) return 0; /* no registry (unit tests) */
+    sl_series_t **series = sl_xcalloc(SL_TRY_RESULTS, sizeof(*series));
     for (int r = 0; r < SL_TRY_RESULTS; r++) {
         const char *labels[] = {rt->svc->name, rt->cfg->name, reason_names[r]};
-        rt->retries[r] = sl_metrics_series(sl_metrics.retries, labels);
+        series[r] = sl_metrics_series(sl_metrics.retries, labels);
     }
+    *data = series;
     return 0;
+}
+
+static void destroy(void *data)
+{
+    free(data);
 }
 
 const sl_policy_ops_t sl_policy_retry = {
     .name = "retry",
     .enabled = enabled,
     .init = init,
+    .destroy = destroy,
 };
+
+void sl_retry_count(const sl_route_rt_t *rt, sl_try_result_t r, unsigned worker)
+{
+    for (size_t i = 0; i < rt->n_chain; i++) {
+        if (rt->chain[i] != &sl_policy_retry) continue;
+        sl_series_t **series = rt->chain_data[i];
+        if (series && series[r]) sl_series_add(series[r], worker, 1);
+        return;
+    }
+}

@@ -8,8 +8,9 @@ static int enabled(const sl_policies_cfg_t *pc)
     return pc->timeout.enabled;
 }
 
-static uint64_t deadline_ms(const sl_route_rt_t *rt)
+static uint64_t deadline_ms(const sl_route_rt_t *rt, void *data)
 {
+    (void)data;
     return rt->cfg->policies.timeout.ms;
 }
 

@@ -9,8 +9,9 @@ static int enabled(const sl_policies_cfg_t *pc)
     return pc->websocket.enabled;
 }
 
-static uint64_t websocket_idle_ms(const sl_route_rt_t *rt)
+static uint64_t websocket_idle_ms(const sl_route_rt_t *rt, void *data)
 {
+    (void)data;
     uint64_t ms = rt->cfg->policies.websocket.idle_timeout_ms;
     /* Like nginx's proxy_read_timeout, which bounds a quiet WebSocket too. */
     return ms ? ms : rt->svc->upstream.read_timeout_ms;

@@ -22,7 +22,6 @@ typedef struct sl_status_cache {
 } sl_status_cache_t;
 
 typedef struct sl_policy_ops sl_policy_ops_t;
-typedef struct sl_regex sl_regex_t;
 
 #define SL_POLICY_MAX 12 /* policies one route can chain */
 
@@ -32,11 +31,8 @@ typedef struct sl_route_rt {
     sl_upstream_t *upstream; /* NULL for direct responses */
     sl_status_cache_t requests;
     const sl_policy_ops_t *chain[SL_POLICY_MAX]; /* the route's policies in order (policy/policy.h) */
+    void *chain_data[SL_POLICY_MAX];             /* each one's runtime state, opaque but to it */
     size_t n_chain;
-    sl_regex_t *rewrite_re;          /* path_rewrite's compiled regex */
-    struct sl_cidr_set *ip_set;      /* ip_access's addresses */
-    sl_series_t *retries[5];         /* sluice_http_retries_total by sl_try_result_t */
-    struct sl_rate_limiter *limiter; /* local_rate_limit's buckets */
 } sl_route_rt_t;
 
 /* A listening address of the generation: HTTP ones as configured, then those the stream routes

@@ -623,6 +623,24 @@ def test_access_log_and_metrics_count_101(make_gateway, ws_backend):
                == before + 1, what="sluice_http_requests_total{status=101}")
 
 
+def test_101_carries_the_rate_limit_headers_and_request_id(make_gateway, ws_backend):
+    """A 101 is a counted response like any other (docs/policies.md: every response of a
+    counted request carries X-RateLimit-*): the one response phase runs for it too."""
+    g = make_gateway([ws_service(ws_backend.address,
+                                 local_rate_limit={"requests": 3, "per": "minute", "burst": 5, "header": "ratelimit"})])
+
+    async def go():
+        async with connect(g, "/echo?rl=1") as ws:
+            h = ws.response_headers
+            assert h.get("X-RateLimit-Limit") == "8" and h.get("ratelimit") == "8", dict(h)
+            assert h.get("X-RateLimit-Remaining") == "7", dict(h)
+            assert int(h.get("X-RateLimit-Reset")) > 0, dict(h)
+            assert h.get("X-Request-Id"), dict(h)
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+    run(go())
+
+
 # ---------------------------------------------------------------------------------------------
 # configuration
 

@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/arena.h"
+#include "base/buf.h"
 #include "config/config.h"
+#include "http/request.h"
 #include "policy/policy.h"
 #include "runtime/generation.h"
 
@@ -42,6 +45,42 @@ static inline sl_config_t *policy_load_with(const char *upstream_extra, const ch
 static inline sl_config_t *policy_load(const char *policies, sl_route_rt_t *rt)
 {
     return policy_load_with("", policies, rt);
+}
+
+/* Renders h as "Name: value\r\n" lines into out (emptied first); returns out's text. */
+static inline const char *policy_hdrs_text(const sl_http_hdrs_t *h, sl_buf_t *out)
+{
+    out->len = 0;
+    for (uint32_t i = 0; i < h->n; i++) {
+        sl_buf_append(out, h->v[i].name, h->v[i].name_len);
+        sl_buf_puts(out, ": ");
+        sl_buf_append(out, h->v[i].value, h->v[i].value_len);
+        sl_buf_puts(out, "\r\n");
+    }
+    return sl_buf_cstr(out);
+}
+
+/* Fills h from NULL-terminated name, value pairs (borrowed). */
+static inline void policy_hdrs_fill(sl_http_hdrs_t *h, sl_arena_t *a, const char *const *pairs)
+{
+    memset(h, 0, sizeof(*h));
+    for (size_t i = 0; pairs && pairs[i]; i += 2)
+        sl_http_hdrs_add(h, a, pairs[i], strlen(pairs[i]), pairs[i + 1], strlen(pairs[i + 1]));
+}
+
+/* The response phase over a response with the fields in pairs (local: the gateway's own
+ * answer): the fields the client gets, as text in out. */
+static inline const char *policy_response(const sl_route_rt_t *rt, const sl_policy_state_t *st, int local,
+                                          const char *const *pairs, sl_buf_t *out)
+{
+    sl_arena_t a;
+    sl_arena_init(&a, 0);
+    sl_http_resp_t r = {.status = 200, .local = local ? 1 : 0};
+    policy_hdrs_fill(&r.hdrs, &a, pairs);
+    sl_policy_on_response_headers(rt, st, &r, &a);
+    policy_hdrs_text(&r.hdrs, out);
+    sl_arena_reset(&a);
+    return sl_buf_cstr(out);
 }
 
 /* The configuration must be refused with an error line containing want. */
