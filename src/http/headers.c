@@ -63,6 +63,16 @@ static int list_contains(const char *list, size_t len, const char *name, size_t 
     return 0;
 }
 
+int sl_http_hdrs_has_token(const sl_http_hdrs_t *h, const char *name, const char *token)
+{
+    size_t nl = strlen(name), tl = strlen(token);
+    for (uint32_t i = 0; i < h->n; i++) {
+        const sl_http_hdr_t *x = &h->v[i];
+        if (sl_http_hdr_is(x, name, nl) && list_contains(x->value, x->value_len, token, tl)) return 1;
+    }
+    return 0;
+}
+
 int sl_http_hdrs_hop_by_hop(const sl_http_hdrs_t *h, const sl_http_hdr_t *x)
 {
     if (SL_HDR_IS(x, "connection") || SL_HDR_IS(x, "keep-alive") || SL_HDR_IS(x, "proxy-connection") ||

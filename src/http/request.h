@@ -36,6 +36,8 @@ size_t sl_http_hdrs_remove(sl_http_hdrs_t *h, const char *name, size_t nlen);
 long sl_http_hdrs_find(const sl_http_hdrs_t *h, const char *name, size_t nlen, size_t from);
 /* The field's name is name (any case). */
 int sl_http_hdr_is(const sl_http_hdr_t *x, const char *name, size_t nlen);
+/* True when a field called name lists token (comma-separated, any case). */
+int sl_http_hdrs_has_token(const sl_http_hdrs_t *h, const char *name, const char *token);
 /* True for hop-by-hop fields (RFC 9110 7.6.1) and those a Connection field of h names (except
  * Content-Length and Host): they belong to one connection, never forwarded. */
 int sl_http_hdrs_hop_by_hop(const sl_http_hdrs_t *h, const sl_http_hdr_t *x);
@@ -64,6 +66,8 @@ typedef struct sl_http_req {
     sl_http_method_t method_id;
     const char *method; /* NUL-terminated */
     const char *scheme; /* "http"; NUL-terminated */
+    const char *target; /* the request target as sent, for the log (set when logging) */
+    size_t target_len;
     const char *authority; /* an absolute target's host[:port] (replaces Host), or NULL */
     size_t authority_len;
     const char *path; /* normalised, without the query */
@@ -105,11 +109,17 @@ typedef struct sl_http_stream_ops {
     /* Writes the head (with the codec's framing: Content-Length, chunking, Connection) and, for
      * a local response, its body. */
     void (*send_head)(void *stream, const sl_http_resp_t *resp);
-    void (*send_body)(void *stream, const char *p, size_t n);
-    /* The response is complete. */
+    /* Returns 1 when the stream is congested (the proxy stops reading the upstream until the
+     * codec calls sl_proxy_stream_drained), else 0. */
+    int (*send_body)(void *stream, const char *p, size_t n);
+    /* The response is complete (for the gateway's own answer: the exchange is over). */
     void (*end)(void *stream);
     /* Part of the response is out and the rest never will be: cut the stream (error for the log). */
     void (*reset)(void *stream, const char *error);
+    /* Gathers the writes that follow until hold(stream, 0) (one upstream read's worth). */
+    void (*hold)(void *stream, int on);
+    /* The upstream can take request body again: read on. */
+    void (*resume)(void *stream);
 } sl_http_stream_ops_t;
 
 #endif

@@ -2,7 +2,7 @@
  * (refusals, errors, direct responses) all pass through respond(), which runs the response
  * phase exactly once (the route's on_response_headers hooks, the request id, the sticky
  * cookie) and hands the head to the server codec's stream ops, which frame it. */
-#include "http/h1_internal.h"
+#include "http/response.h"
 #include "base/common.h"
 #include "observe/access_log.h"
 #include "policy/policy.h"

@@ -2,8 +2,8 @@
  * copy bytes to each other as they come, without looking at them (frames, pings and closes are
  * the endpoints' business): a byte pipe (runtime/pipe.h) between the two.
  *
- * The client connection stays the client's (h1_server.c closes it, which ends the tunnel); the
- * upstream connection is handed over by h1_upstream.c and closed here. The tunnel is freed with
+ * The client connection stays the client's (h1_conn.c closes it, which ends the tunnel); the
+ * upstream connection is handed over by h1_client.c and closed here. The tunnel is freed with
  * the pipe's idle timer. */
 #include "http/h1_internal.h"
 #include "base/common.h"
@@ -28,8 +28,9 @@ static void on_pipe_end(sl_pipe_t *p, sl_pipe_end_t why, int side)
     sl_client_tunnel_done(t->c, error); /* closes the client, which calls sl_tunnel_close */
 }
 
-void sl_tunnel_start(sl_client_t *c, uv_stream_t *up, const char *early, size_t n)
+void sl_tunnel_start(void *stream, uv_stream_t *up, const char *early, size_t n)
 {
+    sl_client_t *c = stream;
     sl_exchange_t *ex = &c->rq->ex;
     sl_tunnel_t *t = sl_xcalloc(1, sizeof(*t));
     t->c = c;

@@ -1,7 +1,7 @@
 #include "runtime/worker.h"
 #include "base/common.h"
 #include "base/log.h"
-#include "http/h1_internal.h"
+#include "http/h1.h"
 #include "runtime/listener.h"
 #include "runtime/server.h"
 #include "stream/tcp.h"

@@ -1,5 +1,8 @@
-/* HTTP/1.1 client side: accepts connections, parses requests with llhttp (strict), enforces
- * the head limits and message rules, routes, and writes responses back in request order. */
+/* The HTTP/1.1 server codec: accepts connections, parses requests with llhttp (strict) behind
+ * the framing checker (h1_scan.h), enforces the head limits and message rules, turns each
+ * request into a protocol-neutral sl_http_req_t for proxy.c, and implements the stream ops
+ * (request.h) that write the responses back, in request order (pipelining), with the client
+ * timeouts. */
 #include "http/h1_internal.h"
 #include "http/uri.h"
 #include "base/common.h"
@@ -22,7 +25,7 @@ static void client_read_start(sl_client_t *c);
 static void client_timeout(sl_client_t *c);
 static void client_continue(sl_client_t *c);
 static void client_read_stop(sl_client_t *c);
-static void answer_locally(sl_client_t *c);
+static void upstream_drained(sl_client_t *c);
 static void exchange_maybe_done(sl_client_t *c);
 
 /* A closing connection whose peer reads nothing for this long is dropped. */
@@ -149,7 +152,7 @@ static void on_client_written(uv_write_t *req, int status)
     }
     if (c->state == SL_C_TUNNEL) return; /* the 101 head; the tunnel counts its own writes */
     if (c->write_queued < SL_LOW_WATER) {
-        sl_upstream_client_drained(c);
+        if (c->rq) sl_proxy_stream_drained(&c->rq->ex);
         if (c->out_blocked) client_continue(c);
     }
 }
@@ -226,9 +229,7 @@ static void exchange_release(sl_client_t *c)
 {
     if (!c->rq) return;
     sl_exchange_t *ex = &c->rq->ex;
-    if (ex->uc || ex->backoff) sl_upstream_abort(c);
-    sl_buf_free(&ex->prebuf);
-    sl_buf_free(&ex->replay);
+    sl_proxy_release(ex);
     c->rq->resp_log.len = 0;
     sl_arena_clear(&c->rq->arena);
     if (ex->gen) sl_generation_release(ex->gen);
@@ -305,128 +306,16 @@ static void client_end(sl_client_t *c)
 
 /* ---- local responses -------------------------------------------------------------------- */
 
-/* An incoming request id worth keeping: 1..128 bytes of letters, digits and -._~+/=:@ (UUIDs,
- * hex, base64, trace ids), nothing that could break a header or a log line. */
-static int request_id_ok(const char *v, size_t n)
-{
-    if (n == 0 || n > 128) return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)v[i];
-        if (!(isalnum(ch) || strchr("-._~+/=:@", ch))) return 0;
-    }
-    return 1;
-}
-
-/* Sets ex->request_id per the route's request_id, else the gateway's: the client's (first)
- * header when well formed and incoming is keep, else 128 random bits. */
-static void request_id_begin(sl_client_t *c)
-{
-    sl_exchange_t *ex = &c->rq->ex;
-    const sl_request_id_cfg_t *rc = ex->route && ex->route->cfg->request_id.set ? &ex->route->cfg->request_id
-                                                                                 : &gw(c)->request_id;
-    ex->request_id_len = 0;
-    ex->request_id_cfg = rc->enabled ? rc : NULL;
-    if (!rc->enabled) return;
-    if (rc->incoming == SL_REQUEST_ID_KEEP) {
-        size_t n = 0;
-        const char *v = sl_http_log_header(&ex->req.hdrs, rc->header, rc->header_len, &n);
-        if (v && request_id_ok(v, n)) {
-            memcpy(ex->request_id, v, n);
-            ex->request_id_len = (uint8_t)n;
-            return;
-        }
-    }
-    static const char hex[] = "0123456789abcdef";
-    unsigned char r[16];
-    sl_random_bytes(r, sizeof(r));
-    char *o = ex->request_id;
-    if (rc->format == SL_REQUEST_ID_UUID) {
-        r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 (RFC 9562 5.4) */
-        r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* the RFC's variant */
-    }
-    for (int i = 0; i < 16; i++) {
-        if (rc->format == SL_REQUEST_ID_UUID && (i == 4 || i == 6 || i == 8 || i == 10)) *o++ = '-';
-        *o++ = hex[r[i] >> 4];
-        *o++ = hex[r[i] & 15];
-    }
-    ex->request_id_len = (uint8_t)(o - ex->request_id);
-}
-
-static void send_error(sl_client_t *c, int status, const char *code)
-{
-    sl_http_respond_error(&c->rq->ex, status, code);
-}
-
 /* ---- exchange lifecycle ----------------------------------------------------------------- */
-
-/* A kept response header's value for the access log, by lower-case name. */
-static const char *log_response_header(const void *ctx, const char *name, size_t n, size_t *len)
-{
-    const sl_buf_t *b = ctx;
-    size_t o = 0;
-    while (o < b->len) {
-        size_t nl, vl;
-        memcpy(&nl, b->data + o, sizeof(size_t));
-        const char *k = b->data + o + sizeof(size_t);
-        memcpy(&vl, k + nl, sizeof(size_t));
-        const char *v = k + nl + sizeof(size_t);
-        if (nl == n && !memcmp(k, name, n)) {
-            *len = vl;
-            return v;
-        }
-        o = (size_t)(v + vl - b->data);
-    }
-    return NULL;
-}
-
-static void exchange_log(sl_client_t *c)
-{
-    sl_exchange_t *ex = &c->rq->ex;
-    sl_generation_count_request(ex->gen, ex->route, ex->status, c->w->index);
-
-    sl_access_log_t *log = ex->gen ? sl_generation_access_log(ex->gen) : NULL;
-    if (!log) return;
-    const sl_head_t *head = &c->rq->head;
-    sl_access_entry_t e = {
-        .time_unix_ms = ex->start_unix_ms,
-        .client = c->peer_ip,
-        .client_port = c->peer_port,
-        .method = ex->req.method,
-        .host = ex->host_len ? ex->host : NULL,
-        .host_len = ex->host_len,
-        .path = head->first_len ? sl_head_str(head, head->first_off) : "",
-        .path_len = head->first_len,
-        .http_minor = ex->req.http_minor,
-        .status = ex->status,
-        .bytes_in = ex->bytes_in,
-        .bytes_out = ex->bytes_out,
-        .route = ex->route ? ex->route->cfg->name : NULL,
-        .service = ex->route ? ex->route->svc->name : NULL,
-        .upstream = ex->node_name,
-        .upstream_status = ex->upstream_status,
-        .duration_ms = (double)(sl_now_ns() - ex->t_start_ns) / 1e6,
-        .upstream_ms = ex->upstream_status ? ex->upstream_ms : -1,
-        .upstream_connect_ms = ex->connect_tried ? ex->upstream_connect_ms : -1,
-        .error = ex->error,
-        .retries = ex->retries,
-        .retry_stop = ex->retry_stop,
-        .tags = ex->route ? ex->route->cfg->tags : NULL,
-        .n_tags = ex->route ? ex->route->cfg->n_tags : 0,
-        .request_id = ex->request_id_len ? ex->request_id : NULL,
-        .request_id_len = ex->request_id_len,
-        .header = sl_http_log_header,
-        .header_ctx = &ex->req.hdrs,
-        .response_header = log_response_header,
-        .response_header_ctx = &c->rq->resp_log,
-    };
-    if (ex->route) sl_policy_on_log(ex->route, &ex->policy, &e);
-    sl_access_buf_write(&c->w->alog, log, &ex->gen->cfg->gateway.access_log.fmt, &e, uv_now(&c->w->loop));
-}
 
 static void exchange_finish(sl_client_t *c)
 {
-    exchange_log(c);
-    c->rq->ex.active = 0;
+    sl_exchange_t *ex = &c->rq->ex;
+    const sl_head_t *h = &c->rq->head;
+    ex->req.target = h->first_len ? sl_head_str(h, h->first_off) : NULL;
+    ex->req.target_len = h->first_len;
+    sl_proxy_log(ex);
+    ex->active = 0;
 }
 
 /* Both the request and the response are complete: log, then go on with the next request. */
@@ -470,23 +359,6 @@ static void client_continue(sl_client_t *c)
     if (!c->closing && !c->out_blocked && c->state != SL_C_WAIT && c->state != SL_C_CLOSING) client_read_start(c);
 }
 
-void sl_client_fail(sl_client_t *c, int status, const char *code)
-{
-    sl_exchange_t *ex = &c->rq->ex;
-    if (ex->uc || ex->backoff) sl_upstream_abort(c);
-    if (ex->head_sent) {
-        /* Part of the response is out: all that is left is to cut the connection. */
-        ex->error = code;
-        client_close(c);
-        return;
-    }
-    /* The request body may still be arriving; the connection cannot be reused after this. */
-    if (!ex->req_complete) c->close_after = 1;
-    send_error(c, status, code);
-    ex->req_complete = 1;
-    exchange_maybe_done(c);
-}
-
 /* ---- response from the upstream side ---------------------------------------------------- */
 
 /* ---- the stream ops: framing a response head for HTTP/1.1 ------------------------------- */
@@ -513,6 +385,11 @@ static void h1_send_head(void *stream, const sl_http_resp_t *r)
         b->data[b->len++] = '\r';
         b->data[b->len++] = '\n';
     }
+    if (r->local) {
+        c->rq->local_sent = 1;
+        /* The request body may still be arriving: the connection cannot be reused after this. */
+        if (!ex->req_complete) c->close_after = 1;
+    }
     if (r->upgrade) {
         /* Upgrade and Connection are hop-by-hop: ours, naming the protocol the client asked for. */
         sl_buf_puts(b, "Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
@@ -522,10 +399,10 @@ static void h1_send_head(void *stream, const sl_http_resp_t *r)
     /* RFC 9110 8.6: a 204 has no Content-Length, whatever the upstream wrote. */
     if (r->content_length >= 0 && r->status != 204 && r->status >= 200)
         sl_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)r->content_length);
-    ex->resp_chunked = 0;
+    c->rq->resp_chunked = 0;
     if (r->content_length < 0 && !r->no_body) {
         if (ex->req.http_minor >= 1) {
-            ex->resp_chunked = 1;
+            c->rq->resp_chunked = 1;
             sl_buf_puts(b, "Transfer-Encoding: chunked\r\n");
         } else {
             c->close_after = 1; /* HTTP/1.0: the body ends when the connection does */
@@ -539,14 +416,40 @@ static void h1_send_head(void *stream, const sl_http_resp_t *r)
     sl_client_send(c, b->data, b->len);
 }
 
-static void h1_send_body(void *stream, const char *p, size_t n)
+static void response_done(sl_client_t *c)
 {
-    sl_client_response_body(stream, p, n);
+    if (c->rq->resp_chunked) sl_client_send(c, "0\r\n\r\n", 5);
+    c->rq->ex.resp_complete = 1;
+    /* An early answer while the body still arrives: read (and drop) the rest of it. */
+    if (c->state == SL_C_BODY) upstream_drained(c);
+    exchange_maybe_done(c);
+}
+
+static int h1_send_body(void *stream, const char *p, size_t n)
+{
+    sl_client_t *c = stream;
+    if (!c->rq->resp_chunked) {
+        sl_client_send(c, p, n);
+    } else {
+        char line[24];
+        int m = snprintf(line, sizeof(line), "%zx\r\n", n);
+        uv_buf_t bufs[3] = {uv_buf_init(line, (unsigned)m), uv_buf_init((char *)p, (unsigned)n),
+                            uv_buf_init("\r\n", 2)};
+        client_write(c, bufs, 3);
+    }
+    return c->write_queued > SL_HIGH_WATER;
 }
 
 static void h1_end(void *stream)
 {
-    sl_client_response_done(stream);
+    sl_client_t *c = stream;
+    if (c->rq->local_sent) {
+        /* The gateway's own answer ends the exchange, whatever of the request is left. */
+        c->rq->ex.req_complete = 1;
+        exchange_maybe_done(c);
+        return;
+    }
+    response_done(c);
 }
 
 static void h1_reset(void *stream, const char *error)
@@ -556,35 +459,25 @@ static void h1_reset(void *stream, const char *error)
     client_close(c);
 }
 
+static void h1_hold(void *stream, int on)
+{
+    if (on) sl_client_batch_begin(stream);
+    else sl_client_batch_end(stream);
+}
+
+static void h1_resume(void *stream)
+{
+    upstream_drained(stream);
+}
+
 const sl_http_stream_ops_t sl_h1_stream_ops = {
     .send_head = h1_send_head,
     .send_body = h1_send_body,
     .end = h1_end,
     .reset = h1_reset,
+    .hold = h1_hold,
+    .resume = h1_resume,
 };
-
-void sl_client_response_body(sl_client_t *c, const char *p, size_t n)
-{
-    if (!n) return;
-    if (!c->rq->ex.resp_chunked) {
-        sl_client_send(c, p, n);
-        return;
-    }
-    char line[24];
-    int m = snprintf(line, sizeof(line), "%zx\r\n", n);
-    uv_buf_t bufs[3] = {uv_buf_init(line, (unsigned)m), uv_buf_init((char *)p, (unsigned)n), uv_buf_init("\r\n", 2)};
-    client_write(c, bufs, 3);
-}
-
-void sl_client_response_done(sl_client_t *c)
-{
-    if (c->rq->ex.resp_chunked) sl_client_send(c, "0\r\n\r\n", 5);
-    c->rq->ex.resp_complete = 1;
-    /* An early answer while the body still arrives: read (and drop) the rest of it. */
-    if (c->state == SL_C_BODY) sl_client_upstream_drained(c);
-    exchange_maybe_done(c);
-}
-
 
 /* ---- request parsing -------------------------------------------------------------------- */
 
@@ -606,6 +499,9 @@ static int on_message_begin(llhttp_t *p)
     ex->start_unix_ms = sl_unix_ms();
     ex->gen = c->w->gen;
     sl_generation_retain(ex->gen);
+    ex->w = c->w;
+    ex->peer = c->peer_ip;
+    ex->peer_port = c->peer_port;
     ex->sops = &sl_h1_stream_ops;
     ex->stream = c;
     ex->arena = &c->rq->arena;
@@ -615,6 +511,8 @@ static int on_message_begin(llhttp_t *p)
     sl_buf_reserve(&c->rq->head.buf, 512);
     c->rq->head_done = 0;
     c->rq->begin_pending = 0;
+    c->rq->local = c->rq->local_sent = 0;
+    c->rq->resp_chunked = 0;
     c->rq->trailer_bytes = 0;
     /* The header timeout runs from the first byte of a request, not from the idle time before it. */
     timer_set(c, SL_TQ_HEADER, gw(c)->http.header_timeout_ms);
@@ -671,242 +569,6 @@ static int on_header_value_complete(llhttp_t *p)
     sl_client_t *c = p->data;
     if (!c->rq->head_done) sl_head_value_done(&c->rq->head);
     return 0;
-}
-
-/* The client address gateway.proxy_layers hops from the right of X-Forwarded-For (all such
- * headers, in order), or the peer's when there are fewer hops. */
-static void client_address(sl_client_t *c, const char **out, size_t *out_len)
-{
-    const sl_http_hdrs_t *h = &c->rq->ex.req.hdrs;
-    int layers = gw(c)->proxy_layers;
-    *out = c->peer_ip;
-    *out_len = strlen(c->peer_ip);
-    if (layers <= 0) return;
-    /* Walk the entries from the right: the last header first, each from its end. */
-    int seen = 0;
-    for (size_t i = h->n; i-- > 0;) {
-        const sl_http_hdr_t *x = &h->v[i];
-        if (!SL_HDR_IS(x, "x-forwarded-for")) continue;
-        const char *v = x->value;
-        size_t end = x->value_len;
-        while (end > 0) {
-            size_t start = end;
-            while (start > 0 && v[start - 1] != ',') start--;
-            size_t a = start, b = end;
-            while (a < b && (v[a] == ' ' || v[a] == '\t')) a++;
-            while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t')) b--;
-            if (++seen == layers) {
-                if (b > a) {
-                    *out = v + a;
-                    *out_len = b - a;
-                }
-                return;
-            }
-            end = start ? start - 1 : 0;
-        }
-    }
-}
-
-/* The value of cookie name in the request's Cookie headers. */
-static int find_cookie(const sl_http_hdrs_t *h, const char *name, const char **out, size_t *out_len)
-{
-    size_t nl = strlen(name);
-    for (size_t i = 0; i < h->n; i++) {
-        const sl_http_hdr_t *x = &h->v[i];
-        if (!SL_HDR_IS(x, "cookie")) continue;
-        const char *v = x->value, *end = v + x->value_len;
-        while (v < end) {
-            while (v < end && (*v == ' ' || *v == ';')) v++;
-            const char *semi = memchr(v, ';', (size_t)(end - v));
-            const char *pair_end = semi ? semi : end;
-            const char *eq = memchr(v, '=', (size_t)(pair_end - v));
-            if (eq && (size_t)(eq - v) == nl && memcmp(v, name, nl) == 0) {
-                *out = eq + 1;
-                *out_len = (size_t)(pair_end - eq - 1);
-                return 1;
-            }
-            v = pair_end;
-        }
-    }
-    return 0;
-}
-
-/* The value of query parameter name in the request target, as sent (not decoded). */
-static int find_query(const sl_exchange_t *ex, const char *name, const char **out, size_t *out_len)
-{
-    if (!ex->req.query) return 0;
-    const char *end = ex->req.query + ex->req.query_len;
-    size_t nl = strlen(name);
-    for (const char *p = ex->req.query + 1; p < end;) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *pe = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(pe - p));
-        const char *ke = eq ? eq : pe;
-        if ((size_t)(ke - p) == nl && memcmp(p, name, nl) == 0) {
-            *out = eq ? eq + 1 : pe;
-            *out_len = eq ? (size_t)(pe - eq - 1) : 0;
-            return 1;
-        }
-        p = pe + 1;
-    }
-    return 0;
-}
-
-/* The hash or cookie balancer's key for this request, NULL when it has none (the balancer
- * then picks at random). Points into the head buffer or the connection. */
-static void balancer_key(sl_client_t *c)
-{
-    sl_exchange_t *ex = &c->rq->ex;
-    const sl_http_hdrs_t *h = &ex->req.hdrs;
-    const sl_upstream_cfg_t *u = ex->route->upstream->cfg;
-    const char *k = NULL;
-    size_t n = 0;
-    if (u->balance == SL_BALANCE_COOKIE) {
-        if (!find_cookie(h, u->cookie.name, &k, &n)) k = NULL;
-        /* No cookie yet: issue one naming the node chosen, so the client sticks from now on. */
-        ex->issue_cookie = !k && u->cookie.ttl_ms > 0;
-    } else if (u->balance == SL_BALANCE_HASH) {
-        switch (u->hash.on) {
-        case SL_HASH_IP: client_address(c, &k, &n); break;
-        case SL_HASH_HEADER: {
-            long i = sl_http_hdrs_find(h, u->hash.key, strlen(u->hash.key), 0);
-            if (i >= 0) {
-                k = h->v[i].value;
-                n = h->v[i].value_len;
-            }
-            break;
-        }
-        case SL_HASH_QUERY:
-            if (!find_query(ex, u->hash.key, &k, &n)) k = NULL;
-            break;
-        case SL_HASH_COOKIE:
-            if (!find_cookie(h, u->hash.key, &k, &n)) k = NULL;
-            break;
-        }
-    }
-    ex->pick_key = k;
-    ex->pick_key_len = n;
-}
-
-/* The request for the upstream, as a header vector in the exchange's arena: the client's
- * fields without hop-by-hop, framing and forwarding ones, then the gateway's (Host,
- * X-Forwarded-*, X-Real-IP, the request id), then what the route's policies change. */
-static void build_upstream_request(sl_client_t *c, sl_http_req_t *up)
-{
-    sl_exchange_t *ex = &c->rq->ex;
-    sl_arena_t *a = ex->arena;
-    const sl_http_hdrs_t *h = &ex->req.hdrs;
-    const sl_http_hdr_t *host = NULL;
-    size_t xff_len = 0, n_xff = 0;
-    for (uint32_t i = 0; i < h->n; i++) {
-        const sl_http_hdr_t *x = &h->v[i];
-        if (SL_HDR_IS(x, "host")) host = x;
-        if (SL_HDR_IS(x, "x-forwarded-for")) {
-            xff_len += x->value_len + 2;
-            n_xff++;
-        }
-    }
-    *up = ex->req;
-    memset(&up->hdrs, 0, sizeof(up->hdrs));
-    up->upgrade = ex->upgrade;
-    up->keepalive = ex->route->upstream->cfg->keepalive_max_idle != 0;
-    /* Host: the absolute-form authority, else the client's, else (HTTP/1.0) the node's. */
-    const char *hv = ex->req.authority;
-    size_t hn = ex->req.authority_len;
-    if (!hv && host) {
-        hv = host->value;
-        hn = host->value_len;
-    }
-    if (hv) sl_http_hdrs_add(&up->hdrs, a, "Host", 4, hv, hn);
-    else sl_http_hdrs_add(&up->hdrs, a, "Host", 4, ex->node->name, strlen(ex->node->name));
-    const sl_request_id_cfg_t *rc = ex->request_id_cfg;
-    for (uint32_t i = 0; i < h->n; i++) {
-        const sl_http_hdr_t *x = &h->v[i];
-        if (x == host || sl_http_hdrs_hop_by_hop(h, x) || SL_HDR_IS(x, "expect") || SL_HDR_IS(x, "x-forwarded-for") ||
-            SL_HDR_IS(x, "x-forwarded-proto") || SL_HDR_IS(x, "x-forwarded-host") || SL_HDR_IS(x, "x-real-ip") ||
-            SL_HDR_IS(x, "content-length") || (rc && sl_http_hdr_is(x, rc->header, rc->header_len)))
-            continue;
-        sl_http_hdrs_add(&up->hdrs, a, x->name, x->name_len, x->value, x->value_len);
-    }
-    /* The client's X-Forwarded-For entries, in order, then the peer. */
-    size_t pl = strlen(c->peer_ip);
-    char *xff = sl_arena_alloc(a, xff_len + pl + 1), *o = xff;
-    for (uint32_t i = 0; n_xff && i < h->n; i++) {
-        const sl_http_hdr_t *x = &h->v[i];
-        if (!SL_HDR_IS(x, "x-forwarded-for")) continue;
-        memcpy(o, x->value, x->value_len);
-        o += x->value_len;
-        *o++ = ',';
-        *o++ = ' ';
-    }
-    memcpy(o, c->peer_ip, pl);
-    o += pl;
-    sl_http_hdrs_add(&up->hdrs, a, "X-Forwarded-For", 15, xff, (size_t)(o - xff));
-    sl_http_hdrs_add(&up->hdrs, a, "X-Forwarded-Proto", 17, "http", 4);
-    if (hv) sl_http_hdrs_add(&up->hdrs, a, "X-Forwarded-Host", 16, hv, hn);
-    sl_http_hdrs_add(&up->hdrs, a, "X-Real-IP", 9, c->peer_ip, pl);
-    if (ex->request_id_len) sl_http_hdrs_add(&up->hdrs, a, rc->header, rc->header_len, ex->request_id, ex->request_id_len);
-    /* request_headers may set any of the fields the gateway writes itself: then theirs wins. */
-    if (ex->route->n_chain) sl_policy_on_upstream_request(ex->route, up, a);
-}
-
-/* The upstream request's HTTP/1.1 head, into ex->prebuf. */
-static void write_upstream_head(sl_exchange_t *ex, const sl_http_req_t *up)
-{
-    sl_buf_t *b = &ex->prebuf;
-    size_t need = strlen(up->method) + up->path_len + up->query_len + 64;
-    for (uint32_t i = 0; i < up->hdrs.n; i++) need += up->hdrs.v[i].name_len + up->hdrs.v[i].value_len + 4;
-    sl_buf_reserve(b, need);
-    sl_buf_puts(b, up->method);
-    sl_buf_putc(b, ' ');
-    sl_buf_append(b, up->path, up->path_len);
-    if (up->query) sl_buf_append(b, up->query, up->query_len);
-    sl_buf_puts(b, " HTTP/1.1\r\n");
-    for (uint32_t i = 0; i < up->hdrs.n; i++) {
-        const sl_http_hdr_t *x = &up->hdrs.v[i];
-        char *o = b->data + b->len;
-        memcpy(o, x->name, x->name_len);
-        o += x->name_len;
-        *o++ = ':';
-        *o++ = ' ';
-        memcpy(o, x->value, x->value_len);
-        o += x->value_len;
-        *o++ = '\r';
-        *o++ = '\n';
-        b->len = (size_t)(o - b->data);
-    }
-    if (up->body == SL_HTTP_BODY_LENGTH)
-        sl_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)up->body_length);
-    else if (up->body == SL_HTTP_BODY_STREAM)
-        sl_buf_puts(b, "Transfer-Encoding: chunked\r\n");
-    if (up->upgrade) sl_buf_puts(b, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
-    else if (!up->keepalive) sl_buf_puts(b, "Connection: close\r\n");
-    sl_buf_puts(b, "\r\n");
-}
-
-static void build_upstream_head(sl_client_t *c)
-{
-    sl_http_req_t up;
-    build_upstream_request(c, &up);
-    write_upstream_head(&c->rq->ex, &up);
-}
-
-/* A request with "Upgrade: websocket" (RFC 6455 4.1): passed on only where the route has the
- * websocket policy, and only as a GET without a body over HTTP/1.1 that asks for the upgrade
- * with "Connection: upgrade". Other upgrades (h2c) are proxied as plain HTTP/1.1. */
-static void websocket_check(sl_client_t *c, const llhttp_t *p)
-{
-    sl_exchange_t *ex = &c->rq->ex;
-    if (!sl_head_has_token(&c->rq->head, "upgrade", "websocket")) return;
-    if (!sl_policy_websocket_idle_ms(ex->route)) {
-        ex->refused_status = 403;
-        ex->refused_code = "websocket_not_allowed";
-    } else if (ex->req.method_id != SL_HTTP_GET || ex->req_body != SL_BODY_NONE || ex->req.http_minor < 1 || !p->upgrade) {
-        ex->refused_status = 400;
-        ex->refused_code = "bad_websocket_request";
-    } else {
-        ex->upgrade = 1;
-    }
 }
 
 /* Drops the header fields whose name has an underscore (gateway.http.headers_with_underscores:
@@ -1075,21 +737,17 @@ static int on_headers_complete(llhttp_t *p)
     /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing. */
     if (n_te && ex->req.http_minor == 0) return fail_parse(c, 400, "bad_request");
     if (n_host > 1 || (n_host == 0 && ex->req.http_minor >= 1)) return fail_parse(c, 400, "bad_request");
-    if (p->flags & F_CHUNKED) ex->req_body = SL_BODY_CHUNKED;
-    else if ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0) ex->req_body = SL_BODY_LENGTH;
-    ex->req_length = ex->req_body == SL_BODY_LENGTH ? p->content_length : 0;
-    ex->req.body = ex->req_body == SL_BODY_CHUNKED ? SL_HTTP_BODY_STREAM
-                   : ex->req_body == SL_BODY_LENGTH ? SL_HTTP_BODY_LENGTH
-                                                    : SL_HTTP_BODY_NONE;
-    ex->req.body_length = ex->req_length;
+    if (p->flags & F_CHUNKED) ex->req.body = SL_HTTP_BODY_STREAM;
+    else if ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0) ex->req.body = SL_HTTP_BODY_LENGTH;
+    ex->req.body_length = ex->req.body == SL_HTTP_BODY_LENGTH ? p->content_length : 0;
     ex->req.upgrade = p->upgrade ? 1 : 0;
     if (parse_target(c, host) != 0) return fail_parse(c, 400, "bad_request");
     /* The head is frozen from here on: the request's fields can point into it. */
     sl_head_to_hdrs(h, &ex->req.hdrs, ex->arena);
 
     /* The body's framing is checked from here on, ahead of llhttp, before any of it is sent. */
-    sl_h1_scan_body(&rq->scan, ex->req_body == SL_BODY_CHUNKED ? SL_SCAN_BODY_CHUNKED
-                               : ex->req_body == SL_BODY_LENGTH ? SL_SCAN_BODY_LENGTH
+    sl_h1_scan_body(&rq->scan, ex->req.body == SL_HTTP_BODY_STREAM ? SL_SCAN_BODY_CHUNKED
+                               : ex->req.body == SL_HTTP_BODY_LENGTH ? SL_SCAN_BODY_LENGTH
                                                                 : SL_SCAN_BODY_NONE,
                     p->content_length);
     if (rq->scan_at && rq->feed_end > rq->scan_at) {
@@ -1105,57 +763,44 @@ static int on_headers_complete(llhttp_t *p)
     return 0;
 }
 
-/* Routes the request, runs the request policies and starts the upstream; called once llhttp
- * has accepted the head (at the first body byte, the end of the message, or the end of the
- * bytes at hand). Returns -1 when the parser must stop (the connection is being answered and
- * closed). */
+/* Hands the request to the proxy once llhttp has accepted the head (at the first body byte,
+ * the end of the message, or the end of the bytes at hand). Returns -1 when the parser must
+ * stop (the connection is being answered and closed). */
 static int exchange_begin(sl_client_t *c)
 {
     sl_creq_t *rq = c->rq;
     if (!rq->begin_pending) return 0;
     rq->begin_pending = 0;
     sl_exchange_t *ex = &rq->ex;
-    llhttp_t *p = &rq->parser;
-    ex->route = sl_router_match(ex->gen->router, ex->host ? ex->host : "", ex->host_len, ex->req.path, ex->req.path_len,
-                                sl_method_bit(ex->req.method, strlen(ex->req.method)));
-    request_id_begin(c);
-    if (ex->route && ex->route->n_chain) {
-        /* Request policies (ip_access, local_rate_limit) may refuse it before anything goes upstream. */
-        sl_policy_req_t pr = {.peer = c->peer_ip, .req = &ex->req, .state = &ex->policy};
-        client_address(c, &pr.remote, &pr.remote_len);
-        ex->refused_status = sl_policy_on_request(ex->route, &pr, &ex->refused_code);
-    }
-    if (ex->route && !ex->refused_status) websocket_check(c, p);
-    if (!ex->route || !ex->route->upstream || ex->refused_status) {
+    int r = sl_proxy_begin(ex);
+    if (r < 0) return -1;
+    if (r > 0) {
+        rq->local = 1;
         /* Answered here, after the body is read and dropped; a client waiting for 100-continue
          * is answered now instead, and the connection closes. */
-        if (ex->req_body != SL_BODY_NONE && ex->expect_continue && !ex->req_complete) {
+        if (ex->req.body != SL_HTTP_BODY_NONE && ex->expect_continue && !ex->req_complete) {
             c->close_after = 1;
-            answer_locally(c);
-            ex->req_complete = 1;
-            exchange_maybe_done(c);
+            sl_proxy_answer_local(ex);
             return -1;
         }
         return 0;
     }
-    balancer_key(c);
-    ex->node = sl_upstream_pick(ex->route->upstream, ex->pick_key, ex->pick_key_len, NULL);
-    if (!ex->node) {
-        /* No node healthy and the upstream says on_all_unhealthy: reject. The answer goes out
-         * before the message is read, so the connection cannot carry another one. */
-        c->close_after = 1;
-        sl_client_fail(c, 503, "no_healthy_upstream");
-        return -1;
-    }
-    build_upstream_head(c);
-    if (ex->expect_continue && ex->req_body != SL_BODY_NONE && ex->req.http_minor >= 1 && !ex->req_complete)
+    if (ex->expect_continue && ex->req.body != SL_HTTP_BODY_NONE && ex->req.http_minor >= 1 && !ex->req_complete)
         sl_client_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
     ex->bytes_out = 0; /* the interim response is not part of the final one */
-    sl_upstream_start(c);
+    sl_proxy_start(ex);
     if (c->closing || c->state == SL_C_CLOSING) return -1;
     /* While a body arrives, body_timeout bounds each pause between reads. */
-    if (ex->req_body != SL_BODY_NONE && !ex->req_complete) timer_set(c, SL_TQ_BODY, gw(c)->http.body_timeout_ms);
+    if (ex->req.body != SL_HTTP_BODY_NONE && !ex->req_complete) timer_set(c, SL_TQ_BODY, gw(c)->http.body_timeout_ms);
     return 0;
+}
+
+/* The upstream side is over its high water mark: stop reading the client. Waiting on the
+ * upstream is bounded by its send timeout, not by the client's. */
+static void pause_for_upstream(sl_client_t *c)
+{
+    client_read_stop(c);
+    timer_stop(c);
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t n)
@@ -1164,16 +809,8 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
     sl_exchange_t *ex = &c->rq->ex;
     ex->bytes_in += n;
     if (c->state == SL_C_CLOSING || exchange_begin(c) < 0) return -1;
-    if (!ex->route || !ex->route->upstream || ex->refused_status || ex->resp_complete || c->closing) return 0;
-    if (ex->req_body == SL_BODY_CHUNKED) {
-        char line[24];
-        int m = snprintf(line, sizeof(line), "%zx\r\n", n);
-        sl_upstream_send(c, line, (size_t)m);
-        sl_upstream_send(c, at, n);
-        sl_upstream_send(c, "\r\n", 2);
-    } else {
-        sl_upstream_send(c, at, n);
-    }
+    if (c->rq->local || c->closing) return 0;
+    if (sl_proxy_body(ex, at, n, 0)) pause_for_upstream(c);
     return 0;
 }
 
@@ -1181,16 +818,6 @@ static int on_chunk_header(llhttp_t *p)
 {
     sl_client_t *c = p->data;
     return c->state == SL_C_CLOSING || exchange_begin(c) < 0 ? -1 : 0;
-}
-
-static void answer_locally(sl_client_t *c)
-{
-    sl_exchange_t *ex = &c->rq->ex;
-    const sl_direct_response_cfg_t *d = ex->route ? ex->route->cfg->direct_response : NULL;
-    if (ex->refused_status) send_error(c, ex->refused_status, ex->refused_code);
-    else if (!ex->route) send_error(c, 404, "no_route");
-    else if (d) sl_http_respond_local(ex, d->status, d->headers, d->n_headers, NULL, d->body, d->body_len);
-    else send_error(c, 502, "no_upstream");
 }
 
 static int on_message_complete(llhttp_t *p)
@@ -1203,12 +830,8 @@ static int on_message_complete(llhttp_t *p)
     ex->req_complete = 1;
     c->state = SL_C_WAIT;
     timer_stop(c);
-    if (!ex->route || !ex->route->upstream || ex->refused_status) {
-        answer_locally(c);
-    } else if (!ex->resp_complete) {
-        if (ex->req_body == SL_BODY_CHUNKED) sl_upstream_send(c, "0\r\n\r\n", 5);
-        sl_upstream_request_done(c);
-    }
+    if (c->rq->local) sl_proxy_answer_local(ex);
+    else if (sl_proxy_body(ex, NULL, 0, 1)) pause_for_upstream(c);
     /* Stop at the message boundary: pipelined requests wait until this one is answered. */
     if (!c->closing) exchange_maybe_done(c);
     return HPE_PAUSED;
@@ -1232,7 +855,7 @@ static void client_read_stop(sl_client_t *c)
     uv_read_stop((uv_stream_t *)&c->tcp);
 }
 
-void sl_client_upstream_drained(sl_client_t *c)
+static void upstream_drained(sl_client_t *c)
 {
     if (c->state != SL_C_BODY || c->closing || c->reading) return;
     client_read_start(c);
@@ -1244,13 +867,6 @@ void sl_client_tunnel_done(sl_client_t *c, const char *error)
     c->rq->ex.error = error;
     c->rq->ex.resp_complete = 1;
     client_close(c);
-}
-
-void sl_client_pause_for_upstream(sl_client_t *c)
-{
-    /* Waiting on the upstream is bounded by its send timeout, not by the client's. */
-    client_read_stop(c);
-    timer_stop(c);
 }
 
 static void client_parse_error(sl_client_t *c, llhttp_errno_t err)
@@ -1267,7 +883,7 @@ static void client_parse_error(sl_client_t *c, llhttp_errno_t err)
         on_message_begin(&c->rq->parser);
     }
     c->close_after = 1;
-    sl_client_fail(c, status, code);
+    sl_proxy_fail(&c->rq->ex, status, code);
 }
 
 static void client_feed(sl_client_t *c, const char *data, size_t len)
@@ -1370,12 +986,12 @@ static void client_timeout(sl_client_t *c)
     } else if (c->state == SL_C_HEAD) {
         c->close_after = 1;
         client_read_stop(c);
-        sl_client_fail(c, 408, "header_timeout");
+        sl_proxy_fail(&c->rq->ex, 408, "header_timeout");
     } else if (c->state == SL_C_BODY && !c->rq->ex.head_sent) {
         /* A body that stops arriving (body_timeout): 408, and the upstream side is let go. */
         c->close_after = 1;
         client_read_stop(c);
-        sl_client_fail(c, 408, "body_timeout");
+        sl_proxy_fail(&c->rq->ex, 408, "body_timeout");
     } else {
         c->rq->ex.error = c->state == SL_C_BODY ? "body_timeout" : "client_timeout";
         client_close(c);

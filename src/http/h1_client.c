@@ -1,5 +1,8 @@
-/* HTTP/1.1 upstream side: picks a node, takes a keep-alive connection from the worker's pool or
- * connects, sends the request, parses the response with llhttp and streams it to the client. */
+/* The HTTP/1.1 upstream client (sl_http_client_ops_t): takes a keep-alive connection to the
+ * try's node from the worker's pool or connects, writes the upstream request as HTTP/1.1,
+ * parses the response with llhttp behind the framing checker (h1_scan.h) and reports it to
+ * proxy.c (sl_proxy_on_*). It replays a request whose pooled connection closed before any
+ * answer; what to do about every other failure is the proxy's decision. */
 #include "http/h1_internal.h"
 #include "base/common.h"
 #include "base/log.h"
@@ -24,7 +27,7 @@ struct sl_upconn {
      * lenient with responses as with requests. scan_at is where it stopped in the read. */
     sl_h1_scan_t scan;
     const char *scan_at, *feed_end;
-    sl_client_t *c; /* NULL while idle */
+    sl_exchange_t *ex; /* NULL while idle */
     size_t write_queued;
     uint64_t idle_since_ms;
     uint64_t idle_timeout_ms;
@@ -33,7 +36,8 @@ struct sl_upconn {
     int handles_open;
     unsigned connected : 1, reused : 1, closing : 1, got_bytes : 1, head_done : 1, reading : 1, keepalive : 1, idle : 1,
         deadline_timer : 1, /* the armed timer is the route's timeout policy */
-        upgraded : 1;       /* answered 101 to a WebSocket handshake: the tunnel's once the head is parsed */
+        upgraded : 1,       /* answered 101 to a WebSocket handshake: the tunnel's once the head is parsed */
+        congested : 1;      /* the stream said stop during this read */
 };
 
 /* Idle connections to one address, kept per worker. */
@@ -44,11 +48,28 @@ typedef struct pool {
     size_t n_idle;
 } pool_t;
 
+/* The client's state in an exchange (its client slot). */
+typedef struct h1_try {
+    sl_upconn_t *uc;
+    sl_buf_t prebuf;   /* upstream bytes waiting for the connection */
+    sl_buf_t replay;   /* bytes sent on this connection, to send again (see ex->replayable) */
+    size_t replay_limit;
+    unsigned head_written : 1; /* the head is in prebuf or sent */
+    unsigned pool_replay : 1;  /* a pooled connection that closed before answering may get it again */
+    unsigned skip_interim : 1; /* ignoring a 1xx response from the upstream */
+    unsigned last : 1;         /* the request body is complete */
+} h1_try_t;
+
+_Static_assert(sizeof(h1_try_t) <= SL_HTTP_CLIENT_STATE, "the exchange's client slot is too small");
+
+static h1_try_t *T(sl_exchange_t *ex)
+{
+    return (h1_try_t *)(void *)ex->client;
+}
+
 static llhttp_settings_t up_settings;
 static void uc_close(sl_upconn_t *uc);
-static void attempt_end(sl_client_t *c, sl_outcome_t outcome, double latency_ms);
 static void uc_start_read(sl_upconn_t *uc);
-static void backoff_cancel(sl_client_t *c);
 
 /* ---- pool ------------------------------------------------------------------------------- */
 
@@ -141,7 +162,7 @@ static void uc_close(sl_upconn_t *uc)
         uc->pool->n_idle--;
         uc->idle = 0;
     }
-    uc->c = NULL;
+    uc->ex = NULL;
     uv_close((uv_handle_t *)&uc->timer, on_uc_closed);
     uv_close((uv_handle_t *)&uc->tcp, on_uc_closed);
 }
@@ -156,9 +177,8 @@ static void on_uc_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void uc_release(sl_upconn_t *uc)
 {
-    sl_client_t *c = uc->c;
-    if (c) c->rq->ex.uc = NULL;
-    uc->c = NULL;
+    if (uc->ex) T(uc->ex)->uc = NULL;
+    uc->ex = NULL;
     uv_timer_stop(&uc->timer);
     if (!uc->keepalive || uc->write_queued || uc->closing || uc->w->stopping || uc->pool->n_idle >= uc->max_idle) {
         uc_close(uc);
@@ -172,14 +192,13 @@ static void uc_release(sl_upconn_t *uc)
     uc->idle = 1;
 }
 
-void sl_upstream_abort(sl_client_t *c)
+/* Detaches and closes the try's connection. */
+static void uc_abort(sl_exchange_t *ex)
 {
-    attempt_end(c, SL_OUTCOME_ABORTED, -1);
-    backoff_cancel(c);
-    sl_upconn_t *uc = c->rq->ex.uc;
+    sl_upconn_t *uc = T(ex)->uc;
     if (!uc) return;
-    c->rq->ex.uc = NULL;
-    uc->c = NULL;
+    T(ex)->uc = NULL;
+    uc->ex = NULL;
     uc->keepalive = 0;
     uc_close(uc);
 }
@@ -187,16 +206,6 @@ void sl_upstream_abort(sl_client_t *c)
 /* ---- writing ---------------------------------------------------------------------------- */
 
 static void on_uc_timer(uv_timer_t *t);
-static void try_next_node(sl_client_t *c, const char *code, sl_outcome_t outcome);
-
-/* Closes the accounting of the current attempt on ex->node (see sl_upstream_end). */
-static void attempt_end(sl_client_t *c, sl_outcome_t outcome, double latency_ms)
-{
-    sl_exchange_t *ex = &c->rq->ex;
-    if (!ex->attempt_open) return;
-    ex->attempt_open = 0;
-    sl_upstream_end(ex->route->upstream, ex->node, outcome, latency_ms);
-}
 
 static int is_idempotent(sl_http_method_t method)
 {
@@ -227,9 +236,8 @@ static uint64_t ms_left(uint64_t deadline_ns, uint64_t now)
 
 /* ms, cut to what is left of the try (the retry policy's per_try_timeout, until the response
  * head) and of the route's timeout policy (the whole request, retries included). */
-static uint64_t bounded(sl_upconn_t *uc, const sl_client_t *c, uint64_t ms)
+static uint64_t bounded(sl_upconn_t *uc, const sl_exchange_t *ex, uint64_t ms)
 {
-    const sl_exchange_t *ex = &c->rq->ex;
     int per_try = ex->try_deadline_ns && !uc->head_done;
     uc->deadline_timer = 0;
     if (!ex->deadline_ns && !per_try) return ms;
@@ -245,10 +253,10 @@ static uint64_t bounded(sl_upconn_t *uc, const sl_client_t *c, uint64_t ms)
 
 static void arm_timer(sl_upconn_t *uc)
 {
-    sl_client_t *c = uc->c;
-    if (!c) return;
-    uint64_t ms = c->rq->ex.req_complete && !uc->write_queued ? uc->read_timeout_ms : uc->send_timeout_ms;
-    uv_timer_start(&uc->timer, on_uc_timer, bounded(uc, c, ms), 0);
+    sl_exchange_t *ex = uc->ex;
+    if (!ex) return;
+    uint64_t ms = T(ex)->last && !uc->write_queued ? uc->read_timeout_ms : uc->send_timeout_ms;
+    uv_timer_start(&uc->timer, on_uc_timer, bounded(uc, ex, ms), 0);
 }
 
 static void on_uc_written(uv_write_t *req, int status)
@@ -257,14 +265,14 @@ static void on_uc_written(uv_write_t *req, int status)
     sl_upconn_t *uc = wr->owner;
     uc->write_queued -= wr->len;
     free(wr);
-    if (uc->closing || !uc->c) return;
+    if (uc->closing || !uc->ex) return;
     if (status < 0) {
         /* The response may still arrive (an early answer); a read error will tell. */
         uc->keepalive = 0;
         return;
     }
     arm_timer(uc);
-    if (uc->write_queued < SL_LOW_WATER) sl_client_upstream_drained(uc->c);
+    if (uc->write_queued < SL_LOW_WATER) sl_proxy_on_upstream_drained(uc->ex);
 }
 
 static void uc_write(sl_upconn_t *uc, const void *p, size_t n)
@@ -275,152 +283,107 @@ static void uc_write(sl_upconn_t *uc, const void *p, size_t n)
     else uc->write_queued += (size_t)queued;
 }
 
-void sl_upstream_send(sl_client_t *c, const void *p, size_t n)
+/* Sends request bytes (head or body, as framed) to the try's connection, or keeps them until it
+ * is up. Returns 1 when over the high water mark. */
+static int send_bytes(sl_exchange_t *ex, const void *p, size_t n)
 {
-    sl_exchange_t *ex = &c->rq->ex;
-    sl_upconn_t *uc = ex->uc;
+    h1_try_t *t = T(ex);
+    sl_upconn_t *uc = t->uc;
     if (!uc || !uc->connected) {
-        sl_buf_append(&ex->prebuf, p, n);
-        if (ex->prebuf.len > SL_HIGH_WATER) sl_client_pause_for_upstream(c);
-        return;
+        sl_buf_append(&t->prebuf, p, n);
+        return t->prebuf.len > SL_HIGH_WATER;
     }
     if (ex->replayable) {
-        if (ex->replay.len + n <= ex->replay_limit) {
-            sl_buf_append(&ex->replay, p, n);
+        if (t->replay.len + n <= t->replay_limit) {
+            sl_buf_append(&t->replay, p, n);
         } else {
             ex->replayable = 0;
-            sl_buf_free(&ex->replay);
+            sl_buf_free(&t->replay);
         }
     }
     ex->req_streamed = 1;
     uc_write(uc, p, n);
     arm_timer(uc); /* progress: the send timeout counts from the last bytes taken */
-    if (uc->write_queued > SL_HIGH_WATER) sl_client_pause_for_upstream(c);
+    return uc->write_queued > SL_HIGH_WATER;
 }
 
-void sl_upstream_request_done(sl_client_t *c)
+/* The upstream request's HTTP/1.1 head (ex->up), into prebuf. */
+static void write_head(sl_exchange_t *ex)
 {
-    sl_upconn_t *uc = c->rq->ex.uc;
-    if (!uc || !uc->connected) return; /* armed once connected */
-    c->rq->ex.t_sent_ns = sl_now_ns();
-    arm_timer(uc);
+    const sl_http_req_t *up = &ex->up;
+    sl_buf_t *b = &T(ex)->prebuf;
+    size_t need = strlen(up->method) + up->path_len + up->query_len + 96;
+    for (uint32_t i = 0; i < up->hdrs.n; i++) need += up->hdrs.v[i].name_len + up->hdrs.v[i].value_len + 4;
+    sl_buf_reserve(b, need);
+    sl_buf_puts(b, up->method);
+    sl_buf_putc(b, ' ');
+    sl_buf_append(b, up->path, up->path_len);
+    if (up->query) sl_buf_append(b, up->query, up->query_len);
+    sl_buf_puts(b, " HTTP/1.1\r\n");
+    for (uint32_t i = 0; i < up->hdrs.n; i++) {
+        const sl_http_hdr_t *x = &up->hdrs.v[i];
+        char *o = b->data + b->len;
+        memcpy(o, x->name, x->name_len);
+        o += x->name_len;
+        *o++ = ':';
+        *o++ = ' ';
+        memcpy(o, x->value, x->value_len);
+        o += x->value_len;
+        *o++ = '\r';
+        *o++ = '\n';
+        b->len = (size_t)(o - b->data);
+    }
+    if (up->body == SL_HTTP_BODY_LENGTH)
+        sl_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)up->body_length);
+    else if (up->body == SL_HTTP_BODY_STREAM)
+        sl_buf_puts(b, "Transfer-Encoding: chunked\r\n");
+    if (up->upgrade) sl_buf_puts(b, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
+    else if (!up->keepalive) sl_buf_puts(b, "Connection: close\r\n");
+    sl_buf_puts(b, "\r\n");
 }
 
-void sl_upstream_client_drained(sl_client_t *c)
+static int h1_write_body(sl_exchange_t *ex, const char *p, size_t n, int last)
+{
+    int full = 0;
+    if (n && ex->up.body == SL_HTTP_BODY_STREAM) {
+        char line[24];
+        int m = snprintf(line, sizeof(line), "%zx\r\n", n);
+        full |= send_bytes(ex, line, (size_t)m);
+        full |= send_bytes(ex, p, n);
+        full |= send_bytes(ex, "\r\n", 2);
+    } else if (n) {
+        full |= send_bytes(ex, p, n);
+    }
+    if (!last) return full;
+    if (ex->up.body == SL_HTTP_BODY_STREAM) full |= send_bytes(ex, "0\r\n\r\n", 5);
+    T(ex)->last = 1;
+    sl_upconn_t *uc = T(ex)->uc;
+    if (uc && uc->connected) {
+        ex->t_sent_ns = sl_now_ns();
+        arm_timer(uc); /* armed once connected otherwise */
+    }
+    return full;
+}
+
+static void h1_resume(sl_exchange_t *ex)
 {
     /* Writes can complete after the exchange is over, on an idle connection. */
-    sl_upconn_t *uc = c->rq ? c->rq->ex.uc : NULL;
+    sl_upconn_t *uc = T(ex)->uc;
     if (uc && uc->connected && !uc->reading && !uc->closing) uc_start_read(uc);
 }
 
 /* ---- response parsing ------------------------------------------------------------------- */
 
+/* The response broke off or timed out after its head: nothing can be retried. */
 static void fail(sl_upconn_t *uc, int status, const char *code)
 {
-    sl_client_t *c = uc->c;
+    sl_exchange_t *ex = uc->ex;
     uc->keepalive = 0;
-    if (!c) {
+    if (!ex) {
         uc_close(uc);
         return;
     }
-    attempt_end(c, status == 504 ? SL_OUTCOME_TIMEOUT : SL_OUTCOME_RESET, -1);
-    sl_client_fail(c, status, code); /* aborts (closes) uc through sl_upstream_abort */
-}
-
-/* ---- retries ---------------------------------------------------------------------------- */
-
-/* Waiting out the back-off before a retry. */
-typedef struct sl_backoff {
-    uv_timer_t timer;
-    sl_client_t *c;
-} sl_backoff_t;
-
-static void connect_node(sl_client_t *c, int allow_pool);
-
-static void on_backoff_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-static void backoff_cancel(sl_client_t *c)
-{
-    sl_backoff_t *b = c->rq->ex.backoff;
-    if (!b) return;
-    c->rq->ex.backoff = NULL;
-    uv_close((uv_handle_t *)&b->timer, on_backoff_closed);
-}
-
-static void on_backoff(uv_timer_t *t)
-{
-    sl_backoff_t *b = t->data;
-    sl_client_t *c = b->c;
-    backoff_cancel(c);
-    sl_exchange_t *ex = &c->rq->ex;
-    ex->node = sl_upstream_pick(ex->route->upstream, ex->pick_key, ex->pick_key_len, ex->failed_node);
-    if (!ex->node) {
-        sl_client_fail(c, 503, "no_healthy_upstream");
-        return;
-    }
-    connect_node(c, 1);
-}
-
-static sl_outcome_t try_outcome(sl_try_result_t r)
-{
-    switch (r) {
-    case SL_TRY_CONNECT_FAILURE: return SL_OUTCOME_CONNECT_FAILURE;
-    case SL_TRY_TIMEOUT: return SL_OUTCOME_TIMEOUT;
-    case SL_TRY_STATUS: return SL_OUTCOME_FAILED_STATUS; /* already ended with its real outcome */
-    default: return SL_OUTCOME_RESET;
-    }
-}
-
-/* The try ended with r. When the route's retry policy wants it again and it can be sent again,
- * schedules the retry (another node where one is healthy, after the back-off) and returns 1.
- * Returns 0 when the policy does not cover r, -1 when it does but the retry cannot be made
- * (ex->retry_stop says why). */
-static int retry(sl_client_t *c, sl_try_result_t r, int status, int grpc_status)
-{
-    sl_exchange_t *ex = &c->rq->ex;
-    const sl_retry_cfg_t *rc = &ex->route->cfg->policies.retry;
-    if (!rc->enabled || !sl_retry_wanted(rc, r, status, grpc_status)) return 0;
-    uint64_t delay = sl_retry_backoff_ms(rc, (unsigned)ex->retries, sl_balancer_rand());
-    if (ex->retries >= (int)rc->attempts) ex->retry_stop = "attempts_exhausted";
-    else if (ex->req_streamed && !ex->replayable) ex->retry_stop = "body_too_large";
-    else if (ex->deadline_ns && sl_now_ns() + delay * 1000000u >= ex->deadline_ns) ex->retry_stop = "route_timeout";
-    else ex->retry_stop = NULL;
-    if (ex->retry_stop) return -1;
-
-    attempt_end(c, try_outcome(r), -1);
-    sl_upstream_abort(c); /* closes the connection: a response may still be on its way */
-    ex->retries++;
-    ex->upstream_status = 0;
-    sl_retry_count(ex->route, r, c->w->index);
-    sl_log_debug("retry %d of %s %s (%s): %s", ex->retries, ex->route->svc->name, ex->route->cfg->name,
-                 ex->node_name, sl_try_result_name(r));
-    if (ex->req_streamed) {
-        /* Everything sent is in replay; what the client sent since waits in prebuf, after it. */
-        sl_buf_append(&ex->replay, ex->prebuf.data, ex->prebuf.len);
-        sl_buf_free(&ex->prebuf);
-        ex->prebuf = ex->replay;
-        memset(&ex->replay, 0, sizeof(ex->replay));
-        ex->req_streamed = 0;
-    }
-    ex->failed_node = ex->node;
-    sl_backoff_t *b = sl_xmalloc(sizeof(*b));
-    b->c = c;
-    b->timer.data = b;
-    uv_timer_init(&c->w->loop, &b->timer);
-    uv_timer_start(&b->timer, on_backoff, delay, 0);
-    ex->backoff = b;
-    return 1;
-}
-
-/* The try ended with r and nothing for the client: retried, or the client gets status. */
-static void try_failed(sl_client_t *c, sl_try_result_t r, int status, const char *code)
-{
-    if (retry(c, r, 0, -1) == 1) return;
-    if (c->rq->ex.uc) fail(c->rq->ex.uc, status, code);
-    else sl_client_fail(c, status, code);
+    sl_proxy_on_failed(ex, status, code); /* cancels (closes) uc */
 }
 
 /* grpc-status of a response head (a gRPC error answered without a body), or -1. */
@@ -509,9 +472,9 @@ static int on_resp_value_done(llhttp_t *p)
 
 /* Hands the upstream's response head to the response writer (response.c): its fields without
  * hop-by-hop ones, pointing into uc's head until the next response is parsed. */
-static void respond_upstream(sl_upconn_t *uc, int status, int64_t length, int no_body)
+static int respond_upstream(sl_upconn_t *uc, int status, int64_t length, int no_body)
 {
-    sl_exchange_t *ex = &uc->c->rq->ex;
+    sl_exchange_t *ex = uc->ex;
     const sl_head_t *h = &uc->head;
     sl_http_resp_t r = {.status = status, .content_length = length, .no_body = no_body ? 1 : 0};
     if (h->first_len) {
@@ -527,22 +490,15 @@ static void respond_upstream(sl_upconn_t *uc, int status, int64_t length, int no
     for (uint32_t i = 0; i < r.hdrs.n; i++)
         if (!hop[i]) r.hdrs.v[k++] = r.hdrs.v[i];
     r.hdrs.n = k;
-    sl_http_respond(ex, &r);
+    return sl_proxy_on_head(ex, &r, grpc_status(h));
 }
 
 /* The upstream took the WebSocket handshake: the client gets the 101, and the bytes after it
  * belong to the tunnel (on_uc_read). */
 static int switching_protocols(sl_upconn_t *uc)
 {
-    sl_client_t *c = uc->c;
-    sl_exchange_t *ex = &c->rq->ex;
     uc->head_done = 1;
     uc->upgraded = 1;
-    ex->upstream_status = 101;
-    ex->upstream_ms = (double)(sl_now_ns() - (ex->t_sent_ns ? ex->t_sent_ns : ex->t_start_ns)) / 1e6;
-    attempt_end(c, SL_OUTCOME_OK, ex->upstream_ms);
-    if (ex->route->upstream->latency)
-        sl_series_observe(ex->route->upstream->latency, c->w->index, ex->upstream_ms / 1000.0);
     respond_upstream(uc, 101, -1, 1);
     return 1; /* a 1xx has no body, whatever its headers say */
 }
@@ -551,8 +507,8 @@ static int switching_protocols(sl_upconn_t *uc)
  * the pool; the tunnel closes it with sl_upstream_close_detached(). */
 static uv_stream_t *uc_detach(sl_upconn_t *uc)
 {
-    uc->c->rq->ex.uc = NULL;
-    uc->c = NULL;
+    T(uc->ex)->uc = NULL;
+    uc->ex = NULL;
     uc->keepalive = 0;
     uv_timer_stop(&uc->timer);
     uv_read_stop((uv_stream_t *)&uc->tcp);
@@ -570,8 +526,7 @@ void sl_upstream_close_detached(uv_stream_t *s)
 static int on_resp_headers_complete(llhttp_t *p)
 {
     sl_upconn_t *uc = p->data;
-    sl_client_t *c = uc->c;
-    sl_exchange_t *ex = &c->rq->ex;
+    sl_exchange_t *ex = uc->ex;
     int status = p->status_code;
     /* RFC 9110 15: a status is three digits from 100 to 599; anything else is no response. */
     if (status < 100 || status > 599 || !sl_head_names_valid(&uc->head)) return -1;
@@ -579,28 +534,21 @@ static int on_resp_headers_complete(llhttp_t *p)
     if (status == 101 && ex->upgrade) return switching_protocols(uc);
     if (status < 200) {
         if (status == 101) return -1; /* no upgrade was asked for */
-        ex->skip_interim = 1;         /* 100 Continue and friends: the client got ours */
+        T(ex)->skip_interim = 1;      /* 100 Continue and friends: the client got ours */
         if (scan_body(uc, SL_SCAN_BODY_NONE, 0) < 0) return -1;
         return 1; /* a 1xx has no body, whatever its headers say */
     }
-    ex->skip_interim = 0;
+    T(ex)->skip_interim = 0;
     uc->head_done = 1;
-    ex->upstream_status = status;
-    ex->upstream_ms = (double)(sl_now_ns() - (ex->t_sent_ns ? ex->t_sent_ns : ex->t_start_ns)) / 1e6;
-    attempt_end(c, sl_health_status_fails(ex->route->upstream, status) ? SL_OUTCOME_FAILED_STATUS : SL_OUTCOME_OK,
-                ex->upstream_ms);
-    if (ex->route->upstream->latency)
-        sl_series_observe(ex->route->upstream->latency, c->w->index, ex->upstream_ms / 1000.0);
-    /* A retried response goes nowhere: the connection is dropped with it (uc->c is cleared). */
-    if (retry(c, SL_TRY_STATUS, status, grpc_status(&uc->head)) == 1) return -1;
     int no_body = ex->req.method_id == SL_HTTP_HEAD || status == 204 || status == 304;
     int has_length = (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED);
     int kind = no_body ? SL_SCAN_BODY_NONE : (p->flags & F_CHUNKED) ? SL_SCAN_BODY_CHUNKED : SL_SCAN_BODY_LENGTH;
     /* Without a length the body ends with the connection (RFC 9112 6.3). */
     uint64_t length = kind != SL_SCAN_BODY_LENGTH ? 0 : has_length ? p->content_length : UINT64_MAX;
     if (scan_body(uc, kind, length) < 0) return -1;
-    respond_upstream(uc, status, has_length ? (int64_t)p->content_length : -1, no_body);
-    uv_timer_start(&uc->timer, on_uc_timer, bounded(uc, c, uc->read_timeout_ms), 0);
+    /* A retried response goes nowhere: the connection is dropped with it (uc->ex is cleared). */
+    if (respond_upstream(uc, status, has_length ? (int64_t)p->content_length : -1, no_body) < 0 || !uc->ex) return -1;
+    uv_timer_start(&uc->timer, on_uc_timer, bounded(uc, ex, uc->read_timeout_ms), 0);
     /* Returning 1 tells llhttp the response has no body whatever its headers say (RFC 9112
      * 6.3: HEAD, 204, 304): bytes after such a head are never body, and the connection that
      * sent them is not reused (on_uc_read). */
@@ -610,30 +558,30 @@ static int on_resp_headers_complete(llhttp_t *p)
 static int on_resp_body(llhttp_t *p, const char *at, size_t n)
 {
     sl_upconn_t *uc = p->data;
-    if (!uc->c) return -1;
-    sl_client_response_body(uc->c, at, n);
+    if (!uc->ex) return -1;
+    if (sl_proxy_on_body(uc->ex, at, n)) uc->congested = 1;
     return 0;
 }
 
 static int on_resp_complete(llhttp_t *p)
 {
     sl_upconn_t *uc = p->data;
-    sl_client_t *c = uc->c;
-    if (!c) return -1;
-    if (c->rq->ex.skip_interim) {
-        c->rq->ex.skip_interim = 0;
+    sl_exchange_t *ex = uc->ex;
+    if (!ex) return -1;
+    if (T(ex)->skip_interim) {
+        T(ex)->skip_interim = 0;
         return 0;
     }
-    uc->keepalive = llhttp_should_keep_alive(p) && c->rq->ex.req_complete;
+    uc->keepalive = llhttp_should_keep_alive(p) && T(ex)->last;
     return HPE_PAUSED; /* anything after the response is a protocol error for a pooled connection */
 }
 
 static void on_uc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     sl_upconn_t *uc = s->data;
-    sl_client_t *c = uc->c;
+    sl_exchange_t *ex = uc->ex;
     if (nread == 0) return;
-    if (!c) {
+    if (!ex) {
         /* Idle in the pool: an idle upstream has nothing to say, so data or EOF both end it. */
         uc_close(uc);
         return;
@@ -645,30 +593,26 @@ static void on_uc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             if (fin == HPE_PAUSED || fin == HPE_OK) {
                 uc->keepalive = 0;
                 uc_release(uc);
-                sl_client_response_done(c);
+                sl_proxy_on_trailers(ex, NULL);
                 return;
             }
             fail(uc, 502, "upstream_reset");
             return;
         }
-        sl_exchange_t *ex = &c->rq->ex;
-        if (uc->reused && !uc->got_bytes && ex->pool_replay && ex->replayable) {
+        if (uc->reused && !uc->got_bytes && T(ex)->pool_replay && ex->replayable) {
             /* The pooled connection was closed under us before answering: send again on a fresh one. */
-            sl_buf_t replay = ex->replay;
-            memset(&ex->replay, 0, sizeof(ex->replay));
-            ex->replayable = 0;
-            sl_upstream_abort(c);
-            sl_buf_free(&ex->prebuf);
-            ex->prebuf = replay;
-            ex->req_streamed = 0;
-            sl_upstream_connect_fresh(c);
+            sl_proxy_on_pool_closed(ex);
             return;
         }
-        try_failed(c, SL_TRY_RESET, 502, "upstream_reset");
+        sl_proxy_on_try_failed(ex, SL_TRY_RESET, 502, "upstream_reset");
         return;
     }
     uc->got_bytes = 1;
-    sl_client_batch_begin(c);
+    /* The exchange may end inside the parser's callbacks; its stream outlives this read. */
+    const sl_http_stream_ops_t *so = ex->sops;
+    void *stream = ex->stream;
+    so->hold(stream, 1);
+    uc->congested = 0;
     llhttp_errno_t err = HPE_USER;
     ssize_t scanned = uc->upgraded ? nread : sl_h1_scan(&uc->scan, buf->base, (size_t)nread);
     if (scanned >= 0) {
@@ -677,35 +621,36 @@ static void on_uc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         err = llhttp_execute(&uc->parser, buf->base, (size_t)nread);
     }
     uc->scan_at = uc->feed_end = NULL;
-    if (!uc->c) {
-        sl_client_batch_end(c);
-        return; /* failed or aborted inside a callback */
+    if (!uc->ex) {
+        so->hold(stream, 0);
+        return; /* failed or cancelled inside a callback */
     }
     if (uc->upgraded && (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)) {
-        /* After the 101: the rest of this read is already the tunnel's. */
+        /* After the 101: the rest of this read is already the tunnel's. A tunnel joins two
+         * HTTP/1.1 connections, so the stream is the HTTP/1.1 server's. */
         size_t used = (size_t)(llhttp_get_error_pos(&uc->parser) - buf->base);
-        sl_client_batch_end(c); /* the 101 head goes first */
-        if (uc->c) sl_tunnel_start(c, uc_detach(uc), buf->base + used, (size_t)nread - used);
+        so->hold(stream, 0); /* the 101 head goes first */
+        if (uc->ex) sl_tunnel_start(stream, uc_detach(uc), buf->base + used, (size_t)nread - used);
         return;
     }
     if (err == HPE_PAUSED) {
         /* Bytes after the response would be answered to nobody: do not reuse such a connection. */
         if (llhttp_get_error_pos(&uc->parser) != buf->base + nread) uc->keepalive = 0;
         uc_release(uc);
-        sl_client_response_done(c);
-        sl_client_batch_end(c);
+        sl_proxy_on_trailers(ex, NULL);
+        so->hold(stream, 0);
         return;
     }
-    sl_client_batch_end(c);
+    so->hold(stream, 0);
     if (err != HPE_OK) {
         const char *why = scanned < 0 ? "framing" : llhttp_get_error_reason(&uc->parser);
-        sl_log_debug("upstream %s: bad response: %s", c->rq->ex.node_name, why ? why : "?");
+        sl_log_debug("upstream %s: bad response: %s", ex->node_name, why ? why : "?");
         if (uc->head_done) fail(uc, 502, "upstream_bad_response");
-        else try_failed(c, SL_TRY_BAD_RESPONSE, 502, "upstream_bad_response");
+        else sl_proxy_on_try_failed(ex, SL_TRY_BAD_RESPONSE, 502, "upstream_bad_response");
         return;
     }
-    if (uc->head_done) uv_timer_start(&uc->timer, on_uc_timer, bounded(uc, c, uc->read_timeout_ms), 0);
-    if (c->write_queued > SL_HIGH_WATER) {
+    if (uc->head_done) uv_timer_start(&uc->timer, on_uc_timer, bounded(uc, ex, uc->read_timeout_ms), 0);
+    if (uc->congested) {
         uc->reading = 0;
         uv_read_stop((uv_stream_t *)&uc->tcp);
     }
@@ -721,10 +666,11 @@ static void uc_start_read(sl_upconn_t *uc)
 static void on_uc_timer(uv_timer_t *t)
 {
     sl_upconn_t *uc = t->data;
-    if (!uc->c) return;
+    sl_exchange_t *ex = uc->ex;
+    if (!ex) return;
     if (uc->deadline_timer) fail(uc, 504, "route_timeout"); /* the timeout policy */
-    else if (!uc->connected) try_next_node(uc->c, "upstream_connect_failed", SL_OUTCOME_CONNECT_FAILURE);
-    else if (!uc->head_done) try_failed(uc->c, SL_TRY_TIMEOUT, 504, "upstream_timeout");
+    else if (!uc->connected) sl_proxy_on_connect_failed(ex, "upstream_connect_failed");
+    else if (!uc->head_done) sl_proxy_on_try_failed(ex, SL_TRY_TIMEOUT, 504, "upstream_timeout");
     else fail(uc, 504, "upstream_timeout");
 }
 
@@ -746,14 +692,14 @@ static void settings_init(void)
     done = 1;
 }
 
-/* Attaches uc to c and sends what has been prepared. */
-static void uc_attach_ready(sl_client_t *c, sl_upconn_t *uc)
+/* Attaches uc to ex and sends what has been prepared. */
+static void uc_attach_ready(sl_exchange_t *ex, sl_upconn_t *uc)
 {
-    sl_exchange_t *ex = &c->rq->ex;
+    h1_try_t *t = T(ex);
     /* A pooled connection serves whichever service and generation uses the address next. */
     uc_configure(uc, ex->route->upstream->cfg);
-    uc->c = c;
-    ex->uc = uc;
+    uc->ex = ex;
+    t->uc = uc;
     llhttp_init(&uc->parser, HTTP_RESPONSE, &up_settings);
     uc->parser.data = uc;
     scan_restart(uc);
@@ -762,136 +708,115 @@ static void uc_attach_ready(sl_client_t *c, sl_upconn_t *uc)
     uc->keepalive = 1;
     /* Unasked, only an idempotent request may be sent twice (RFC 9110 9.2.2): the upstream may
      * have acted on it before the pooled connection failed. A retry policy asks for it. */
-    ex->pool_replay = uc->reused && is_idempotent(ex->req.method_id);
-    ex->replayable = ex->pool_replay || ex->route->cfg->policies.retry.enabled;
-    sl_buf_free(&ex->replay);
-    sl_buf_t pre = ex->prebuf;
-    memset(&ex->prebuf, 0, sizeof(ex->prebuf));
-    sl_upstream_send(c, pre.data, pre.len);
+    t->pool_replay = uc->reused && is_idempotent(ex->req.method_id);
+    ex->replayable = t->pool_replay || ex->route->cfg->policies.retry.enabled;
+    sl_buf_free(&t->replay);
+    sl_buf_t pre = t->prebuf;
+    memset(&t->prebuf, 0, sizeof(t->prebuf));
+    send_bytes(ex, pre.data, pre.len);
     sl_buf_free(&pre);
-    if (ex->req_complete) ex->t_sent_ns = sl_now_ns();
+    if (t->last) ex->t_sent_ns = sl_now_ns();
     uc_start_read(uc);
     arm_timer(uc);
-    sl_client_upstream_drained(c);
+    sl_proxy_on_upstream_drained(ex);
 }
 
 static void on_connected(uv_connect_t *req, int status)
 {
     sl_upconn_t *uc = req->data;
-    sl_client_t *c = uc->c;
-    if (uc->closing || !c) return;
+    sl_exchange_t *ex = uc->ex;
+    if (uc->closing || !ex) return;
     if (status < 0) {
-        sl_log_debug("upstream %s: connect failed: %s", c->rq->ex.node_name, uv_strerror(status));
-        try_next_node(c, "upstream_connect_failed", SL_OUTCOME_CONNECT_FAILURE);
+        sl_log_debug("upstream %s: connect failed: %s", ex->node_name, uv_strerror(status));
+        sl_proxy_on_connect_failed(ex, "upstream_connect_failed");
         return;
     }
     uc->connected = 1;
-    c->rq->ex.upstream_connect_ms = (double)(sl_now_ns() - c->rq->ex.connect_start_ns) / 1e6;
+    sl_proxy_on_connected(ex, (double)(sl_now_ns() - ex->connect_start_ns) / 1e6);
     uv_tcp_nodelay(&uc->tcp, 1);
-    uc->c = NULL; /* re-attached below */
-    c->rq->ex.uc = NULL;
-    uc_attach_ready(c, uc);
+    uc->ex = NULL; /* re-attached below */
+    T(ex)->uc = NULL;
+    uc_attach_ready(ex, uc);
 }
 
-static void uc_connect(sl_client_t *c, const struct sockaddr_storage *addr, pool_t *pool)
+static void uc_connect(sl_exchange_t *ex, const struct sockaddr_storage *addr, pool_t *pool)
 {
-    const sl_upstream_cfg_t *cfg = c->rq->ex.route->upstream->cfg;
+    const sl_upstream_cfg_t *cfg = ex->route->upstream->cfg;
     sl_upconn_t *uc = sl_xcalloc(1, sizeof(*uc));
-    uc->w = c->w;
+    uc->w = ex->w;
     uc->pool = pool;
     sl_list_init(&uc->link);
     uc_configure(uc, cfg);
-    uv_tcp_init(&c->w->loop, &uc->tcp);
-    uv_timer_init(&c->w->loop, &uc->timer);
+    uv_tcp_init(&ex->w->loop, &uc->tcp);
+    uv_timer_init(&ex->w->loop, &uc->timer);
     uc->tcp.data = uc->timer.data = uc->creq.data = uc;
     uc->handles_open = 2;
-    uc->c = c;
-    c->rq->ex.uc = uc;
-    c->rq->ex.connect_start_ns = sl_now_ns();
-    c->rq->ex.connect_tried = 1;
-    c->rq->ex.upstream_connect_ms = -1; /* until it connects */
+    uc->ex = ex;
+    T(ex)->uc = uc;
+    ex->connect_start_ns = sl_now_ns();
+    sl_proxy_on_connected(ex, -1); /* tried; the time is known once it connects */
     int rc = uv_tcp_connect(&uc->creq, &uc->tcp, (const struct sockaddr *)addr, on_connected);
     if (rc != 0) {
-        sl_log_debug("upstream %s: connect: %s", c->rq->ex.node_name, uv_strerror(rc));
-        try_next_node(c, "upstream_connect_failed", SL_OUTCOME_CONNECT_FAILURE);
+        sl_log_debug("upstream %s: connect: %s", ex->node_name, uv_strerror(rc));
+        sl_proxy_on_connect_failed(ex, "upstream_connect_failed");
         return;
     }
-    uv_timer_start(&uc->timer, on_uc_timer, bounded(uc, c, cfg->connect_timeout_ms), 0);
+    uv_timer_start(&uc->timer, on_uc_timer, bounded(uc, ex, cfg->connect_timeout_ms), 0);
 }
 
-/* Connects to the exchange's current node, from the pool when a connection is idle there. */
-static void connect_node(sl_client_t *c, int allow_pool)
-{
-    sl_exchange_t *ex = &c->rq->ex;
-    struct sockaddr_storage addr;
-    const sl_retry_cfg_t *rc = &ex->route->cfg->policies.retry;
-    ex->node_name = ex->node->name;
-    ex->try_deadline_ns = rc->enabled && rc->per_try_timeout_ms ? sl_now_ns() + rc->per_try_timeout_ms * 1000000u : 0;
-    sl_upstream_begin(ex->route->upstream, ex->node);
-    ex->attempt_open = 1;
-    if (sl_node_addr(ex->node, &addr) != 0) {
-        try_next_node(c, "upstream_unresolved", SL_OUTCOME_CONNECT_FAILURE);
-        return;
-    }
-    pool_t *pool = pool_get(c->w, &addr);
-    /* A WebSocket handshake gets a connection of its own: it may become a tunnel. */
-    sl_upconn_t *uc = allow_pool && !ex->upgrade ? pool_take(pool) : NULL;
-    if (uc) {
-        uc->reused = 1;
-        ex->connect_tried = 1;
-        ex->upstream_connect_ms = 0;
-        uc_attach_ready(c, uc);
-        return;
-    }
-    uc_connect(c, &addr, pool);
-}
-
-static void try_next_node(sl_client_t *c, const char *code, sl_outcome_t outcome)
-{
-    sl_exchange_t *ex = &c->rq->ex;
-    attempt_end(c, outcome, -1);
-    /* A retry policy covering connect failures decides; otherwise every node gets one try. */
-    int r = retry(c, SL_TRY_CONNECT_FAILURE, 0, -1);
-    if (r == 1) return;
-    if (ex->uc) sl_upstream_abort(c);
-    if (r < 0) {
-        sl_client_fail(c, 502, code);
-        return;
-    }
-    sl_upstream_t *up = ex->route->upstream;
-    /* Nothing has left the gateway yet (the request waits in prebuf), so another node is safe. */
-    if (++ex->tries >= (int)up->n_nodes || ex->req_streamed) {
-        sl_client_fail(c, 502, code);
-        return;
-    }
-    ex->failed_node = ex->node;
-    ex->node = sl_upstream_pick(up, ex->pick_key, ex->pick_key_len, ex->failed_node);
-    if (!ex->node) {
-        sl_client_fail(c, 503, "no_healthy_upstream");
-        return;
-    }
-    connect_node(c, 1);
-}
-
-void sl_upstream_connect_fresh(sl_client_t *c)
-{
-    connect_node(c, 0);
-}
-
-void sl_upstream_start(sl_client_t *c)
+/* Starts a try on ex->node, from the pool when a connection is idle there (unless fresh). */
+static void h1_start(sl_exchange_t *ex, int fresh)
 {
     settings_init();
-    sl_exchange_t *ex = &c->rq->ex;
-    uint64_t limit = sl_policy_deadline_ms(ex->route);
-    if (limit) ex->deadline_ns = ex->t_start_ns + limit * 1000000u;
-    /* Bytes kept to send again: the head (all of prebuf now) and, for a retry policy, the body up
-     * to its body_buffer. */
-    const sl_retry_cfg_t *rc = &ex->route->cfg->policies.retry;
-    ex->replay_limit = rc->enabled ? ex->prebuf.len + rc->body_buffer : SL_REPLAY_MAX;
-    if (!ex->node) ex->node = sl_upstream_pick(ex->route->upstream, ex->pick_key, ex->pick_key_len, NULL);
-    if (!ex->node) {
-        sl_client_fail(c, 503, "no_healthy_upstream");
+    h1_try_t *t = T(ex);
+    if (!t->head_written) {
+        write_head(ex);
+        /* Bytes kept to send again: the head (all of prebuf now) and, for a retry policy, the
+         * body up to its body_buffer. */
+        const sl_retry_cfg_t *rc = &ex->route->cfg->policies.retry;
+        t->replay_limit = rc->enabled ? t->prebuf.len + rc->body_buffer : SL_REPLAY_MAX;
+        t->head_written = 1;
+    }
+    struct sockaddr_storage addr;
+    if (sl_node_addr(ex->node, &addr) != 0) {
+        sl_proxy_on_connect_failed(ex, "upstream_unresolved");
         return;
     }
-    connect_node(c, 1);
+    pool_t *pool = pool_get(ex->w, &addr);
+    /* A WebSocket handshake gets a connection of its own: it may become a tunnel. */
+    sl_upconn_t *uc = !fresh && !ex->upgrade ? pool_take(pool) : NULL;
+    if (uc) {
+        uc->reused = 1;
+        sl_proxy_on_connected(ex, 0);
+        uc_attach_ready(ex, uc);
+        return;
+    }
+    uc_connect(ex, &addr, pool);
 }
+
+static void h1_cancel(sl_exchange_t *ex, int again)
+{
+    h1_try_t *t = T(ex);
+    uc_abort(ex);
+    if (!again) {
+        sl_buf_free(&t->prebuf);
+        sl_buf_free(&t->replay);
+        memset(t, 0, sizeof(*t));
+        return;
+    }
+    if (ex->req_streamed) {
+        /* Everything sent is in replay; what the client sent since waits in prebuf, after it. */
+        sl_buf_append(&t->replay, t->prebuf.data, t->prebuf.len);
+        sl_buf_free(&t->prebuf);
+        t->prebuf = t->replay;
+        memset(&t->replay, 0, sizeof(t->replay));
+        ex->req_streamed = 0;
+    }
+}
+
+const sl_http_client_ops_t sl_h1_client_ops = {
+    .start = h1_start,
+    .write_body = h1_write_body,
+    .cancel = h1_cancel,
+    .resume = h1_resume,
+};
