@@ -334,7 +334,12 @@ static void write_head(sl_exchange_t *ex)
         b->len = (size_t)(o - b->data);
     }
     if (up->body == SL_HTTP_BODY_LENGTH)
-        sl_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)up->body_length);
+    {
+        char num[24];
+        sl_buf_append(b, "Content-Length: ", 16);
+        sl_buf_append(b, num, sl_http_u64(num, up->body_length));
+        sl_buf_append(b, "\r\n", 2);
+    }
     else if (up->body == SL_HTTP_BODY_STREAM)
         sl_buf_puts(b, "Transfer-Encoding: chunked\r\n");
     if (up->upgrade) sl_buf_puts(b, "Connection: Upgrade\r\nUpgrade: websocket\r\n");

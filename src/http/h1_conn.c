@@ -304,8 +304,6 @@ static void client_end(sl_client_t *c)
     if (uv_shutdown(c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) client_close(c);
 }
 
-/* ---- local responses -------------------------------------------------------------------- */
-
 /* ---- exchange lifecycle ----------------------------------------------------------------- */
 
 static void exchange_finish(sl_client_t *c)
@@ -359,8 +357,6 @@ static void client_continue(sl_client_t *c)
     if (!c->closing && !c->out_blocked && c->state != SL_C_WAIT && c->state != SL_C_CLOSING) client_read_start(c);
 }
 
-/* ---- response from the upstream side ---------------------------------------------------- */
-
 /* ---- the stream ops: framing a response head for HTTP/1.1 ------------------------------- */
 
 static void h1_send_head(void *stream, const sl_http_resp_t *r)
@@ -368,7 +364,11 @@ static void h1_send_head(void *stream, const sl_http_resp_t *r)
     sl_client_t *c = stream;
     sl_exchange_t *ex = &c->rq->ex;
     sl_buf_t *b = sl_buf_thread_scratch(); /* the bytes are copied by the write */
-    sl_buf_printf(b, "HTTP/1.1 %d ", r->status);
+    /* Numbers by hand: printf is most of what formatting a head would cost. */
+    char num[24];
+    sl_buf_append(b, "HTTP/1.1 ", 9);
+    sl_buf_append(b, num, sl_http_u64(num, (uint64_t)r->status));
+    sl_buf_putc(b, ' ');
     if (r->reason) sl_buf_append(b, r->reason, r->reason_len);
     else sl_buf_puts(b, sl_http_reason(r->status));
     sl_buf_puts(b, "\r\n");
@@ -398,7 +398,11 @@ static void h1_send_head(void *stream, const sl_http_resp_t *r)
     }
     /* RFC 9110 8.6: a 204 has no Content-Length, whatever the upstream wrote. */
     if (r->content_length >= 0 && r->status != 204 && r->status >= 200)
-        sl_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)r->content_length);
+    {
+        sl_buf_append(b, "Content-Length: ", 16);
+        sl_buf_append(b, num, sl_http_u64(num, (uint64_t)r->content_length));
+        sl_buf_append(b, "\r\n", 2);
+    }
     c->rq->resp_chunked = 0;
     if (r->content_length < 0 && !r->no_body) {
         if (ex->req.http_minor >= 1) {
@@ -571,131 +575,6 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
-/* Drops the header fields whose name has an underscore (gateway.http.headers_with_underscores:
- * drop): "Transfer_Encoding" must not look like framing to an upstream that folds '_' into '-'.
- * Dropped fields are invisible to routing, policies and the upstream. */
-static void drop_underscore_names(sl_head_t *h)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < h->n; i++) {
-        const sl_hdr_t *x = &h->hdrs[i];
-        if (memchr(sl_head_str(h, x->name_off), '_', x->name_len)) continue;
-        h->hdrs[k++] = *x;
-    }
-    h->n = k;
-}
-
-static int has_underscore_name(const sl_head_t *h)
-{
-    for (size_t i = 0; i < h->n; i++)
-        if (memchr(sl_head_str(h, h->hdrs[i].name_off), '_', h->hdrs[i].name_len)) return 1;
-    return 0;
-}
-
-/* RFC 3986 3.4: a query is pchar / "/" / "?", with well-formed escapes. */
-static int query_valid(const char *q, size_t n)
-{
-    for (size_t i = 1; i < n; i++) {
-        unsigned char ch = (unsigned char)q[i];
-        if (ch == '%') {
-            if (i + 2 >= n || !isxdigit((unsigned char)q[i + 1]) || !isxdigit((unsigned char)q[i + 2])) return 0;
-            i += 2;
-        } else if (!isalnum(ch) && !strchr("-._~!$&'()*+,;=:@/?", ch)) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* Normalises and stores the host used for routing (lower case, no trailing dot, no port). */
-static int set_host(sl_client_t *c, const char *h, size_t n)
-{
-    sl_exchange_t *ex = &c->rq->ex;
-    sl_buf_t *b = &c->rq->host_store;
-    size_t cap = SL_HOST_OUT_CAP(n), len = 0;
-    b->len = 0;
-    sl_buf_reserve(b, cap);
-    if (sl_host_normalize(h, n, b->data, cap, &len, NULL) != 0) return -1;
-    b->len = len;
-    ex->host = b->data;
-    ex->host_len = len;
-    return 0;
-}
-
-/* Splits the target into path and query, normalises the path (uri.h) and checks the query.
- * Origin-form "/p?q", absolute-form "http://host/p?q" (its authority replaces Host, RFC 9112
- * 3.2.2), or "*" for OPTIONS (asterisk-form, routed as "*"). */
-static int parse_target(sl_client_t *c, const sl_hdr_t *host)
-{
-    sl_exchange_t *ex = &c->rq->ex;
-    const sl_head_t *h = &c->rq->head;
-    const char *t = sl_head_str(h, h->first_off);
-    size_t tn = h->first_len;
-    if (tn == 1 && t[0] == '*' && ex->req.method_id == SL_HTTP_OPTIONS) {
-        ex->req.path = t;
-        ex->req.path_len = 1;
-        return host ? set_host(c, sl_head_str(h, host->value_off), host->value_len) : 0;
-    }
-    const char *path = t, *end = t + tn;
-    size_t skip = tn >= 7 && strncasecmp(t, "http://", 7) == 0 ? 7 : tn >= 8 && strncasecmp(t, "https://", 8) == 0 ? 8 : 0;
-    if (skip) {
-        const char *auth = t + skip;
-        const char *ae = auth;
-        while (ae < end && *ae != '/' && *ae != '?') ae++;
-        if (ae == auth || set_host(c, auth, (size_t)(ae - auth)) != 0) return -1;
-        ex->req.authority = auth;
-        ex->req.authority_len = (size_t)(ae - auth);
-        path = ae;
-    } else if (tn == 0 || t[0] != '/') {
-        return -1;
-    } else if (host && set_host(c, sl_head_str(h, host->value_off), host->value_len) != 0) {
-        return -1;
-    }
-    /* RFC 9110 7.2: an invalid Host is refused even when the target's authority replaces it. */
-    if (skip && host) {
-        char tmp[SL_HOST_OUT_CAP(256)];
-        size_t l;
-        if (host->value_len > 256 ||
-            sl_host_normalize(sl_head_str(h, host->value_off), host->value_len, tmp, sizeof(tmp), &l, NULL) != 0)
-            return -1;
-    }
-    const char *q = memchr(path, '?', (size_t)(end - path));
-    size_t plen = (size_t)((q ? q : end) - path);
-    if (q) {
-        ex->req.query = q;
-        ex->req.query_len = (size_t)(end - q);
-        if (!query_valid(q, ex->req.query_len)) return -1;
-    }
-    const sl_gateway_cfg_t *g = gw(c);
-    unsigned flags = (g->http.merge_slashes ? 0 : SL_PATH_KEEP_SLASHES) |
-                     (g->http.escaped_slashes == SL_ESCAPED_SLASHES_KEEP ? SL_PATH_KEEP_ESCAPED_SLASHES : 0);
-    const char *err = NULL;
-    sl_buf_t *ps = &c->rq->path_store;
-    ps->len = 0;
-    if (sl_path_normalize(path, plen, ps, flags, &err) != 0) {
-        sl_log_debug("client %s: %s", c->peer_ip, err ? err : "bad path");
-        return -1;
-    }
-    ex->req.path = ps->data;
-    ex->req.path_len = ps->len;
-    return 0;
-}
-
-static sl_http_method_t method_id(uint8_t m)
-{
-    switch (m) {
-    case HTTP_GET: return SL_HTTP_GET;
-    case HTTP_HEAD: return SL_HTTP_HEAD;
-    case HTTP_POST: return SL_HTTP_POST;
-    case HTTP_PUT: return SL_HTTP_PUT;
-    case HTTP_DELETE: return SL_HTTP_DELETE;
-    case HTTP_OPTIONS: return SL_HTTP_OPTIONS;
-    case HTTP_TRACE: return SL_HTTP_TRACE;
-    case HTTP_CONNECT: return SL_HTTP_CONNECT;
-    default: return SL_HTTP_OTHER;
-    }
-}
-
 /* The head is complete. Everything about it is judged here (ours and the framing checker's
  * rules); llhttp has a few checks of its own after this callback, so routing, policies and the
  * upstream wait until it goes on (exchange_begin). */
@@ -705,7 +584,7 @@ static int on_headers_complete(llhttp_t *p)
     sl_creq_t *rq = c->rq;
     sl_exchange_t *ex = &rq->ex;
     sl_head_t *h = &rq->head;
-    ex->req.method_id = method_id(p->method);
+    ex->req.method_id = sl_h1_method_id(p->method);
     ex->req.method = llhttp_method_name((llhttp_method_t)p->method);
     ex->req.http_minor = p->http_major == 1 ? p->http_minor : 0;
     if (p->http_major != 1) return fail_parse(c, 400, "bad_request");
@@ -716,9 +595,9 @@ static int on_headers_complete(llhttp_t *p)
     if (ex->req.method_id == SL_HTTP_CONNECT) return fail_parse(c, 405, "method_not_allowed");
     if (!sl_head_names_valid(h)) return fail_parse(c, 400, "bad_request");
     int underscores = gw(c)->http.headers_with_underscores;
-    if (underscores != SL_UNDERSCORES_ALLOW && has_underscore_name(h)) {
+    if (underscores != SL_UNDERSCORES_ALLOW && sl_h1_has_underscore_name(h)) {
         if (underscores == SL_UNDERSCORES_REJECT) return fail_parse(c, 400, "header_with_underscore");
-        drop_underscore_names(h);
+        sl_h1_drop_underscore_names(h);
     }
 
     int n_te = sl_head_te_count(h, (p->flags & F_CHUNKED) != 0), n_host = 0;
@@ -741,7 +620,7 @@ static int on_headers_complete(llhttp_t *p)
     else if ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0) ex->req.body = SL_HTTP_BODY_LENGTH;
     ex->req.body_length = ex->req.body == SL_HTTP_BODY_LENGTH ? p->content_length : 0;
     ex->req.upgrade = p->upgrade ? 1 : 0;
-    if (parse_target(c, host) != 0) return fail_parse(c, 400, "bad_request");
+    if (sl_h1_parse_target(rq, host, gw(c), c->peer_ip) != 0) return fail_parse(c, 400, "bad_request");
     /* The head is frozen from here on: the request's fields can point into it. */
     sl_head_to_hdrs(h, &ex->req.hdrs, ex->arena);
 

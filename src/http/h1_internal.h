@@ -107,7 +107,7 @@ typedef struct sl_creq {
      * counted and dropped), so pointers into it stay valid until the exchange is released. */
     uint8_t head_done;
     /* The head passed llhttp's checks as well as ours only once llhttp goes on past it: routing
-     * and the upstream wait for that (exchange_begin() in h1_server.c). */
+     * and the upstream wait for that (exchange_begin() in h1_conn.c). */
     uint8_t begin_pending;
     size_t trailer_bytes;
     uint8_t resp_chunked; /* re-chunking the response body for the client */
@@ -145,6 +145,16 @@ void sl_client_send(sl_client_t *c, const void *p, size_t n);
 void sl_client_tunnel_done(sl_client_t *c, const char *error);
 /* The client connection's stream ops (request.h). */
 extern const sl_http_stream_ops_t sl_h1_stream_ops;
+
+/* h1_target.c */
+/* Drops the fields whose name has an underscore (gateway.http.headers_with_underscores: drop). */
+void sl_h1_drop_underscore_names(sl_head_t *h);
+int sl_h1_has_underscore_name(const sl_head_t *h);
+/* Sets rq->ex's host, authority, path (normalised into rq->path_store) and query from the
+ * request target and the Host field (host, or NULL); -1 when either is malformed. */
+int sl_h1_parse_target(sl_creq_t *rq, const sl_hdr_t *host, const sl_gateway_cfg_t *g, const char *peer);
+/* llhttp's method number as the protocol-neutral one. */
+sl_http_method_t sl_h1_method_id(uint8_t m);
 
 /* h1_client.c */
 /* Closes an upstream connection handed to a tunnel (the stream sl_tunnel_start() was given). */

@@ -3,28 +3,35 @@
 #include "http/request.h"
 #include "base/common.h"
 
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-void sl_http_hdrs_add(sl_http_hdrs_t *h, sl_arena_t *a, const char *name, size_t nlen, const char *value, size_t vlen)
+void sl_http_hdrs_grow(sl_http_hdrs_t *h, sl_arena_t *a)
 {
-    if (h->n == h->cap) {
-        /* The old array stays in the arena until the exchange ends: a few hundred bytes. */
-        uint32_t cap = h->cap ? h->cap * 2 : 16;
-        sl_http_hdr_t *v = sl_arena_alloc(a, cap * sizeof(*v));
-        if (h->n) memcpy(v, h->v, h->n * sizeof(*v));
-        h->v = v;
-        h->cap = cap;
-    }
-    h->v[h->n++] = (sl_http_hdr_t){.name = name, .value = value, .name_len = (uint32_t)nlen, .value_len = (uint32_t)vlen};
+    /* The old array stays in the arena until the exchange ends: a few hundred bytes. */
+    uint32_t cap = h->cap ? h->cap * 2 : 16;
+    sl_http_hdr_t *v = sl_arena_alloc(a, cap * sizeof(*v));
+    if (h->n) memcpy(v, h->v, h->n * sizeof(*v));
+    h->v = v;
+    h->cap = cap;
+}
+
+size_t sl_http_u64(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    return n;
 }
 
 void sl_http_hdrs_add_u64(sl_http_hdrs_t *h, sl_arena_t *a, const char *name, uint64_t v)
 {
     char *s = sl_arena_alloc(a, 24);
-    int n = snprintf(s, 24, "%llu", (unsigned long long)v);
-    sl_http_hdrs_add(h, a, name, strlen(name), s, (size_t)n);
+    sl_http_hdrs_add(h, a, name, strlen(name), s, sl_http_u64(s, v));
 }
 
 int sl_http_hdr_is(const sl_http_hdr_t *x, const char *name, size_t nlen)

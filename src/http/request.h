@@ -26,10 +26,25 @@ typedef struct sl_http_hdrs {
     uint32_t n, cap;
 } sl_http_hdrs_t;
 
-/* Appends a field (name and value borrowed, not copied); the array grows in a. */
-void sl_http_hdrs_add(sl_http_hdrs_t *h, sl_arena_t *a, const char *name, size_t nlen, const char *value, size_t vlen);
+/* Makes room for more fields (the array moves into a bigger one in a). */
+void sl_http_hdrs_grow(sl_http_hdrs_t *h, sl_arena_t *a);
+/* Appends a field (name and value borrowed, not copied); the array grows in a. Inline: a head
+ * is built of a few dozen of these per request. */
+static inline void sl_http_hdrs_add(sl_http_hdrs_t *h, sl_arena_t *a, const char *name, size_t nlen,
+                                    const char *value, size_t vlen)
+{
+    if (h->n == h->cap) sl_http_hdrs_grow(h, a);
+    sl_http_hdr_t *x = &h->v[h->n++];
+    x->name = name;
+    x->value = value;
+    x->name_len = (uint32_t)nlen;
+    x->value_len = (uint32_t)vlen;
+}
 /* Appends name with the decimal value v, formatted into a. */
 void sl_http_hdrs_add_u64(sl_http_hdrs_t *h, sl_arena_t *a, const char *name, uint64_t v);
+/* v in decimal into out (at least 20 bytes, no NUL); returns the length. Heads carry numbers
+ * on every response, and printf would be most of what formatting one costs. */
+size_t sl_http_u64(char *out, uint64_t v);
 /* Removes every field called name (any case); returns how many. */
 size_t sl_http_hdrs_remove(sl_http_hdrs_t *h, const char *name, size_t nlen);
 /* The index of the first field called name (any case) at or after from, or -1. */

@@ -1,6 +1,7 @@
 /* retry: sends a failed try again, to another node where one is healthy, when the route's
- * conditions (Envoy's meanings) say so. The proxy (h1_upstream.c) keeps the request bytes to
- * resend, times the tries and waits out the back-off; this file holds the decisions. */
+ * conditions (Envoy's meanings) say so. The upstream client (h1_client.c) keeps the request
+ * bytes to resend, proxy.c times the tries and waits out the back-off; this file holds the
+ * decisions. */
 #include "policy/policy.h"
 #include "base/common.h"
 #include "runtime/generation.h"
