@@ -19,6 +19,8 @@
 #include <string.h>
 #include <strings.h>
 
+uint64_t (*sl_proxy_clock)(void) = sl_now_ns;
+
 static const sl_gateway_cfg_t *gw(const sl_exchange_t *ex)
 {
     return &ex->gen->cfg->gateway;
@@ -115,7 +117,7 @@ void sl_proxy_log(sl_exchange_t *ex)
         .service = ex->route ? ex->route->svc->name : NULL,
         .upstream = ex->node_name,
         .upstream_status = ex->upstream_status,
-        .duration_ms = (double)(sl_now_ns() - ex->t_start_ns) / 1e6,
+        .duration_ms = (double)(sl_proxy_clock() - ex->t_start_ns) / 1e6,
         .upstream_ms = ex->upstream_status ? ex->upstream_ms : -1,
         .upstream_connect_ms = ex->connect_tried ? ex->upstream_connect_ms : -1,
         .error = ex->error,
@@ -356,7 +358,9 @@ int sl_proxy_begin(sl_exchange_t *ex)
     build_upstream_request(ex, &ex->up);
     uint64_t limit = sl_policy_deadline_ms(ex->route);
     if (limit) ex->deadline_ns = ex->t_start_ns + limit * 1000000u;
-    ex->cops = &sl_h1_client_ops;
+    /* The upstream's codec: HTTP/1.1 for every scheme served today (one chosen already, by a
+     * test, is kept). */
+    if (!ex->cops) ex->cops = &sl_h1_client_ops;
     return 0;
 }
 
@@ -377,7 +381,7 @@ static void try_start(sl_exchange_t *ex, int fresh)
 {
     const sl_retry_cfg_t *rc = &ex->route->cfg->policies.retry;
     ex->node_name = ex->node->name;
-    ex->try_deadline_ns = rc->enabled && rc->per_try_timeout_ms ? sl_now_ns() + rc->per_try_timeout_ms * 1000000u : 0;
+    ex->try_deadline_ns = rc->enabled && rc->per_try_timeout_ms ? sl_proxy_clock() + rc->per_try_timeout_ms * 1000000u : 0;
     sl_upstream_begin(ex->route->upstream, ex->node);
     ex->attempt_open = 1;
     ex->cops->start(ex, fresh);
@@ -448,7 +452,7 @@ static int retry(sl_exchange_t *ex, sl_try_result_t r, int status, int grpc_stat
     uint64_t delay = sl_retry_backoff_ms(rc, (unsigned)ex->retries, sl_balancer_rand());
     if (ex->retries >= (int)rc->attempts) ex->retry_stop = "attempts_exhausted";
     else if (ex->req_streamed && !ex->replayable) ex->retry_stop = "body_too_large";
-    else if (ex->deadline_ns && sl_now_ns() + delay * 1000000u >= ex->deadline_ns) ex->retry_stop = "route_timeout";
+    else if (ex->deadline_ns && sl_proxy_clock() + delay * 1000000u >= ex->deadline_ns) ex->retry_stop = "route_timeout";
     else ex->retry_stop = NULL;
     if (ex->retry_stop) return -1;
 
@@ -526,7 +530,7 @@ void sl_proxy_on_pool_closed(sl_exchange_t *ex)
 int sl_proxy_on_head(sl_exchange_t *ex, sl_http_resp_t *resp, int grpc_status)
 {
     ex->upstream_status = resp->status;
-    ex->upstream_ms = (double)(sl_now_ns() - (ex->t_sent_ns ? ex->t_sent_ns : ex->t_start_ns)) / 1e6;
+    ex->upstream_ms = (double)(sl_proxy_clock() - (ex->t_sent_ns ? ex->t_sent_ns : ex->t_start_ns)) / 1e6;
     sl_outcome_t outcome = resp->status != 101 && sl_health_status_fails(ex->route->upstream, resp->status)
                                ? SL_OUTCOME_FAILED_STATUS
                                : SL_OUTCOME_OK;

@@ -103,6 +103,9 @@ struct sl_exchange {
     const char *node_name; /* the node's configured address, owned by the generation */
 };
 
+/* The clock proxy.c reads for deadlines and timings (sl_now_ns; unit tests replace it). */
+extern uint64_t (*sl_proxy_clock)(void);
+
 /* ---- for server codecs ---- */
 
 /* The head of ex->req is complete and accepted: routes it, runs the request policies, picks a
