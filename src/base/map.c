@@ -150,11 +150,17 @@ static void remove_at(sl_map_t *m, uint32_t i)
     }
 }
 
-void *sl_map_get(const sl_map_t *m, const char *key, size_t key_len)
+void **sl_map_find(const sl_map_t *m, const char *key, size_t key_len)
 {
     if (!m->len) return NULL;
-    const sl_map_entry_t *e = &m->slots[find(m, key, key_len, sl_map_hash(m, key, key_len))];
-    return e->key ? e->value : NULL;
+    sl_map_entry_t *e = &m->slots[find(m, key, key_len, sl_map_hash(m, key, key_len))];
+    return e->key ? &e->value : NULL;
+}
+
+void *sl_map_get(const sl_map_t *m, const char *key, size_t key_len)
+{
+    void **slot = sl_map_find(m, key, key_len);
+    return slot ? *slot : NULL;
 }
 
 void **sl_map_slot(sl_map_t *m, const char *key, size_t key_len)

@@ -59,6 +59,9 @@ void sl_map_free(sl_map_t *m);
 
 /* Returns the value for key, or NULL. Leaves the LRU order alone. */
 void *sl_map_get(const sl_map_t *m, const char *key, size_t key_len);
+/* Returns the address of key's value slot, or NULL when absent; inserts nothing and leaves
+ * the LRU order alone. */
+void **sl_map_find(const sl_map_t *m, const char *key, size_t key_len);
 /* Returns the address of the value slot for key, inserting NULL first when absent (copying an
  * owned key; in a full LRU map, after evicting the least recently used entry). In an LRU map
  * the key becomes the most recently used. */

@@ -16,13 +16,6 @@
 #include <string.h>
 
 #define MAX_KEYS (1u << 20)
-#define MIN_SLOTS 64
-
-typedef struct entry {
-    struct entry *next;
-    sl_ip_t key;
-    uint32_t count;
-} entry_t;
 
 struct sl_conn_limiter {
     struct sl_conn_limiter *next; /* registry */
@@ -30,51 +23,22 @@ struct sl_conn_limiter {
     char *service, *route;
     int key;
     pthread_mutex_t lock;
-    entry_t **slots;
-    size_t n_slots, n_keys;
+    sl_map_t counts; /* the key's bytes -> its open sessions, as the value itself */
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sl_conn_limiter *registry;
 
-static size_t slot_of(const struct sl_conn_limiter *l, const sl_ip_t *ip)
-{
-    return sl_hash_bytes(ip, sizeof(*ip)) & (l->n_slots - 1);
-}
-
-static void grow(struct sl_conn_limiter *l)
-{
-    size_t n = l->n_slots * 2;
-    entry_t **slots = sl_xcalloc(n, sizeof(*slots));
-    for (size_t i = 0; i < l->n_slots; i++)
-        for (entry_t *e = l->slots[i], *next; e; e = next) {
-            next = e->next;
-            size_t k = sl_hash_bytes(&e->key, sizeof(e->key)) & (n - 1);
-            e->next = slots[k];
-            slots[k] = e;
-        }
-    free(l->slots);
-    l->slots = slots;
-    l->n_slots = n;
-}
-
 /* Adds one session under key; returns the count with it, or 0 when the table is full. */
 static uint32_t take(struct sl_conn_limiter *l, const sl_ip_t *key)
 {
     pthread_mutex_lock(&l->lock);
-    entry_t **pp = &l->slots[slot_of(l, key)];
-    while (*pp && memcmp(&(*pp)->key, key, sizeof(*key)))
-        pp = &(*pp)->next;
     uint32_t n = 0;
-    if (*pp) {
-        n = ++(*pp)->count;
-    } else if (l->n_keys < MAX_KEYS) {
-        entry_t *e = sl_xcalloc(1, sizeof(*e));
-        e->key = *key;
-        e->count = n = 1;
-        e->next = l->slots[slot_of(l, key)];
-        l->slots[slot_of(l, key)] = e;
-        if (++l->n_keys > l->n_slots) grow(l);
+    void **slot = sl_map_find(&l->counts, (const char *)key, sizeof(*key));
+    if (!slot && sl_map_len(&l->counts) < MAX_KEYS) slot = sl_map_slot(&l->counts, (const char *)key, sizeof(*key));
+    if (slot) {
+        n = (uint32_t)(uintptr_t)*slot + 1;
+        *slot = (void *)(uintptr_t)n;
     }
     pthread_mutex_unlock(&l->lock);
     return n;
@@ -83,14 +47,13 @@ static uint32_t take(struct sl_conn_limiter *l, const sl_ip_t *key)
 static void give_back(struct sl_conn_limiter *l, const sl_ip_t *key)
 {
     pthread_mutex_lock(&l->lock);
-    entry_t **pp = &l->slots[slot_of(l, key)];
-    while (*pp && memcmp(&(*pp)->key, key, sizeof(*key)))
-        pp = &(*pp)->next;
-    if (*pp && --(*pp)->count == 0) {
-        entry_t *e = *pp;
-        *pp = e->next;
-        free(e);
-        l->n_keys--;
+    void **slot = sl_map_find(&l->counts, (const char *)key, sizeof(*key));
+    if (slot) {
+        uintptr_t n = (uintptr_t)*slot - 1;
+        if (n == 0)
+            sl_map_del(&l->counts, (const char *)key, sizeof(*key), NULL);
+        else
+            *slot = (void *)n;
     }
     pthread_mutex_unlock(&l->lock);
 }
@@ -113,8 +76,7 @@ static int init(sl_stream_route_t *r)
         l->route = sl_xstrdup(r->cfg->name);
         l->key = key;
         pthread_mutex_init(&l->lock, NULL);
-        l->n_slots = MIN_SLOTS;
-        l->slots = sl_xcalloc(l->n_slots, sizeof(*l->slots));
+        sl_map_init_with(&l->counts, SL_MAP_OWNED | SL_MAP_SEEDED, 0);
         l->next = registry;
         registry = l;
     }
@@ -136,12 +98,7 @@ static void destroy(sl_stream_route_t *r)
             pp = &(*pp)->next;
         *pp = l->next;
         /* No session holds a place any more: every one kept its generation, and with it l. */
-        for (size_t i = 0; i < l->n_slots; i++)
-            for (entry_t *e = l->slots[i], *next; e; e = next) {
-                next = e->next;
-                free(e);
-            }
-        free(l->slots);
+        sl_map_free(&l->counts);
         pthread_mutex_destroy(&l->lock);
         free(l->service);
         free(l->route);
