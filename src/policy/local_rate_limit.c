@@ -14,6 +14,7 @@
 #include "base/time.h"
 #include "policy/policy.h"
 #include "runtime/generation.h"
+#include "runtime/keeper.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -29,9 +30,7 @@
 _Static_assert(sizeof(void *) >= sizeof(uint64_t), "a tat fits in a pointer");
 
 struct sl_rate_limiter {
-    struct sl_rate_limiter *next; /* registry */
-    int refs;                     /* under registry_lock */
-    char *service, *route, *key_header;
+    char *key_header;
     sl_rate_limit_cfg_t cfg;
     uint64_t interval; /* ns per token */
     uint64_t tau;      /* capacity * interval: how far past now tat may run */
@@ -42,9 +41,6 @@ struct sl_rate_limiter {
     pthread_mutex_t lock;
     sl_map_t keys;
 };
-
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static sl_rate_limiter_t *registry;
 
 /* ---- the bucket ---- */
 
@@ -115,33 +111,21 @@ size_t sl_rate_limiter_keys(sl_rate_limiter_t *l)
     return n;
 }
 
-/* ---- registry ---- */
+/* ---- kept by service and route ---- */
 
 /* Whether l counts what cfg describes: status and header only shape responses. */
-static int same_bucket(const sl_rate_limiter_t *l, const char *service, const char *route,
-                       const sl_rate_limit_cfg_t *cfg)
+static int same_bucket(const void *state, const void *settings)
 {
-    const sl_rate_limit_cfg_t *a = &l->cfg;
-    return !strcmp(l->service, service) && !strcmp(l->route, route) && a->requests == cfg->requests &&
-           a->per_s == cfg->per_s && a->burst == cfg->burst && a->key == cfg->key && a->max_keys == cfg->max_keys &&
-           (cfg->key != SL_RL_KEY_HEADER || !strcasecmp(l->key_header, cfg->key_header));
+    const sl_rate_limiter_t *l = state;
+    const sl_rate_limit_cfg_t *a = &l->cfg, *cfg = settings;
+    return a->requests == cfg->requests && a->per_s == cfg->per_s && a->burst == cfg->burst && a->key == cfg->key &&
+           a->max_keys == cfg->max_keys && (cfg->key != SL_RL_KEY_HEADER || !strcasecmp(l->key_header, cfg->key_header));
 }
 
-sl_rate_limiter_t *sl_rate_limiter_get(const char *service, const char *route, const sl_rate_limit_cfg_t *cfg)
+static void *limiter_create(const void *settings)
 {
-    pthread_mutex_lock(&registry_lock);
-    sl_rate_limiter_t *l = registry;
-    while (l && !same_bucket(l, service, route, cfg))
-        l = l->next;
-    if (l) {
-        l->refs++;
-        pthread_mutex_unlock(&registry_lock);
-        return l;
-    }
-    l = sl_xcalloc(1, sizeof(*l));
-    l->refs = 1;
-    l->service = sl_xstrdup(service);
-    l->route = sl_xstrdup(route);
+    const sl_rate_limit_cfg_t *cfg = settings;
+    sl_rate_limiter_t *l = sl_xcalloc(1, sizeof(*l));
     l->cfg = *cfg;
     l->cfg.header = NULL; /* the configuration's strings go with its generation */
     l->cfg.key_header = NULL;
@@ -152,31 +136,33 @@ sl_rate_limiter_t *sl_rate_limiter_get(const char *service, const char *route, c
     atomic_init(&l->tat, 0); /* in the past: a full bucket */
     pthread_mutex_init(&l->lock, NULL);
     sl_map_init_with(&l->keys, SL_MAP_OWNED | SL_MAP_LRU | SL_MAP_SEEDED, cfg->max_keys);
-    l->next = registry;
-    registry = l;
-    pthread_mutex_unlock(&registry_lock);
     return l;
+}
+
+static void limiter_destroy(void *state)
+{
+    sl_rate_limiter_t *l = state;
+    sl_map_free(&l->keys);
+    pthread_mutex_destroy(&l->lock);
+    free(l->key_header);
+    free(l);
+}
+
+static const sl_keep_type_t limiter_type = {
+    .name = "local_rate_limit",
+    .create = limiter_create,
+    .compatible = same_bucket,
+    .destroy = limiter_destroy,
+};
+
+sl_rate_limiter_t *sl_rate_limiter_get(const char *service, const char *route, const sl_rate_limit_cfg_t *cfg)
+{
+    return sl_keep_get_names(&limiter_type, service, route, cfg);
 }
 
 void sl_rate_limiter_release(sl_rate_limiter_t *l)
 {
-    if (!l) return;
-    pthread_mutex_lock(&registry_lock);
-    int last = --l->refs == 0;
-    if (last) {
-        sl_rate_limiter_t **pp = &registry;
-        while (*pp != l)
-            pp = &(*pp)->next;
-        *pp = l->next;
-    }
-    pthread_mutex_unlock(&registry_lock);
-    if (!last) return;
-    sl_map_free(&l->keys);
-    pthread_mutex_destroy(&l->lock);
-    free(l->service);
-    free(l->route);
-    free(l->key_header);
-    free(l);
+    sl_keep_release(l);
 }
 
 /* ---- the policy ---- */

@@ -90,6 +90,17 @@ void *sl_keep_get(const sl_keep_type_t *type, const char *key, size_t key_len, c
     return lookup(type, key, key_len, settings, 1);
 }
 
+void *sl_keep_get_names(const sl_keep_type_t *type, const char *a, const char *b, const void *settings)
+{
+    size_t al = strlen(a) + (b != NULL), bl = b ? strlen(b) : 0;
+    char buf[256], *key = al + bl <= sizeof(buf) ? buf : sl_xmalloc(al + bl);
+    memcpy(key, a, al);
+    if (bl) memcpy(key + al, b, bl);
+    void *state = lookup(type, key, al + bl, settings, 1);
+    if (key != buf) free(key);
+    return state;
+}
+
 void *sl_keep_find(const sl_keep_type_t *type, const char *key, size_t key_len, const void *settings)
 {
     return lookup(type, key, key_len, settings, 0);

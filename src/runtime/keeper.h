@@ -36,6 +36,10 @@ typedef struct sl_keep_type {
  * only read during the call. */
 void *sl_keep_get(const sl_keep_type_t *type, const char *key, size_t key_len, const void *settings);
 
+/* sl_keep_get with a key of two names (service and route, service and node address): a, its
+ * NUL, then b, so that no two pairs make the same key. b may be NULL (a alone). */
+void *sl_keep_get_names(const sl_keep_type_t *type, const char *a, const char *b, const void *settings);
+
 /* As sl_keep_get, but returns NULL instead of making a state. */
 void *sl_keep_find(const sl_keep_type_t *type, const char *key, size_t key_len, const void *settings);
 
