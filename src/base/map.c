@@ -11,7 +11,8 @@ uint64_t sl_hash_bytes(const void *p, size_t n)
     /* FNV-1a with a final avalanche; keys here are short hostnames and paths. */
     const unsigned char *s = p;
     uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * 0x100000001b3ull;
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;
@@ -47,7 +48,8 @@ void sl_map_init(sl_map_t *m)
 void sl_map_free(sl_map_t *m)
 {
     if (m->flags & SL_MAP_OWNED)
-        for (uint32_t i = 0; i < m->cap; i++) free((char *)m->slots[i].key);
+        for (uint32_t i = 0; i < m->cap; i++)
+            free((char *)m->slots[i].key);
     free(m->slots);
     m->slots = NULL;
     m->cap = m->len = 0;
@@ -125,7 +127,8 @@ static void grow(sl_map_t *m)
         }
     } else {
         for (uint32_t i = 0; i < m->cap; i++)
-            if (m->slots[i].key) n.slots[find(&n, m->slots[i].key, m->slots[i].key_len, m->slots[i].hash)] = m->slots[i];
+            if (m->slots[i].key)
+                n.slots[find(&n, m->slots[i].key, m->slots[i].key_len, m->slots[i].hash)] = m->slots[i];
     }
     free(m->slots);
     *m = n;

@@ -44,7 +44,7 @@ typedef struct sl_map {
     sl_map_entry_t *slots;
     uint32_t cap, len;
     uint32_t flags;
-    uint32_t capacity;     /* LRU maps: most entries kept; 0 keeps any number */
+    uint32_t capacity;       /* LRU maps: most entries kept; 0 keeps any number */
     uint32_t newest, oldest; /* LRU maps: slot indices, SL_MAP_NONE when empty */
     uint64_t seed;
 } sl_map_t;

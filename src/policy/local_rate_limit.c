@@ -119,7 +119,8 @@ static int same_bucket(const void *state, const void *settings)
     const sl_rate_limiter_t *l = state;
     const sl_rate_limit_cfg_t *a = &l->cfg, *cfg = settings;
     return a->requests == cfg->requests && a->per_s == cfg->per_s && a->burst == cfg->burst && a->key == cfg->key &&
-           a->max_keys == cfg->max_keys && (cfg->key != SL_RL_KEY_HEADER || !strcasecmp(l->key_header, cfg->key_header));
+           a->max_keys == cfg->max_keys &&
+           (cfg->key != SL_RL_KEY_HEADER || !strcasecmp(l->key_header, cfg->key_header));
 }
 
 static void *limiter_create(const void *settings)

@@ -11,7 +11,7 @@
 typedef struct kept {
     const sl_keep_type_t *type;
     void *state;
-    size_t refs; /* under lock */
+    size_t refs;       /* under lock */
     struct kept *next; /* same type and key */
     sl_list_t link;    /* all */
     size_t key_len;

@@ -30,8 +30,10 @@ static void check_invariants(const sl_map_t *m)
     const sl_map_entry_t *prev = NULL;
     for (const sl_map_entry_t *e = sl_map_newest(m); e; prev = e, e = sl_map_older(m, e)) {
         assert_true(++seen <= m->len);
-        if (prev) assert_ptr_equal(&m->slots[e->newer], prev);
-        else assert_int_equal(e->newer, SL_MAP_NONE);
+        if (prev)
+            assert_ptr_equal(&m->slots[e->newer], prev);
+        else
+            assert_int_equal(e->newer, SL_MAP_NONE);
     }
     assert_int_equal(seen, m->len);
     if (m->len) assert_ptr_equal(&m->slots[m->oldest], prev);
@@ -44,12 +46,13 @@ static void test_borrowed(void **state)
     sl_map_t m;
     sl_map_init(&m);
     assert_null(sl_map_get(&m, "x", 1));
-    for (size_t i = 0; i < 5; i++) *sl_map_slot(&m, words[i], strlen(words[i])) = (void *)(i + 1);
+    for (size_t i = 0; i < 5; i++)
+        *sl_map_slot(&m, words[i], strlen(words[i])) = (void *)(i + 1);
     for (size_t i = 0; i < 5; i++) {
         assert_ptr_equal(sl_map_get(&m, words[i], strlen(words[i])), (void *)(i + 1));
         /* Borrowed: the entry holds the caller's pointer itself. */
-        sl_map_entry_t *e = (sl_map_entry_t *)((char *)sl_map_slot(&m, words[i], strlen(words[i])) -
-                                               offsetof(sl_map_entry_t, value));
+        sl_map_entry_t *e =
+            (sl_map_entry_t *)((char *)sl_map_slot(&m, words[i], strlen(words[i])) - offsetof(sl_map_entry_t, value));
         assert_ptr_equal(e->key, words[i]);
     }
     assert_int_equal(sl_map_len(&m), 5);
@@ -99,7 +102,8 @@ static void test_delete_and_reinsert(void **state)
     sl_map_t m;
     sl_map_init_with(&m, SL_MAP_OWNED, 0);
     char buf[32];
-    for (int i = 0; i < N; i++) *sl_map_slot(&m, buf, (size_t)snprintf(buf, sizeof(buf), "k%d", i)) = (void *)(intptr_t)(i + 1);
+    for (int i = 0; i < N; i++)
+        *sl_map_slot(&m, buf, (size_t)snprintf(buf, sizeof(buf), "k%d", i)) = (void *)(intptr_t)(i + 1);
     for (int i = 0; i < N; i += 2) {
         void *v = NULL;
         assert_int_equal(sl_map_del(&m, buf, (size_t)snprintf(buf, sizeof(buf), "k%d", i), &v), 1);
@@ -110,8 +114,10 @@ static void test_delete_and_reinsert(void **state)
     assert_int_equal(sl_map_len(&m), N / 2);
     for (int i = 0; i < N; i++) {
         void *v = sl_map_get(&m, buf, (size_t)snprintf(buf, sizeof(buf), "k%d", i));
-        if (i % 2) assert_ptr_equal(v, (void *)(intptr_t)(i + 1));
-        else assert_null(v);
+        if (i % 2)
+            assert_ptr_equal(v, (void *)(intptr_t)(i + 1));
+        else
+            assert_null(v);
     }
     uint32_t cap = m.cap;
     for (int i = 0; i < N; i += 2) {
@@ -125,9 +131,11 @@ static void test_delete_and_reinsert(void **state)
         assert_ptr_equal(sl_map_get(&m, buf, (size_t)snprintf(buf, sizeof(buf), "k%d", i)),
                          (void *)(intptr_t)(i % 2 ? i + 1 : -i));
     /* Delete everything: empty again, and usable. */
-    for (int i = 0; i < N; i++) assert_int_equal(sl_map_del(&m, buf, (size_t)snprintf(buf, sizeof(buf), "k%d", i), NULL), 1);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(sl_map_del(&m, buf, (size_t)snprintf(buf, sizeof(buf), "k%d", i), NULL), 1);
     assert_int_equal(sl_map_len(&m), 0);
-    for (uint32_t i = 0; i < m.cap; i++) assert_null(m.slots[i].key);
+    for (uint32_t i = 0; i < m.cap; i++)
+        assert_null(m.slots[i].key);
     *sl_map_slot(&m, "again", 5) = &m;
     assert_ptr_equal(sl_map_get(&m, "again", 5), &m);
     sl_map_free(&m);
@@ -144,7 +152,8 @@ static void test_growth(void **state)
         assert_true((uint64_t)m.len * 4 <= (uint64_t)m.cap * 3); /* load stays under 3/4 */
     }
     assert_int_equal(m.cap & (m.cap - 1), 0);
-    for (uint32_t i = 0; i < N; i++) assert_ptr_equal(sl_map_get(&m, (const char *)&i, sizeof(i)), (void *)(uintptr_t)(i + 1));
+    for (uint32_t i = 0; i < N; i++)
+        assert_ptr_equal(sl_map_get(&m, (const char *)&i, sizeof(i)), (void *)(uintptr_t)(i + 1));
     uint32_t miss = N;
     assert_null(sl_map_get(&m, (const char *)&miss, sizeof(miss)));
     check_invariants(&m);
@@ -199,7 +208,8 @@ static void test_random_against_model(void **state)
 static void assert_order(const sl_map_t *m, const char *want)
 {
     char got[64] = "";
-    for (const sl_map_entry_t *e = sl_map_newest(m); e; e = sl_map_older(m, e)) strncat(got, e->key, 1);
+    for (const sl_map_entry_t *e = sl_map_newest(m); e; e = sl_map_older(m, e))
+        strncat(got, e->key, 1);
     assert_string_equal(got, want);
 }
 

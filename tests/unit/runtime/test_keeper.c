@@ -142,7 +142,8 @@ static void test_keys_and_types_apart(void **state)
     assert_ptr_equal(get(&plain, "a", 99), p);
     assert_int_equal(sl_keep_count(&plain), 1);
     thing_t *all[] = {a, b, o, n1, n2, n3, n4, p, p};
-    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) sl_keep_release(all[i]);
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        sl_keep_release(all[i]);
     assert_int_equal(atomic_load(&created), atomic_load(&destroyed));
     assert_int_equal(sl_keep_count(&things) + sl_keep_count(&others) + sl_keep_count(&plain), 0);
 }
@@ -257,7 +258,8 @@ static void test_threads(void **state)
     (void)state;
     pthread_t t[RELEASERS];
     done = 0;
-    for (int i = 0; i < RELEASERS; i++) assert_int_equal(pthread_create(&t[i], NULL, releaser, NULL), 0);
+    for (int i = 0; i < RELEASERS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, releaser, NULL), 0);
     thing_t *last[KEYS] = {0};
     for (int g = 0; g < GENERATIONS; g++) {
         gen_t *gen = calloc(1, sizeof(*gen));
@@ -283,12 +285,14 @@ static void test_threads(void **state)
         pthread_cond_signal(&q_cond);
         pthread_mutex_unlock(&q_lock);
     }
-    for (int k = 0; k < KEYS; k++) sl_keep_release(last[k]);
+    for (int k = 0; k < KEYS; k++)
+        sl_keep_release(last[k]);
     pthread_mutex_lock(&q_lock);
     done = 1;
     pthread_cond_broadcast(&q_cond);
     pthread_mutex_unlock(&q_lock);
-    for (int i = 0; i < RELEASERS; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < RELEASERS; i++)
+        pthread_join(t[i], NULL);
     assert_int_equal(sl_keep_count(&things), 0);
     assert_int_equal(atomic_load(&created), atomic_load(&destroyed));
     /* Fewer states than gets: compatible generations shared them. */
@@ -314,8 +318,10 @@ static void test_threads_get_and_release(void **state)
 {
     (void)state;
     pthread_t t[4];
-    for (int i = 0; i < 4; i++) assert_int_equal(pthread_create(&t[i], NULL, churn, (void *)(intptr_t)(i % 2 * 10)), 0);
-    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, churn, (void *)(intptr_t)(i % 2 * 10)), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
     assert_int_equal(sl_keep_count(&things), 0);
     assert_int_equal(atomic_load(&created), atomic_load(&destroyed));
 }
