@@ -729,14 +729,15 @@ fail_name:
     return NULL;
 }
 
-static void sink_release(void *state)
+/* The last handle is closed: the thread flushes, then frees the sink. */
+static void sink_destroy(void *state)
 {
     sink_stop(state);
 }
 
 /* Made and stopped under the keeper's lock, which neither does long: the name is resolved
  * before (see sl_syslog_open) and the final flush is the thread's. */
-static const sl_keep_type_t sink_type = {.name = "syslog sender", .create = sink_new, .destroy = sink_release};
+static const sl_keep_type_t sink_type = {.name = "syslog sender", .create = sink_new, .destroy = sink_destroy};
 
 sl_syslog_t *sl_syslog_open(const sl_syslog_cfg_t *cfg)
 {
