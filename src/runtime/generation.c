@@ -3,6 +3,7 @@
 #include "base/log.h"
 #include "observe/access_log.h"
 #include "policy/policy.h"
+#include "runtime/keeper.h"
 #include "runtime/server.h"
 #include "stream/stream.h"
 
@@ -15,23 +16,38 @@ static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static sl_generation_t *current;
 static atomic_uint_fast64_t next_id = 1;
 
-/* Sets *out to the access log cfg asks for (NULL when it is off): prev's when the path is
- * unchanged, else a newly opened one. Returns 0, or -1 when the log cannot be opened (logged):
- * a configuration that asks for a log it cannot have is not served without one. */
-static int access_log_for(const sl_config_t *cfg, const sl_generation_t *prev, sl_access_log_t **out)
+/* Access logs are kept by path: a generation asking for the path a live one writes to shares
+ * that log (its file, buffers and writer thread) instead of opening the file again. */
+static void *log_adopt(const void *settings)
+{
+    return (void *)settings; /* opened by access_log_for, outside the keeper's lock */
+}
+
+static void log_destroy(void *state)
+{
+    sl_access_log_unref(state);
+}
+
+static const sl_keep_type_t log_type = {.name = "access log", .create = log_adopt, .destroy = log_destroy};
+
+/* Sets *out to the access log cfg asks for (NULL when it is off), kept by path. Returns 0, or
+ * -1 when the log cannot be opened (logged): a configuration that asks for a log it cannot
+ * have is not served without one. */
+static int access_log_for(const sl_config_t *cfg, sl_access_log_t **out)
 {
     const char *path = cfg->gateway.access_log.path ? cfg->gateway.access_log.path : "stdout";
     *out = NULL;
     if (!strcmp(path, "off")) return 0;
-    if (prev && prev->access_log && !strcmp(sl_access_log_path(prev->access_log), path)) {
-        sl_access_log_ref(prev->access_log);
-        *out = prev->access_log;
-        return 0;
-    }
-    sl_access_log_t *log = sl_access_log_open(path);
+    sl_access_log_t *log = sl_keep_find(&log_type, path, strlen(path), NULL);
     if (!log) {
-        sl_log_error("gateway.access_log.path: cannot open %s", path);
-        return -1;
+        /* Opened before the keeper's lock is taken: a file (a FIFO, a slow disk) may take long. */
+        sl_access_log_t *opened = sl_access_log_open(path);
+        if (!opened) {
+            sl_log_error("gateway.access_log.path: cannot open %s", path);
+            return -1;
+        }
+        log = sl_keep_get(&log_type, path, strlen(path), opened);
+        if (log != opened) sl_access_log_unref(opened);
     }
     *out = log;
     return 0;
@@ -39,6 +55,7 @@ static int access_log_for(const sl_config_t *cfg, const sl_generation_t *prev, s
 
 sl_generation_t *sl_generation_create(sl_config_t *cfg, const sl_generation_t *prev)
 {
+    SL_UNUSED(prev); /* what a generation shares with earlier ones is kept by the keeper */
     sl_generation_t *g = sl_xcalloc(1, sizeof(*g));
     atomic_init(&g->refs, 1);
     g->id = atomic_fetch_add(&next_id, 1);
@@ -78,7 +95,7 @@ sl_generation_t *sl_generation_create(sl_config_t *cfg, const sl_generation_t *p
         }
     }
     if (sl_stream_routes_build(g) != 0) failed = 1;
-    if (access_log_for(cfg, prev, &g->access_log) != 0) failed = 1;
+    if (access_log_for(cfg, &g->access_log) != 0) failed = 1;
     if (failed) {
         /* Nothing of g was published or handed out: releasing it undoes every step, the
          * routes that did initialise included. */
@@ -156,7 +173,7 @@ void sl_generation_release(sl_generation_t *g)
     free(g->upstreams);
     free(g->routes);
     sl_router_destroy(g->router);
-    sl_access_log_unref(g->access_log);
+    sl_keep_release(g->access_log);
     sl_config_free(g->cfg);
     free(g);
 }

@@ -9,45 +9,12 @@
 #include <uv.h>
 
 #include "base/buf.h"
+#include "base/list.h"
 #include "base/map.h"
 #include "observe/access_log.h"
 #include "runtime/generation.h"
 
 #define SL_READ_BUF_SIZE 65536
-
-typedef struct sl_list {
-    struct sl_list *prev, *next;
-} sl_list_t;
-
-static inline void sl_list_init(sl_list_t *l)
-{
-    l->prev = l->next = l;
-}
-static inline int sl_list_empty(const sl_list_t *l)
-{
-    return l->next == l;
-}
-static inline void sl_list_push(sl_list_t *head, sl_list_t *n)
-{
-    n->next = head->next;
-    n->prev = head;
-    head->next->prev = n;
-    head->next = n;
-}
-static inline void sl_list_remove(sl_list_t *n)
-{
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
-    n->prev = n->next = n;
-}
-
-static inline void sl_list_push_tail(sl_list_t *head, sl_list_t *n)
-{
-    n->prev = head->prev;
-    n->next = head;
-    head->prev->next = n;
-    head->prev = n;
-}
 
 /* Client timeout queues: each holds timeouts of one duration, so appending keeps it sorted
  * and the tick only looks at the front. */

@@ -20,19 +20,17 @@
 #include "config/config.h"
 #include "observe/metrics.h"
 #include "observe/syslog.h"
+#include "runtime/keeper.h"
 #include "stream/stream.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 /* RFC 5612's Private Enterprise Number for documentation: sluice has none of its own. */
 #define SD_ID "session@32473"
 
+/* Kept by destination name (runtime/keeper.h); the routes using it hold the references. */
 typedef struct dest {
-    struct dest *next;
-    int refs; /* routes using it, under dests_lock */
-    char *name;
     sl_syslog_t *probe; /* for the sender's counters */
     sl_series_t *sent, *dropped;
     uint64_t seen_sent, seen_dropped; /* sender counts already in the series */
@@ -44,8 +42,6 @@ struct sl_stream_syslog {
 };
 
 static sl_metric_family_t *messages;
-static pthread_mutex_t dests_lock = PTHREAD_MUTEX_INITIALIZER;
-static dest_t *dests;
 
 void sl_stream_syslog_metrics_init(sl_metrics_t *m)
 {
@@ -57,7 +53,8 @@ void sl_stream_syslog_metrics_init(sl_metrics_t *m)
                                  SL_METRIC_COUNTER, labels, 2, NULL, 0);
 }
 
-/* Adds what the sender counted since the last look. Under dests_lock. */
+/* Adds what the sender counted since the last look. Under the keeper's lock, which every
+ * look at a record takes. */
 static void follow(dest_t *d)
 {
     uint64_t sent = sl_syslog_sent(d->probe), dropped = sl_syslog_dropped(d->probe);
@@ -68,41 +65,28 @@ static void follow(dest_t *d)
     d->seen_dropped = dropped;
 }
 
-void sl_stream_syslog_metrics_update(void)
+static void follow_each(void *state, void *ctx)
 {
-    pthread_mutex_lock(&dests_lock);
-    for (dest_t *d = dests; d; d = d->next)
-        follow(d);
-    pthread_mutex_unlock(&dests_lock);
+    SL_UNUSED(ctx);
+    follow(state);
 }
 
-/* The record for cfg's destination, with one more reference. The caller holds a handle to the
- * same destination, so the probe's open shares the running sender: no name lookup, no I/O. */
-static dest_t *dest_get(const sl_syslog_cfg_t *cfg)
+typedef struct dest_settings {
+    const sl_syslog_cfg_t *cfg;
+    const char *name;
+} dest_settings_t;
+
+/* The caller holds a handle to the same destination, so the probe's open shares the running
+ * sender: no name lookup, no I/O. */
+static void *dest_create(const void *settings)
 {
-    char name[300];
-    snprintf(name, sizeof(name), strchr(cfg->host, ':') ? "[%s]:%u/%s" : "%s:%u/%s", cfg->host, (unsigned)cfg->port,
-             cfg->transport == SL_SYSLOG_TCP ? "tcp" : "udp");
-    pthread_mutex_lock(&dests_lock);
-    dest_t *d = dests;
-    while (d && strcmp(d->name, name))
-        d = d->next;
-    if (d) {
-        d->refs++;
-        pthread_mutex_unlock(&dests_lock);
-        return d;
-    }
-    sl_syslog_t *probe = sl_syslog_open(cfg);
-    if (!probe) {
-        pthread_mutex_unlock(&dests_lock);
-        return NULL;
-    }
-    d = sl_xcalloc(1, sizeof(*d));
-    d->refs = 1;
-    d->name = sl_xstrdup(name);
+    const dest_settings_t *ds = settings;
+    sl_syslog_t *probe = sl_syslog_open(ds->cfg);
+    if (!probe) return NULL;
+    dest_t *d = sl_xcalloc(1, sizeof(*d));
     d->probe = probe;
     if (messages) {
-        const char *sent[] = {name, "sent"}, *dropped[] = {name, "dropped"};
+        const char *sent[] = {ds->name, "sent"}, *dropped[] = {ds->name, "dropped"};
         d->sent = sl_metrics_series(messages, sent);
         d->dropped = sl_metrics_series(messages, dropped);
     }
@@ -110,28 +94,32 @@ static dest_t *dest_get(const sl_syslog_cfg_t *cfg)
      * it counted then is in the series already. */
     d->seen_sent = sl_syslog_sent(probe);
     d->seen_dropped = sl_syslog_dropped(probe);
-    d->next = dests;
-    dests = d;
-    pthread_mutex_unlock(&dests_lock);
     return d;
 }
 
-static void dest_put(dest_t *d)
+static void dest_destroy(void *state)
 {
-    pthread_mutex_lock(&dests_lock);
-    int last = --d->refs == 0;
-    if (last) {
-        follow(d);
-        dest_t **pp = &dests;
-        while (*pp != d)
-            pp = &(*pp)->next;
-        *pp = d->next;
-    }
-    pthread_mutex_unlock(&dests_lock);
-    if (!last) return;
+    dest_t *d = state;
+    follow(d);
     sl_syslog_close(d->probe);
-    free(d->name);
     free(d);
+}
+
+static const sl_keep_type_t dest_type = {.name = "syslog destination", .create = dest_create, .destroy = dest_destroy};
+
+void sl_stream_syslog_metrics_update(void)
+{
+    sl_keep_each(&dest_type, follow_each, NULL);
+}
+
+/* The record for cfg's destination, with one more reference. */
+static dest_t *dest_get(const sl_syslog_cfg_t *cfg)
+{
+    char name[300];
+    snprintf(name, sizeof(name), strchr(cfg->host, ':') ? "[%s]:%u/%s" : "%s:%u/%s", cfg->host, (unsigned)cfg->port,
+             cfg->transport == SL_SYSLOG_TCP ? "tcp" : "udp");
+    dest_settings_t ds = {cfg, name};
+    return sl_keep_get_names(&dest_type, name, NULL, &ds);
 }
 
 static int enabled(const sl_stream_plugins_cfg_t *pc)
@@ -171,7 +159,7 @@ static void destroy(sl_stream_route_t *r)
     if (!r->syslog) return;
     /* The route's handle goes first, so that a record alive always has the sender it counts. */
     sl_syslog_close(r->syslog->log);
-    dest_put(r->syslog->dest);
+    sl_keep_release(r->syslog->dest);
     free(r->syslog);
     r->syslog = NULL;
 }

@@ -4,14 +4,12 @@
 #include "base/time.h"
 #include "observe/metrics.h"
 #include "runtime/generation.h"
+#include "runtime/keeper.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static sl_node_state_t *registry;
 
 /* last_error strings: written on failures only, so one lock for all of them is enough. */
 static pthread_mutex_t detail_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -57,45 +55,46 @@ static void series_add(sl_series_t *s, int64_t delta)
     if (s) sl_series_add(s, SL_METRICS_MAIN_THREAD, delta);
 }
 
+/* ---- node states, kept by service and address ------------------------------------------ */
+
+typedef struct state_key {
+    const char *service, *address;
+} state_key_t;
+
+static void *state_create(const void *settings)
+{
+    const state_key_t *k = settings;
+    sl_node_state_t *st = sl_xcalloc(1, sizeof(*st));
+    atomic_init(&st->healthy, 1);
+    atomic_init(&st->down_by, SL_DOWN_NONE);
+    st->service = sl_xstrdup(k->service);
+    st->address = sl_xstrdup(k->address);
+    attach_metrics(st);
+    return st;
+}
+
+static void state_destroy(void *state)
+{
+    sl_node_state_t *st = state;
+    /* A node no longer configured is not reported as up. */
+    if (st->m_healthy) series_add(st->m_healthy, -sl_series_value(st->m_healthy));
+    free(st->service);
+    free(st->address);
+    free(st);
+}
+
+/* Every setting of a node lives in its upstream, none in the state: any state of the key does. */
+static const sl_keep_type_t state_type = {.name = "node health", .create = state_create, .destroy = state_destroy};
+
 sl_node_state_t *sl_health_state_get(const char *service, const char *address)
 {
-    pthread_mutex_lock(&registry_lock);
-    sl_node_state_t *st = registry;
-    while (st && (strcmp(st->service, service) || strcmp(st->address, address)))
-        st = st->next;
-    if (st) {
-        atomic_fetch_add(&st->refs, 1);
-    } else {
-        st = sl_xcalloc(1, sizeof(*st));
-        atomic_init(&st->refs, 1);
-        atomic_init(&st->healthy, 1);
-        atomic_init(&st->down_by, SL_DOWN_NONE);
-        st->service = sl_xstrdup(service);
-        st->address = sl_xstrdup(address);
-        attach_metrics(st);
-        st->next = registry;
-        registry = st;
-    }
-    pthread_mutex_unlock(&registry_lock);
-    return st;
+    state_key_t k = {service, address};
+    return sl_keep_get_names(&state_type, service, address, &k);
 }
 
 void sl_health_state_release(sl_node_state_t *st)
 {
-    if (!st) return;
-    pthread_mutex_lock(&registry_lock);
-    if (atomic_fetch_sub(&st->refs, 1) == 1) {
-        sl_node_state_t **pp = &registry;
-        while (*pp != st)
-            pp = &(*pp)->next;
-        *pp = st->next;
-        /* A node no longer configured is not reported as up. */
-        if (st->m_healthy) series_add(st->m_healthy, -sl_series_value(st->m_healthy));
-        free(st->service);
-        free(st->address);
-        free(st);
-    }
-    pthread_mutex_unlock(&registry_lock);
+    sl_keep_release(st);
 }
 
 static void set_error(sl_node_state_t *st, const char *msg)

@@ -11,7 +11,10 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <unistd.h>
+
 #include "config/config.h"
+#include "observe/access_log.h"
 #include "observe/metrics.h"
 #include "runtime/generation.h"
 #include "runtime/server.h"
@@ -97,6 +100,54 @@ static void test_stream_plugin_that_does_not_initialise_refuses_the_generation(v
     assert_null(sl_generation_create(cfg, NULL));
 }
 
+/* What a reload keeps (runtime/keeper.h): a generation built while another lives shares its
+ * access log when the path is the same and its rate-limit buckets when the settings are. */
+static sl_config_t *kept_cfg(const char *log_path, int requests)
+{
+    char yaml[1024];
+    snprintf(yaml, sizeof(yaml),
+             "gateway: {http: {listen: [\"127.0.0.1:8080\"]}, access_log: {path: \"%s\"}}\n"
+             "services:\n"
+             "  - name: web\n"
+             "    upstream: {nodes: [{address: \"127.0.0.1:1\"}]}\n"
+             "    routes:\n"
+             "      - name: limited\n"
+             "        paths: [\"/*\"]\n"
+             "        policies:\n"
+             "          local_rate_limit: {requests: %d, per: minute}\n",
+             log_path, requests);
+    return load(yaml);
+}
+
+static void test_state_kept_across_generations(void **state)
+{
+    (void)state;
+    char a[64], b[64];
+    snprintf(a, sizeof(a), "/tmp/sluice-gen-a-%d.log", (int)getpid());
+    snprintf(b, sizeof(b), "/tmp/sluice-gen-b-%d.log", (int)getpid());
+    sl_generation_t *g1 = sl_generation_create(kept_cfg(a, 5), NULL);
+    sl_generation_t *g2 = sl_generation_create(kept_cfg(a, 5), NULL);
+    assert_non_null(g1);
+    assert_non_null(g2);
+    assert_ptr_equal(g1->access_log, g2->access_log);
+    assert_ptr_equal(g1->routes[0].limiter, g2->routes[0].limiter);
+    sl_generation_t *g3 = sl_generation_create(kept_cfg(b, 6), NULL);
+    assert_non_null(g3);
+    assert_ptr_not_equal(g3->access_log, g2->access_log);
+    assert_ptr_not_equal(g3->routes[0].limiter, g2->routes[0].limiter);
+    /* The first generation goes: the second keeps what it shared. */
+    sl_generation_release(g1);
+    sl_generation_t *g4 = sl_generation_create(kept_cfg(a, 5), NULL);
+    assert_ptr_equal(g4->access_log, g2->access_log);
+    assert_ptr_equal(g4->routes[0].limiter, g2->routes[0].limiter);
+    sl_generation_release(g2);
+    sl_generation_release(g3);
+    sl_generation_release(g4);
+    assert_int_equal(sl_access_log_wait_closed(5000), 0);
+    unlink(a);
+    unlink(b);
+}
+
 int main(void)
 {
     sl_server_metrics_init();
@@ -106,6 +157,7 @@ int main(void)
         cmocka_unit_test(test_deny_entry_that_does_not_parse_refuses_the_generation),
         cmocka_unit_test(test_access_log_that_cannot_open_refuses_the_generation),
         cmocka_unit_test(test_stream_plugin_that_does_not_initialise_refuses_the_generation),
+        cmocka_unit_test(test_state_kept_across_generations),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sl_metrics_destroy(sl_metrics.registry);
