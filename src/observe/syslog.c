@@ -4,7 +4,7 @@
 #include "base/log.h"
 #include "base/time.h"
 #include "base/utf8.h"
-#include "runtime/keeper.h"
+#include "base/keeper.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -268,7 +268,7 @@ struct sl_syslog {
     char procid[24];
 };
 
-/* Sinks are kept by host, port and transport (runtime/keeper.h); stopping counts those whose
+/* Sinks are kept by host, port and transport (base/keeper.h); stopping counts those whose
  * last handle was closed and whose thread is still flushing, for sl_syslog_shutdown. */
 static pthread_mutex_t finished_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t finished_cond = PTHREAD_COND_INITIALIZER;

@@ -14,7 +14,7 @@
 #include "base/time.h"
 #include "policy/policy.h"
 #include "runtime/generation.h"
-#include "runtime/keeper.h"
+#include "base/keeper.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

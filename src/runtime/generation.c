@@ -3,7 +3,7 @@
 #include "base/log.h"
 #include "observe/access_log.h"
 #include "policy/policy.h"
-#include "runtime/keeper.h"
+#include "base/keeper.h"
 #include "runtime/server.h"
 #include "stream/stream.h"
 

@@ -61,7 +61,7 @@ typedef struct sl_generation {
     size_t n_stream_routes;
     sl_listen_t *listens;
     size_t n_listens;
-    sl_access_log_t *access_log; /* a keeper reference (runtime/keeper.h); NULL when the access log is off */
+    sl_access_log_t *access_log; /* a keeper reference (base/keeper.h); NULL when the access log is off */
     sl_status_cache_t no_route;      /* requests that matched no route */
     /* Listening sockets opened at publish time for addresses new in this generation, one per
      * worker: [listens index * n_workers + worker], -1 where none. Workers take theirs; the
@@ -79,7 +79,7 @@ void sl_generation_count_request(sl_generation_t *g, sl_route_rt_t *route, int s
 
 /* Builds a generation from cfg (takes ownership of cfg). Main thread. prev is no longer used:
  * state shared with earlier generations (the access log of the same path, rate-limit buckets,
- * node health...) is kept by runtime/keeper.h. Returns the
+ * node health...) is kept by base/keeper.h. Returns the
  * generation, or NULL when any part of it cannot be built (a policy or stream plugin that does
  * not initialise, an access log that cannot be opened): each reason is logged and cfg is freed.
  * A generation is built whole or not at all, never published without the part that failed. */

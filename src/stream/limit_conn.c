@@ -10,7 +10,7 @@
 #include "base/common.h"
 #include "base/log.h"
 #include "base/map.h"
-#include "runtime/keeper.h"
+#include "base/keeper.h"
 #include "stream/stream.h"
 
 #include <pthread.h>

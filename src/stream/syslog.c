@@ -20,7 +20,7 @@
 #include "config/config.h"
 #include "observe/metrics.h"
 #include "observe/syslog.h"
-#include "runtime/keeper.h"
+#include "base/keeper.h"
 #include "stream/stream.h"
 
 #include <stdio.h>
@@ -29,7 +29,7 @@
 /* RFC 5612's Private Enterprise Number for documentation: sluice has none of its own. */
 #define SD_ID "session@32473"
 
-/* Kept by destination name (runtime/keeper.h); the routes using it hold the references. */
+/* Kept by destination name (base/keeper.h); the routes using it hold the references. */
 typedef struct dest {
     sl_syslog_t *probe; /* for the sender's counters */
     sl_series_t *sent, *dropped;

@@ -4,7 +4,7 @@
 #include "base/common.h"
 #include "base/log.h"
 #include "base/time.h"
-#include "runtime/keeper.h"
+#include "base/keeper.h"
 #include "runtime/listener.h"
 #include "runtime/worker.h"
 #include "stream/stream.h"

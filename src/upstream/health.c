@@ -4,7 +4,7 @@
 #include "base/time.h"
 #include "observe/metrics.h"
 #include "runtime/generation.h"
-#include "runtime/keeper.h"
+#include "base/keeper.h"
 
 #include <pthread.h>
 #include <stdio.h>

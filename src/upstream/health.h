@@ -1,6 +1,6 @@
 /* Node health: node states, active checks and passive checks.
  *
- * A node's state is kept by service name and node address (runtime/keeper.h) and outlives
+ * A node's state is kept by service name and node address (base/keeper.h) and outlives
  * generations, so a reload keeps the health of nodes that stay. Nodes start healthy. Active checks run on the
  * main loop, one checker per upstream for the whole process (not one per worker), with jitter;
  * passive checks count failures reported by the workers. The verdict is one atomic flag every

@@ -16,7 +16,7 @@ typedef struct sl_upstream sl_upstream_t;
 
 /* What outlives a generation for one node of one service (keyed by service name and node
  * address): health and load. Every worker reads and updates it with atomics. Owned by the
- * keeper (runtime/keeper.h) through upstream/health.h. */
+ * keeper (base/keeper.h) through upstream/health.h. */
 typedef struct sl_node_state sl_node_state_t;
 
 typedef struct sl_node {

@@ -100,7 +100,7 @@ static void test_stream_plugin_that_does_not_initialise_refuses_the_generation(v
     assert_null(sl_generation_create(cfg, NULL));
 }
 
-/* What a reload keeps (runtime/keeper.h): a generation built while another lives shares its
+/* What a reload keeps (base/keeper.h): a generation built while another lives shares its
  * access log when the path is the same and its rate-limit buckets when the settings are. */
 static sl_config_t *kept_cfg(const char *log_path, int requests)
 {

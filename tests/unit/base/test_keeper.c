@@ -1,4 +1,4 @@
-/* runtime/keeper.h: states found by (type, key), shared while compatible, destroyed at the last
+/* base/keeper.h: states found by (type, key), shared while compatible, destroyed at the last
  * release; gets on one thread while other threads release, as generations do. */
 #include <pthread.h>
 #include <setjmp.h>
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "runtime/keeper.h"
+#include "base/keeper.h"
 
 #define ALIVE 0x5ee5
 #define DEAD 0xdead

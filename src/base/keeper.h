@@ -16,8 +16,8 @@
  * they must not block for long (resolve a name before sl_keep_get, as the syslog sink does
  * with sl_keep_find first) and may use the keeper for other types (a syslog destination
  * record holds a handle of a kept sink), never for their own. */
-#ifndef SL_RUNTIME_KEEPER_H
-#define SL_RUNTIME_KEEPER_H
+#ifndef SL_BASE_KEEPER_H
+#define SL_BASE_KEEPER_H
 
 #include <stddef.h>
 

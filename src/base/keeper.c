@@ -1,4 +1,4 @@
-#include "runtime/keeper.h"
+#include "base/keeper.h"
 #include "base/common.h"
 #include "base/list.h"
 #include "base/map.h"
