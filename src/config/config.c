@@ -14,6 +14,7 @@
 #include "base/buf.h"
 #include "base/common.h"
 #include "config/node.h"
+#include "config/schema.h"
 
 void sl_config_errors_free(sl_config_errors_t *e)
 {
@@ -86,6 +87,25 @@ int sl_config_listen_addr(const sl_hostport_t *hp, struct sockaddr_storage *out)
         return 0;
     }
     return -EINVAL;
+}
+
+/* The document's top level: the gateway section and the services list. */
+static const sl_schema_field_t top_fields[] = {
+    {.name = "gateway", .type = SL_FIELD_CUSTOM, .custom = sl_schema_gateway},
+    {.name = "services", .type = SL_FIELD_CUSTOM, .custom = sl_schema_services},
+};
+static const sl_schema_section_t top_section = SL_SCHEMA_SECTION(top_fields);
+
+int sl_config_validate(sl_config_t *cfg, sl_arena_t *tree, sl_node_t *root, sl_config_diag_t *d)
+{
+    sl_schema_ctx_t v = {.cfg = cfg, .a = &cfg->arena, .d = d};
+    if (root) sl_schema_prepare(&v, tree, root);
+    sl_schema_gateway_defaults(&v, &cfg->gateway);
+    sl_schema_parse(&v, root, &top_section, cfg);
+    sl_schema_gateway_finish(&v, root, &cfg->gateway);
+    /* Checks across services, which would only repeat errors already reported. */
+    if (!v.errors) sl_schema_stream_listeners(&v, cfg);
+    return v.errors ? -1 : 0;
 }
 
 /* JSON when the name says so or the first non-blank character opens an object. */

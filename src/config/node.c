@@ -99,6 +99,14 @@ const char *sl_node_kind_name(const sl_node_t *n)
     }
 }
 
+const sl_node_t *sl_node_get(const sl_node_t *n, const char *key)
+{
+    if (!n || n->kind != SL_NODE_MAP) return NULL;
+    for (const sl_node_t *c = n->first; c; c = c->next)
+        if (!strcmp(c->key, key)) return c;
+    return NULL;
+}
+
 static sl_node_t *node_new(sl_arena_t *a, sl_node_kind_t kind, int line, int col)
 {
     sl_node_t *n = sl_arena_calloc(a, sizeof(*n));

@@ -1,5 +1,5 @@
 /* A generic document tree (map / list / scalar) that remembers where every node was written.
- * YAML and JSON are both read into it, so validation (validate.c) sees one shape and can point
+ * YAML and JSON are both read into it, so validation (schema.h) sees one shape and can point
  * every error at FILE:LINE:COL. Internal to config/: the rest of sluice sees only sl_config_t. */
 #ifndef SL_CONFIG_NODE_H
 #define SL_CONFIG_NODE_H
@@ -66,10 +66,14 @@ int sl_node_is_null(const sl_node_t *n);
 /* Returns the kind as a noun for messages: "a map", "a list", "a string", "null". */
 const char *sl_node_kind_name(const sl_node_t *n);
 
-/* Reports and drops every repeated key of every map of the tree, substitutes ${VAR} /
- * ${VAR:-default} in every scalar value (keys are left alone), then validates it into cfg: defaults filled, everything kept copied into cfg->arena. tree is
- * the arena the tree lives in (substituted text goes there). Returns 0, or -1 after reporting
- * every problem through d. root may be NULL (empty document). */
+/* Returns the value of key in map n, or NULL (also when n is NULL or not a map). */
+const sl_node_t *sl_node_get(const sl_node_t *n, const char *key);
+
+/* Validates the tree into cfg (the top level is in config.c, the sections in *_schema.c):
+ * every repeated key of every map reported and dropped, ${VAR} / ${VAR:-default} substituted in
+ * every scalar value (keys are left alone), defaults filled, everything kept copied into
+ * cfg->arena. tree is the arena the tree lives in (substituted text goes there). Returns 0, or
+ * -1 after reporting every problem through d. root may be NULL (empty document). */
 int sl_config_validate(sl_config_t *cfg, sl_arena_t *tree, sl_node_t *root, sl_config_diag_t *d);
 
 #endif
