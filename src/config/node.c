@@ -11,73 +11,6 @@
 #include "base/buf.h"
 #include "base/common.h"
 
-/* Ends d's lines with "FILE: too many errors, stopping here", once. */
-static void too_many(sl_config_diag_t *d)
-{
-    sl_config_errors_t *e = d->errs;
-    if (e->n > d->start + SL_CONFIG_MAX_ERRORS) return;
-    sl_buf_t t = SL_BUF_INIT;
-    sl_buf_printf(&t, "%s: too many errors, stopping here", d->file);
-    e->lines = sl_xrealloc(e->lines, (e->n + 1) * sizeof(*e->lines));
-    e->lines[e->n++] = sl_xstrndup(t.data, t.len);
-    sl_buf_free(&t);
-}
-
-void sl_config_diag_add(sl_config_diag_t *d, int line, int col, const char *fmt, ...)
-{
-    sl_config_errors_t *e = d->errs;
-    if (d->n_errors++ == 0) d->start = e->n;
-    uint64_t pos = line > 0 ? (uint64_t)line << 32 | (uint32_t)(col > 0 ? col : 0) : 0;
-    /* Where the line goes among the kept ones: after every line at or before its position. */
-    size_t lo = 0, hi = d->n_kept;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (d->pos[mid] <= pos)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == SL_CONFIG_MAX_ERRORS) { /* later in the file than the first 200 */
-        too_many(d);
-        return;
-    }
-    sl_buf_t b = SL_BUF_INIT;
-    if (line > 0)
-        sl_buf_printf(&b, "%s:%d:%d: ", d->file, line, col);
-    else
-        sl_buf_printf(&b, "%s: ", d->file);
-    va_list ap;
-    va_start(ap, fmt);
-    sl_buf_vprintf(&b, fmt, ap);
-    va_end(ap);
-    /* Messages quote user text: keep each error on one line and of a readable length. */
-    size_t len = b.len;
-    if (len > SL_CONFIG_MAX_ERROR_LEN) {
-        len = SL_CONFIG_MAX_ERROR_LEN;
-        memcpy(b.data + len - 3, "...", 3);
-    }
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)b.data[i] < 0x20 || b.data[i] == 0x7f) b.data[i] = '?';
-    char *text = sl_xstrndup(b.data, len);
-    sl_buf_free(&b);
-    if (d->n_kept == SL_CONFIG_MAX_ERRORS) {
-        /* Full: the last kept line makes room, and the list ends with the one line saying so. */
-        too_many(d);
-        free(e->lines[d->start + SL_CONFIG_MAX_ERRORS - 1]);
-        d->n_kept--;
-    } else {
-        e->lines = sl_xrealloc(e->lines, (e->n + 1) * sizeof(*e->lines));
-        e->n++;
-    }
-    char **at = &e->lines[d->start + lo];
-    /* Shift the kept lines after the new one (the "too many" line, if any, stays last). */
-    memmove(at + 1, at, (d->n_kept - lo) * sizeof(*at));
-    memmove(&d->pos[lo + 1], &d->pos[lo], (d->n_kept - lo) * sizeof(d->pos[0]));
-    *at = text;
-    d->pos[lo] = pos;
-    d->n_kept++;
-}
-
 int sl_node_is_null(const sl_node_t *n)
 {
     if (!n) return 1;
@@ -202,13 +135,13 @@ static int yb_event(yaml_builder_t *b, const yaml_event_t *ev, int *docs)
     switch (ev->type) {
     case YAML_DOCUMENT_START_EVENT:
         if (++*docs > 1) {
-            sl_config_diag_add(b->d, line, col, "multiple YAML documents are not supported");
+            sl_config_diag_add(b->d, line, col, NULL, "multiple YAML documents are not supported");
             return -1;
         }
         return 0;
     case YAML_ALIAS_EVENT: {
         /* Aliases are refused outright: expanding them is how "billion laughs" inputs blow up. */
-        sl_config_diag_add(b->d, line, col, "YAML aliases are not supported");
+        sl_config_diag_add(b->d, line, col, NULL, "YAML aliases are not supported");
         b->failed = 1;
         if (yb_expect_key(b))
             yb_set_key(b, "", line, col);
@@ -220,7 +153,7 @@ static int yb_event(yaml_builder_t *b, const yaml_event_t *ev, int *docs)
         const char *v = (const char *)ev->data.scalar.value;
         size_t len = ev->data.scalar.length;
         if (memchr(v, '\0', len)) {
-            sl_config_diag_add(b->d, line, col, "NUL characters are not allowed");
+            sl_config_diag_add(b->d, line, col, NULL, "NUL characters are not allowed");
             b->failed = 1;
         }
         char *s = sl_arena_strndup(b->a, v, len);
@@ -238,11 +171,11 @@ static int yb_event(yaml_builder_t *b, const yaml_event_t *ev, int *docs)
     case YAML_SEQUENCE_START_EVENT:
     case YAML_MAPPING_START_EVENT: {
         if (yb_expect_key(b)) {
-            sl_config_diag_add(b->d, line, col, "map keys must be strings");
+            sl_config_diag_add(b->d, line, col, NULL, "map keys must be strings");
             return -1;
         }
         if (b->depth >= SL_CONFIG_MAX_DEPTH) {
-            sl_config_diag_add(b->d, line, col, "nesting deeper than %d levels", SL_CONFIG_MAX_DEPTH);
+            sl_config_diag_add(b->d, line, col, NULL, "nesting deeper than %d levels", SL_CONFIG_MAX_DEPTH);
             return -1;
         }
         sl_node_t *n = node_new(b->a, ev->type == YAML_MAPPING_START_EVENT ? SL_NODE_MAP : SL_NODE_SEQ, line, col);
@@ -264,28 +197,28 @@ static void yaml_report(const yaml_parser_t *p, const char *data, size_t len, sl
     int line, col;
     if (p->error == YAML_READER_ERROR) {
         offset_to_pos(data, len, p->problem_offset, &line, &col);
-        sl_config_diag_add(d, line, col, "YAML syntax error: %s", p->problem ? p->problem : "invalid input");
+        sl_config_diag_add(d, line, col, NULL, "YAML syntax error: %s", p->problem ? p->problem : "invalid input");
         return;
     }
     if (p->error == YAML_MEMORY_ERROR) {
-        sl_config_diag_add(d, 0, 0, "YAML parser out of memory");
+        sl_config_diag_add(d, 0, 0, NULL, "YAML parser out of memory");
         return;
     }
     line = (int)p->problem_mark.line + 1;
     col = (int)p->problem_mark.column + 1;
     if (p->context)
-        sl_config_diag_add(d, line, col, "YAML syntax error: %s (%s at line %d, column %d)",
+        sl_config_diag_add(d, line, col, NULL, "YAML syntax error: %s (%s at line %d, column %d)",
                            p->problem ? p->problem : "invalid input", p->context, (int)p->context_mark.line + 1,
                            (int)p->context_mark.column + 1);
     else
-        sl_config_diag_add(d, line, col, "YAML syntax error: %s", p->problem ? p->problem : "invalid input");
+        sl_config_diag_add(d, line, col, NULL, "YAML syntax error: %s", p->problem ? p->problem : "invalid input");
 }
 
 int sl_node_parse_yaml(sl_arena_t *a, const char *data, size_t len, sl_node_t **root, sl_config_diag_t *d)
 {
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p)) {
-        sl_config_diag_add(d, 0, 0, "cannot initialise the YAML parser");
+        sl_config_diag_add(d, 0, 0, NULL, "cannot initialise the YAML parser");
         return -1;
     }
     yaml_parser_set_input_string(&p, (const unsigned char *)data, len);
@@ -328,7 +261,7 @@ static void jr_error(json_reader_t *r, const char *msg)
 {
     if (r->failed) return;
     r->failed = 1;
-    sl_config_diag_add(r->d, r->line, r->col, "JSON syntax error: %s", msg);
+    sl_config_diag_add(r->d, r->line, r->col, NULL, "JSON syntax error: %s", msg);
 }
 
 static void jr_advance(json_reader_t *r)
@@ -478,7 +411,7 @@ static sl_node_t *jr_container(json_reader_t *r, int is_map)
 {
     sl_node_t *n = node_new(r->a, is_map ? SL_NODE_MAP : SL_NODE_SEQ, r->line, r->col);
     if (++r->depth > SL_CONFIG_MAX_DEPTH) {
-        sl_config_diag_add(r->d, r->line, r->col, "nesting deeper than %d levels", SL_CONFIG_MAX_DEPTH);
+        sl_config_diag_add(r->d, r->line, r->col, NULL, "nesting deeper than %d levels", SL_CONFIG_MAX_DEPTH);
         r->failed = 1;
         return NULL;
     }

@@ -4,6 +4,7 @@
 #ifndef SL_CONFIG_NODE_H
 #define SL_CONFIG_NODE_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,10 +14,8 @@
 /* Hard limits that keep hostile or fuzzed input cheap. */
 #define SL_CONFIG_MAX_BYTES (16u * 1024u * 1024u)
 #define SL_CONFIG_MAX_DEPTH 64
-/* Collection stops after this many errors (one more line says so). */
+/* Collection stops after this many errors (one more says so). */
 #define SL_CONFIG_MAX_ERRORS 200
-/* Longer error lines (they quote user text) are cut and end in "...". */
-#define SL_CONFIG_MAX_ERROR_LEN 512
 
 typedef enum { SL_NODE_SCALAR, SL_NODE_MAP, SL_NODE_SEQ } sl_node_kind_t;
 
@@ -38,22 +37,24 @@ struct sl_node {
     int key_line, key_col;
 };
 
-/* Where errors go while loading one source. The lines it adds to errs stay sorted by position
- * (line 0, the file-level errors, first; equal positions in the order reported), and it keeps the
- * first SL_CONFIG_MAX_ERRORS of the file, followed by one "too many errors" line. */
+/* Where errors go while loading one source (errors.c). The errors it adds to errs stay sorted
+ * by position (line 0, the file-level errors, first; equal positions in the order reported),
+ * and it keeps the first SL_CONFIG_MAX_ERRORS of the file, followed by one "too many errors". */
 typedef struct sl_config_diag {
     const char *file;
     sl_config_errors_t *errs;
     size_t n_errors; /* errors reported through this diag, kept or not */
-    size_t start;    /* index in errs->lines of the first line this diag added */
+    size_t start;    /* index in errs->items of the first error this diag added */
     size_t n_kept;
-    uint64_t pos[SL_CONFIG_MAX_ERRORS]; /* line << 32 | col of each kept line */
+    uint64_t pos[SL_CONFIG_MAX_ERRORS]; /* line << 32 | col of each kept error */
 } sl_config_diag_t;
 
-/* Adds "FILE:LINE:COL: " + the formatted text as one error line (line 0 omits LINE:COL), in
- * its place by position. */
-void sl_config_diag_add(sl_config_diag_t *d, int line, int col, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* Adds the formatted message as one error of d's file at line:col (line 0: no position) about
+ * the field path (NULL: none), in its place by position. */
+void sl_config_diag_add(sl_config_diag_t *d, int line, int col, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void sl_config_diag_vadd(sl_config_diag_t *d, int line, int col, const char *path, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
 
 /* Parse YAML / JSON text into a tree allocated in a. Return 0 and *root (NULL for an empty
  * document), or -1 after reporting every syntax problem found through d. */

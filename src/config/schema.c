@@ -44,13 +44,7 @@ void sl_schema_path_pop(sl_schema_ctx_t *v, size_t old)
 
 static void verr(sl_schema_ctx_t *v, int line, int col, const char *fmt, va_list ap)
 {
-    sl_buf_t b = SL_BUF_INIT;
-    sl_buf_vprintf(&b, fmt, ap);
-    if (v->plen)
-        sl_config_diag_add(v->d, line, col, "%s: %s", v->path, sl_buf_cstr(&b));
-    else
-        sl_config_diag_add(v->d, line, col, "%s", sl_buf_cstr(&b));
-    sl_buf_free(&b);
+    sl_config_diag_vadd(v->d, line, col, v->plen ? v->path : NULL, fmt, ap);
     v->errors++;
 }
 
