@@ -66,7 +66,7 @@ static const sl_schema_field_t top_fields[] = {
 };
 static const sl_schema_section_t top_section = SL_SCHEMA_SECTION(top_fields);
 
-int sl_config_validate(sl_config_t *cfg, sl_arena_t *tree, sl_node_t *root, sl_config_diag_t *d)
+int sl_config_validate(sl_config_t *cfg, sl_arena_t *tree, sl_config_node_t *root, sl_config_diag_t *d)
 {
     sl_schema_ctx_t v = {.cfg = cfg, .a = &cfg->arena, .d = d};
     if (root) sl_schema_prepare(&v, tree, root);
@@ -107,7 +107,7 @@ int sl_config_load_buffer(const char *name, const char *data, size_t len, sl_con
     /* The tree is only needed while validating; it lives in its own arena, freed below. */
     sl_arena_t tree;
     sl_arena_init(&tree, 16384);
-    sl_node_t *root = NULL;
+    sl_config_node_t *root = NULL;
     int rc = looks_like_json(name, data, len) ? sl_node_parse_json(&tree, data, len, &root, &d)
                                               : sl_node_parse_yaml(&tree, data, len, &root, &d);
     if (rc == 0) rc = sl_config_validate(cfg, &tree, root, &d);

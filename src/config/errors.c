@@ -69,8 +69,8 @@ void sl_config_errors_free(sl_config_errors_t *e)
     e->n = 0;
 }
 
-void sl_config_errors_add(sl_config_errors_t *e, const char *file, int line, int col, const char *path,
-                          const char *fmt, ...)
+void sl_config_errors_add(sl_config_errors_t *e, const char *file, int line, int col, const char *path, const char *fmt,
+                          ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -135,8 +135,7 @@ const char *sl_config_errors_text(const sl_config_errors_t *e, size_t i, char bu
 {
     const sl_config_error_t *r = &e->items[i];
     char at[64] = "";
-    if (r->file && r->line > 0)
-        snprintf(at, sizeof(at), ":%d:%d", r->line, r->col);
+    if (r->file && r->line > 0) snprintf(at, sizeof(at), ":%d:%d", r->line, r->col);
     int n = snprintf(buf, SL_CONFIG_ERROR_TEXT_MAX, "%s%s%s%s%s%s", r->file ? r->file : "", at, r->file ? ": " : "",
                      r->path ? r->path : "", r->path ? ": " : "", r->message);
     if (n > TEXT_MAX) memcpy(buf + TEXT_MAX - 3, "...", 3);

@@ -25,7 +25,7 @@ static int same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr
     return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr));
 }
 
-static void parse_workers(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_workers(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_gateway_cfg_t *g = base;
     const char *s = sl_schema_scalar(v, n, "an integer or 'auto'");
@@ -42,7 +42,7 @@ static void parse_workers(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
     g->workers = (int)x;
 }
 
-static void parse_http_listen(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_http_listen(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_gateway_cfg_t *g = (sl_gateway_cfg_t *)((char *)base - offsetof(sl_gateway_cfg_t, http));
     if (n->kind == SL_NODE_SCALAR && !sl_node_is_null(n)) {
@@ -58,7 +58,7 @@ static void parse_http_listen(sl_schema_ctx_t *v, const sl_node_t *n, void *base
     sl_hostport_t *list = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*list));
     struct sockaddr_storage *sa = sl_xcalloc((size_t)cnt, sizeof(*sa));
     size_t k = 0, i = 0;
-    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+    for (const sl_config_node_t *c = n->first; c; c = c->next, i++) {
         size_t old = sl_schema_path_idx(v, i);
         if (sl_schema_listen(v, c, &list[k], &sa[k]) == 0) {
             /* Compared as socket addresses: localhost:80 is 127.0.0.1:80, [::]:80 is [0::0]:80. */
@@ -150,7 +150,7 @@ static const sl_schema_field_t status_fields[] = {
 static const sl_schema_section_t status_section = SL_SCHEMA_SECTION(status_fields);
 
 /* "status: false" / "status: off" disable the status listener; a map configures it. */
-static void parse_status(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_status(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_gateway_cfg_t *g = base;
     if (n->kind == SL_NODE_SCALAR && !sl_node_is_null(n)) {
@@ -166,7 +166,7 @@ static const sl_schema_choice_t alog_formats[] = {
 
 /* fields: names from sl_access_field_names(), each once; "request_header.NAME" with NAME a
  * header name (matched without case). */
-static void parse_alog_fields(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_alog_fields(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_access_format_t *fmt =
         &((sl_gateway_cfg_t *)((char *)base - offsetof(sl_gateway_cfg_t, access_log)))->access_log.fmt;
@@ -174,7 +174,7 @@ static void parse_alog_fields(sl_schema_ctx_t *v, const sl_node_t *n, void *base
     if (cnt <= 0) return;
     sl_access_field_t *fs = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*fs));
     size_t k = 0, i = 0;
-    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+    for (const sl_config_node_t *c = n->first; c; c = c->next, i++) {
         size_t old = sl_schema_path_idx(v, i);
         const char *name = sl_schema_scalar(v, c, "a field name");
         int id = name ? sl_access_field_lookup(name) : -1;
@@ -213,7 +213,7 @@ static void parse_alog_fields(sl_schema_ctx_t *v, const sl_node_t *n, void *base
     fmt->n_fields = k;
 }
 
-static void parse_alog_buffer(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_alog_buffer(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_access_format_t *fmt =
         &((sl_gateway_cfg_t *)((char *)base - offsetof(sl_gateway_cfg_t, access_log)))->access_log.fmt;
@@ -245,11 +245,11 @@ static const sl_schema_field_t alog_fields[] = {
 static const sl_schema_section_t alog_section = SL_SCHEMA_SECTION(alog_fields);
 
 /* fields choose what a JSON line holds; the combined format is fixed. */
-static void check_alog_fields(sl_schema_ctx_t *v, const sl_node_t *root, const sl_access_format_t *fmt)
+static void check_alog_fields(sl_schema_ctx_t *v, const sl_config_node_t *root, const sl_access_format_t *fmt)
 {
     if (!root || fmt->format != SL_ALOG_COMBINED || !fmt->fields) return;
-    const sl_node_t *g = sl_node_get(root, "gateway"), *a = g ? sl_node_get(g, "access_log") : NULL;
-    const sl_node_t *fl = a ? sl_node_get(a, "fields") : NULL;
+    const sl_config_node_t *g = sl_node_get(root, "gateway"), *a = g ? sl_node_get(g, "access_log") : NULL;
+    const sl_config_node_t *fl = a ? sl_node_get(a, "fields") : NULL;
     if (!fl) return;
     size_t o1 = sl_schema_path_key(v, "gateway"), o2 = sl_schema_path_key(v, "access_log"),
            o3 = sl_schema_path_key(v, "fields");
@@ -296,7 +296,7 @@ static const sl_schema_section_t rid_section = SL_SCHEMA_SECTION(rid_fields);
 
 /* request_id: a map of rid_fields, or true / false for the defaults on or off. The header is a
  * token, and not one whose meaning the gateway owns. */
-void sl_schema_request_id(sl_schema_ctx_t *v, const sl_node_t *n, sl_request_id_cfg_t *r)
+void sl_schema_request_id(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_request_id_cfg_t *r)
 {
     sl_schema_defaults(v, &rid_section, r);
     r->set = 1;
@@ -304,7 +304,7 @@ void sl_schema_request_id(sl_schema_ctx_t *v, const sl_node_t *n, sl_request_id_
         sl_schema_bool(v, n, &r->enabled);
     } else {
         sl_schema_parse(v, n, &rid_section, r);
-        const sl_node_t *h = n->kind == SL_NODE_MAP ? sl_node_get(n, "header") : NULL;
+        const sl_config_node_t *h = n->kind == SL_NODE_MAP ? sl_node_get(n, "header") : NULL;
         int ok = r->header && sl_schema_is_token(r->header);
         static const char *const owned[] = {"host", "connection", "content-length", "transfer-encoding", "upgrade",
                                             "te",   "trailer",    "keep-alive",     "x-forwarded-for"};
@@ -321,7 +321,7 @@ void sl_schema_request_id(sl_schema_ctx_t *v, const sl_node_t *n, sl_request_id_
     r->header_len = r->header ? strlen(r->header) : 0;
 }
 
-static void parse_gw_request_id(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_gw_request_id(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_schema_request_id(v, n, &((sl_gateway_cfg_t *)base)->request_id);
 }
@@ -355,12 +355,12 @@ void sl_schema_gateway_defaults(sl_schema_ctx_t *v, sl_gateway_cfg_t *g)
     g->request_id.header_len = strlen(g->request_id.header);
 }
 
-void sl_schema_gateway(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+void sl_schema_gateway(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_schema_parse(v, n, &gateway_section, &((sl_config_t *)base)->gateway);
 }
 
-void sl_schema_gateway_finish(sl_schema_ctx_t *v, const sl_node_t *root, sl_gateway_cfg_t *g)
+void sl_schema_gateway_finish(sl_schema_ctx_t *v, const sl_config_node_t *root, sl_gateway_cfg_t *g)
 {
     if (!g->http.n_listen) {
         g->http.listen = sl_arena_alloc(v->a, sizeof(sl_hostport_t));

@@ -1,5 +1,5 @@
 /* Readers that turn YAML (libyaml's event API) and JSON (a small reader of our own, because
- * jansson reports positions only for errors) into the sl_node_t tree. */
+ * jansson reports positions only for errors) into the sl_config_node_t tree. */
 #include "config/node.h"
 
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 #include "base/buf.h"
 #include "base/common.h"
 
-int sl_node_is_null(const sl_node_t *n)
+int sl_node_is_null(const sl_config_node_t *n)
 {
     if (!n) return 1;
     if (n->kind != SL_NODE_SCALAR || n->quoted) return 0;
@@ -19,7 +19,7 @@ int sl_node_is_null(const sl_node_t *n)
            !strcmp(n->str, "NULL");
 }
 
-const char *sl_node_kind_name(const sl_node_t *n)
+const char *sl_node_kind_name(const sl_config_node_t *n)
 {
     if (sl_node_is_null(n)) return "null";
     switch (n->kind) {
@@ -32,17 +32,17 @@ const char *sl_node_kind_name(const sl_node_t *n)
     }
 }
 
-const sl_node_t *sl_node_get(const sl_node_t *n, const char *key)
+const sl_config_node_t *sl_node_get(const sl_config_node_t *n, const char *key)
 {
     if (!n || n->kind != SL_NODE_MAP) return NULL;
-    for (const sl_node_t *c = n->first; c; c = c->next)
+    for (const sl_config_node_t *c = n->first; c; c = c->next)
         if (!strcmp(c->key, key)) return c;
     return NULL;
 }
 
-static sl_node_t *node_new(sl_arena_t *a, sl_node_kind_t kind, int line, int col)
+static sl_config_node_t *node_new(sl_arena_t *a, sl_node_kind_t kind, int line, int col)
 {
-    sl_node_t *n = sl_arena_calloc(a, sizeof(*n));
+    sl_config_node_t *n = sl_arena_calloc(a, sizeof(*n));
     n->kind = kind;
     n->line = line;
     n->col = col;
@@ -50,7 +50,7 @@ static sl_node_t *node_new(sl_arena_t *a, sl_node_kind_t kind, int line, int col
     return n;
 }
 
-static void node_append(sl_node_t *parent, sl_node_t *child)
+static void node_append(sl_config_node_t *parent, sl_config_node_t *child)
 {
     if (parent->last)
         parent->last->next = child;
@@ -79,7 +79,7 @@ static void offset_to_pos(const char *data, size_t len, size_t off, int *line, i
 /* ---- YAML ---- */
 
 typedef struct yaml_frame {
-    sl_node_t *node;
+    sl_config_node_t *node;
     int have_key;
     const char *key;
     int key_line, key_col;
@@ -90,12 +90,12 @@ typedef struct yaml_builder {
     sl_config_diag_t *d;
     yaml_frame_t stack[SL_CONFIG_MAX_DEPTH + 1];
     int depth;
-    sl_node_t *root;
+    sl_config_node_t *root;
     int failed;
 } yaml_builder_t;
 
 /* Places a finished value: as the document root, a list item, or the value of the pending key. */
-static void yb_attach(yaml_builder_t *b, sl_node_t *n)
+static void yb_attach(yaml_builder_t *b, sl_config_node_t *n)
 {
     if (b->depth == 0) {
         b->root = n;
@@ -161,7 +161,7 @@ static int yb_event(yaml_builder_t *b, const yaml_event_t *ev, int *docs)
             yb_set_key(b, s, line, col);
             return 0;
         }
-        sl_node_t *n = node_new(b->a, SL_NODE_SCALAR, line, col);
+        sl_config_node_t *n = node_new(b->a, SL_NODE_SCALAR, line, col);
         n->str = s;
         n->len = strlen(s);
         n->quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
@@ -178,7 +178,8 @@ static int yb_event(yaml_builder_t *b, const yaml_event_t *ev, int *docs)
             sl_config_diag_add(b->d, line, col, NULL, "nesting deeper than %d levels", SL_CONFIG_MAX_DEPTH);
             return -1;
         }
-        sl_node_t *n = node_new(b->a, ev->type == YAML_MAPPING_START_EVENT ? SL_NODE_MAP : SL_NODE_SEQ, line, col);
+        sl_node_kind_t kind = ev->type == YAML_MAPPING_START_EVENT ? SL_NODE_MAP : SL_NODE_SEQ;
+        sl_config_node_t *n = node_new(b->a, kind, line, col);
         yb_attach(b, n);
         b->stack[b->depth++] = (yaml_frame_t){.node = n};
         return 0;
@@ -214,7 +215,7 @@ static void yaml_report(const yaml_parser_t *p, const char *data, size_t len, sl
         sl_config_diag_add(d, line, col, NULL, "YAML syntax error: %s", p->problem ? p->problem : "invalid input");
 }
 
-int sl_node_parse_yaml(sl_arena_t *a, const char *data, size_t len, sl_node_t **root, sl_config_diag_t *d)
+int sl_node_parse_yaml(sl_arena_t *a, const char *data, size_t len, sl_config_node_t **root, sl_config_diag_t *d)
 {
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p)) {
@@ -405,11 +406,11 @@ static int is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-static sl_node_t *jr_value(json_reader_t *r);
+static sl_config_node_t *jr_value(json_reader_t *r);
 
-static sl_node_t *jr_container(json_reader_t *r, int is_map)
+static sl_config_node_t *jr_container(json_reader_t *r, int is_map)
 {
-    sl_node_t *n = node_new(r->a, is_map ? SL_NODE_MAP : SL_NODE_SEQ, r->line, r->col);
+    sl_config_node_t *n = node_new(r->a, is_map ? SL_NODE_MAP : SL_NODE_SEQ, r->line, r->col);
     if (++r->depth > SL_CONFIG_MAX_DEPTH) {
         sl_config_diag_add(r->d, r->line, r->col, NULL, "nesting deeper than %d levels", SL_CONFIG_MAX_DEPTH);
         r->failed = 1;
@@ -444,7 +445,7 @@ static sl_node_t *jr_container(json_reader_t *r, int is_map)
             jr_advance(r);
             jr_skip_ws(r);
         }
-        sl_node_t *v = jr_value(r);
+        sl_config_node_t *v = jr_value(r);
         if (!v) return NULL;
         v->key = key;
         v->key_line = key_line;
@@ -467,7 +468,7 @@ static sl_node_t *jr_container(json_reader_t *r, int is_map)
     return n;
 }
 
-static sl_node_t *jr_value(json_reader_t *r)
+static sl_config_node_t *jr_value(json_reader_t *r)
 {
     if (r->p >= r->end) {
         jr_error(r, "unexpected end of input");
@@ -475,7 +476,7 @@ static sl_node_t *jr_value(json_reader_t *r)
     }
     char c = *r->p;
     if (c == '{' || c == '[') return jr_container(r, c == '{');
-    sl_node_t *n = node_new(r->a, SL_NODE_SCALAR, r->line, r->col);
+    sl_config_node_t *n = node_new(r->a, SL_NODE_SCALAR, r->line, r->col);
     if (c == '"') {
         size_t len;
         char *s = jr_string(r, &len);
@@ -535,14 +536,14 @@ static sl_node_t *jr_value(json_reader_t *r)
     return n;
 }
 
-int sl_node_parse_json(sl_arena_t *a, const char *data, size_t len, sl_node_t **root, sl_config_diag_t *d)
+int sl_node_parse_json(sl_arena_t *a, const char *data, size_t len, sl_config_node_t **root, sl_config_diag_t *d)
 {
     json_reader_t r = {.a = a, .d = d, .p = data, .end = data + len, .line = 1, .col = 1};
     *root = NULL;
     if (len >= 3 && !memcmp(data, "\xEF\xBB\xBF", 3)) r.p += 3;
     jr_skip_ws(&r);
     if (r.p >= r.end) return 0; /* an empty file is an empty configuration, as in YAML */
-    sl_node_t *n = jr_value(&r);
+    sl_config_node_t *n = jr_value(&r);
     if (!n) return -1;
     jr_skip_ws(&r);
     if (r.p < r.end) {

@@ -19,8 +19,8 @@
 
 typedef enum { SL_NODE_SCALAR, SL_NODE_MAP, SL_NODE_SEQ } sl_node_kind_t;
 
-typedef struct sl_node sl_node_t;
-struct sl_node {
+typedef struct sl_config_node sl_config_node_t;
+struct sl_config_node {
     sl_node_kind_t kind;
     int line, col; /* 1-based; col counts bytes */
     /* Scalars: the text (NUL-terminated, may be "" ) and whether it was quoted. A plain scalar
@@ -30,9 +30,9 @@ struct sl_node {
     int quoted;
     int bad; /* an error was already reported for this scalar (e.g. unset ${VAR}): stay quiet */
     /* Collections: children in order. A map's children carry their key. */
-    sl_node_t *first, *last;
+    sl_config_node_t *first, *last;
     size_t n;
-    sl_node_t *next;
+    sl_config_node_t *next;
     const char *key; /* set on the children of a map */
     int key_line, key_col;
 };
@@ -58,23 +58,24 @@ void sl_config_diag_vadd(sl_config_diag_t *d, int line, int col, const char *pat
 
 /* Parse YAML / JSON text into a tree allocated in a. Return 0 and *root (NULL for an empty
  * document), or -1 after reporting every syntax problem found through d. */
-int sl_node_parse_yaml(sl_arena_t *a, const char *data, size_t len, sl_node_t **root, sl_config_diag_t *d);
-int sl_node_parse_json(sl_arena_t *a, const char *data, size_t len, sl_node_t **root, sl_config_diag_t *d);
+int sl_node_parse_yaml(sl_arena_t *a, const char *data, size_t len, sl_config_node_t **root, sl_config_diag_t *d);
+int sl_node_parse_json(sl_arena_t *a, const char *data, size_t len, sl_config_node_t **root, sl_config_diag_t *d);
 
 /* Returns 1 for a plain null scalar ("", "~", "null", "Null", "NULL") or a NULL node. */
-int sl_node_is_null(const sl_node_t *n);
+int sl_node_is_null(const sl_config_node_t *n);
 
 /* Returns the kind as a noun for messages: "a map", "a list", "a string", "null". */
-const char *sl_node_kind_name(const sl_node_t *n);
+const char *sl_node_kind_name(const sl_config_node_t *n);
 
 /* Returns the value of key in map n, or NULL (also when n is NULL or not a map). */
-const sl_node_t *sl_node_get(const sl_node_t *n, const char *key);
+const sl_config_node_t *sl_node_get(const sl_config_node_t *n, const char *key);
 
-/* Validates the tree into cfg (the top level is in config.c, the sections in *_schema.c):
- * every repeated key of every map reported and dropped, ${VAR} / ${VAR:-default} substituted in
- * every scalar value (keys are left alone), defaults filled, everything kept copied into
- * cfg->arena. tree is the arena the tree lives in (substituted text goes there). Returns 0, or
- * -1 after reporting every problem through d. root may be NULL (empty document). */
-int sl_config_validate(sl_config_t *cfg, sl_arena_t *tree, sl_node_t *root, sl_config_diag_t *d);
+/* Validates the tree into cfg (the top level in config.c, the sections in *_schema.c and in
+ * the files of the policies and plugins they configure): every repeated key of every map
+ * reported and dropped, ${VAR} / ${VAR:-default} substituted in every scalar value (keys are
+ * left alone), defaults filled, everything kept copied into cfg->arena. tree is the arena the
+ * tree lives in (substituted text goes there). Returns 0, or -1 after reporting every problem
+ * through d. root may be NULL (empty document). */
+int sl_config_validate(sl_config_t *cfg, sl_arena_t *tree, sl_config_node_t *root, sl_config_diag_t *d);
 
 #endif

@@ -56,7 +56,7 @@ void sl_schema_err_at(sl_schema_ctx_t *v, int line, int col, const char *fmt, ..
     va_end(ap);
 }
 
-void sl_schema_err(sl_schema_ctx_t *v, const sl_node_t *n, const char *fmt, ...)
+void sl_schema_err(sl_schema_ctx_t *v, const sl_config_node_t *n, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -72,7 +72,7 @@ static int env_name_char(char c, int first)
 }
 
 /* Expands ${VAR}, ${VAR:-default} and the escape $${ (a literal "${") in one scalar. */
-static void env_scalar(sl_schema_ctx_t *v, sl_arena_t *tree, sl_node_t *n)
+static void env_scalar(sl_schema_ctx_t *v, sl_arena_t *tree, sl_config_node_t *n)
 {
     if (!memchr(n->str, '$', n->len)) return;
     sl_buf_t b = SL_BUF_INIT;
@@ -126,22 +126,22 @@ out:
  * readers below see each key once, its first value, whatever kind of map it is: a schema
  * section, or a map read by its own parser (policies, plugins, header maps). Small maps are
  * scanned, larger ones go through a hash map, so the check stays linear. */
-static void unique_keys(sl_schema_ctx_t *v, sl_node_t *n)
+static void unique_keys(sl_schema_ctx_t *v, sl_config_node_t *n)
 {
     if (n->n < 2) return;
     sl_map_t seen;
     sl_map_init(&seen);
     int use_map = n->n > 8;
-    sl_node_t **link = &n->first, *prev = NULL;
-    for (sl_node_t *c = n->first, *next; c; c = next) {
+    sl_config_node_t **link = &n->first, *prev = NULL;
+    for (sl_config_node_t *c = n->first, *next; c; c = next) {
         next = c->next;
-        const sl_node_t *first = NULL;
+        const sl_config_node_t *first = NULL;
         if (use_map) {
             void **slot = sl_map_slot(&seen, c->key, strlen(c->key));
             first = *slot;
             if (!first) *slot = c;
         } else {
-            for (const sl_node_t *o = n->first; o != c && !first; o = o->next)
+            for (const sl_config_node_t *o = n->first; o != c && !first; o = o->next)
                 if (!strcmp(o->key, c->key)) first = o;
         }
         if (!first) {
@@ -159,7 +159,7 @@ static void unique_keys(sl_schema_ctx_t *v, sl_node_t *n)
     sl_map_free(&seen);
 }
 
-void sl_schema_prepare(sl_schema_ctx_t *v, sl_arena_t *tree, sl_node_t *n)
+void sl_schema_prepare(sl_schema_ctx_t *v, sl_arena_t *tree, sl_config_node_t *n)
 {
     if (n->kind == SL_NODE_SCALAR) {
         env_scalar(v, tree, n);
@@ -167,7 +167,7 @@ void sl_schema_prepare(sl_schema_ctx_t *v, sl_arena_t *tree, sl_node_t *n)
     }
     if (n->kind == SL_NODE_MAP) unique_keys(v, n);
     size_t i = 0;
-    for (sl_node_t *c = n->first; c; c = c->next, i++) {
+    for (sl_config_node_t *c = n->first; c; c = c->next, i++) {
         size_t old = n->kind == SL_NODE_MAP ? sl_schema_path_key(v, c->key) : sl_schema_path_idx(v, i);
         sl_schema_prepare(v, tree, c);
         sl_schema_path_pop(v, old);
@@ -199,7 +199,7 @@ static unsigned edit_distance(const char *a, const char *b)
 }
 
 /* Reports an unknown key with the closest valid name, or the list of valid names. */
-static void unknown_key(sl_schema_ctx_t *v, const sl_node_t *c, const char *const *names, size_t n)
+static void unknown_key(sl_schema_ctx_t *v, const sl_config_node_t *c, const char *const *names, size_t n)
 {
     const char *best = NULL;
     unsigned best_d = 1000;
@@ -230,7 +230,7 @@ const char *sl_schema_closest_name(const char *key, const char *const *names, si
     return best && (best_d <= max_d || best_d * 3 <= strlen(key)) && best_d < strlen(best) ? best : NULL;
 }
 
-void sl_schema_unknown_name(sl_schema_ctx_t *v, const sl_node_t *c, const char *what, const char *whats,
+void sl_schema_unknown_name(sl_schema_ctx_t *v, const sl_config_node_t *c, const char *what, const char *whats,
                             const char *const *names, size_t n, unsigned max_d)
 {
     sl_buf_t b = SL_BUF_INIT;
@@ -286,7 +286,7 @@ void sl_schema_defaults(sl_schema_ctx_t *v, const sl_schema_section_t *sec, void
     }
 }
 
-static void parse_enum(sl_schema_ctx_t *v, const sl_node_t *n, const sl_schema_field_t *f, int *out)
+static void parse_enum(sl_schema_ctx_t *v, const sl_config_node_t *n, const sl_schema_field_t *f, int *out)
 {
     const char *s = sl_schema_scalar(v, n, "a string");
     if (!s) return;
@@ -305,7 +305,7 @@ static void parse_enum(sl_schema_ctx_t *v, const sl_node_t *n, const sl_schema_f
     sl_buf_free(&b);
 }
 
-static void parse_field(sl_schema_ctx_t *v, const sl_node_t *n, const sl_schema_field_t *f, void *base)
+static void parse_field(sl_schema_ctx_t *v, const sl_config_node_t *n, const sl_schema_field_t *f, void *base)
 {
     char *p = (char *)base + f->off;
     long long x;
@@ -349,15 +349,15 @@ static void parse_field(sl_schema_ctx_t *v, const sl_node_t *n, const sl_schema_
     }
 }
 
-void sl_schema_parse(sl_schema_ctx_t *v, const sl_node_t *n, const sl_schema_section_t *sec, void *base)
+void sl_schema_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, const sl_schema_section_t *sec, void *base)
 {
-    const sl_node_t *seen[SL_SCHEMA_MAX_FIELDS] = {0};
+    const sl_config_node_t *seen[SL_SCHEMA_MAX_FIELDS] = {0};
     if (n && !sl_node_is_null(n)) {
         if (n->kind != SL_NODE_MAP) {
             sl_schema_err(v, n, "expected a map, got %s", sl_node_kind_name(n));
             return;
         }
-        for (const sl_node_t *c = n->first; c; c = c->next) {
+        for (const sl_config_node_t *c = n->first; c; c = c->next) {
             size_t i;
             for (i = 0; i < sec->n; i++)
                 if (!strcmp(sec->fields[i].name, c->key)) break;
@@ -382,7 +382,7 @@ void sl_schema_parse(sl_schema_ctx_t *v, const sl_node_t *n, const sl_schema_sec
     }
 }
 
-long sl_schema_list(sl_schema_ctx_t *v, const sl_node_t *n, int allow_empty)
+long sl_schema_list(sl_schema_ctx_t *v, const sl_config_node_t *n, int allow_empty)
 {
     if (sl_node_is_null(n)) {
         if (allow_empty) return 0;

@@ -43,12 +43,13 @@ void sl_schema_path_pop(sl_schema_ctx_t *v, size_t old);
 /* Report an error at the current path: at line:col, or at node n (n may be NULL: no position). */
 void sl_schema_err_at(sl_schema_ctx_t *v, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-void sl_schema_err(sl_schema_ctx_t *v, const sl_node_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void sl_schema_err(sl_schema_ctx_t *v, const sl_config_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Walk the whole tree once before validation: every repeated key of every map reported and
  * dropped (so every reader sees each key once, its first value), ${VAR} / ${VAR:-default}
  * substituted in every scalar value (substituted text is allocated in tree). */
-void sl_schema_prepare(sl_schema_ctx_t *v, sl_arena_t *tree, sl_node_t *n);
+void sl_schema_prepare(sl_schema_ctx_t *v, sl_arena_t *tree, sl_config_node_t *n);
 
 /* ---- field tables (schema.c) ---- */
 
@@ -86,7 +87,7 @@ struct sl_schema_field {
     const char *def_str;
     const sl_schema_section_t *sub;
     const sl_schema_choice_t *choices; /* ends with a {NULL} entry */
-    void (*custom)(sl_schema_ctx_t *v, const sl_node_t *n, void *base);
+    void (*custom)(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base);
     const char *msg;
     int required;
 };
@@ -104,7 +105,7 @@ void sl_schema_defaults(sl_schema_ctx_t *v, const sl_schema_section_t *sec, void
 /* Walk map n against sec, writing into base (defaults must already be there): unknown keys
  * (with the closest valid name), required keys, every field's kind and bounds. A null node
  * counts as an empty map, so "http:" with nothing after it keeps the defaults. */
-void sl_schema_parse(sl_schema_ctx_t *v, const sl_node_t *n, const sl_schema_section_t *sec, void *base);
+void sl_schema_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, const sl_schema_section_t *sec, void *base);
 
 /* Return the name of names closest to key by edit distance when it is close enough to be a
  * typo (at most max_d edits, or a third of the key), else NULL. */
@@ -113,37 +114,40 @@ const char *sl_schema_closest_name(const char *key, const char *const *names, si
 /* Report the key of c as an unknown what ("policy"), with the closest valid name when one is
  * close, and always the list of valid ones:
  *   unknown policy (did you mean 'retry'?); valid policies: ip_access, ... */
-void sl_schema_unknown_name(sl_schema_ctx_t *v, const sl_node_t *c, const char *what, const char *whats,
+void sl_schema_unknown_name(sl_schema_ctx_t *v, const sl_config_node_t *c, const char *what, const char *whats,
                             const char *const *names, size_t n, unsigned max_d);
 
 /* Check that n is a list; null counts as empty. Return its length, or -1 after an error. */
-long sl_schema_list(sl_schema_ctx_t *v, const sl_node_t *n, int allow_empty);
+long sl_schema_list(sl_schema_ctx_t *v, const sl_config_node_t *n, int allow_empty);
 
 /* ---- values (schema_values.c): each returns 0 (or the value), or -1 (NULL) after reporting ---- */
 
 /* The scalar's text, or NULL after reporting that n is not noun ("an integer"). */
-const char *sl_schema_scalar(sl_schema_ctx_t *v, const sl_node_t *n, const char *noun);
-int sl_schema_int(sl_schema_ctx_t *v, const sl_node_t *n, long long min, long long max, long long *out);
+const char *sl_schema_scalar(sl_schema_ctx_t *v, const sl_config_node_t *n, const char *noun);
+int sl_schema_int(sl_schema_ctx_t *v, const sl_config_node_t *n, long long min, long long max, long long *out);
 /* A duration (sl_parse_duration_ms: the one grammar) within min..max milliseconds. bad_msg,
  * when set, is the message for every refusal (a field whose documented form is worded
  * differently, such as policies.timeout's whole seconds). */
-int sl_schema_duration_in(sl_schema_ctx_t *v, const sl_node_t *n, long long min, long long max, uint64_t *out,
+int sl_schema_duration_in(sl_schema_ctx_t *v, const sl_config_node_t *n, long long min, long long max, uint64_t *out,
                           const char *bad_msg);
-int sl_schema_duration(sl_schema_ctx_t *v, const sl_node_t *n, long long min, long long max, uint64_t *out);
+int sl_schema_duration(sl_schema_ctx_t *v, const sl_config_node_t *n, long long min, long long max, uint64_t *out);
 /* A byte count: an integer, or one with a binary unit (k/KiB, m/MiB, g/GiB), at most max. */
-int sl_schema_size(sl_schema_ctx_t *v, const sl_node_t *n, uint64_t max, uint64_t *out);
-int sl_schema_bool(sl_schema_ctx_t *v, const sl_node_t *n, int *out);
+int sl_schema_size(sl_schema_ctx_t *v, const sl_config_node_t *n, uint64_t max, uint64_t *out);
+int sl_schema_bool(sl_schema_ctx_t *v, const sl_config_node_t *n, int *out);
 /* A string kept in the config arena. Empty strings are refused unless allow_empty. */
-const char *sl_schema_string(sl_schema_ctx_t *v, const sl_node_t *n, int allow_empty);
+const char *sl_schema_string(sl_schema_ctx_t *v, const sl_config_node_t *n, int allow_empty);
 /* "host:port", "a.b.c.d:port" or "[v6]:port". scheme_key names where a scheme belongs
  * ("upstream.scheme"), for the hint when the address is written as a URL; NULL for none. */
-int sl_schema_hostport(sl_schema_ctx_t *v, const sl_node_t *n, sl_hostport_t *out, const char *scheme_key);
+int sl_schema_hostport(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_hostport_t *out, const char *scheme_key);
 /* A listen address, read as sl_config_listen_addr() reads it at start-up; the socket address
  * goes to *sa when sa is not NULL. */
-int sl_schema_listen(sl_schema_ctx_t *v, const sl_node_t *n, sl_hostport_t *out, struct sockaddr_storage *sa);
+int sl_schema_listen(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_hostport_t *out, struct sockaddr_storage *sa);
+/* An IPv4/IPv6 address or CIDR, kept in the config arena. */
+int sl_schema_cidr(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_cidr_cfg_t *out);
 /* A map of header names to values into out / n_out. Names are tokens, unique; framing headers
  * (and, for policies, hop-by-hop ones) belong to the gateway. */
-void sl_schema_header_map(sl_schema_ctx_t *v, const sl_node_t *n, sl_header_kv_t **out, size_t *n_out, int policy);
+void sl_schema_header_map(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_header_kv_t **out, size_t *n_out,
+                          int policy);
 
 /* Predicates on text, without reporting. */
 int sl_schema_parse_i64(const char *s, long long *out); /* 0, or -1: not a decimal integer */
@@ -161,29 +165,47 @@ int sl_schema_cookie_path_ok(const char *path); /* a cookie Path value (RFC 6265
 /* gateway_schema.c: the gateway section. Defaults first, then the section (a custom field of
  * the top level, base the sl_config_t), then what needs the whole document (root). */
 void sl_schema_gateway_defaults(sl_schema_ctx_t *v, sl_gateway_cfg_t *g);
-void sl_schema_gateway(sl_schema_ctx_t *v, const sl_node_t *n, void *base);
-void sl_schema_gateway_finish(sl_schema_ctx_t *v, const sl_node_t *root, sl_gateway_cfg_t *g);
+void sl_schema_gateway(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base);
+void sl_schema_gateway_finish(sl_schema_ctx_t *v, const sl_config_node_t *root, sl_gateway_cfg_t *g);
 /* request_id, the gateway's or a route's: true / false, or a map. */
-void sl_schema_request_id(sl_schema_ctx_t *v, const sl_node_t *n, sl_request_id_cfg_t *r);
+void sl_schema_request_id(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_request_id_cfg_t *r);
 
-/* service_schema.c: the services list (base the sl_config_t), and a route's name (base the
- * sl_route_cfg_t), which http and stream routes share. */
-void sl_schema_services(sl_schema_ctx_t *v, const sl_node_t *n, void *base);
-void sl_schema_route_name(sl_schema_ctx_t *v, const sl_node_t *n, void *base);
+/* service_schema.c: the services list (base the sl_config_t), a route's name (base the
+ * sl_route_cfg_t), which http and stream routes share, and whether key names an http policy. */
+void sl_schema_services(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base);
+void sl_schema_route_name(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base);
+int sl_schema_is_policy(const char *key);
 
 /* upstream_schema.c: a service's upstream (base the sl_service_cfg_t), its defaults, and the
  * keys that belong to one type of service, checked once the whole service is read. */
 void sl_schema_upstream_defaults(sl_schema_ctx_t *v, sl_upstream_cfg_t *u);
-void sl_schema_upstream(sl_schema_ctx_t *v, const sl_node_t *n, void *base);
-void sl_schema_upstream_kind(sl_schema_ctx_t *v, const sl_node_t *svc_node, sl_service_cfg_t *svc);
-
-/* policy_schema.c: an http route's policies (base the sl_route_cfg_t); whether key names one. */
-void sl_schema_policies(sl_schema_ctx_t *v, const sl_node_t *n, void *base);
-int sl_schema_is_policy(const char *key);
+void sl_schema_upstream(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base);
+void sl_schema_upstream_kind(sl_schema_ctx_t *v, const sl_config_node_t *svc_node, sl_service_cfg_t *svc);
 
 /* stream_schema.c: a stream route (map n) into r, and the checks across stream routes and the
  * gateway's listeners, run once everything else is valid. */
-void sl_schema_stream_route(sl_schema_ctx_t *v, const sl_node_t *n, sl_route_cfg_t *r);
+void sl_schema_stream_route(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_route_cfg_t *r);
 void sl_schema_stream_listeners(sl_schema_ctx_t *v, const sl_config_t *cfg);
+
+/* ---- the sections that live with their module ---- */
+
+/* src/policy/<name>.c: one policy's settings, from its value n in a route's policies map into
+ * pc, its `enabled` among them; listed in service_schema.c. */
+void sl_policy_ip_access_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_policies_cfg_t *pc);
+void sl_policy_local_rate_limit_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_policies_cfg_t *pc);
+void sl_policy_path_rewrite_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_policies_cfg_t *pc);
+void sl_policy_request_headers_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_policies_cfg_t *pc);
+void sl_policy_timeout_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_policies_cfg_t *pc);
+void sl_policy_retry_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_policies_cfg_t *pc);
+void sl_policy_websocket_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_policies_cfg_t *pc);
+void sl_policy_response_headers_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_policies_cfg_t *pc);
+void sl_policy_cookie_rewrite_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_policies_cfg_t *pc);
+
+/* src/stream/<name>.c: one plugin's settings, from its value n in a stream route's plugins map
+ * into pc, its `enabled` among them; listed in stream_schema.c. */
+void sl_stream_ip_restriction_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_stream_plugins_cfg_t *pc);
+void sl_stream_limit_conn_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_stream_plugins_cfg_t *pc);
+void sl_stream_prometheus_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_stream_plugins_cfg_t *pc);
+void sl_stream_syslog_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_stream_plugins_cfg_t *pc);
 
 #endif

@@ -14,13 +14,14 @@
 #include <sys/socket.h>
 
 #include "base/buf.h"
+#include "base/cidr.h"
 #include "base/map.h"
 #include "base/time.h"
 
 /* ---- scalars ---- */
 
 /* Returns the scalar's text, or NULL after reporting that n is not what was expected. */
-const char *sl_schema_scalar(sl_schema_ctx_t *v, const sl_node_t *n, const char *noun)
+const char *sl_schema_scalar(sl_schema_ctx_t *v, const sl_config_node_t *n, const char *noun)
 {
     if (n->kind == SL_NODE_SCALAR && n->bad) return NULL;
     if (n->kind != SL_NODE_SCALAR || sl_node_is_null(n)) {
@@ -47,7 +48,7 @@ int sl_schema_parse_i64(const char *s, long long *out)
     return 0;
 }
 
-int sl_schema_int(sl_schema_ctx_t *v, const sl_node_t *n, long long min, long long max, long long *out)
+int sl_schema_int(sl_schema_ctx_t *v, const sl_config_node_t *n, long long min, long long max, long long *out)
 {
     const char *s = sl_schema_scalar(v, n, "an integer");
     if (!s) return -1;
@@ -81,7 +82,7 @@ static void fmt_duration(char *buf, size_t size, unsigned long long ms)
 /* Reads a duration (sl_parse_duration_ms: the one grammar) within min..max milliseconds into
  * *out; 0, or -1 after reporting. bad_msg, when set, is the message for every refusal (a field
  * whose documented form is worded differently, such as policies.timeout's whole seconds). */
-int sl_schema_duration_in(sl_schema_ctx_t *v, const sl_node_t *n, long long min, long long max, uint64_t *out,
+int sl_schema_duration_in(sl_schema_ctx_t *v, const sl_config_node_t *n, long long min, long long max, uint64_t *out,
                           const char *bad_msg)
 {
     const char *s = sl_schema_scalar(v, n, "a duration");
@@ -115,13 +116,13 @@ int sl_schema_duration_in(sl_schema_ctx_t *v, const sl_node_t *n, long long min,
     return 0;
 }
 
-int sl_schema_duration(sl_schema_ctx_t *v, const sl_node_t *n, long long min, long long max, uint64_t *out)
+int sl_schema_duration(sl_schema_ctx_t *v, const sl_config_node_t *n, long long min, long long max, uint64_t *out)
 {
     return sl_schema_duration_in(v, n, min, max, out, NULL);
 }
 
 /* A byte count: an integer, or one with a binary unit (k/KiB, m/MiB, g/GiB). */
-int sl_schema_size(sl_schema_ctx_t *v, const sl_node_t *n, uint64_t max, uint64_t *out)
+int sl_schema_size(sl_schema_ctx_t *v, const sl_config_node_t *n, uint64_t max, uint64_t *out)
 {
     const char *s = sl_schema_scalar(v, n, "a size");
     if (!s) return -1;
@@ -160,7 +161,7 @@ int sl_schema_parse_bool(const char *s, int *out)
     return -1;
 }
 
-int sl_schema_bool(sl_schema_ctx_t *v, const sl_node_t *n, int *out)
+int sl_schema_bool(sl_schema_ctx_t *v, const sl_config_node_t *n, int *out)
 {
     const char *s = sl_schema_scalar(v, n, "a boolean");
     if (!s) return -1;
@@ -170,7 +171,7 @@ int sl_schema_bool(sl_schema_ctx_t *v, const sl_node_t *n, int *out)
 }
 
 /* A string value kept in the config. Empty strings are refused unless allow_empty. */
-const char *sl_schema_string(sl_schema_ctx_t *v, const sl_node_t *n, int allow_empty)
+const char *sl_schema_string(sl_schema_ctx_t *v, const sl_config_node_t *n, int allow_empty)
 {
     const char *s = sl_schema_scalar(v, n, "a string");
     if (!s) return NULL;
@@ -223,7 +224,7 @@ int sl_schema_all_digits_dots(const char *s, size_t len)
 /* Parses "host:port", "a.b.c.d:port" or "[v6]:port" into out (strings in the config arena).
  * scheme_key names where a scheme belongs ("upstream.scheme"), for the hint when the address is
  * written as a URL; NULL where there is none (listen addresses). */
-static int parse_hostport_text(sl_schema_ctx_t *v, const sl_node_t *n, const char *s, sl_hostport_t *out,
+static int parse_hostport_text(sl_schema_ctx_t *v, const sl_config_node_t *n, const char *s, sl_hostport_t *out,
                                const char *scheme_key)
 {
     const char *host, *colon;
@@ -309,7 +310,7 @@ bad_v4:
     return -1;
 }
 
-int sl_schema_hostport(sl_schema_ctx_t *v, const sl_node_t *n, sl_hostport_t *out, const char *scheme_key)
+int sl_schema_hostport(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_hostport_t *out, const char *scheme_key)
 {
     const char *s = sl_schema_scalar(v, n, "an address (host:port)");
     if (!s) return -1;
@@ -319,7 +320,7 @@ int sl_schema_hostport(sl_schema_ctx_t *v, const sl_node_t *n, sl_hostport_t *ou
 /* A listen address: host:port read as sl_config_listen_addr() reads it at start-up, so
  * validation and the runtime agree; localhost becomes 127.0.0.1 here (text keeps what was
  * written). The socket address goes to *sa when sa is not NULL. 0, or -1 after reporting. */
-int sl_schema_listen(sl_schema_ctx_t *v, const sl_node_t *n, sl_hostport_t *out, struct sockaddr_storage *sa)
+int sl_schema_listen(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_hostport_t *out, struct sockaddr_storage *sa)
 {
     sl_hostport_t hp;
     if (sl_schema_hostport(v, n, &hp, NULL) < 0) return -1;
@@ -337,6 +338,19 @@ int sl_schema_listen(sl_schema_ctx_t *v, const sl_node_t *n, sl_hostport_t *out,
     }
     *out = hp;
     if (sa) *sa = ss;
+    return 0;
+}
+
+int sl_schema_cidr(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_cidr_cfg_t *out)
+{
+    const char *s = sl_schema_string(v, n, 0);
+    if (!s) return -1;
+    if (sl_cidr_parse(s, &out->ip, &out->prefix) != 0) {
+        sl_schema_err(v, n,
+                      "expected an IPv4 or IPv6 address or CIDR (127.0.0.10, 10.0.0.0/8, 2001:db8::/32), got '%s'", s);
+        return -1;
+    }
+    out->text = s;
     return 0;
 }
 
@@ -368,7 +382,8 @@ int sl_schema_is_hop_by_hop(const char *name)
 
 /* A map of header names to values into out/n_out. Names are tokens, unique; framing headers
  * (and, for policies, hop-by-hop ones) belong to the gateway. */
-void sl_schema_header_map(sl_schema_ctx_t *v, const sl_node_t *n, sl_header_kv_t **out, size_t *n_out, int policy)
+void sl_schema_header_map(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_header_kv_t **out, size_t *n_out,
+                          int policy)
 {
     if (sl_node_is_null(n)) return;
     if (n->kind != SL_NODE_MAP) {
@@ -378,7 +393,7 @@ void sl_schema_header_map(sl_schema_ctx_t *v, const sl_node_t *n, sl_header_kv_t
     *out = sl_arena_calloc(v->a, n->n * sizeof(**out));
     sl_map_t seen; /* lower-cased name -> its first node */
     sl_map_init(&seen);
-    for (const sl_node_t *c = n->first; c; c = c->next) {
+    for (const sl_config_node_t *c = n->first; c; c = c->next) {
         size_t old = sl_schema_path_key(v, c->key);
         int ok = sl_schema_is_token(c->key);
         if (!ok) {
@@ -396,7 +411,7 @@ void sl_schema_header_map(sl_schema_ctx_t *v, const sl_node_t *n, sl_header_kv_t
             void **slot = sl_map_slot(&seen, lower, klen);
             if (*slot) {
                 sl_schema_err_at(v, c->key_line, c->key_col, "duplicate header (first at line %d)",
-                                 ((const sl_node_t *)*slot)->key_line);
+                                 ((const sl_config_node_t *)*slot)->key_line);
                 ok = 0;
             } else {
                 *slot = (void *)c;

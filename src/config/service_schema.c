@@ -1,7 +1,8 @@
 /* The services list and the routes of an http service: names, what a route matches (hosts,
  * paths, methods), direct responses, tags, and the checks that span one service (route names,
- * a service without an upstream). A route's policies are read in policy_schema.c, a service's
- * upstream in upstream_schema.c, a stream service's routes in stream_schema.c. */
+ * a service without an upstream), and the table of policies a route takes (each policy reads
+ * its own settings, in its file under src/policy/). A service's upstream is read in
+ * upstream_schema.c, a stream service's routes in stream_schema.c. */
 #include "config/schema.h"
 
 #include <stdio.h>
@@ -12,7 +13,7 @@
 
 /* FNV-1a over a node's kind, keys and scalars, its children in order; a map child under
  * skip is left out. Equal hashes: written the same (after ${VAR} substitution). */
-static uint64_t node_hash(const sl_node_t *n, const char *skip)
+static uint64_t node_hash(const sl_config_node_t *n, const char *skip)
 {
     uint64_t h = 1469598103934665603ull;
 #define MIX(p, len)                                                                                                    \
@@ -23,7 +24,7 @@ static uint64_t node_hash(const sl_node_t *n, const char *skip)
     if (n->kind == SL_NODE_SCALAR) {
         MIX(n->str ? n->str : "", n->len + 1);
     }
-    for (const sl_node_t *c = n->first; c; c = c->next) {
+    for (const sl_config_node_t *c = n->first; c; c = c->next) {
         if (c->key && skip && !strcmp(c->key, skip)) continue;
         if (c->key) MIX(c->key, strlen(c->key) + 1);
         uint64_t ch = node_hash(c, NULL);
@@ -35,7 +36,7 @@ static uint64_t node_hash(const sl_node_t *n, const char *skip)
 
 /* ---- http routes ---- */
 
-void sl_schema_route_name(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+void sl_schema_route_name(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_route_cfg_t *r = base;
     const char *s = sl_schema_string(v, n, 0);
@@ -47,14 +48,14 @@ void sl_schema_route_name(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
     r->name = s;
 }
 
-static void parse_hosts(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_hosts(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_route_cfg_t *r = base;
     long cnt = sl_schema_list(v, n, 1);
     if (cnt <= 0) return;
     r->hosts = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*r->hosts));
     size_t i = 0;
-    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+    for (const sl_config_node_t *c = n->first; c; c = c->next, i++) {
         size_t old = sl_schema_path_idx(v, i);
         const char *s = sl_schema_string(v, c, 0);
         if (s) {
@@ -73,14 +74,14 @@ static void parse_hosts(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
 }
 
 /* tags: labels of the route for the access log, each 1..64 bytes of printable ASCII, each once. */
-static void parse_tags(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_tags(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_route_cfg_t *r = base;
     long cnt = sl_schema_list(v, n, 1);
     if (cnt <= 0) return;
     r->tags = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*r->tags));
     size_t i = 0;
-    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+    for (const sl_config_node_t *c = n->first; c; c = c->next, i++) {
         size_t old = sl_schema_path_idx(v, i);
         const char *s = sl_schema_string(v, c, 0);
         int ok = s && strlen(s) <= 64, dup = 0;
@@ -100,14 +101,14 @@ static void parse_tags(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
 
 /* A path is exact ("/users") or a prefix ending in slash-star ("/users/" then '*'): it starts with
  * '/', and '*' may only be its last character, right after a '/'. */
-static void parse_paths(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_paths(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_route_cfg_t *r = base;
     long cnt = sl_schema_list(v, n, 1);
     if (cnt <= 0) return;
     r->paths = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*r->paths));
     size_t i = 0;
-    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+    for (const sl_config_node_t *c = n->first; c; c = c->next, i++) {
         size_t old = sl_schema_path_idx(v, i);
         const char *s = sl_schema_string(v, c, 0);
         if (s) {
@@ -129,13 +130,13 @@ static void parse_paths(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
     }
 }
 
-static void parse_methods(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_methods(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_route_cfg_t *r = base;
     long cnt = sl_schema_list(v, n, 1);
     if (cnt <= 0) return;
     size_t i = 0;
-    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+    for (const sl_config_node_t *c = n->first; c; c = c->next, i++) {
         size_t old = sl_schema_path_idx(v, i);
         const char *s = sl_schema_scalar(v, c, "a method name");
         if (s) {
@@ -150,13 +151,13 @@ static void parse_methods(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
     }
 }
 
-static void parse_dr_headers(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_dr_headers(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_direct_response_cfg_t *dr = base;
     sl_schema_header_map(v, n, &dr->headers, &dr->n_headers, 0);
 }
 
-static void parse_dr_body(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_dr_body(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_direct_response_cfg_t *dr = base;
     const char *s = sl_schema_string(v, n, 1);
@@ -178,7 +179,7 @@ static const sl_schema_field_t dr_fields[] = {
 };
 static const sl_schema_section_t dr_section = SL_SCHEMA_SECTION(dr_fields);
 
-static void parse_direct_response(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_direct_response(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_route_cfg_t *r = base;
     if (n->kind != SL_NODE_MAP) {
@@ -190,7 +191,56 @@ static void parse_direct_response(sl_schema_ctx_t *v, const sl_node_t *n, void *
     sl_schema_parse(v, n, &dr_section, r->direct_response);
 }
 
-static void parse_route_request_id(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+/* ---- a route's policies, each read in its own file under src/policy/ ---- */
+
+/* Every policy a route's policies map takes, in chain order, the order messages list them in. */
+static const struct {
+    const char *name;
+    void (*parse)(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_policies_cfg_t *pc);
+} policies[] = {
+    {"ip_access", sl_policy_ip_access_parse},
+    {"local_rate_limit", sl_policy_local_rate_limit_parse},
+    {"path_rewrite", sl_policy_path_rewrite_parse},
+    {"request_headers", sl_policy_request_headers_parse},
+    {"timeout", sl_policy_timeout_parse},
+    {"retry", sl_policy_retry_parse},
+    {"websocket", sl_policy_websocket_parse},
+    {"response_headers", sl_policy_response_headers_parse},
+    {"cookie_rewrite", sl_policy_cookie_rewrite_parse},
+};
+
+int sl_schema_is_policy(const char *key)
+{
+    for (size_t i = 0; i < SL_ARRAY_LEN(policies); i++)
+        if (!strcmp(key, policies[i].name)) return 1;
+    return 0;
+}
+
+static void parse_policies(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
+{
+    sl_policies_cfg_t *pc = &((sl_route_cfg_t *)base)->policies;
+    if (sl_node_is_null(n)) return;
+    if (n->kind != SL_NODE_MAP) {
+        sl_schema_err(v, n, "expected a map, got %s", sl_node_kind_name(n));
+        return;
+    }
+    for (const sl_config_node_t *c = n->first; c; c = c->next) {
+        size_t old = sl_schema_path_key(v, c->key), i = 0;
+        while (i < SL_ARRAY_LEN(policies) && strcmp(c->key, policies[i].name))
+            i++;
+        if (i < SL_ARRAY_LEN(policies)) {
+            policies[i].parse(v, c, pc);
+        } else {
+            const char *names[SL_ARRAY_LEN(policies)];
+            for (size_t k = 0; k < SL_ARRAY_LEN(policies); k++)
+                names[k] = policies[k].name;
+            sl_schema_unknown_name(v, c, "policy", "policies", names, SL_ARRAY_LEN(names), 2);
+        }
+        sl_schema_path_pop(v, old);
+    }
+}
+
+static void parse_route_request_id(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_schema_request_id(v, n, &((sl_route_cfg_t *)base)->request_id);
 }
@@ -201,7 +251,7 @@ static const sl_schema_field_t route_fields[] = {
     {.name = "paths", .type = SL_FIELD_CUSTOM, .custom = parse_paths},
     {.name = "methods", .type = SL_FIELD_CUSTOM, .custom = parse_methods},
     {.name = "direct_response", .type = SL_FIELD_CUSTOM, .custom = parse_direct_response},
-    {.name = "policies", .type = SL_FIELD_CUSTOM, .custom = sl_schema_policies},
+    {.name = "policies", .type = SL_FIELD_CUSTOM, .custom = parse_policies},
     {.name = "request_id", .type = SL_FIELD_CUSTOM, .custom = parse_route_request_id},
     {.name = "tags", .type = SL_FIELD_CUSTOM, .custom = parse_tags},
     {.name = "plugins", .type = SL_FIELD_REJECT, .msg = "plugins are for stream routes; http routes use 'policies'"},
@@ -212,7 +262,7 @@ static const sl_schema_field_t route_fields[] = {
 };
 static const sl_schema_section_t route_section = SL_SCHEMA_SECTION(route_fields);
 
-static void parse_routes(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_routes(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_service_cfg_t *svc = base;
     long cnt = sl_schema_list(v, n, 0);
@@ -220,7 +270,7 @@ static void parse_routes(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
     svc->routes = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*svc->routes));
     svc->n_routes = (size_t)cnt;
     size_t i = 0;
-    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+    for (const sl_config_node_t *c = n->first; c; c = c->next, i++) {
         sl_route_cfg_t *r = &svc->routes[i];
         size_t old = sl_schema_path_idx(v, i);
         r->line = c->line;
@@ -239,7 +289,7 @@ static void parse_routes(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
 
 /* ---- services ---- */
 
-static void parse_service_name(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_service_name(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_service_cfg_t *svc = base;
     const char *s = sl_schema_string(v, n, 0);
@@ -268,10 +318,10 @@ static const sl_schema_section_t service_section = SL_SCHEMA_SECTION(service_fie
 
 /* Checks what spans fields of one service: default and unique route names, and that a service
  * without an upstream answers every route itself. */
-static void check_service(sl_schema_ctx_t *v, const sl_node_t *n, sl_service_cfg_t *svc)
+static void check_service(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_service_cfg_t *svc)
 {
-    const sl_node_t *routes = sl_node_get(n, "routes");
-    const sl_node_t *rn = routes && routes->kind == SL_NODE_SEQ ? routes->first : NULL;
+    const sl_config_node_t *routes = sl_node_get(n, "routes");
+    const sl_config_node_t *rn = routes && routes->kind == SL_NODE_SEQ ? routes->first : NULL;
     size_t base = sl_schema_path_key(v, "routes");
     /* Route name -> 1 + its index: a hash map, so a service with 100,000 routes stays linear. */
     sl_map_t names;
@@ -279,7 +329,7 @@ static void check_service(sl_schema_ctx_t *v, const sl_node_t *n, sl_service_cfg
     for (size_t i = 0; i < svc->n_routes; i++, rn = rn ? rn->next : NULL) {
         sl_route_cfg_t *r = &svc->routes[i];
         size_t old = sl_schema_path_idx(v, i);
-        const sl_node_t *name_node = sl_node_get(rn, "name");
+        const sl_config_node_t *name_node = sl_node_get(rn, "name");
         if (!r->name && !name_node && svc->name) {
             char buf[160];
             snprintf(buf, sizeof(buf), "%s-%zu", svc->name, i);
@@ -306,7 +356,7 @@ static void check_service(sl_schema_ctx_t *v, const sl_node_t *n, sl_service_cfg
         if (svc->type == SL_SERVICE_STREAM && svc->has_upstream && svc->upstream.scheme == SL_SCHEME_UDP &&
             sl_node_get(rn, "proxy_protocol")) {
             size_t o2 = sl_schema_path_key(v, "proxy_protocol");
-            const sl_node_t *pp = sl_node_get(rn, "proxy_protocol");
+            const sl_config_node_t *pp = sl_node_get(rn, "proxy_protocol");
             sl_schema_err_at(v, pp->key_line, pp->key_col, "only for tcp services");
             sl_schema_path_pop(v, o2);
         }
@@ -325,7 +375,7 @@ static void check_service(sl_schema_ctx_t *v, const sl_node_t *n, sl_service_cfg
     }
 }
 
-void sl_schema_services(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+void sl_schema_services(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_config_t *cfg = base;
     long cnt = sl_schema_list(v, n, 1);
@@ -335,7 +385,7 @@ void sl_schema_services(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
     sl_map_t names; /* service name -> 1 + its index */
     sl_map_init(&names);
     size_t i = 0;
-    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+    for (const sl_config_node_t *c = n->first; c; c = c->next, i++) {
         sl_service_cfg_t *svc = &cfg->services[i];
         size_t old = sl_schema_path_idx(v, i);
         svc->line = c->line;
@@ -348,7 +398,7 @@ void sl_schema_services(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
             continue;
         }
         /* Routes are read according to the service's type, wherever it is written. */
-        const sl_node_t *type = sl_node_get(c, "type");
+        const sl_config_node_t *type = sl_node_get(c, "type");
         v->stream = type && type->kind == SL_NODE_SCALAR && !strcmp(type->str, "stream");
         svc->type_line = type ? type->line : c->line;
         svc->type_col = type ? type->col : c->col;

@@ -1,46 +1,30 @@
 /* The routes of a stream service (see src/stream/): what they match, the PROXY protocol they
- * accept, their plugins, and the checks that need every stream route and the gateway's
- * listeners at once (a port taken twice, routes on one port that disagree on the PROXY
- * protocol). */
+ * accept, the table of their plugins (each plugin reads its own settings, in its file under
+ * src/stream/), and the checks that need every stream route and the gateway's listeners at
+ * once (a port taken twice, routes on one port that disagree on the PROXY protocol). */
 #include "config/schema.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/cidr.h"
 #include "base/map.h"
 
-/* The names a stream route's plugins map takes. */
-static const char *const plugin_names[] = {"ip-restriction", "limit-conn", "prometheus", "syslog"};
-
-/* An IPv4/IPv6 address or CIDR into out; 0, or -1 after an error. */
-static int get_cidr(sl_schema_ctx_t *v, const sl_node_t *n, sl_cidr_cfg_t *out)
-{
-    const char *s = sl_schema_string(v, n, 0);
-    if (!s) return -1;
-    if (sl_cidr_parse(s, &out->ip, &out->prefix) != 0) {
-        sl_schema_err(v, n,
-                      "expected an IPv4 or IPv6 address or CIDR (127.0.0.10, 10.0.0.0/8, 2001:db8::/32), got '%s'", s);
-        return -1;
-    }
-    out->text = s;
-    return 0;
-}
-
-static void parse_server_addr(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_server_addr(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_route_cfg_t *r = base;
-    r->stream.has_server_addr = get_cidr(v, n, &r->stream.server_addr) == 0;
+    r->stream.has_server_addr = sl_schema_cidr(v, n, &r->stream.server_addr) == 0;
 }
 
-static void parse_remote_addr(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_remote_addr(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_route_cfg_t *r = base;
-    r->stream.has_remote_addr = get_cidr(v, n, &r->stream.remote_addr) == 0;
+    r->stream.has_remote_addr = sl_schema_cidr(v, n, &r->stream.remote_addr) == 0;
 }
 
-static void parse_server_port(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_server_port(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_route_cfg_t *r = base;
     long long x;
@@ -50,118 +34,20 @@ static void parse_server_port(sl_schema_ctx_t *v, const sl_node_t *n, void *base
     r->stream.port_col = n->col;
 }
 
-static void parse_ip_restriction(sl_schema_ctx_t *v, const sl_node_t *n, sl_stream_plugins_cfg_t *pc)
-{
-    if (n->kind != SL_NODE_MAP) {
-        sl_schema_err(v, n, "expected a map with 'whitelist' or 'blacklist', got %s", sl_node_kind_name(n));
-        return;
-    }
-    const sl_node_t *white = sl_node_get(n, "whitelist"), *black = sl_node_get(n, "blacklist");
-    for (const sl_node_t *c = n->first; c; c = c->next)
-        if (strcmp(c->key, "whitelist") && strcmp(c->key, "blacklist")) {
-            size_t old = sl_schema_path_key(v, c->key);
-            sl_schema_err_at(v, c->key_line, c->key_col, "unknown key (expected one of: whitelist, blacklist)");
-            sl_schema_path_pop(v, old);
-        }
-    if (!white == !black) {
-        sl_schema_err(v, n, "needs exactly one of 'whitelist' and 'blacklist'");
-        return;
-    }
-    const sl_node_t *list = white ? white : black;
-    size_t old = sl_schema_path_key(v, white ? "whitelist" : "blacklist");
-    long cnt = sl_schema_list(v, list, 0);
-    if (cnt > 0) {
-        pc->ip_restriction.cidrs = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*pc->ip_restriction.cidrs));
-        size_t i = 0;
-        for (const sl_node_t *c = list->first; c; c = c->next, i++) {
-            size_t o2 = sl_schema_path_idx(v, i);
-            if (get_cidr(v, c, &pc->ip_restriction.cidrs[pc->ip_restriction.n_cidrs]) == 0)
-                pc->ip_restriction.n_cidrs++;
-            sl_schema_path_pop(v, o2);
-        }
-    }
-    sl_schema_path_pop(v, old);
-    pc->ip_restriction.enabled = 1;
-    pc->ip_restriction.whitelist = white != NULL;
-}
+/* ---- a stream route's plugins, each read in its own file under src/stream/ ---- */
 
-#define LC_OFF(m) offsetof(sl_stream_plugins_cfg_t, limit_conn.m)
-static const sl_schema_choice_t limit_conn_keys[] = {
-    {"remote_addr", SL_LIMIT_CONN_REMOTE_ADDR, NULL},
-    {"server_addr", SL_LIMIT_CONN_SERVER_ADDR, NULL},
-    {NULL, 0, NULL},
+/* Every plugin a stream route's plugins map takes, in the order messages list them in. */
+static const struct {
+    const char *name;
+    void (*parse)(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_stream_plugins_cfg_t *pc);
+} plugins[] = {
+    {"ip-restriction", sl_stream_ip_restriction_parse},
+    {"limit-conn", sl_stream_limit_conn_parse},
+    {"prometheus", sl_stream_prometheus_parse},
+    {"syslog", sl_stream_syslog_parse},
 };
-static const sl_schema_field_t limit_conn_fields[] = {
-    {.name = "conn", .type = SL_FIELD_U32, .off = LC_OFF(conn), .min = 1, .max = 1000000, .required = 1},
-    {.name = "burst", .type = SL_FIELD_U32, .off = LC_OFF(burst), .min = 0, .max = 1000000, .required = 1},
-    /* A bare number counts seconds, as in APISIX (0.1 = 100ms): the duration grammar's rule. */
-    {.name = "default_conn_delay",
-     .type = SL_FIELD_DURATION,
-     .off = LC_OFF(delay_ms),
-     .min = 1,
-     .max = 3600000,
-     .required = 1},
-    {.name = "key",
-     .type = SL_FIELD_ENUM,
-     .off = LC_OFF(key),
-     .choices = limit_conn_keys,
-     .def = SL_LIMIT_CONN_REMOTE_ADDR},
-};
-static const sl_schema_section_t limit_conn_section = SL_SCHEMA_SECTION(limit_conn_fields);
 
-static void parse_syslog_host(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
-{
-    sl_syslog_plugin_cfg_t *sc = base;
-    const char *s = sl_schema_string(v, n, 0);
-    sl_ip_t ip;
-    if (!s) return;
-    if (sl_ip_parse(s, strlen(s), &ip) != 0 &&
-        (sl_schema_all_digits_dots(s, strlen(s)) || !sl_schema_hostname_ok(s, strlen(s))))
-        sl_schema_err(v, n, "expected an IP address or a host name, got '%s'", s);
-    else
-        sc->host = s;
-}
-
-#define SY_OFF(m) offsetof(sl_syslog_plugin_cfg_t, m)
-static const sl_schema_choice_t syslog_socks[] = {
-    {"udp", SL_SYSLOG_SOCK_UDP, NULL},
-    {"tcp", SL_SYSLOG_SOCK_TCP, NULL},
-    {NULL, 0, NULL},
-};
-static const sl_schema_field_t syslog_fields[] = {
-    {.name = "host", .type = SL_FIELD_CUSTOM, .custom = parse_syslog_host, .required = 1},
-    {.name = "port", .type = SL_FIELD_INT, .off = SY_OFF(port), .min = 1, .max = 65535, .required = 1},
-    {.name = "sock_type",
-     .type = SL_FIELD_ENUM,
-     .off = SY_OFF(sock_type),
-     .choices = syslog_socks,
-     .def = SL_SYSLOG_SOCK_UDP},
-    {.name = "timeout", .type = SL_FIELD_DURATION, .off = SY_OFF(timeout_ms), .min = 1, .max = 60000, .def = 3000},
-    {.name = "batch_max_size", .type = SL_FIELD_U32, .off = SY_OFF(batch_max_size), .min = 1, .max = 10000, .def = 100},
-    {.name = "flush_timeout",
-     .type = SL_FIELD_DURATION,
-     .off = SY_OFF(flush_timeout_ms),
-     .min = 1,
-     .max = 3600000,
-     .def = 1000},
-    {.name = "max_pending", .type = SL_FIELD_U32, .off = SY_OFF(max_pending), .min = 1, .max = 1000000, .def = 10000},
-};
-static const sl_schema_section_t syslog_section = SL_SCHEMA_SECTION(syslog_fields);
-
-static void parse_syslog(sl_schema_ctx_t *v, const sl_node_t *n, sl_syslog_plugin_cfg_t *sc)
-{
-    sl_schema_defaults(v, &syslog_section, sc);
-    sl_schema_parse(v, n, &syslog_section, sc);
-    sc->enabled = 1;
-    const sl_node_t *bm = sl_node_get(n, "batch_max_size");
-    if (bm && sc->batch_max_size > sc->max_pending) {
-        size_t old = sl_schema_path_key(v, "batch_max_size");
-        sl_schema_err(v, bm, "must not be larger than max_pending (%u)", sc->max_pending);
-        sl_schema_path_pop(v, old);
-    }
-}
-
-static void parse_stream_plugins(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_stream_plugins(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_stream_plugins_cfg_t *pc = &((sl_route_cfg_t *)base)->stream.plugins;
     if (sl_node_is_null(n)) return;
@@ -169,29 +55,24 @@ static void parse_stream_plugins(sl_schema_ctx_t *v, const sl_node_t *n, void *b
         sl_schema_err(v, n, "expected a map, got %s", sl_node_kind_name(n));
         return;
     }
-    for (const sl_node_t *c = n->first; c; c = c->next) {
-        size_t old = sl_schema_path_key(v, c->key);
-        if (!strcmp(c->key, "ip-restriction")) {
-            parse_ip_restriction(v, c, pc);
-        } else if (!strcmp(c->key, "limit-conn")) {
-            sl_schema_defaults(v, &limit_conn_section, pc);
-            sl_schema_parse(v, c, &limit_conn_section, pc);
-            pc->limit_conn.enabled = 1;
-        } else if (!strcmp(c->key, "prometheus")) {
-            if (!sl_node_is_null(c) && (c->kind != SL_NODE_MAP || c->n))
-                sl_schema_err(v, c, "expected {} (the plugin has no settings)");
-            pc->prometheus.enabled = 1;
-        } else if (!strcmp(c->key, "syslog")) {
-            parse_syslog(v, c, &pc->syslog);
+    const char *names[SL_ARRAY_LEN(plugins)];
+    for (size_t k = 0; k < SL_ARRAY_LEN(plugins); k++)
+        names[k] = plugins[k].name;
+    for (const sl_config_node_t *c = n->first; c; c = c->next) {
+        size_t old = sl_schema_path_key(v, c->key), i = 0;
+        while (i < SL_ARRAY_LEN(plugins) && strcmp(c->key, plugins[i].name))
+            i++;
+        if (i < SL_ARRAY_LEN(plugins)) {
+            plugins[i].parse(v, c, pc);
+        } else if (sl_schema_is_policy(c->key) && !sl_schema_closest_name(c->key, names, SL_ARRAY_LEN(names), 2)) {
+            sl_buf_t b = SL_BUF_INIT;
+            for (size_t k = 0; k < SL_ARRAY_LEN(names); k++)
+                sl_buf_printf(&b, "%s%s", k ? ", " : "", names[k]);
+            sl_schema_err_at(v, c->key_line, c->key_col, "is an http policy; stream routes take the plugins %s",
+                             sl_buf_cstr(&b));
+            sl_buf_free(&b);
         } else {
-            if (sl_schema_is_policy(c->key) &&
-                sl_schema_closest_name(c->key, plugin_names, SL_ARRAY_LEN(plugin_names), 2) == NULL)
-                sl_schema_err_at(
-                    v, c->key_line, c->key_col,
-                    "is an http policy; stream routes take the plugins ip-restriction, limit-conn, prometheus, "
-                    "syslog");
-            else
-                sl_schema_unknown_name(v, c, "plugin", "plugins", plugin_names, SL_ARRAY_LEN(plugin_names), 2);
+            sl_schema_unknown_name(v, c, "plugin", "plugins", names, SL_ARRAY_LEN(names), 2);
         }
         sl_schema_path_pop(v, old);
     }
@@ -236,7 +117,7 @@ static const sl_schema_field_t stream_route_fields[] = {
 };
 static const sl_schema_section_t stream_route_section = SL_SCHEMA_SECTION(stream_route_fields);
 
-void sl_schema_stream_route(sl_schema_ctx_t *v, const sl_node_t *n, sl_route_cfg_t *r)
+void sl_schema_stream_route(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_route_cfg_t *r)
 {
     sl_schema_defaults(v, &stream_route_section, r);
     sl_schema_parse(v, n, &stream_route_section, r);

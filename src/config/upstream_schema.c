@@ -47,14 +47,14 @@ static const sl_schema_field_t node_fields[] = {
 };
 static const sl_schema_section_t node_section = SL_SCHEMA_SECTION(node_fields);
 
-static void parse_nodes(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_nodes(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_upstream_cfg_t *u = base;
     long cnt = sl_schema_list(v, n, 0);
     if (cnt <= 0) return;
     u->nodes = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*u->nodes));
     size_t i = 0;
-    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+    for (const sl_config_node_t *c = n->first; c; c = c->next, i++) {
         sl_node_cfg_t *nc = &u->nodes[i];
         size_t old = sl_schema_path_idx(v, i);
         sl_schema_defaults(v, &node_section, nc);
@@ -127,13 +127,13 @@ static const sl_schema_section_t cookie_section = SL_SCHEMA_SECTION(cookie_field
 /* ---- upstream.health_check, upstream.passive_check ---- */
 
 /* A list of statuses: integers (500) or inclusive range strings ("200-399"), 100..599. */
-static void parse_status_list(sl_schema_ctx_t *v, const sl_node_t *n, sl_status_range_t **out, size_t *n_out)
+static void parse_status_list(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_status_range_t **out, size_t *n_out)
 {
     long cnt = sl_schema_list(v, n, 0);
     if (cnt <= 0) return;
     sl_status_range_t *r = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*r));
     size_t k = 0, i = 0;
-    for (const sl_node_t *c = n->first; c; c = c->next, i++) {
+    for (const sl_config_node_t *c = n->first; c; c = c->next, i++) {
         size_t old = sl_schema_path_idx(v, i);
         const char *s = sl_schema_scalar(v, c, "a status (500) or a range (\"200-399\")");
         long long lo, hi;
@@ -169,19 +169,19 @@ static void parse_status_list(sl_schema_ctx_t *v, const sl_node_t *n, sl_status_
     *n_out = k;
 }
 
-static void parse_hc_expected(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_hc_expected(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_health_cfg_t *h = base;
     parse_status_list(v, n, &h->expected, &h->n_expected);
 }
 
-static void parse_pc_statuses(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_pc_statuses(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_passive_cfg_t *p = base;
     parse_status_list(v, n, &p->statuses, &p->n_statuses);
 }
 
-static void parse_hc_path(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_hc_path(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_health_cfg_t *h = base;
     const char *s = sl_schema_string(v, n, 0);
@@ -194,7 +194,7 @@ static void parse_hc_path(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
         h->path = s;
 }
 
-static void parse_hc_method(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_hc_method(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_health_cfg_t *h = base;
     const char *s = sl_schema_string(v, n, 0);
@@ -207,7 +207,7 @@ static void parse_hc_method(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
     h->method = s;
 }
 
-static void parse_hc_host(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_hc_host(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_health_cfg_t *h = base;
     const char *s = sl_schema_string(v, n, 0);
@@ -217,7 +217,7 @@ static void parse_hc_host(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
         h->host = s;
 }
 
-static void parse_hc_headers(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_hc_headers(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_health_cfg_t *h = base;
     if (sl_node_is_null(n)) return;
@@ -226,7 +226,7 @@ static void parse_hc_headers(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
         return;
     }
     h->headers = sl_arena_calloc(v->a, n->n * sizeof(*h->headers));
-    for (const sl_node_t *c = n->first; c; c = c->next) {
+    for (const sl_config_node_t *c = n->first; c; c = c->next) {
         size_t old = sl_schema_path_key(v, c->key);
         int ok = sl_schema_is_token(c->key);
         if (!ok) {
@@ -250,7 +250,7 @@ static void parse_hc_headers(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
 
 /* A payload as hex digits, two per byte, spaces between bytes allowed ("00 00 00 08 04d2162f");
  * with any, "??" is a byte that may be anything. Returns the length, or -1 after an error. */
-static long parse_hex_bytes(sl_schema_ctx_t *v, const sl_node_t *n, unsigned char **out, unsigned char **any)
+static long parse_hex_bytes(sl_schema_ctx_t *v, const sl_config_node_t *n, unsigned char **out, unsigned char **any)
 {
     const char *s = sl_schema_string(v, n, 0);
     if (!s) return -1;
@@ -285,14 +285,14 @@ static long parse_hex_bytes(sl_schema_ctx_t *v, const sl_node_t *n, unsigned cha
 }
 
 /* send and send_hex (expect and expect_hex) say the same thing: one of them. */
-static int hc_exclusive(sl_schema_ctx_t *v, const sl_node_t *n, int taken, const char *what)
+static int hc_exclusive(sl_schema_ctx_t *v, const sl_config_node_t *n, int taken, const char *what)
 {
     if (!taken) return 0;
     sl_schema_err(v, n, "only one of %s and %s_hex", what, what);
     return -1;
 }
 
-static void parse_hc_send(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_hc_send(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_health_cfg_t *h = base;
     const char *s = sl_schema_string(v, n, 0);
@@ -301,7 +301,7 @@ static void parse_hc_send(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
     h->send_len = strlen(s);
 }
 
-static void parse_hc_expect(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_hc_expect(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_health_cfg_t *h = base;
     const char *s = sl_schema_string(v, n, 0);
@@ -315,7 +315,7 @@ static void parse_hc_expect(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
     h->expect_len = strlen(s);
 }
 
-static void parse_hc_send_hex(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_hc_send_hex(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_health_cfg_t *h = base;
     unsigned char *b;
@@ -326,7 +326,7 @@ static void parse_hc_send_hex(sl_schema_ctx_t *v, const sl_node_t *n, void *base
     h->send_len = (size_t)len;
 }
 
-static void parse_hc_expect_hex(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_hc_expect_hex(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_health_cfg_t *h = base;
     unsigned char *b, *a;
@@ -375,7 +375,7 @@ static const sl_schema_field_t health_fields[] = {
 };
 static const sl_schema_section_t health_section = SL_SCHEMA_SECTION(health_fields);
 
-static void parse_health_check(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_health_check(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_health_cfg_t *h = &((sl_upstream_cfg_t *)base)->health_check;
     sl_schema_defaults(v, &health_section, h);
@@ -383,7 +383,7 @@ static void parse_health_check(sl_schema_ctx_t *v, const sl_node_t *n, void *bas
     h->method = "GET";
     h->enabled = 1;
     sl_schema_parse(v, n, &health_section, h);
-    const sl_node_t *t = sl_node_get(n, "timeout");
+    const sl_config_node_t *t = sl_node_get(n, "timeout");
     if (!t) {
         /* Unset, the timeout never outlasts the interval. */
         if (h->timeout_ms > h->interval_ms) h->timeout_ms = h->interval_ms;
@@ -407,7 +407,7 @@ static const sl_schema_field_t passive_fields[] = {
 };
 static const sl_schema_section_t passive_section = SL_SCHEMA_SECTION(passive_fields);
 
-static void parse_passive_check(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+static void parse_passive_check(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_passive_cfg_t *p = &((sl_upstream_cfg_t *)base)->passive_check;
     sl_schema_defaults(v, &passive_section, p);
@@ -493,7 +493,7 @@ static const struct {
 };
 
 /* Reports msg at the key k, written at upstream[.section].key of the service being read. */
-static void upstream_key_err(sl_schema_ctx_t *v, const sl_node_t *k, const char *section, const char *key,
+static void upstream_key_err(sl_schema_ctx_t *v, const sl_config_node_t *k, const char *section, const char *key,
                              const char *msg)
 {
     size_t o1 = sl_schema_path_key(v, "upstream");
@@ -506,22 +506,22 @@ static void upstream_key_err(sl_schema_ctx_t *v, const sl_node_t *k, const char 
 }
 
 /* What the upstream of an http or a stream service may hold, and the scheme that goes with it. */
-void sl_schema_upstream_kind(sl_schema_ctx_t *v, const sl_node_t *svc_node, sl_service_cfg_t *svc)
+void sl_schema_upstream_kind(sl_schema_ctx_t *v, const sl_config_node_t *svc_node, sl_service_cfg_t *svc)
 {
     if (!svc->has_upstream) return;
     int stream = svc->type == SL_SERVICE_STREAM;
-    const sl_node_t *un = sl_node_get(svc_node, "upstream");
+    const sl_config_node_t *un = sl_node_get(svc_node, "upstream");
     char msg[192];
     for (size_t i = 0; i < SL_ARRAY_LEN(kind_keys); i++) {
-        const sl_node_t *sec = kind_keys[i].section ? sl_node_get(un, kind_keys[i].section) : un;
-        const sl_node_t *k = sl_node_get(sec, kind_keys[i].key);
+        const sl_config_node_t *sec = kind_keys[i].section ? sl_node_get(un, kind_keys[i].section) : un;
+        const sl_config_node_t *k = sl_node_get(sec, kind_keys[i].key);
         if (!k || kind_keys[i].stream == stream) continue;
         snprintf(msg, sizeof(msg), "only for %s services%s%s%s", kind_keys[i].stream ? "stream" : "http",
                  kind_keys[i].why ? " (" : "", kind_keys[i].why ? kind_keys[i].why : "", kind_keys[i].why ? ")" : "");
         upstream_key_err(v, k, kind_keys[i].section, kind_keys[i].key, msg);
     }
     sl_upstream_cfg_t *u = &svc->upstream;
-    const sl_node_t *scheme = sl_node_get(un, "scheme");
+    const sl_config_node_t *scheme = sl_node_get(un, "scheme");
     int l4 = u->scheme == SL_SCHEME_TCP || u->scheme == SL_SCHEME_UDP;
     /* A scheme that did not parse was reported already; u->scheme then holds the default
      * (scheme_choices lists the schemes in enum order). */
@@ -542,13 +542,13 @@ void sl_schema_upstream_kind(sl_schema_ctx_t *v, const sl_node_t *svc_node, sl_s
                       "cookie balancing needs HTTP (stream services can use hash: {on: ip})");
         sl_schema_path_pop(v, old);
     }
-    const sl_node_t *on = sl_node_get(sl_node_get(un, "hash"), "on");
+    const sl_config_node_t *on = sl_node_get(sl_node_get(un, "hash"), "on");
     if (on && u->hash.on != SL_HASH_IP) {
         old = sl_schema_path_key(v, "upstream.hash.on");
         sl_schema_err(v, on, "stream services hash on ip (the client address) only");
         sl_schema_path_pop(v, old);
     }
-    const sl_node_t *k = sl_node_get(un, "max_sessions");
+    const sl_config_node_t *k = sl_node_get(un, "max_sessions");
     if (k && u->scheme == SL_SCHEME_TCP) upstream_key_err(v, k, NULL, "max_sessions", "only for udp upstreams");
     k = sl_node_get(un, "proxy_protocol");
     if (k && u->scheme == SL_SCHEME_UDP) upstream_key_err(v, k, NULL, "proxy_protocol", "only for tcp upstreams");
@@ -565,7 +565,7 @@ void sl_schema_upstream_kind(sl_schema_ctx_t *v, const sl_node_t *svc_node, sl_s
 
 /* The issued cookie must be well formed (RFC 6265): a token name, a path without ';' or
  * control characters, and a ttl of at least a second (Max-Age counts whole seconds). */
-static void check_cookie(sl_schema_ctx_t *v, const sl_node_t *cookie, const sl_upstream_cfg_t *u)
+static void check_cookie(sl_schema_ctx_t *v, const sl_config_node_t *cookie, const sl_upstream_cfg_t *u)
 {
     const char *name = u->cookie.name;
     int ok = name != NULL;
@@ -590,7 +590,7 @@ static void check_cookie(sl_schema_ctx_t *v, const sl_node_t *cookie, const sl_u
     }
 }
 
-void sl_schema_upstream(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
+void sl_schema_upstream(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_service_cfg_t *svc = base;
     if (n->kind != SL_NODE_MAP) {
@@ -601,7 +601,7 @@ void sl_schema_upstream(sl_schema_ctx_t *v, const sl_node_t *n, void *base)
     sl_upstream_cfg_t *u = &svc->upstream;
     sl_schema_parse(v, n, &upstream_section, u);
     /* Keys that only make sense together. */
-    const sl_node_t *hash = sl_node_get(n, "hash"), *cookie = sl_node_get(n, "cookie");
+    const sl_config_node_t *hash = sl_node_get(n, "hash"), *cookie = sl_node_get(n, "cookie");
     if (hash && u->balance != SL_BALANCE_HASH) {
         size_t old = sl_schema_path_key(v, "hash");
         sl_schema_err(v, hash, "only used with balance: hash");
