@@ -136,6 +136,8 @@ int sl_schema_size(sl_schema_ctx_t *v, const sl_config_node_t *n, uint64_t max, 
 int sl_schema_bool(sl_schema_ctx_t *v, const sl_config_node_t *n, int *out);
 /* A string kept in the config arena. Empty strings are refused unless allow_empty. */
 const char *sl_schema_string(sl_schema_ctx_t *v, const sl_config_node_t *n, int allow_empty);
+/* A service's or a route's name: 1 to 128 of A-Z a-z 0-9 _ . - */
+const char *sl_schema_name(sl_schema_ctx_t *v, const sl_config_node_t *n);
 /* "host:port", "a.b.c.d:port" or "[v6]:port". scheme_key names where a scheme belongs
  * ("upstream.scheme"), for the hint when the address is written as a URL; NULL for none. */
 int sl_schema_hostport(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_hostport_t *out, const char *scheme_key);
@@ -152,10 +154,8 @@ void sl_schema_header_map(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_head
 /* Predicates on text, without reporting. */
 int sl_schema_parse_i64(const char *s, long long *out); /* 0, or -1: not a decimal integer */
 int sl_schema_parse_bool(const char *s, int *out);      /* 0, or -1: not a boolean word */
-int sl_schema_name_ok(const char *s);                   /* A-Z a-z 0-9 _ . -, non-empty */
 int sl_schema_hostname_ok(const char *s, size_t len);   /* RFC 1123 host name */
 int sl_schema_all_digits_dots(const char *s, size_t len);
-int sl_schema_token_char(char c);
 int sl_schema_is_token(const char *s); /* a non-empty token (RFC 9110 5.6.2) */
 int sl_schema_is_hop_by_hop(const char *name);
 int sl_schema_cookie_path_ok(const char *path); /* a cookie Path value (RFC 6265) */

@@ -184,7 +184,7 @@ const char *sl_schema_string(sl_schema_ctx_t *v, const sl_config_node_t *n, int 
 
 /* ---- names, hosts and addresses ---- */
 
-int sl_schema_name_ok(const char *s)
+static int name_ok(const char *s)
 {
     if (!*s) return 0;
     for (; *s; s++)
@@ -192,6 +192,16 @@ int sl_schema_name_ok(const char *s)
               *s == '.' || *s == '-'))
             return 0;
     return 1;
+}
+
+const char *sl_schema_name(sl_schema_ctx_t *v, const sl_config_node_t *n)
+{
+    const char *s = sl_schema_string(v, n, 0);
+    if (s && (!name_ok(s) || strlen(s) > 128)) {
+        sl_schema_err(v, n, "invalid name '%s' (use 1 to 128 of A-Z a-z 0-9 _ . -)", s);
+        return NULL;
+    }
+    return s;
 }
 
 /* RFC 1123 host name: dot-separated labels of letters, digits and '-', 1..63 bytes each, not
@@ -356,7 +366,7 @@ int sl_schema_cidr(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_cidr_cfg_t 
 
 /* ---- header names and values ---- */
 
-int sl_schema_token_char(char c)
+static int token_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
            (c && strchr("!#$%&'*+-.^_`|~", c));
@@ -366,7 +376,7 @@ int sl_schema_token_char(char c)
 int sl_schema_is_token(const char *s)
 {
     if (!*s) return 0;
-    while (*s && sl_schema_token_char(*s))
+    while (*s && token_char(*s))
         s++;
     return *s == '\0';
 }

@@ -39,13 +39,8 @@ static uint64_t node_hash(const sl_config_node_t *n, const char *skip)
 void sl_schema_route_name(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_route_cfg_t *r = base;
-    const char *s = sl_schema_string(v, n, 0);
-    if (!s) return;
-    if (!sl_schema_name_ok(s) || strlen(s) > 128) {
-        sl_schema_err(v, n, "invalid name '%s' (use 1 to 128 of A-Z a-z 0-9 _ . -)", s);
-        return;
-    }
-    r->name = s;
+    const char *s = sl_schema_name(v, n);
+    if (s) r->name = s;
 }
 
 static void parse_hosts(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
@@ -292,13 +287,8 @@ static void parse_routes(sl_schema_ctx_t *v, const sl_config_node_t *n, void *ba
 static void parse_service_name(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
     sl_service_cfg_t *svc = base;
-    const char *s = sl_schema_string(v, n, 0);
-    if (!s) return;
-    if (!sl_schema_name_ok(s) || strlen(s) > 128) {
-        sl_schema_err(v, n, "invalid name '%s' (use 1 to 128 of A-Z a-z 0-9 _ . -)", s);
-        return;
-    }
-    svc->name = s;
+    const char *s = sl_schema_name(v, n);
+    if (s) svc->name = s;
 }
 
 static const sl_schema_choice_t service_types[] = {

@@ -199,12 +199,10 @@ static void parse_hc_method(sl_schema_ctx_t *v, const sl_config_node_t *n, void 
     sl_health_cfg_t *h = base;
     const char *s = sl_schema_string(v, n, 0);
     if (!s) return;
-    for (const char *p = s; *p; p++)
-        if (!sl_schema_token_char(*p)) {
-            sl_schema_err(v, n, "invalid method '%s'", s);
-            return;
-        }
-    h->method = s;
+    if (!sl_schema_is_token(s))
+        sl_schema_err(v, n, "invalid method '%s'", s);
+    else
+        h->method = s;
 }
 
 static void parse_hc_host(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
@@ -567,11 +565,7 @@ void sl_schema_upstream_kind(sl_schema_ctx_t *v, const sl_config_node_t *svc_nod
  * control characters, and a ttl of at least a second (Max-Age counts whole seconds). */
 static void check_cookie(sl_schema_ctx_t *v, const sl_config_node_t *cookie, const sl_upstream_cfg_t *u)
 {
-    const char *name = u->cookie.name;
-    int ok = name != NULL;
-    for (const char *p = name; ok && *p; p++)
-        ok = sl_schema_token_char(*p);
-    if (name && !ok) {
+    if (u->cookie.name && !sl_schema_is_token(u->cookie.name)) {
         size_t old = sl_schema_path_key(v, "cookie.name");
         sl_schema_err(v, sl_node_get(cookie, "name"),
                       "must be a cookie name token (letters, digits and !#$%%&'*+-.^_`|~)");

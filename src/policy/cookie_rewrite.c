@@ -151,10 +151,7 @@ static void cookie_rule_err(sl_schema_ctx_t *v, const sl_config_node_t *c, const
 static void check_cookie_rule(sl_schema_ctx_t *v, const sl_config_node_t *list, const sl_config_node_t *c,
                               const sl_cookie_rule_t *r)
 {
-    int ok = r->name != NULL;
-    for (const char *p = r->name; ok && *p; p++)
-        ok = sl_schema_token_char(*p);
-    if (r->name && !ok)
+    if (r->name && !sl_schema_is_token(r->name))
         cookie_rule_err(v, c, "name", "must be a cookie name token (letters, digits and !#$%&'*+-.^_`|~)");
     for (const sl_config_node_t *o = list->first; r->name && o != c; o = o->next) {
         const sl_config_node_t *on = sl_node_get(o, "name");

@@ -368,9 +368,7 @@ static void parse_rl_header(sl_schema_ctx_t *v, const sl_config_node_t *n, void 
     if (!s) return;
     static const char *const ours[] = {"content-length",    "transfer-encoding",     "content-type",     "retry-after",
                                        "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"};
-    int ok = 1;
-    for (const char *p = s; *p && ok; p++)
-        ok = sl_schema_token_char(*p);
+    int ok = sl_schema_is_token(s);
     int taken = sl_schema_is_hop_by_hop(s);
     for (size_t i = 0; i < SL_ARRAY_LEN(ours); i++)
         taken |= !strcasecmp(s, ours[i]);
@@ -399,11 +397,10 @@ static void parse_rl_key(sl_schema_ctx_t *v, const sl_config_node_t *n, void *ba
         sl_schema_err(v, n, "expected 'ip' or 'header NAME' (e.g. \"header X-Api-Key\"), got '%s'", s);
         return;
     }
-    for (const char *p = name; *p; p++)
-        if (!sl_schema_token_char(*p)) {
-            sl_schema_err(v, n, "invalid header name '%s'", name);
-            return;
-        }
+    if (!sl_schema_is_token(name)) {
+        sl_schema_err(v, n, "invalid header name '%s'", name);
+        return;
+    }
     rl->key = SL_RL_KEY_HEADER;
     rl->key_header = name;
 }
