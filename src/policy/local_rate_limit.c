@@ -249,3 +249,85 @@ const sl_policy_ops_t sl_policy_local_rate_limit = {
     .response_drop = response_drop,
     .state_emit = state_emit,
 };
+
+/* ---- configuration: local_rate_limit, read by the loader (config/schema.h) ---- */
+
+#include "config/schema.h"
+
+/* local_rate_limit.header: a token, and not one the gateway writes itself. */
+static void parse_rl_header(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
+{
+    sl_policies_cfg_t *pc = base;
+    const char *s = sl_schema_string(v, n, 0);
+    if (!s) return;
+    static const char *const ours[] = {"content-length",    "transfer-encoding",     "content-type",     "retry-after",
+                                       "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"};
+    int ok = sl_schema_is_token(s);
+    int taken = sl_schema_is_hop_by_hop(s);
+    for (size_t i = 0; i < SL_ARRAY_LEN(ours); i++)
+        taken |= !strcasecmp(s, ours[i]);
+    if (!ok)
+        sl_schema_err(v, n, "invalid header name '%s'", s);
+    else if (taken)
+        sl_schema_err(v, n, "'%s' is written by the gateway: pick another name (e.g. ratelimit)", s);
+    else
+        pc->local_rate_limit.header = s;
+}
+
+/* local_rate_limit.key: "ip" (the client address) or "header NAME" (that header's value). */
+static void parse_rl_key(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
+{
+    sl_rate_limit_cfg_t *rl = &((sl_policies_cfg_t *)base)->local_rate_limit;
+    const char *s = sl_schema_string(v, n, 0);
+    if (!s) return;
+    if (!strcmp(s, "ip")) {
+        rl->key = SL_RL_KEY_IP;
+        return;
+    }
+    const char *name = !strncmp(s, "header", 6) && (s[6] == ' ' || s[6] == '\t') ? s + 7 : NULL;
+    while (name && (*name == ' ' || *name == '\t'))
+        name++;
+    if (!name || !*name) {
+        sl_schema_err(v, n, "expected 'ip' or 'header NAME' (e.g. \"header X-Api-Key\"), got '%s'", s);
+        return;
+    }
+    if (!sl_schema_is_token(name)) {
+        sl_schema_err(v, n, "invalid header name '%s'", name);
+        return;
+    }
+    rl->key = SL_RL_KEY_HEADER;
+    rl->key_header = name;
+}
+
+#define RL_OFF(m) offsetof(sl_policies_cfg_t, local_rate_limit.m)
+static const sl_schema_choice_t rl_per_choices[] = {
+    {"second", 1, NULL},
+    {"minute", 60, NULL},
+    {"hour", 3600, NULL},
+    {NULL, 0, NULL},
+};
+/* Bounds keep the bucket arithmetic (nanoseconds, capacity times interval) within 64 bits. */
+static const sl_schema_field_t rate_limit_fields[] = {
+    {.name = "requests", .type = SL_FIELD_U32, .off = RL_OFF(requests), .min = 1, .max = 1000000, .required = 1},
+    {.name = "per", .type = SL_FIELD_ENUM, .off = RL_OFF(per_s), .choices = rl_per_choices, .required = 1},
+    {.name = "burst", .type = SL_FIELD_U32, .off = RL_OFF(burst), .min = 0, .max = 1000000, .def = 0},
+    {.name = "status", .type = SL_FIELD_INT, .off = RL_OFF(status), .min = 400, .max = 599, .def = 429},
+    {.name = "header", .type = SL_FIELD_CUSTOM, .custom = parse_rl_header},
+    {.name = "key", .type = SL_FIELD_CUSTOM, .custom = parse_rl_key},
+    {.name = "max_keys", .type = SL_FIELD_U32, .off = RL_OFF(max_keys), .min = 1, .max = 1000000, .def = 10000},
+};
+static const sl_schema_section_t rate_limit_section = SL_SCHEMA_SECTION(rate_limit_fields);
+
+void sl_policy_local_rate_limit_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_policies_cfg_t *pc)
+{
+    sl_schema_defaults(v, &rate_limit_section, pc);
+    sl_schema_parse(v, n, &rate_limit_section, pc);
+    pc->local_rate_limit.enabled = 1;
+    const sl_config_node_t *mk = sl_node_get(n, "max_keys");
+    if (mk && pc->local_rate_limit.key == SL_RL_KEY_NONE) {
+        size_t old = sl_schema_path_key(v, "max_keys");
+        sl_schema_err_at(v, mk->key_line, mk->key_col,
+                         "only applies with 'key' (ip or header NAME): without it the route has one bucket");
+        sl_schema_path_pop(v, old);
+    }
+}

@@ -83,7 +83,8 @@ static sl_config_t *load(const char *path)
     sl_config_t *cfg = NULL;
     sl_config_errors_t errs = {0};
     if (sl_config_load_file(path, &cfg, &errs) != 0) {
-        for (size_t i = 0; i < errs.n; i++) sl_log_error("%s", errs.lines[i]);
+        char line[SL_CONFIG_ERROR_TEXT_MAX];
+        for (size_t i = 0; i < errs.n; i++) sl_log_error("%s", sl_config_errors_text(&errs, i, line));
         sl_config_errors_free(&errs);
         return NULL;
     }
@@ -212,7 +213,8 @@ static void reload(void)
     sl_generation_t *old = sl_generation_current();
     sl_config_errors_t errs = {0};
     if (sl_config_check_reload(old->cfg, cfg, &errs) != 0) {
-        for (size_t i = 0; i < errs.n; i++) sl_log_error("%s", errs.lines[i]);
+        char line[SL_CONFIG_ERROR_TEXT_MAX];
+        for (size_t i = 0; i < errs.n; i++) sl_log_error("%s", sl_config_errors_text(&errs, i, line));
         sl_config_errors_free(&errs);
         sl_log_error("reload failed: keeping the running configuration");
         sl_series_add(sl_metrics.reloads_failed, SL_METRICS_MAIN_THREAD, 1);

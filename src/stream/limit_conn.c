@@ -138,3 +138,38 @@ const sl_stream_plugin_ops_t sl_stream_limit_conn = {
     .on_access = on_access,
     .on_log = on_log,
 };
+
+/* ---- configuration: plugins.limit-conn, read by the loader (config/schema.h) ---- */
+
+#include "config/schema.h"
+
+#define LC_OFF(m) offsetof(sl_stream_plugins_cfg_t, limit_conn.m)
+static const sl_schema_choice_t limit_conn_keys[] = {
+    {"remote_addr", SL_LIMIT_CONN_REMOTE_ADDR, NULL},
+    {"server_addr", SL_LIMIT_CONN_SERVER_ADDR, NULL},
+    {NULL, 0, NULL},
+};
+static const sl_schema_field_t limit_conn_fields[] = {
+    {.name = "conn", .type = SL_FIELD_U32, .off = LC_OFF(conn), .min = 1, .max = 1000000, .required = 1},
+    {.name = "burst", .type = SL_FIELD_U32, .off = LC_OFF(burst), .min = 0, .max = 1000000, .required = 1},
+    /* A bare number counts seconds, as in APISIX (0.1 = 100ms): the duration grammar's rule. */
+    {.name = "default_conn_delay",
+     .type = SL_FIELD_DURATION,
+     .off = LC_OFF(delay_ms),
+     .min = 1,
+     .max = 3600000,
+     .required = 1},
+    {.name = "key",
+     .type = SL_FIELD_ENUM,
+     .off = LC_OFF(key),
+     .choices = limit_conn_keys,
+     .def = SL_LIMIT_CONN_REMOTE_ADDR},
+};
+static const sl_schema_section_t limit_conn_section = SL_SCHEMA_SECTION(limit_conn_fields);
+
+void sl_stream_limit_conn_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_stream_plugins_cfg_t *pc)
+{
+    sl_schema_defaults(v, &limit_conn_section, pc);
+    sl_schema_parse(v, n, &limit_conn_section, pc);
+    pc->limit_conn.enabled = 1;
+}

@@ -210,3 +210,64 @@ const sl_stream_plugin_ops_t sl_stream_syslog = {
     .destroy = destroy,
     .on_log = on_log,
 };
+
+/* ---- configuration: plugins.syslog, read by the loader (config/schema.h) ---- */
+
+#include "config/schema.h"
+
+static void parse_syslog_host(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
+{
+    sl_syslog_plugin_cfg_t *sc = base;
+    const char *s = sl_schema_string(v, n, 0);
+    sl_ip_t ip;
+    if (!s) return;
+    if (sl_ip_parse(s, strlen(s), &ip) != 0 &&
+        (sl_schema_all_digits_dots(s, strlen(s)) || !sl_schema_hostname_ok(s, strlen(s))))
+        sl_schema_err(v, n, "expected an IP address or a host name, got '%s'", s);
+    else
+        sc->host = s;
+}
+
+#define SY_OFF(m) offsetof(sl_syslog_plugin_cfg_t, m)
+static const sl_schema_choice_t syslog_socks[] = {
+    {"udp", SL_SYSLOG_SOCK_UDP, NULL},
+    {"tcp", SL_SYSLOG_SOCK_TCP, NULL},
+    {NULL, 0, NULL},
+};
+static const sl_schema_field_t syslog_fields[] = {
+    {.name = "host", .type = SL_FIELD_CUSTOM, .custom = parse_syslog_host, .required = 1},
+    {.name = "port", .type = SL_FIELD_INT, .off = SY_OFF(port), .min = 1, .max = 65535, .required = 1},
+    {.name = "sock_type",
+     .type = SL_FIELD_ENUM,
+     .off = SY_OFF(sock_type),
+     .choices = syslog_socks,
+     .def = SL_SYSLOG_SOCK_UDP},
+    {.name = "timeout", .type = SL_FIELD_DURATION, .off = SY_OFF(timeout_ms), .min = 1, .max = 60000, .def = 3000},
+    {.name = "batch_max_size", .type = SL_FIELD_U32, .off = SY_OFF(batch_max_size), .min = 1, .max = 10000, .def = 100},
+    {.name = "flush_timeout",
+     .type = SL_FIELD_DURATION,
+     .off = SY_OFF(flush_timeout_ms),
+     .min = 1,
+     .max = 3600000,
+     .def = 1000},
+    {.name = "max_pending", .type = SL_FIELD_U32, .off = SY_OFF(max_pending), .min = 1, .max = 1000000, .def = 10000},
+};
+static const sl_schema_section_t syslog_section = SL_SCHEMA_SECTION(syslog_fields);
+
+static void parse_syslog(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_syslog_plugin_cfg_t *sc)
+{
+    sl_schema_defaults(v, &syslog_section, sc);
+    sl_schema_parse(v, n, &syslog_section, sc);
+    sc->enabled = 1;
+    const sl_config_node_t *bm = sl_node_get(n, "batch_max_size");
+    if (bm && sc->batch_max_size > sc->max_pending) {
+        size_t old = sl_schema_path_key(v, "batch_max_size");
+        sl_schema_err(v, bm, "must not be larger than max_pending (%u)", sc->max_pending);
+        sl_schema_path_pop(v, old);
+    }
+}
+
+void sl_stream_syslog_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_stream_plugins_cfg_t *pc)
+{
+    parse_syslog(v, n, &pc->syslog);
+}

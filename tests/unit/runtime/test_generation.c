@@ -39,8 +39,9 @@ static sl_config_t *load(const char *yaml)
     sl_config_t *cfg = NULL;
     sl_config_errors_t errs = {0};
     int rc = sl_config_load_buffer("gw.yaml", yaml, strlen(yaml), &cfg, &errs);
+    char line[SL_CONFIG_ERROR_TEXT_MAX];
     for (size_t i = 0; i < errs.n; i++)
-        fprintf(stderr, "  | %s\n", errs.lines[i]);
+        fprintf(stderr, "  | %s\n", sl_config_errors_text(&errs, i, line));
     sl_config_errors_free(&errs);
     assert_int_equal(rc, 0);
     return cfg;
