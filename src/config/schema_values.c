@@ -17,6 +17,7 @@
 #include "base/cidr.h"
 #include "base/map.h"
 #include "base/time.h"
+#include "base/token.h"
 
 /* ---- scalars ---- */
 
@@ -366,19 +367,10 @@ int sl_schema_cidr(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_cidr_cfg_t 
 
 /* ---- header names and values ---- */
 
-static int token_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
 /* A non-empty token (RFC 9110 5.6.2): a header name, a method. */
 int sl_schema_is_token(const char *s)
 {
-    if (!*s) return 0;
-    while (*s && token_char(*s))
-        s++;
-    return *s == '\0';
+    return sl_is_token(s, strlen(s));
 }
 
 int sl_schema_is_hop_by_hop(const char *name)
