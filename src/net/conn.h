@@ -87,10 +87,10 @@ typedef struct sl_conn_type {
 struct sl_conn {
     const sl_conn_type_t *type;
     uv_loop_t *loop;
-    void *data; /* the user's */
-    uv_tcp_t tcp;                  /* the socket, for every type built on TCP */
-    uv_connect_t creq;             /* TCP connect request */
-    uv_timer_t timer;              /* the connect (and handshake) deadline */
+    void *data;        /* the user's */
+    uv_tcp_t tcp;      /* the socket, for every type built on TCP */
+    uv_connect_t creq; /* TCP connect request */
+    uv_timer_t timer;  /* the connect (and handshake) deadline */
     sl_conn_connect_cb connect_cb;
     sl_conn_alloc_cb alloc_cb;
     sl_conn_read_cb read_cb;
