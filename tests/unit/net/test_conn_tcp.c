@@ -1,5 +1,6 @@
 /* The TCP connection type against a loopback socket: connect, write both ways, read, shutdown
- * and EOF, a refused connect, and a close while connecting. */
+ * and EOF, accept, a refused connect, a close while connecting; and, with types made from it, the
+ * handshake step and the connect deadline of conn.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -254,6 +255,95 @@ static void test_tcp_close_while_connecting(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* The accepting side: a connection taken from a listener reads through the same table. */
+typedef struct acceptor {
+    uv_tcp_t listener;
+    sl_conn_t conn;
+    char buf[64], got[64];
+    size_t got_len;
+    int accepted, eof, closed;
+} acceptor_t;
+
+static void acc_alloc(sl_conn_t *c, uv_buf_t *buf)
+{
+    acceptor_t *a = c->data;
+    *buf = uv_buf_init(a->buf, sizeof(a->buf));
+}
+
+static void acc_read(sl_conn_t *c, ssize_t nread, const uv_buf_t *buf)
+{
+    acceptor_t *a = c->data;
+    if (nread == UV_EOF) {
+        a->eof = 1;
+        return;
+    }
+    assert_true(nread >= 0);
+    memcpy(a->got + a->got_len, buf->base, (size_t)nread);
+    a->got_len += (size_t)nread;
+}
+
+static void acc_conn(uv_stream_t *l, int status)
+{
+    acceptor_t *a = l->data;
+    assert_int_equal(status, 0);
+    sl_conn_init(&a->conn, l->loop, &sl_conn_tcp);
+    a->conn.data = a;
+    assert_int_equal(sl_conn_accept(&a->conn, l), 0);
+    a->accepted = 1;
+    assert_int_equal(sl_conn_read_start(&a->conn, acc_alloc, acc_read), 0);
+}
+
+static void acc_closed(sl_conn_t *c)
+{
+    acceptor_t *a = c->data;
+    a->closed++;
+}
+
+static void sender_connected(sl_conn_t *c, int status)
+{
+    client_t *cl = c->data;
+    assert_int_equal(status, 0);
+    cl->connected = 1;
+    uv_buf_t b = uv_buf_init("hello", 5);
+    assert_int_equal(sl_conn_try_write(c, &b, 1), 5);
+    cl->sh.data = cl;
+    assert_int_equal(sl_conn_shutdown(c, &cl->sh, cl_shut), 0);
+}
+
+static void test_tcp_accept(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    acceptor_t acc;
+    memset(&acc, 0, sizeof(acc));
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_init(&loop, &acc.listener);
+    acc.listener.data = &acc;
+    assert_int_equal(uv_tcp_bind(&acc.listener, (struct sockaddr *)&a, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&acc.listener, 8, acc_conn), 0);
+    int len = sizeof(a);
+    uv_tcp_getsockname(&acc.listener, (struct sockaddr *)&a, &len);
+    client_t cl;
+    memset(&cl, 0, sizeof(cl));
+    sl_conn_init(&cl.conn, &loop, &sl_conn_tcp);
+    cl.conn.data = &cl;
+    assert_int_equal(sl_conn_connect(&cl.conn, (struct sockaddr *)&a, 5000, sender_connected), 0);
+    while (!acc.eof && uv_run(&loop, UV_RUN_ONCE)) {
+    }
+    assert_true(acc.accepted && cl.shut);
+    assert_int_equal(acc.got_len, 5);
+    assert_memory_equal(acc.got, "hello", 5);
+    sl_conn_close(&acc.conn, acc_closed);
+    sl_conn_close(&cl.conn, cl_closed);
+    uv_close((uv_handle_t *)&acc.listener, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(acc.closed, 1);
+    assert_int_equal(cl.closed, 1);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* A type over TCP with a handshake of its own (as TLS will have): the user hears of the connect
  * only once the handshake is done. */
 static int handshakes;
@@ -349,6 +439,7 @@ int main(void)
         cmocka_unit_test(test_tcp_round_trip),
         cmocka_unit_test(test_tcp_refused),
         cmocka_unit_test(test_tcp_close_while_connecting),
+        cmocka_unit_test(test_tcp_accept),
         cmocka_unit_test(test_handshake_before_connect_cb),
         cmocka_unit_test(test_deadline),
     };
