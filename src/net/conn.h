@@ -104,8 +104,8 @@ struct sl_conn {
 /* TCP: the socket as it is. */
 extern const sl_conn_type_t sl_conn_tcp;
 
-/* Prepares c on loop with type (a new socket, not yet connected). Always succeeds; call
- * sl_conn_close() once whatever happens next. */
+/* Prepares c on loop with type (a new socket, not yet connected); c->data is kept. Always
+ * succeeds; call sl_conn_close() once whatever happens next. */
 void sl_conn_init(sl_conn_t *c, uv_loop_t *loop, const sl_conn_type_t *type);
 
 /* Accepts a pending connection of server into c (after sl_conn_init, TCP types only). Returns 0
