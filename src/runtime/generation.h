@@ -40,8 +40,9 @@ typedef struct sl_route_rt {
 } sl_route_rt_t;
 
 /* A listening address of the generation: HTTP ones as configured, then those the stream routes
- * need, TCP and UDP (stream/stream.h). Workers key their listeners by kind and text. */
-typedef enum { SL_LISTEN_HTTP, SL_LISTEN_STREAM_TCP, SL_LISTEN_STREAM_UDP } sl_listen_kind_t;
+ * need, TCP and UDP (stream/stream.h). Workers key their listeners by kind and text; what a
+ * kind does with its connections is its sl_listener_ops_t (runtime/listen_kind.h). */
+typedef enum { SL_LISTEN_HTTP, SL_LISTEN_STREAM_TCP, SL_LISTEN_STREAM_UDP, SL_LISTEN_KINDS } sl_listen_kind_t;
 typedef struct sl_listen {
     sl_listen_kind_t kind;
     sl_hostport_t addr; /* a literal address for stream listeners: "127.0.0.10:9101", "0.0.0.0:9101" */

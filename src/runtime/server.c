@@ -8,10 +8,10 @@
 #include "observe/access_log.h"
 #include "observe/syslog.h"
 #include "runtime/generation.h"
+#include "runtime/listen_kind.h"
 #include "runtime/listener.h"
 #include "runtime/worker.h"
 #include "stream/stream.h"
-#include "stream/udp_proxy.h"
 #include "upstream/health.h"
 #include "upstream/resolver.h"
 
@@ -122,18 +122,18 @@ static int prepare_new_listeners(const sl_generation_t *old, sl_generation_t *g)
     for (size_t i = 0; i < g->n_listens; i++) {
         const sl_listen_t *l = &g->listens[i];
         if (old && has_listen(old, l)) continue;
-        int udp = l->kind == SL_LISTEN_STREAM_UDP;
+        const sl_listener_ops_t *kind = sl_listen_kind(l->kind);
+        int udp = kind->datagram;
         int rc = sl_listener_held(udp, &l->addr) ? 0 : sl_listener_probe(&l->addr, udp);
         for (unsigned w = 0; w < srv.n_workers && rc == 0; w++) {
-            int fd = udp ? sl_stream_udp_prepare(&l->addr) : sl_listener_prepare(&l->addr);
+            int fd = kind->prepare(&l->addr);
             if (fd < 0)
                 rc = fd;
             else
                 atomic_store(&g->listen_fds[i * srv.n_workers + w], fd);
         }
         if (rc != 0) {
-            sl_log_error("%s: %s: cannot listen on %s%s: %s%s", srv.config_path,
-                         l->kind == SL_LISTEN_HTTP ? "gateway.http.listen" : "stream route", l->addr.text,
+            sl_log_error("%s: %s: cannot listen on %s%s: %s%s", srv.config_path, kind->config_path, l->addr.text,
                          udp ? " (udp)" : "", uv_strerror(rc),
                          rc == UV_EADDRINUSE ? " (another process serves it)" : "");
             return -1; /* the generation's release closes what was opened */
@@ -167,15 +167,15 @@ static const sl_route_cfg_t *find_route(const sl_service_cfg_t *svc, const char 
  * added, removed and changed (anything written in them, by the hash the loader took). */
 static void log_changes(const sl_generation_t *old, const sl_generation_t *g)
 {
-    static const char *const kinds[] = {"http", "tcp", "udp"};
     int n = 0;
     for (size_t i = 0; i < g->n_listens; i++)
         if (!has_listen(old, &g->listens[i]))
-            n++, sl_log_info("reload: listening on %s (%s)", g->listens[i].addr.text, kinds[g->listens[i].kind]);
+            n++, sl_log_info("reload: listening on %s (%s)", g->listens[i].addr.text,
+                             sl_listen_kind(g->listens[i].kind)->name);
     for (size_t i = 0; i < old->n_listens; i++)
         if (!has_listen(g, &old->listens[i]))
             n++, sl_log_info("reload: no longer listening on %s (%s)", old->listens[i].addr.text,
-                             kinds[old->listens[i].kind]);
+                             sl_listen_kind(old->listens[i].kind)->name);
     const sl_config_t *a = old->cfg, *b = g->cfg;
     for (size_t i = 0; i < b->n_services; i++) {
         const sl_service_cfg_t *ns = &b->services[i], *os = find_service(a, ns->name);
@@ -482,10 +482,7 @@ int sl_server_run(const char *config_path)
     {
         g0 = sl_generation_current();
         for (size_t i = 0; i < g0->n_listens; i++)
-            sl_log_info("listening on %s%s", g0->listens[i].addr.text,
-                        g0->listens[i].kind == SL_LISTEN_STREAM_TCP   ? " (tcp stream)"
-                        : g0->listens[i].kind == SL_LISTEN_STREAM_UDP ? " (udp stream)"
-                                                                      : "");
+            sl_log_info("listening on %s%s", g0->listens[i].addr.text, sl_listen_kind(g0->listens[i].kind)->note);
         sl_generation_release(g0);
     }
     if (gw->status.enabled)
