@@ -81,9 +81,10 @@ void sl_generation_count_request(sl_generation_t *g, sl_route_rt_t *route, int s
 /* Builds a generation from cfg (takes ownership of cfg). Main thread. prev (may be NULL) lets
  * the new generation share the running access log when its path is unchanged. Returns the
  * generation, or NULL when any part of it cannot be built (a policy or stream plugin that does
- * not initialise, an access log that cannot be opened): each reason is logged and cfg is freed.
- * A generation is built whole or not at all, never published without the part that failed. */
-sl_generation_t *sl_generation_create(sl_config_t *cfg, const sl_generation_t *prev);
+ * not initialise, an access log that cannot be opened): each reason is appended to errs and cfg
+ * is freed. A generation is built whole or not at all, never published without the part that
+ * failed. Callers other than tests go through sl_runtime_apply() (runtime/runtime.h). */
+sl_generation_t *sl_generation_create(sl_config_t *cfg, const sl_generation_t *prev, sl_config_errors_t *errs);
 
 /* The access log to write to, or NULL when off. */
 sl_access_log_t *sl_generation_access_log(const sl_generation_t *g);
