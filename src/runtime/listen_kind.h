@@ -34,7 +34,7 @@ typedef struct sl_listener_ops {
      * error (logged); the other addresses are served. NULL when runtime holds the sockets. */
     int (*sync)(sl_worker_t *w, sl_generation_t *g);
     /* The worker is stopping and its listeners are closed: take no new work, end what is
-     * idle, let what is in flight finish. */
+     * idle, let what is in flight finish. NULL when in-flight work just runs on. */
     void (*drain)(sl_worker_t *w);
     /* Ends every connection or session now (grace period over, second signal, failed start). */
     void (*close_all)(sl_worker_t *w);

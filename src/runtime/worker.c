@@ -37,7 +37,8 @@ static void listener_close(sl_listener_t *l)
 static void stop_accepting(sl_worker_t *w)
 {
     while (!sl_list_empty(&w->listeners)) listener_close(sl_container_of(w->listeners.next, sl_listener_t, link));
-    for (int k = 0; k < SL_LISTEN_KINDS; k++) sl_listen_kind(k)->drain(w);
+    for (int k = 0; k < SL_LISTEN_KINDS; k++)
+        if (sl_listen_kind(k)->drain) sl_listen_kind(k)->drain(w);
 }
 
 /* Serves ls: on fd when the main thread prepared one (a reload), else on a new socket. */

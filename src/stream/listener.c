@@ -1,16 +1,10 @@
 /* TCP and UDP stream ports as listener kinds (runtime/listen_kind.h): the runtime's hooks onto
  * tcp.c's sessions and udp_proxy.c's engines. */
-#include "base/common.h"
 #include "runtime/listen_kind.h"
 #include "runtime/listener.h"
 #include "runtime/worker.h"
 #include "stream/tcp.h"
 #include "stream/udp_proxy.h"
-
-static void tcp_drain(sl_worker_t *w)
-{
-    SL_UNUSED(w); /* sessions run on until they end or the grace period does */
-}
 
 static size_t tcp_connections(const sl_worker_t *w)
 {
@@ -28,7 +22,7 @@ const sl_listener_ops_t sl_stream_tcp_listener_ops = {
     .note = " (tcp stream)",
     .prepare = sl_listener_prepare,
     .accept = sl_stream_tcp_accept,
-    .drain = tcp_drain,
+    /* No drain: sessions run on until they end or the grace period does. */
     .close_all = sl_stream_tcp_close_all,
     .connections = tcp_connections,
     .drained = tcp_drained,
