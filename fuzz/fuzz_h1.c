@@ -84,7 +84,7 @@ static void setup(void)
         abort();
     }
     sl_server_metrics_init();
-    sl_generation_t *g = sl_generation_create(cfg, NULL);
+    sl_generation_t *g = sl_generation_create(cfg, &errs);
     static sl_worker_t w;
     if (sl_worker_start(&w, 0, g) != 0) abort();
 }

@@ -31,9 +31,9 @@ static void log_destroy(void *state)
 static const sl_keep_type_t log_type = {.name = "access log", .create = log_adopt, .destroy = log_destroy};
 
 /* Sets *out to the access log cfg asks for (NULL when it is off), kept by path. Returns 0, or
- * -1 when the log cannot be opened (logged): a configuration that asks for a log it cannot
- * have is not served without one. */
-static int access_log_for(const sl_config_t *cfg, sl_access_log_t **out)
+ * -1 when the log cannot be opened (the reason in errs): a configuration that asks for a log it
+ * cannot have is not served without one. */
+static int access_log_for(const sl_config_t *cfg, sl_access_log_t **out, sl_config_errors_t *errs)
 {
     const char *path = cfg->gateway.access_log.path ? cfg->gateway.access_log.path : "stdout";
     *out = NULL;
@@ -43,7 +43,7 @@ static int access_log_for(const sl_config_t *cfg, sl_access_log_t **out)
         /* Opened before the keeper's lock is taken: a file (a FIFO, a slow disk) may take long. */
         sl_access_log_t *opened = sl_access_log_open(path);
         if (!opened) {
-            sl_log_error("gateway.access_log.path: cannot open %s", path);
+            sl_config_errors_add(errs, NULL, 0, 0, "gateway.access_log.path", "cannot open %s", path);
             return -1;
         }
         log = sl_keep_get(&log_type, path, strlen(path), opened);
@@ -53,9 +53,8 @@ static int access_log_for(const sl_config_t *cfg, sl_access_log_t **out)
     return 0;
 }
 
-sl_generation_t *sl_generation_create(sl_config_t *cfg, const sl_generation_t *prev)
+sl_generation_t *sl_generation_create(sl_config_t *cfg, sl_config_errors_t *errs)
 {
-    SL_UNUSED(prev); /* what a generation shares with earlier ones is kept by the keeper */
     sl_generation_t *g = sl_xcalloc(1, sizeof(*g));
     atomic_init(&g->refs, 1);
     g->id = atomic_fetch_add(&next_id, 1);
@@ -86,7 +85,7 @@ sl_generation_t *sl_generation_create(sl_config_t *cfg, const sl_generation_t *p
             rt->upstream = rc->direct_response || !svc->has_upstream ? NULL : &g->upstreams[s];
             /* A route without the policy that failed (an ip_access, a rate limit) would serve what
              * the configuration refuses: the whole generation is refused instead. */
-            if (sl_policy_chain_init(rt) != 0) failed = 1; /* logged */
+            if (sl_policy_chain_init(rt, errs) != 0) failed = 1;
             size_t nh = rc->n_hosts ? rc->n_hosts : 1, np = rc->n_paths ? rc->n_paths : 1;
             for (size_t h = 0; h < nh; h++)
                 for (size_t p = 0; p < np; p++)
@@ -94,8 +93,8 @@ sl_generation_t *sl_generation_create(sl_config_t *cfg, const sl_generation_t *p
                                   rc->methods, rt);
         }
     }
-    if (sl_stream_routes_build(g) != 0) failed = 1;
-    if (access_log_for(cfg, &g->access_log) != 0) failed = 1;
+    if (sl_stream_routes_build(g, errs) != 0) failed = 1;
+    if (access_log_for(cfg, &g->access_log, errs) != 0) failed = 1;
     if (failed) {
         /* Nothing of g was published or handed out: releasing it undoes every step, the
          * routes that did initialise included. */

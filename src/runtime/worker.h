@@ -48,8 +48,7 @@ typedef struct sl_worker {
     size_t n_sessions;
     sl_list_t udp_listeners;    /* UDP stream listeners (stream/udp_proxy.c), stopped ones too */
     sl_map_t pools;             /* upstream address -> idle connection list */
-    uv_timer_t sweep;           /* closes idle upstream connections past their timeout */
-    uv_timer_t tick;            /* fires client timeouts */
+    uv_timer_t tick;            /* every listener kind's timeouts (sl_listener_ops_t.tick) */
     sl_list_t tq[SL_TQ_COUNT];
     struct sl_creq *free_rq;    /* request states ready for reuse */
     size_t n_free_rq;
@@ -60,6 +59,9 @@ typedef struct sl_worker {
     struct sl_client *batch_owner;
     sl_buf_t batch;
     sl_access_buf_t alog;       /* access log lines on their way to the writer */
+    /* Each listener kind's own state, filled by its worker_init (runtime/listen_kind.h). The
+     * HTTP fields above move there as http/ is reshaped. */
+    void *kind_state[SL_LISTEN_KINDS];
     int startup_error;          /* set when a listener could not be opened */
     pthread_mutex_t started_lock;
     pthread_cond_t started_cond;

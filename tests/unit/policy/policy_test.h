@@ -36,7 +36,7 @@ static inline sl_config_t *policy_load_with(const char *upstream_extra, const ch
     memset(rt, 0, sizeof(*rt));
     rt->cfg = &cfg->services[0].routes[0];
     rt->svc = &cfg->services[0];
-    assert_int_equal(sl_policy_chain_init(rt), 0);
+    assert_int_equal(sl_policy_chain_init(rt, &errs), 0);
     return cfg;
 }
 

@@ -47,11 +47,24 @@ static sl_config_t *load(const char *yaml)
     return cfg;
 }
 
+/* Builds cfg expecting a refusal whose one reason is want. */
+static void assert_refused(sl_config_t *cfg, const char *want)
+{
+    sl_config_errors_t errs = {0};
+    assert_null(sl_generation_create(cfg, &errs)); /* cfg is freed */
+    assert_int_equal(errs.n, 1);
+    char line[SL_CONFIG_ERROR_TEXT_MAX];
+    assert_string_equal(sl_config_errors_text(&errs, 0, line), want);
+    sl_config_errors_free(&errs);
+}
+
 static void test_whole_configuration_builds(void **state)
 {
     (void)state;
-    sl_generation_t *g = sl_generation_create(load(HTTP_SVC), NULL);
+    sl_config_errors_t errs = {0};
+    sl_generation_t *g = sl_generation_create(load(HTTP_SVC), &errs);
     assert_non_null(g);
+    assert_int_equal(errs.n, 0);
     assert_int_equal(g->n_routes, 2);
     assert_int_equal(g->routes[0].n_chain, 1);
     assert_int_equal(g->routes[1].n_chain, 1);
@@ -63,7 +76,7 @@ static void test_policy_that_does_not_initialise_refuses_the_generation(void **s
     (void)state;
     sl_config_t *cfg = load(HTTP_SVC);
     cfg->services[0].routes[1].policies.path_rewrite.regex = "(unclosed";
-    assert_null(sl_generation_create(cfg, NULL)); /* cfg is freed */
+    assert_refused(cfg, "service web, route rewrite: policy path_rewrite failed to initialise");
 }
 
 static void test_deny_entry_that_does_not_parse_refuses_the_generation(void **state)
@@ -72,7 +85,7 @@ static void test_deny_entry_that_does_not_parse_refuses_the_generation(void **st
     sl_config_t *cfg = load(HTTP_SVC);
     /* Skipping it would leave a deny list that admits the address it names. */
     cfg->services[0].routes[0].policies.ip_access.cidrs[1] = "not-an-address";
-    assert_null(sl_generation_create(cfg, NULL));
+    assert_refused(cfg, "service web, route admin: policy ip_access failed to initialise");
 }
 
 static void test_access_log_that_cannot_open_refuses_the_generation(void **state)
@@ -80,7 +93,7 @@ static void test_access_log_that_cannot_open_refuses_the_generation(void **state
     (void)state;
     sl_config_t *cfg = load(HTTP_SVC);
     cfg->gateway.access_log.path = "/nonexistent-sluice-dir/access.log";
-    assert_null(sl_generation_create(cfg, NULL));
+    assert_refused(cfg, "gateway.access_log.path: cannot open /nonexistent-sluice-dir/access.log");
 }
 
 static void test_stream_plugin_that_does_not_initialise_refuses_the_generation(void **state)
@@ -98,7 +111,7 @@ static void test_stream_plugin_that_does_not_initialise_refuses_the_generation(v
                             "        plugins:\n"
                             "          ip-restriction: {whitelist: [\"127.0.0.1\"]}\n"
                             "          syslog: {host: no-such-host.invalid, port: 514}\n");
-    assert_null(sl_generation_create(cfg, NULL));
+    assert_refused(cfg, "stream route db: plugin syslog failed to initialise");
 }
 
 /* What a reload keeps (base/keeper.h): a generation built while another lives shares its
@@ -126,19 +139,20 @@ static void test_state_kept_across_generations(void **state)
     char a[64], b[64];
     snprintf(a, sizeof(a), "/tmp/sluice-gen-a-%d.log", (int)getpid());
     snprintf(b, sizeof(b), "/tmp/sluice-gen-b-%d.log", (int)getpid());
-    sl_generation_t *g1 = sl_generation_create(kept_cfg(a, 5), NULL);
-    sl_generation_t *g2 = sl_generation_create(kept_cfg(a, 5), NULL);
+    sl_config_errors_t errs = {0};
+    sl_generation_t *g1 = sl_generation_create(kept_cfg(a, 5), &errs);
+    sl_generation_t *g2 = sl_generation_create(kept_cfg(a, 5), &errs);
     assert_non_null(g1);
     assert_non_null(g2);
     assert_ptr_equal(g1->access_log, g2->access_log);
     assert_ptr_equal(g1->routes[0].limiter, g2->routes[0].limiter);
-    sl_generation_t *g3 = sl_generation_create(kept_cfg(b, 6), NULL);
+    sl_generation_t *g3 = sl_generation_create(kept_cfg(b, 6), &errs);
     assert_non_null(g3);
     assert_ptr_not_equal(g3->access_log, g2->access_log);
     assert_ptr_not_equal(g3->routes[0].limiter, g2->routes[0].limiter);
     /* The first generation goes: the second keeps what it shared. */
     sl_generation_release(g1);
-    sl_generation_t *g4 = sl_generation_create(kept_cfg(a, 5), NULL);
+    sl_generation_t *g4 = sl_generation_create(kept_cfg(a, 5), &errs);
     assert_ptr_equal(g4->access_log, g2->access_log);
     assert_ptr_equal(g4->routes[0].limiter, g2->routes[0].limiter);
     sl_generation_release(g2);

@@ -32,7 +32,11 @@ static sl_generation_t *build(const char *yaml)
         fprintf(stderr, "  | %s\n", sl_config_errors_text(&errs, i, line));
     sl_config_errors_free(&errs);
     assert_int_equal(rc, 0);
-    return sl_generation_create(cfg, NULL);
+    sl_generation_t *g = sl_generation_create(cfg, &errs);
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "  | %s\n", sl_config_errors_text(&errs, i, line));
+    sl_config_errors_free(&errs);
+    return g;
 }
 
 static sl_ip_t ip(const char *s)
