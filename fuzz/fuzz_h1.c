@@ -79,11 +79,12 @@ static void setup(void)
     sl_config_t *cfg = NULL;
     sl_config_errors_t errs = {0};
     if (sl_config_load_buffer("fuzz.yaml", yaml, strlen(yaml), &cfg, &errs) != 0) {
-        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "%s\n", errs.lines[i]);
+        char line[SL_CONFIG_ERROR_TEXT_MAX];
+        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "%s\n", sl_config_errors_text(&errs, i, line));
         abort();
     }
     sl_server_metrics_init();
-    sl_generation_t *g = sl_generation_create(cfg, NULL);
+    sl_generation_t *g = sl_generation_create(cfg, &errs);
     static sl_worker_t w;
     if (sl_worker_start(&w, 0, g) != 0) abort();
 }

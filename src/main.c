@@ -20,7 +20,8 @@ static int cmd_validate(const char *path)
     sl_config_t *cfg = NULL;
     sl_config_errors_t errs = {0};
     if (sl_config_load_file(path, &cfg, &errs) != 0) {
-        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "%s\n", errs.lines[i]);
+        char line[SL_CONFIG_ERROR_TEXT_MAX];
+        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "%s\n", sl_config_errors_text(&errs, i, line));
         sl_config_errors_free(&errs);
         return 1;
     }

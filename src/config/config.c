@@ -3,7 +3,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,37 +10,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include "base/buf.h"
 #include "base/common.h"
 #include "config/node.h"
-
-void sl_config_errors_free(sl_config_errors_t *e)
-{
-    if (!e) return;
-    for (size_t i = 0; i < e->n; i++)
-        free(e->lines[i]);
-    free(e->lines);
-    e->lines = NULL;
-    e->n = 0;
-}
-
-void sl_config_errors_add(sl_config_errors_t *e, const char *file, int line, int col, const char *path,
-                          const char *fmt, ...)
-{
-    sl_buf_t b = SL_BUF_INIT;
-    if (file && line > 0)
-        sl_buf_printf(&b, "%s:%d:%d: ", file, line, col);
-    else if (file)
-        sl_buf_printf(&b, "%s: ", file);
-    if (path) sl_buf_printf(&b, "%s: ", path);
-    va_list ap;
-    va_start(ap, fmt);
-    sl_buf_vprintf(&b, fmt, ap);
-    va_end(ap);
-    e->lines = sl_xrealloc(e->lines, (e->n + 1) * sizeof(*e->lines));
-    e->lines[e->n++] = sl_xstrndup(b.data, b.len);
-    sl_buf_free(&b);
-}
+#include "config/schema.h"
 
 void sl_config_free(sl_config_t *cfg)
 {
@@ -88,6 +59,25 @@ int sl_config_listen_addr(const sl_hostport_t *hp, struct sockaddr_storage *out)
     return -EINVAL;
 }
 
+/* The document's top level: the gateway section and the services list. */
+static const sl_schema_field_t top_fields[] = {
+    {.name = "gateway", .type = SL_FIELD_CUSTOM, .custom = sl_schema_gateway},
+    {.name = "services", .type = SL_FIELD_CUSTOM, .custom = sl_schema_services},
+};
+static const sl_schema_section_t top_section = SL_SCHEMA_SECTION(top_fields);
+
+int sl_config_validate(sl_config_t *cfg, sl_arena_t *tree, sl_config_node_t *root, sl_config_diag_t *d)
+{
+    sl_schema_ctx_t v = {.cfg = cfg, .a = &cfg->arena, .d = d};
+    if (root) sl_schema_prepare(&v, tree, root);
+    sl_schema_gateway_defaults(&v, &cfg->gateway);
+    sl_schema_parse(&v, root, &top_section, cfg);
+    sl_schema_gateway_finish(&v, root, &cfg->gateway);
+    /* Checks across services, which would only repeat errors already reported. */
+    if (!v.errors) sl_schema_stream_listeners(&v, cfg);
+    return v.errors ? -1 : 0;
+}
+
 /* JSON when the name says so or the first non-blank character opens an object. */
 static int looks_like_json(const char *name, const char *data, size_t len)
 {
@@ -106,7 +96,7 @@ int sl_config_load_buffer(const char *name, const char *data, size_t len, sl_con
     if (!name) name = "<config>";
     sl_config_diag_t d = {.file = name, .errs = errs};
     if (len > SL_CONFIG_MAX_BYTES) {
-        sl_config_diag_add(&d, 0, 0, "configuration is larger than %u MiB", SL_CONFIG_MAX_BYTES >> 20);
+        sl_config_diag_add(&d, 0, 0, NULL, "configuration is larger than %u MiB", SL_CONFIG_MAX_BYTES >> 20);
         return -1;
     }
     if (!data) data = "";
@@ -117,7 +107,7 @@ int sl_config_load_buffer(const char *name, const char *data, size_t len, sl_con
     /* The tree is only needed while validating; it lives in its own arena, freed below. */
     sl_arena_t tree;
     sl_arena_init(&tree, 16384);
-    sl_node_t *root = NULL;
+    sl_config_node_t *root = NULL;
     int rc = looks_like_json(name, data, len) ? sl_node_parse_json(&tree, data, len, &root, &d)
                                               : sl_node_parse_yaml(&tree, data, len, &root, &d);
     if (rc == 0) rc = sl_config_validate(cfg, &tree, root, &d);
@@ -136,22 +126,22 @@ int sl_config_load_file(const char *path, sl_config_t **out, sl_config_errors_t 
     sl_config_diag_t d = {.file = path, .errs = errs};
     FILE *f = fopen(path, "rb");
     if (!f) {
-        sl_config_diag_add(&d, 0, 0, "cannot open: %s", strerror(errno));
+        sl_config_diag_add(&d, 0, 0, NULL, "cannot open: %s", strerror(errno));
         return -1;
     }
     struct stat st;
     if (fstat(fileno(f), &st) != 0) {
-        sl_config_diag_add(&d, 0, 0, "cannot stat: %s", strerror(errno));
+        sl_config_diag_add(&d, 0, 0, NULL, "cannot stat: %s", strerror(errno));
         fclose(f);
         return -1;
     }
     if (!S_ISREG(st.st_mode)) {
-        sl_config_diag_add(&d, 0, 0, "not a regular file");
+        sl_config_diag_add(&d, 0, 0, NULL, "not a regular file");
         fclose(f);
         return -1;
     }
     if ((unsigned long long)st.st_size > SL_CONFIG_MAX_BYTES) {
-        sl_config_diag_add(&d, 0, 0, "configuration is larger than %u MiB", SL_CONFIG_MAX_BYTES >> 20);
+        sl_config_diag_add(&d, 0, 0, NULL, "configuration is larger than %u MiB", SL_CONFIG_MAX_BYTES >> 20);
         fclose(f);
         return -1;
     }
@@ -170,7 +160,7 @@ int sl_config_load_file(const char *path, sl_config_t **out, sl_config_errors_t 
     int read_err = ferror(f);
     fclose(f);
     if (read_err) {
-        sl_config_diag_add(&d, 0, 0, "read error");
+        sl_config_diag_add(&d, 0, 0, NULL, "read error");
         free(buf);
         return -1;
     }
@@ -189,10 +179,12 @@ int sl_config_check_reload(const sl_config_t *old, const sl_config_t *cfg, sl_co
         for (size_t j = 0; j < old->n_services; j++) {
             const sl_service_cfg_t *was = &old->services[j];
             if (strcmp(was->name, svc->name) || was->type == svc->type) continue;
-            sl_config_diag_add(&d, svc->type_line, svc->type_col,
-                               "services[%zu].type: service '%s' is %s in the running configuration and cannot "
-                               "become %s (a service's type is fixed: give the new service another name)",
-                               i, svc->name, types[was->type], types[svc->type]);
+            char path[64];
+            snprintf(path, sizeof(path), "services[%zu].type", i);
+            sl_config_diag_add(&d, svc->type_line, svc->type_col, path,
+                               "service '%s' is %s in the running configuration and cannot become %s (a service's "
+                               "type is fixed: give the new service another name)",
+                               svc->name, types[was->type], types[svc->type]);
             rc = -1;
         }
     }

@@ -380,17 +380,42 @@ typedef struct sl_config {
     size_t n_services;
 } sl_config_t;
 
-/* Errors collected while loading: each is one line "FILE:LINE:COL: path.to.field: message". */
+/* One error found while loading or applying a configuration. Formatted only where it is shown:
+ * sl_config_errors_text() for a log or a terminal, sl_config_errors_json() for an API. */
+typedef struct sl_config_error {
+    char *file;    /* the source it is about; NULL for none */
+    int line, col; /* 1-based; line 0 for no position */
+    char *path;    /* the field, e.g. "services[0].routes[1].timeout"; NULL for none */
+    char *message; /* e.g. "must be between 1ms and 24h" */
+} sl_config_error_t;
+
+/* Errors collected while loading: the loader's in file order (file-level ones first), at most
+ * 200 per source followed by one "too many errors, stopping here" error. Every text is kept on
+ * one line (control characters become '?'), and no error's text is longer than
+ * SL_CONFIG_ERROR_TEXT_MAX - 1 bytes. Zero-initialise; free with sl_config_errors_free(). */
 typedef struct sl_config_errors {
-    char **lines;
+    sl_config_error_t *items;
     size_t n;
 } sl_config_errors_t;
+
+#define SL_CONFIG_ERROR_TEXT_MAX 513 /* one error's text, its NUL included */
 
 void sl_config_errors_free(sl_config_errors_t *e);
 /* Appends one error found outside the loader (building or applying a configuration): file NULL
  * for none, line 0 for no position, path NULL for none. */
 void sl_config_errors_add(sl_config_errors_t *e, const char *file, int line, int col, const char *path,
                           const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* Writes error i of e as one line of text into buf and returns buf: "FILE:LINE:COL: path:
+ * message", without "LINE:COL" when it has no position, "FILE: " or "path: " left out when it
+ * has none. A longer text is cut to SL_CONFIG_ERROR_TEXT_MAX - 1 bytes ending in "...". */
+const char *sl_config_errors_text(const sl_config_errors_t *e, size_t i, char buf[SL_CONFIG_ERROR_TEXT_MAX]);
+
+struct json_t;
+/* Returns a new jansson array with one object per error, in order: {"file", "line", "col",
+ * "path", "message"} (file and path null when there are none, line and col 0 without a
+ * position; text made valid UTF-8, a bad byte becoming '?'). The caller owns the reference. */
+struct json_t *sl_config_errors_json(const sl_config_errors_t *e);
 
 /* Loads a YAML or JSON file (JSON when the name ends in ".json" or the text starts with '{'),
  * substitutes ${ENV_VAR}, validates everything and fills defaults. Returns 0 and a new config
@@ -404,7 +429,7 @@ void sl_config_free(sl_config_t *cfg);
 
 /* Checks what a reload may not change between the running configuration old and its
  * replacement cfg: a service keeps its type (http or stream) under the same name. Returns 0, or
- * -1 with one error line per problem appended to errs (positions in cfg's file). */
+ * -1 with one error per problem appended to errs (positions in cfg's file). */
 int sl_config_check_reload(const sl_config_t *old, const sl_config_t *cfg, sl_config_errors_t *errs);
 
 struct sockaddr_storage;

@@ -1,5 +1,5 @@
 /* Readers that turn YAML (libyaml's event API) and JSON (a small reader of our own, because
- * jansson reports positions only for errors) into the sl_node_t tree. */
+ * jansson reports positions only for errors) into the sl_config_node_t tree. */
 #include "config/node.h"
 
 #include <stdarg.h>
@@ -11,74 +11,7 @@
 #include "base/buf.h"
 #include "base/common.h"
 
-/* Ends d's lines with "FILE: too many errors, stopping here", once. */
-static void too_many(sl_config_diag_t *d)
-{
-    sl_config_errors_t *e = d->errs;
-    if (e->n > d->start + SL_CONFIG_MAX_ERRORS) return;
-    sl_buf_t t = SL_BUF_INIT;
-    sl_buf_printf(&t, "%s: too many errors, stopping here", d->file);
-    e->lines = sl_xrealloc(e->lines, (e->n + 1) * sizeof(*e->lines));
-    e->lines[e->n++] = sl_xstrndup(t.data, t.len);
-    sl_buf_free(&t);
-}
-
-void sl_config_diag_add(sl_config_diag_t *d, int line, int col, const char *fmt, ...)
-{
-    sl_config_errors_t *e = d->errs;
-    if (d->n_errors++ == 0) d->start = e->n;
-    uint64_t pos = line > 0 ? (uint64_t)line << 32 | (uint32_t)(col > 0 ? col : 0) : 0;
-    /* Where the line goes among the kept ones: after every line at or before its position. */
-    size_t lo = 0, hi = d->n_kept;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (d->pos[mid] <= pos)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == SL_CONFIG_MAX_ERRORS) { /* later in the file than the first 200 */
-        too_many(d);
-        return;
-    }
-    sl_buf_t b = SL_BUF_INIT;
-    if (line > 0)
-        sl_buf_printf(&b, "%s:%d:%d: ", d->file, line, col);
-    else
-        sl_buf_printf(&b, "%s: ", d->file);
-    va_list ap;
-    va_start(ap, fmt);
-    sl_buf_vprintf(&b, fmt, ap);
-    va_end(ap);
-    /* Messages quote user text: keep each error on one line and of a readable length. */
-    size_t len = b.len;
-    if (len > SL_CONFIG_MAX_ERROR_LEN) {
-        len = SL_CONFIG_MAX_ERROR_LEN;
-        memcpy(b.data + len - 3, "...", 3);
-    }
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)b.data[i] < 0x20 || b.data[i] == 0x7f) b.data[i] = '?';
-    char *text = sl_xstrndup(b.data, len);
-    sl_buf_free(&b);
-    if (d->n_kept == SL_CONFIG_MAX_ERRORS) {
-        /* Full: the last kept line makes room, and the list ends with the one line saying so. */
-        too_many(d);
-        free(e->lines[d->start + SL_CONFIG_MAX_ERRORS - 1]);
-        d->n_kept--;
-    } else {
-        e->lines = sl_xrealloc(e->lines, (e->n + 1) * sizeof(*e->lines));
-        e->n++;
-    }
-    char **at = &e->lines[d->start + lo];
-    /* Shift the kept lines after the new one (the "too many" line, if any, stays last). */
-    memmove(at + 1, at, (d->n_kept - lo) * sizeof(*at));
-    memmove(&d->pos[lo + 1], &d->pos[lo], (d->n_kept - lo) * sizeof(d->pos[0]));
-    *at = text;
-    d->pos[lo] = pos;
-    d->n_kept++;
-}
-
-int sl_node_is_null(const sl_node_t *n)
+int sl_node_is_null(const sl_config_node_t *n)
 {
     if (!n) return 1;
     if (n->kind != SL_NODE_SCALAR || n->quoted) return 0;
@@ -86,7 +19,7 @@ int sl_node_is_null(const sl_node_t *n)
            !strcmp(n->str, "NULL");
 }
 
-const char *sl_node_kind_name(const sl_node_t *n)
+const char *sl_node_kind_name(const sl_config_node_t *n)
 {
     if (sl_node_is_null(n)) return "null";
     switch (n->kind) {
@@ -99,9 +32,17 @@ const char *sl_node_kind_name(const sl_node_t *n)
     }
 }
 
-static sl_node_t *node_new(sl_arena_t *a, sl_node_kind_t kind, int line, int col)
+const sl_config_node_t *sl_node_get(const sl_config_node_t *n, const char *key)
 {
-    sl_node_t *n = sl_arena_calloc(a, sizeof(*n));
+    if (!n || n->kind != SL_NODE_MAP) return NULL;
+    for (const sl_config_node_t *c = n->first; c; c = c->next)
+        if (!strcmp(c->key, key)) return c;
+    return NULL;
+}
+
+static sl_config_node_t *node_new(sl_arena_t *a, sl_node_kind_t kind, int line, int col)
+{
+    sl_config_node_t *n = sl_arena_calloc(a, sizeof(*n));
     n->kind = kind;
     n->line = line;
     n->col = col;
@@ -109,7 +50,7 @@ static sl_node_t *node_new(sl_arena_t *a, sl_node_kind_t kind, int line, int col
     return n;
 }
 
-static void node_append(sl_node_t *parent, sl_node_t *child)
+static void node_append(sl_config_node_t *parent, sl_config_node_t *child)
 {
     if (parent->last)
         parent->last->next = child;
@@ -138,7 +79,7 @@ static void offset_to_pos(const char *data, size_t len, size_t off, int *line, i
 /* ---- YAML ---- */
 
 typedef struct yaml_frame {
-    sl_node_t *node;
+    sl_config_node_t *node;
     int have_key;
     const char *key;
     int key_line, key_col;
@@ -149,12 +90,12 @@ typedef struct yaml_builder {
     sl_config_diag_t *d;
     yaml_frame_t stack[SL_CONFIG_MAX_DEPTH + 1];
     int depth;
-    sl_node_t *root;
+    sl_config_node_t *root;
     int failed;
 } yaml_builder_t;
 
 /* Places a finished value: as the document root, a list item, or the value of the pending key. */
-static void yb_attach(yaml_builder_t *b, sl_node_t *n)
+static void yb_attach(yaml_builder_t *b, sl_config_node_t *n)
 {
     if (b->depth == 0) {
         b->root = n;
@@ -194,13 +135,13 @@ static int yb_event(yaml_builder_t *b, const yaml_event_t *ev, int *docs)
     switch (ev->type) {
     case YAML_DOCUMENT_START_EVENT:
         if (++*docs > 1) {
-            sl_config_diag_add(b->d, line, col, "multiple YAML documents are not supported");
+            sl_config_diag_add(b->d, line, col, NULL, "multiple YAML documents are not supported");
             return -1;
         }
         return 0;
     case YAML_ALIAS_EVENT: {
         /* Aliases are refused outright: expanding them is how "billion laughs" inputs blow up. */
-        sl_config_diag_add(b->d, line, col, "YAML aliases are not supported");
+        sl_config_diag_add(b->d, line, col, NULL, "YAML aliases are not supported");
         b->failed = 1;
         if (yb_expect_key(b))
             yb_set_key(b, "", line, col);
@@ -212,7 +153,7 @@ static int yb_event(yaml_builder_t *b, const yaml_event_t *ev, int *docs)
         const char *v = (const char *)ev->data.scalar.value;
         size_t len = ev->data.scalar.length;
         if (memchr(v, '\0', len)) {
-            sl_config_diag_add(b->d, line, col, "NUL characters are not allowed");
+            sl_config_diag_add(b->d, line, col, NULL, "NUL characters are not allowed");
             b->failed = 1;
         }
         char *s = sl_arena_strndup(b->a, v, len);
@@ -220,7 +161,7 @@ static int yb_event(yaml_builder_t *b, const yaml_event_t *ev, int *docs)
             yb_set_key(b, s, line, col);
             return 0;
         }
-        sl_node_t *n = node_new(b->a, SL_NODE_SCALAR, line, col);
+        sl_config_node_t *n = node_new(b->a, SL_NODE_SCALAR, line, col);
         n->str = s;
         n->len = strlen(s);
         n->quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
@@ -230,14 +171,15 @@ static int yb_event(yaml_builder_t *b, const yaml_event_t *ev, int *docs)
     case YAML_SEQUENCE_START_EVENT:
     case YAML_MAPPING_START_EVENT: {
         if (yb_expect_key(b)) {
-            sl_config_diag_add(b->d, line, col, "map keys must be strings");
+            sl_config_diag_add(b->d, line, col, NULL, "map keys must be strings");
             return -1;
         }
         if (b->depth >= SL_CONFIG_MAX_DEPTH) {
-            sl_config_diag_add(b->d, line, col, "nesting deeper than %d levels", SL_CONFIG_MAX_DEPTH);
+            sl_config_diag_add(b->d, line, col, NULL, "nesting deeper than %d levels", SL_CONFIG_MAX_DEPTH);
             return -1;
         }
-        sl_node_t *n = node_new(b->a, ev->type == YAML_MAPPING_START_EVENT ? SL_NODE_MAP : SL_NODE_SEQ, line, col);
+        sl_node_kind_t kind = ev->type == YAML_MAPPING_START_EVENT ? SL_NODE_MAP : SL_NODE_SEQ;
+        sl_config_node_t *n = node_new(b->a, kind, line, col);
         yb_attach(b, n);
         b->stack[b->depth++] = (yaml_frame_t){.node = n};
         return 0;
@@ -256,28 +198,28 @@ static void yaml_report(const yaml_parser_t *p, const char *data, size_t len, sl
     int line, col;
     if (p->error == YAML_READER_ERROR) {
         offset_to_pos(data, len, p->problem_offset, &line, &col);
-        sl_config_diag_add(d, line, col, "YAML syntax error: %s", p->problem ? p->problem : "invalid input");
+        sl_config_diag_add(d, line, col, NULL, "YAML syntax error: %s", p->problem ? p->problem : "invalid input");
         return;
     }
     if (p->error == YAML_MEMORY_ERROR) {
-        sl_config_diag_add(d, 0, 0, "YAML parser out of memory");
+        sl_config_diag_add(d, 0, 0, NULL, "YAML parser out of memory");
         return;
     }
     line = (int)p->problem_mark.line + 1;
     col = (int)p->problem_mark.column + 1;
     if (p->context)
-        sl_config_diag_add(d, line, col, "YAML syntax error: %s (%s at line %d, column %d)",
+        sl_config_diag_add(d, line, col, NULL, "YAML syntax error: %s (%s at line %d, column %d)",
                            p->problem ? p->problem : "invalid input", p->context, (int)p->context_mark.line + 1,
                            (int)p->context_mark.column + 1);
     else
-        sl_config_diag_add(d, line, col, "YAML syntax error: %s", p->problem ? p->problem : "invalid input");
+        sl_config_diag_add(d, line, col, NULL, "YAML syntax error: %s", p->problem ? p->problem : "invalid input");
 }
 
-int sl_node_parse_yaml(sl_arena_t *a, const char *data, size_t len, sl_node_t **root, sl_config_diag_t *d)
+int sl_node_parse_yaml(sl_arena_t *a, const char *data, size_t len, sl_config_node_t **root, sl_config_diag_t *d)
 {
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p)) {
-        sl_config_diag_add(d, 0, 0, "cannot initialise the YAML parser");
+        sl_config_diag_add(d, 0, 0, NULL, "cannot initialise the YAML parser");
         return -1;
     }
     yaml_parser_set_input_string(&p, (const unsigned char *)data, len);
@@ -320,7 +262,7 @@ static void jr_error(json_reader_t *r, const char *msg)
 {
     if (r->failed) return;
     r->failed = 1;
-    sl_config_diag_add(r->d, r->line, r->col, "JSON syntax error: %s", msg);
+    sl_config_diag_add(r->d, r->line, r->col, NULL, "JSON syntax error: %s", msg);
 }
 
 static void jr_advance(json_reader_t *r)
@@ -464,13 +406,13 @@ static int is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-static sl_node_t *jr_value(json_reader_t *r);
+static sl_config_node_t *jr_value(json_reader_t *r);
 
-static sl_node_t *jr_container(json_reader_t *r, int is_map)
+static sl_config_node_t *jr_container(json_reader_t *r, int is_map)
 {
-    sl_node_t *n = node_new(r->a, is_map ? SL_NODE_MAP : SL_NODE_SEQ, r->line, r->col);
+    sl_config_node_t *n = node_new(r->a, is_map ? SL_NODE_MAP : SL_NODE_SEQ, r->line, r->col);
     if (++r->depth > SL_CONFIG_MAX_DEPTH) {
-        sl_config_diag_add(r->d, r->line, r->col, "nesting deeper than %d levels", SL_CONFIG_MAX_DEPTH);
+        sl_config_diag_add(r->d, r->line, r->col, NULL, "nesting deeper than %d levels", SL_CONFIG_MAX_DEPTH);
         r->failed = 1;
         return NULL;
     }
@@ -503,7 +445,7 @@ static sl_node_t *jr_container(json_reader_t *r, int is_map)
             jr_advance(r);
             jr_skip_ws(r);
         }
-        sl_node_t *v = jr_value(r);
+        sl_config_node_t *v = jr_value(r);
         if (!v) return NULL;
         v->key = key;
         v->key_line = key_line;
@@ -526,7 +468,7 @@ static sl_node_t *jr_container(json_reader_t *r, int is_map)
     return n;
 }
 
-static sl_node_t *jr_value(json_reader_t *r)
+static sl_config_node_t *jr_value(json_reader_t *r)
 {
     if (r->p >= r->end) {
         jr_error(r, "unexpected end of input");
@@ -534,7 +476,7 @@ static sl_node_t *jr_value(json_reader_t *r)
     }
     char c = *r->p;
     if (c == '{' || c == '[') return jr_container(r, c == '{');
-    sl_node_t *n = node_new(r->a, SL_NODE_SCALAR, r->line, r->col);
+    sl_config_node_t *n = node_new(r->a, SL_NODE_SCALAR, r->line, r->col);
     if (c == '"') {
         size_t len;
         char *s = jr_string(r, &len);
@@ -594,14 +536,14 @@ static sl_node_t *jr_value(json_reader_t *r)
     return n;
 }
 
-int sl_node_parse_json(sl_arena_t *a, const char *data, size_t len, sl_node_t **root, sl_config_diag_t *d)
+int sl_node_parse_json(sl_arena_t *a, const char *data, size_t len, sl_config_node_t **root, sl_config_diag_t *d)
 {
     json_reader_t r = {.a = a, .d = d, .p = data, .end = data + len, .line = 1, .col = 1};
     *root = NULL;
     if (len >= 3 && !memcmp(data, "\xEF\xBB\xBF", 3)) r.p += 3;
     jr_skip_ws(&r);
     if (r.p >= r.end) return 0; /* an empty file is an empty configuration, as in YAML */
-    sl_node_t *n = jr_value(&r);
+    sl_config_node_t *n = jr_value(&r);
     if (!n) return -1;
     jr_skip_ws(&r);
     if (r.p < r.end) {

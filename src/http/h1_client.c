@@ -12,6 +12,7 @@
 #include "upstream/balancer.h"
 #include "upstream/health.h"
 
+#include <pthread.h>
 #include <string.h>
 
 struct sl_upconn {
@@ -681,10 +682,10 @@ static void on_uc_timer(uv_timer_t *t)
 
 /* ---- connecting ------------------------------------------------------------------------- */
 
-static void settings_init(void)
+/* Filled once for every worker: a plain "done" flag read and set by two worker threads at
+ * their first connection was a data race. */
+static void settings_fill(void)
 {
-    static int done;
-    if (done) return;
     llhttp_settings_init(&up_settings);
     up_settings.on_message_begin = on_resp_begin;
     up_settings.on_status = on_resp_status;
@@ -694,7 +695,12 @@ static void settings_init(void)
     up_settings.on_headers_complete = on_resp_headers_complete;
     up_settings.on_body = on_resp_body;
     up_settings.on_message_complete = on_resp_complete;
-    done = 1;
+}
+
+static void settings_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, settings_fill);
 }
 
 /* Attaches uc to ex and sends what has been prepared. */

@@ -14,6 +14,7 @@
 #include "runtime/server.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <string.h>
 #include <strings.h>
 
@@ -879,10 +880,9 @@ static void client_timeout(sl_client_t *c)
 
 /* ---- accepting -------------------------------------------------------------------------- */
 
-static void settings_init(void)
+/* Filled once for every worker: two workers' first connections may arrive together. */
+static void settings_fill(void)
 {
-    static int done;
-    if (done) return;
     llhttp_settings_init(&client_settings);
     client_settings.on_message_begin = on_message_begin;
     client_settings.on_url = on_url;
@@ -893,7 +893,12 @@ static void settings_init(void)
     client_settings.on_body = on_body;
     client_settings.on_chunk_header = on_chunk_header;
     client_settings.on_message_complete = on_message_complete;
-    done = 1;
+}
+
+static void settings_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, settings_fill);
 }
 
 static void on_unaccepted_closed(uv_handle_t *h)

@@ -2,6 +2,7 @@
 
 #include "base/common.h"
 #include "base/log.h"
+#include "base/map.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -29,7 +30,6 @@
 #define SLAB_MIN_SLOTS 512 /* per worker: 4 KiB */
 #define CACHE_LINE 64
 #define SLOTS_PER_LINE (CACHE_LINE / sizeof(uint64_t))
-#define SERIES_TABLE_MIN 16
 
 typedef _Atomic uint64_t slot_t;
 
@@ -43,8 +43,6 @@ typedef struct slab {
 struct sl_series {
     sl_metric_family_t *family;
     char **label_values;
-    uint64_t hash;
-    sl_series_t *hash_next;  /* bucket chain in the family's table */
     sl_series_t *order_next; /* creation order, for rendering */
     slot_t *base;            /* worker 0's first slot */
     size_t stride;
@@ -62,8 +60,7 @@ struct sl_metric_family {
     size_t n_buckets;
     size_t n_slots; /* slots per worker for one series */
     sl_series_t *first, *last;
-    sl_series_t **table; /* hash table of series by label values */
-    size_t table_size, n_series;
+    sl_map_t series; /* label values, each with its NUL -> series */
 };
 
 struct sl_metrics {
@@ -112,7 +109,7 @@ static void family_free(sl_metric_family_t *f)
         free(s);
         s = next;
     }
-    free(f->table);
+    sl_map_free(&f->series);
     free(f->name);
     free(f->help);
     free_strv(f->label_names, f->n_labels);
@@ -210,6 +207,7 @@ sl_metric_family_t *sl_metrics_family(sl_metrics_t *m, const char *name, const c
 
     sl_metric_family_t *f = sl_xcalloc(1, sizeof(*f));
     f->registry = m;
+    sl_map_init_with(&f->series, SL_MAP_OWNED, 0);
     f->name = sl_xstrdup(name);
     f->help = sl_xstrdup(help ? help : "");
     f->type = type;
@@ -238,39 +236,22 @@ sl_metric_family_t *sl_metrics_family(sl_metrics_t *m, const char *name, const c
     return f;
 }
 
-/* FNV-1a over the label values, each terminated by its NUL so ("ab","c") != ("a","bc"). */
-static uint64_t hash_labels(const char *const *values, size_t n)
+/* The series key: the label values one after the other, each ended by its NUL, so that
+ * ("ab","c") and ("a","bc") differ. Returns its length; *key is buf or, when too small, a
+ * fresh allocation the caller frees. */
+static size_t series_key(const char *const *values, size_t n, char *buf, size_t size, char **key)
 {
-    uint64_t h = 1469598103934665603ull;
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) len += strlen(values[i] ? values[i] : "") + 1;
+    *key = len <= size ? buf : sl_xmalloc(len);
+    size_t at = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *s = values[i] ? values[i] : "";
-        do {
-            h ^= (unsigned char)*s;
-            h *= 1099511628211ull;
-        } while (*s++);
+        const char *v = values[i] ? values[i] : "";
+        size_t vl = strlen(v) + 1;
+        memcpy(*key + at, v, vl);
+        at += vl;
     }
-    return h;
-}
-
-static int labels_equal(char *const *a, const char *const *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(a[i], b[i] ? b[i] : "") != 0) return 0;
-    return 1;
-}
-
-static void table_grow(sl_metric_family_t *f)
-{
-    size_t size = f->table_size ? f->table_size * 2 : SERIES_TABLE_MIN;
-    sl_series_t **table = sl_xcalloc(size, sizeof(*table));
-    for (sl_series_t *s = f->first; s; s = s->order_next) {
-        size_t i = (size_t)(s->hash & (size - 1));
-        s->hash_next = table[i];
-        table[i] = s;
-    }
-    free(f->table);
-    f->table = table;
-    f->table_size = size;
+    return len;
 }
 
 /* Hands out n consecutive slots in every worker region; called with the registry lock held. */
@@ -308,36 +289,28 @@ sl_series_t *sl_metrics_series(sl_metric_family_t *f, const char *const *label_v
     else if (!label_values)
         return NULL;
 
-    uint64_t h = hash_labels(label_values, f->n_labels);
+    char buf[256], *key;
+    size_t key_len = series_key(label_values, f->n_labels, buf, sizeof(buf), &key);
     sl_metrics_t *m = f->registry;
     pthread_mutex_lock(&m->mu);
-    if (f->table_size) {
-        for (sl_series_t *s = f->table[h & (f->table_size - 1)]; s; s = s->hash_next) {
-            if (s->hash == h && labels_equal(s->label_values, label_values, f->n_labels)) {
-                pthread_mutex_unlock(&m->mu);
-                return s;
-            }
-        }
+    void **slot = sl_map_slot(&f->series, key, key_len);
+    if (key != buf) free(key);
+    sl_series_t *s = *slot;
+    if (s) {
+        pthread_mutex_unlock(&m->mu);
+        return s;
     }
 
-    sl_series_t *s = sl_xcalloc(1, sizeof(*s));
+    s = sl_xcalloc(1, sizeof(*s));
     s->family = f;
     s->label_values = dup_strv(label_values, f->n_labels);
-    s->hash = h;
     s->base = slots_alloc(m, f->n_slots, &s->stride);
     if (f->last)
         f->last->order_next = s;
     else
         f->first = s;
     f->last = s;
-    f->n_series++;
-    if (f->n_series > f->table_size / 2)
-        table_grow(f);
-    else {
-        size_t i = (size_t)(h & (f->table_size - 1));
-        s->hash_next = f->table[i];
-        f->table[i] = s;
-    }
+    *slot = s;
     pthread_mutex_unlock(&m->mu);
     return s;
 }

@@ -4,6 +4,7 @@
 #include "base/log.h"
 #include "base/time.h"
 #include "base/utf8.h"
+#include "base/keeper.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -244,8 +245,6 @@ typedef struct sink {
     char *name; /* "host:port/tcp", for the process log */
     struct sockaddr_storage addr;
     socklen_t addr_len;
-    int refs;          /* handles (under registry_lock) */
-    struct sink *next; /* registry list (under registry_lock) */
 
     pthread_mutex_t mu;
     pthread_cond_t cond; /* wakes the thread: messages, new settings, stop */
@@ -269,10 +268,11 @@ struct sl_syslog {
     char procid[24];
 };
 
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Sinks are kept by host, port and transport (base/keeper.h); stopping counts those whose
+ * last handle was closed and whose thread is still flushing, for sl_syslog_shutdown. */
+static pthread_mutex_t finished_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t finished_cond = PTHREAD_COND_INITIALIZER;
-static sink_t *registry;
-static size_t stopping; /* sinks told to stop whose thread is still running (under registry_lock) */
+static size_t stopping; /* under finished_lock */
 
 /* State of the sender thread, on its stack. */
 typedef struct sender {
@@ -598,17 +598,19 @@ static void *sender_main(void *arg)
     free(t.iov);
     sink_free(k);
 
-    pthread_mutex_lock(&registry_lock);
+    pthread_mutex_lock(&finished_lock);
     stopping--;
     pthread_cond_broadcast(&finished_cond);
-    pthread_mutex_unlock(&registry_lock);
+    pthread_mutex_unlock(&finished_lock);
     return NULL;
 }
 
-/* Tells the thread to flush for up to close_ms and finish; it frees k. The caller has counted
- * k in stopping. */
+/* Tells the thread to flush for up to close_ms and finish; it frees k. */
 static void sink_stop(sink_t *k)
 {
+    pthread_mutex_lock(&finished_lock);
+    stopping++;
+    pthread_mutex_unlock(&finished_lock);
     /* Under mu: the thread cannot see the stop, finish and free k before this returns. */
     pthread_mutex_lock(&k->mu);
     atomic_store(&k->stop_at, SL_MAX(add_sat(sl_now_ms(), k->close_ms), 1));
@@ -652,19 +654,23 @@ static int resolve(const sl_syslog_cfg_t *cfg, struct sockaddr_storage *out, soc
     return 0;
 }
 
-static sink_t *sink_new(const sl_syslog_cfg_t *cfg)
-{
+/* What a new sink is made from: the settings and the address resolved from them. */
+typedef struct sink_settings {
+    const sl_syslog_cfg_t *cfg;
     struct sockaddr_storage addr;
     socklen_t addr_len;
-    if (resolve(cfg, &addr, &addr_len) < 0) return NULL;
+} sink_settings_t;
 
+static void *sink_new(const void *settings)
+{
+    const sink_settings_t *ss = settings;
+    const sl_syslog_cfg_t *cfg = ss->cfg;
     sink_t *k = sl_xcalloc(1, sizeof(*k));
     k->host = sl_xstrdup(cfg->host);
     k->port = cfg->port;
     k->transport = cfg->transport;
-    k->addr = addr;
-    k->addr_len = addr_len;
-    k->refs = 1;
+    k->addr = ss->addr;
+    k->addr_len = ss->addr_len;
     const char *tr = cfg->transport == SL_SYSLOG_TCP ? "tcp" : "udp";
     size_t name_len = strlen(cfg->host) + 16;
     k->name = sl_xmalloc(name_len);
@@ -723,13 +729,15 @@ fail_name:
     return NULL;
 }
 
-/* Under registry_lock. */
-static sink_t *sink_find(const sl_syslog_cfg_t *cfg)
+/* The last handle is closed: the thread flushes, then frees the sink. */
+static void sink_destroy(void *state)
 {
-    for (sink_t *k = registry; k; k = k->next)
-        if (k->port == cfg->port && k->transport == cfg->transport && strcmp(k->host, cfg->host) == 0) return k;
-    return NULL;
+    sink_stop(state);
 }
+
+/* Made and stopped under the keeper's lock, which neither does long: the name is resolved
+ * before (see sl_syslog_open) and the final flush is the thread's. */
+static const sl_keep_type_t sink_type = {.name = "syslog sender", .create = sink_new, .destroy = sink_destroy};
 
 sl_syslog_t *sl_syslog_open(const sl_syslog_cfg_t *cfg)
 {
@@ -743,34 +751,22 @@ sl_syslog_t *sl_syslog_open(const sl_syslog_cfg_t *cfg)
         return NULL;
     }
 
-    pthread_mutex_lock(&registry_lock);
-    sink_t *k = sink_find(cfg);
-    if (k) k->refs++;
-    pthread_mutex_unlock(&registry_lock);
-    if (k) {
-        sink_configure(k, cfg);
-    } else {
-        /* Resolved outside the lock: a close on a worker must not wait for DNS. */
-        sink_t *fresh = sink_new(cfg);
-        if (!fresh) return NULL;
-        pthread_mutex_lock(&registry_lock);
-        k = sink_find(cfg);
-        if (k) {
-            /* Another open made it meanwhile: share that one, stop this empty one. */
-            k->refs++;
-            stopping++;
-        } else {
-            fresh->next = registry;
-            registry = fresh;
-        }
-        pthread_mutex_unlock(&registry_lock);
-        if (k) {
-            sink_stop(fresh);
-            sink_configure(k, cfg);
-        } else {
-            k = fresh;
-        }
+    /* The host, its NUL, then port and transport. */
+    size_t host_len = strlen(cfg->host) + 1, key_size = host_len + 16;
+    char *key = sl_xmalloc(key_size);
+    memcpy(key, cfg->host, host_len);
+    size_t key_len = host_len + (size_t)snprintf(key + host_len, key_size - host_len, "%u/%d", (unsigned)cfg->port,
+                                                 (int)cfg->transport);
+    sink_t *k = sl_keep_find(&sink_type, key, key_len, NULL);
+    if (!k) {
+        /* Resolved outside the keeper's lock: a close on a worker must not wait for DNS. */
+        sink_settings_t ss = {.cfg = cfg};
+        if (resolve(cfg, &ss.addr, &ss.addr_len) == 0) k = sl_keep_get(&sink_type, key, key_len, &ss);
     }
+    free(key);
+    if (!k) return NULL;
+    /* The latest open's queue settings apply (a fresh sink has them already). */
+    sink_configure(k, cfg);
 
     sl_syslog_t *s = sl_xcalloc(1, sizeof(*s));
     s->sink = k;
@@ -841,18 +837,7 @@ uint64_t sl_syslog_sent(const sl_syslog_t *s)
 void sl_syslog_close(sl_syslog_t *s)
 {
     if (!s) return;
-    sink_t *k = s->sink;
-    pthread_mutex_lock(&registry_lock);
-    int last = --k->refs == 0;
-    if (last) {
-        sink_t **pp = &registry;
-        while (*pp != k)
-            pp = &(*pp)->next;
-        *pp = k->next;
-        stopping++;
-    }
-    pthread_mutex_unlock(&registry_lock);
-    if (last) sink_stop(k);
+    sl_keep_release(s->sink);
     free(s->app_name);
     free(s->hostname);
     free(s);
@@ -860,8 +845,8 @@ void sl_syslog_close(sl_syslog_t *s)
 
 void sl_syslog_shutdown(void)
 {
-    pthread_mutex_lock(&registry_lock);
+    pthread_mutex_lock(&finished_lock);
     while (stopping > 0)
-        pthread_cond_wait(&finished_cond, &registry_lock);
-    pthread_mutex_unlock(&registry_lock);
+        pthread_cond_wait(&finished_cond, &finished_lock);
+    pthread_mutex_unlock(&finished_lock);
 }

@@ -34,7 +34,7 @@
  * dropped and counted.
  *
  * Sharing. Handles opened with the same host, port and transport share one sender (queue,
- * connection, thread and counters), so a reload that opens the new configuration's handles
+ * connection, thread and counters; kept by base/keeper.h), so a reload that opens the new configuration's handles
  * before closing the old ones keeps the queue: nothing is lost or sent twice. The queue
  * settings (batch_size, flush_interval_ms, max_queued, close_timeout_ms, io_timeout_ms) of the
  * latest open apply to the shared sender; facility, app_name and hostname belong to each handle.

@@ -124,3 +124,95 @@ const sl_policy_ops_t sl_policy_cookie_rewrite = {
     .enabled = enabled,
     .on_response_headers = on_response_headers,
 };
+
+/* ---- configuration: cookie_rewrite, read by the loader (config/schema.h) ---- */
+
+#include "config/schema.h"
+
+static void parse_samesite(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
+{
+    sl_cookie_rule_t *r = base;
+    const char *s = sl_schema_scalar(v, n, "a string");
+    if (!s) return;
+    static const char *const values[] = {"Strict", "Lax", "None"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(values); i++)
+        if (!strcasecmp(s, values[i])) {
+            r->samesite = values[i];
+            return;
+        }
+    sl_schema_err(v, n, "unknown value '%s' (expected one of: Strict, Lax, None)", s);
+}
+
+#define CR_OFF(m) offsetof(sl_cookie_rule_t, m)
+static const sl_schema_field_t cookie_rule_fields[] = {
+    {.name = "name", .type = SL_FIELD_STRING, .off = CR_OFF(name), .required = 1},
+    {.name = "domain", .type = SL_FIELD_STRING, .off = CR_OFF(domain)},
+    {.name = "path", .type = SL_FIELD_STRING, .off = CR_OFF(path)},
+    {.name = "secure", .type = SL_FIELD_BOOL, .off = CR_OFF(secure), .def = -1},
+    {.name = "samesite", .type = SL_FIELD_CUSTOM, .custom = parse_samesite},
+};
+static const sl_schema_section_t cookie_rule_section = SL_SCHEMA_SECTION(cookie_rule_fields);
+
+/* Reports msg at rule field key (present in map c). */
+static void cookie_rule_err(sl_schema_ctx_t *v, const sl_config_node_t *c, const char *key, const char *msg)
+{
+    size_t old = sl_schema_path_key(v, key);
+    sl_schema_err(v, sl_node_get(c, key), "%s", msg);
+    sl_schema_path_pop(v, old);
+}
+
+/* What sl_schema_parse cannot check of rule r, read from map c of list: the values end up inside
+ * a Set-Cookie header, where ';' or a control character would end or split an attribute. */
+static void check_cookie_rule(sl_schema_ctx_t *v, const sl_config_node_t *list, const sl_config_node_t *c,
+                              const sl_cookie_rule_t *r)
+{
+    if (r->name && !sl_schema_is_token(r->name))
+        cookie_rule_err(v, c, "name", "must be a cookie name token (letters, digits and !#$%&'*+-.^_`|~)");
+    for (const sl_config_node_t *o = list->first; r->name && o != c; o = o->next) {
+        const sl_config_node_t *on = sl_node_get(o, "name");
+        if (on && on->kind == SL_NODE_SCALAR && !strcmp(on->str, r->name)) {
+            size_t old = sl_schema_path_key(v, "name");
+            sl_schema_err(v, sl_node_get(c, "name"), "duplicate cookie name '%s' (first at line %d)", r->name,
+                          on->line);
+            sl_schema_path_pop(v, old);
+            break;
+        }
+    }
+    /* A leading dot is allowed and ignored by browsers (RFC 6265 5.2.3). */
+    const char *d = r->domain && r->domain[0] == '.' ? r->domain + 1 : r->domain;
+    if (d && !sl_schema_hostname_ok(d, strlen(d)))
+        cookie_rule_err(v, c, "domain",
+                        "must be a domain name such as example.com (no ';', spaces or control characters)");
+    if (r->path && !sl_schema_cookie_path_ok(r->path))
+        cookie_rule_err(v, c, "path", "must start with '/' and contain no ';' or control characters");
+    if (!sl_node_get(c, "domain") && !sl_node_get(c, "path") && !sl_node_get(c, "secure") &&
+        !sl_node_get(c, "samesite"))
+        sl_schema_err(v, c, "needs at least one of 'domain', 'path', 'secure', 'samesite'");
+    if (r->samesite && !strcmp(r->samesite, "None") && r->secure != 1)
+        cookie_rule_err(
+            v, c, "samesite",
+            "SameSite=None needs 'secure: true' in the same rule (browsers drop such cookies without Secure)");
+}
+
+/* cookie_rewrite: a list of rules, one per cookie name. */
+void sl_policy_cookie_rewrite_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_policies_cfg_t *pc)
+{
+    long cnt = sl_schema_list(v, n, 0);
+    if (cnt <= 0) return;
+    pc->cookie_rewrite.enabled = 1;
+    pc->cookie_rewrite.rules = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*pc->cookie_rewrite.rules));
+    size_t i = 0;
+    for (const sl_config_node_t *c = n->first; c; c = c->next, i++) {
+        size_t old = sl_schema_path_idx(v, i);
+        if (c->kind != SL_NODE_MAP) {
+            sl_schema_err(v, c, "expected a map with 'name' and the attributes to rewrite, got %s",
+                          sl_node_kind_name(c));
+        } else {
+            sl_cookie_rule_t *r = &pc->cookie_rewrite.rules[pc->cookie_rewrite.n_rules++];
+            sl_schema_defaults(v, &cookie_rule_section, r);
+            sl_schema_parse(v, c, &cookie_rule_section, r);
+            check_cookie_rule(v, n, c, r);
+        }
+        sl_schema_path_pop(v, old);
+    }
+}

@@ -67,3 +67,61 @@ const sl_policy_ops_t sl_policy_response_headers = {
     .enabled = response_enabled,
     .on_response_headers = on_response_headers,
 };
+
+/* ---- configuration: request_headers and response_headers, read by the loader (config/schema.h) ---- */
+
+#include "config/schema.h"
+
+static void parse_hdr_set(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
+{
+    sl_header_ops_cfg_t *h = base;
+    sl_schema_header_map(v, n, &h->set, &h->n_set, 1);
+}
+
+static void parse_hdr_add(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
+{
+    sl_header_ops_cfg_t *h = base;
+    sl_schema_header_map(v, n, &h->add, &h->n_add, 1);
+}
+
+static void parse_hdr_remove(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
+{
+    sl_header_ops_cfg_t *h = base;
+    long cnt = sl_schema_list(v, n, 1);
+    if (cnt <= 0) return;
+    h->remove = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*h->remove));
+    size_t i = 0;
+    for (const sl_config_node_t *c = n->first; c; c = c->next, i++) {
+        size_t old = sl_schema_path_idx(v, i);
+        const char *name = sl_schema_string(v, c, 0);
+        int ok = name && sl_schema_is_token(name);
+        if (name && !ok)
+            sl_schema_err(v, c, "invalid header name");
+        else if (name && (sl_schema_is_hop_by_hop(name) || !strcasecmp(name, "content-length")))
+            sl_schema_err(v, c, "is managed by the gateway and cannot be removed");
+        else if (name && !strcasecmp(name, "host"))
+            sl_schema_err(v, c, "HTTP/1.1 requires Host: set it to another value instead");
+        else if (name)
+            h->remove[h->n_remove++] = name;
+        sl_schema_path_pop(v, old);
+    }
+}
+
+static const sl_schema_field_t header_ops_fields[] = {
+    {.name = "set", .type = SL_FIELD_CUSTOM, .custom = parse_hdr_set},
+    {.name = "add", .type = SL_FIELD_CUSTOM, .custom = parse_hdr_add},
+    {.name = "remove", .type = SL_FIELD_CUSTOM, .custom = parse_hdr_remove},
+};
+static const sl_schema_section_t header_ops_section = SL_SCHEMA_SECTION(header_ops_fields);
+
+void sl_policy_request_headers_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_policies_cfg_t *pc)
+{
+    sl_schema_parse(v, n, &header_ops_section, &pc->request_headers.ops);
+    pc->request_headers.enabled = 1;
+}
+
+void sl_policy_response_headers_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_policies_cfg_t *pc)
+{
+    sl_schema_parse(v, n, &header_ops_section, &pc->response_headers.ops);
+    pc->response_headers.enabled = 1;
+}

@@ -62,3 +62,60 @@ const sl_policy_ops_t sl_policy_ip_access = {
     .destroy = destroy,
     .on_request = on_request,
 };
+
+/* ---- configuration: ip_access, read by the loader (config/schema.h) ---- */
+
+#include "config/schema.h"
+
+static void parse_cidr_list(sl_schema_ctx_t *v, const sl_config_node_t *n, const char ***out, size_t *n_out)
+{
+    long cnt = sl_schema_list(v, n, 0);
+    if (cnt <= 0) return;
+    *out = sl_arena_calloc(v->a, (size_t)cnt * sizeof(**out));
+    size_t i = 0;
+    for (const sl_config_node_t *c = n->first; c; c = c->next, i++) {
+        size_t old = sl_schema_path_idx(v, i);
+        const char *s = sl_schema_string(v, c, 0);
+        sl_ip_t ip;
+        int prefix;
+        if (s && sl_cidr_parse(s, &ip, &prefix) != 0)
+            sl_schema_err(v, c, "expected an IPv4 or IPv6 address or CIDR (10.0.0.0/8, 2001:db8::/32), got '%s'", s);
+        else if (s)
+            (*out)[(*n_out)++] = s;
+        sl_schema_path_pop(v, old);
+    }
+}
+
+void sl_policy_ip_access_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_policies_cfg_t *pc)
+{
+    if (n->kind != SL_NODE_MAP) {
+        sl_schema_err(v, n, "expected a map with 'allow' or 'deny', got %s", sl_node_kind_name(n));
+        return;
+    }
+    const sl_config_node_t *allow = sl_node_get(n, "allow"), *deny = sl_node_get(n, "deny"),
+                           *source = sl_node_get(n, "source");
+    for (const sl_config_node_t *c = n->first; c; c = c->next)
+        if (strcmp(c->key, "allow") && strcmp(c->key, "deny") && strcmp(c->key, "source")) {
+            size_t old = sl_schema_path_key(v, c->key);
+            sl_schema_err_at(v, c->key_line, c->key_col, "unknown key (expected one of: allow, deny, source)");
+            sl_schema_path_pop(v, old);
+        }
+    if (!allow == !deny) {
+        sl_schema_err(v, n, "needs exactly one of 'allow' and 'deny'");
+        return;
+    }
+    pc->ip_access.enabled = 1;
+    pc->ip_access.allow = allow != NULL;
+    size_t old = sl_schema_path_key(v, allow ? "allow" : "deny");
+    parse_cidr_list(v, allow ? allow : deny, &pc->ip_access.cidrs, &pc->ip_access.n_cidrs);
+    sl_schema_path_pop(v, old);
+    if (source) {
+        old = sl_schema_path_key(v, "source");
+        const char *s = sl_schema_string(v, source, 0);
+        if (s && !strcmp(s, "peer"))
+            pc->ip_access.source_peer = 1;
+        else if (s && strcmp(s, "remote"))
+            sl_schema_err(v, source, "unknown value '%s' (expected one of: remote, peer)", s);
+        sl_schema_path_pop(v, old);
+    }
+}

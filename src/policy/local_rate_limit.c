@@ -14,47 +14,33 @@
 #include "base/time.h"
 #include "policy/policy.h"
 #include "runtime/generation.h"
+#include "base/keeper.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
 #define NS_PER_S 1000000000ull
 /* Bytes of a key kept with its bucket. Longer keys are also told apart by their length and a
  * hash of the whole value, so memory stays bounded by max_keys whatever clients send. */
 #define KEY_KEEP 64
-#define MIN_SLOTS 16
 
-typedef struct rl_entry {
-    struct rl_entry *chain;         /* next in its hash slot */
-    struct rl_entry *newer, *older; /* LRU list */
-    uint64_t hash;
-    uint64_t tat;
-    uint32_t len; /* the key's full length */
-    char key[];   /* its first KEY_KEEP bytes at most */
-} rl_entry_t;
+/* A keyed bucket's tat is the map's value itself: no allocation per key. */
+_Static_assert(sizeof(void *) >= sizeof(uint64_t), "a tat fits in a pointer");
 
 struct sl_rate_limiter {
-    struct sl_rate_limiter *next; /* registry */
-    int refs;                     /* under registry_lock */
-    char *service, *route, *key_header;
+    char *key_header;
     sl_rate_limit_cfg_t cfg;
     uint64_t interval; /* ns per token */
     uint64_t tau;      /* capacity * interval: how far past now tat may run */
     uint64_t capacity;
     _Atomic uint64_t tat; /* the route's own bucket */
-    /* Keyed buckets: a chained hash map and an LRU list, newest first. */
+    /* Keyed buckets: key -> tat, most recently used first, at most max_keys (the least
+     * recently used goes), seeded against keys chosen to collide. */
     pthread_mutex_t lock;
-    rl_entry_t **slots;
-    size_t n_slots, n_keys;
-    rl_entry_t *newest, *oldest;
-    uint64_t seed;
+    sl_map_t keys;
 };
-
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static sl_rate_limiter_t *registry;
 
 /* ---- the bucket ---- */
 
@@ -81,96 +67,20 @@ static uint64_t bucket_take(const sl_rate_limiter_t *l, uint64_t tat, uint64_t n
 
 /* ---- keyed buckets ---- */
 
-static uint64_t key_hash(const sl_rate_limiter_t *l, const char *key, size_t len)
+/* The bucket of key, made (full: tat 0 is in the past) when new, evicting the least recently
+ * used at max_keys; the most recently used from now on. Under l->lock. A key longer than
+ * KEY_KEEP is kept as its first KEY_KEEP bytes, its length and the map's (seeded) hash of all
+ * of it: a key that long is never as short as one kept whole. */
+static void **bucket_of(sl_rate_limiter_t *l, const char *key, size_t len)
 {
-    /* Seeded, so that clients cannot pick keys that pile into one slot. */
-    uint64_t h = sl_hash_bytes(key, len) ^ l->seed;
-    h ^= h >> 31;
-    h *= 0x9e3779b97f4a7c15ull;
-    h ^= h >> 29;
-    return h;
-}
-
-static rl_entry_t **slot_of(const sl_rate_limiter_t *l, uint64_t hash)
-{
-    return &l->slots[hash & (l->n_slots - 1)];
-}
-
-static void lru_unlink(sl_rate_limiter_t *l, rl_entry_t *e)
-{
-    if (e->newer)
-        e->newer->older = e->older;
-    else
-        l->newest = e->older;
-    if (e->older)
-        e->older->newer = e->newer;
-    else
-        l->oldest = e->newer;
-    e->newer = e->older = NULL;
-}
-
-static void lru_push(sl_rate_limiter_t *l, rl_entry_t *e)
-{
-    e->older = l->newest;
-    e->newer = NULL;
-    if (l->newest)
-        l->newest->newer = e;
-    else
-        l->oldest = e;
-    l->newest = e;
-}
-
-static void grow(sl_rate_limiter_t *l)
-{
-    size_t n = l->n_slots * 2;
-    rl_entry_t **slots = sl_xcalloc(n, sizeof(*slots));
-    for (size_t i = 0; i < l->n_slots; i++)
-        for (rl_entry_t *e = l->slots[i], *next; e; e = next) {
-            next = e->chain;
-            e->chain = slots[e->hash & (n - 1)];
-            slots[e->hash & (n - 1)] = e;
-        }
-    free(l->slots);
-    l->slots = slots;
-    l->n_slots = n;
-}
-
-/* Drops the least recently used key. */
-static void evict(sl_rate_limiter_t *l)
-{
-    rl_entry_t *e = l->oldest;
-    rl_entry_t **pp = slot_of(l, e->hash);
-    while (*pp != e)
-        pp = &(*pp)->chain;
-    *pp = e->chain;
-    lru_unlink(l, e);
-    free(e);
-    l->n_keys--;
-}
-
-/* The bucket of key, made (full) when new; the most recently used from now on. Under l->lock. */
-static rl_entry_t *entry_for(sl_rate_limiter_t *l, const char *key, size_t len)
-{
-    uint64_t h = key_hash(l, key, len);
-    size_t keep = SL_MIN(len, KEY_KEEP);
-    for (rl_entry_t *e = *slot_of(l, h); e; e = e->chain)
-        if (e->hash == h && e->len == len && memcmp(e->key, key, keep) == 0) {
-            lru_unlink(l, e);
-            lru_push(l, e);
-            return e;
-        }
-    if (l->n_keys >= l->cfg.max_keys) evict(l);
-    if (l->n_keys >= l->n_slots) grow(l);
-    rl_entry_t *e = sl_xcalloc(1, sizeof(*e) + keep);
-    e->hash = h;
-    e->len = (uint32_t)len;
-    memcpy(e->key, key, keep);
-    rl_entry_t **slot = slot_of(l, h);
-    e->chain = *slot;
-    *slot = e;
-    lru_push(l, e);
-    l->n_keys++;
-    return e;
+    if (len <= KEY_KEEP) return sl_map_slot(&l->keys, key, len);
+    char kept[KEY_KEEP + sizeof(uint32_t) + sizeof(uint64_t)];
+    uint32_t n = (uint32_t)len;
+    uint64_t h = sl_map_hash(&l->keys, key, len);
+    memcpy(kept, key, KEY_KEEP);
+    memcpy(kept + KEY_KEEP, &n, sizeof(n));
+    memcpy(kept + KEY_KEEP + sizeof(n), &h, sizeof(h));
+    return sl_map_slot(&l->keys, kept, sizeof(kept));
 }
 
 void sl_rate_limiter_take(sl_rate_limiter_t *l, const char *key, size_t len, uint64_t (*now)(void),
@@ -188,46 +98,35 @@ void sl_rate_limiter_take(sl_rate_limiter_t *l, const char *key, size_t len, uin
         }
     }
     pthread_mutex_lock(&l->lock);
-    rl_entry_t *e = entry_for(l, key, len);
-    e->tat = bucket_take(l, e->tat, now(), out);
+    void **tat = bucket_of(l, key, len);
+    *tat = (void *)(uintptr_t)bucket_take(l, (uint64_t)(uintptr_t)*tat, now(), out);
     pthread_mutex_unlock(&l->lock);
 }
 
 size_t sl_rate_limiter_keys(sl_rate_limiter_t *l)
 {
     pthread_mutex_lock(&l->lock);
-    size_t n = l->n_keys;
+    size_t n = sl_map_len(&l->keys);
     pthread_mutex_unlock(&l->lock);
     return n;
 }
 
-/* ---- registry ---- */
+/* ---- kept by service and route ---- */
 
 /* Whether l counts what cfg describes: status and header only shape responses. */
-static int same_bucket(const sl_rate_limiter_t *l, const char *service, const char *route,
-                       const sl_rate_limit_cfg_t *cfg)
+static int same_bucket(const void *state, const void *settings)
 {
-    const sl_rate_limit_cfg_t *a = &l->cfg;
-    return !strcmp(l->service, service) && !strcmp(l->route, route) && a->requests == cfg->requests &&
-           a->per_s == cfg->per_s && a->burst == cfg->burst && a->key == cfg->key && a->max_keys == cfg->max_keys &&
+    const sl_rate_limiter_t *l = state;
+    const sl_rate_limit_cfg_t *a = &l->cfg, *cfg = settings;
+    return a->requests == cfg->requests && a->per_s == cfg->per_s && a->burst == cfg->burst && a->key == cfg->key &&
+           a->max_keys == cfg->max_keys &&
            (cfg->key != SL_RL_KEY_HEADER || !strcasecmp(l->key_header, cfg->key_header));
 }
 
-sl_rate_limiter_t *sl_rate_limiter_get(const char *service, const char *route, const sl_rate_limit_cfg_t *cfg)
+static void *limiter_create(const void *settings)
 {
-    pthread_mutex_lock(&registry_lock);
-    sl_rate_limiter_t *l = registry;
-    while (l && !same_bucket(l, service, route, cfg))
-        l = l->next;
-    if (l) {
-        l->refs++;
-        pthread_mutex_unlock(&registry_lock);
-        return l;
-    }
-    l = sl_xcalloc(1, sizeof(*l));
-    l->refs = 1;
-    l->service = sl_xstrdup(service);
-    l->route = sl_xstrdup(route);
+    const sl_rate_limit_cfg_t *cfg = settings;
+    sl_rate_limiter_t *l = sl_xcalloc(1, sizeof(*l));
     l->cfg = *cfg;
     l->cfg.header = NULL; /* the configuration's strings go with its generation */
     l->cfg.key_header = NULL;
@@ -237,39 +136,34 @@ sl_rate_limiter_t *sl_rate_limiter_get(const char *service, const char *route, c
     l->tau = l->capacity * l->interval;
     atomic_init(&l->tat, 0); /* in the past: a full bucket */
     pthread_mutex_init(&l->lock, NULL);
-    if (cfg->key != SL_RL_KEY_NONE) {
-        l->n_slots = MIN_SLOTS;
-        l->slots = sl_xcalloc(l->n_slots, sizeof(*l->slots));
-        if (getrandom(&l->seed, sizeof(l->seed), GRND_NONBLOCK) != (ssize_t)sizeof(l->seed))
-            l->seed = sl_now_ns() ^ (uintptr_t)l;
-    }
-    l->next = registry;
-    registry = l;
-    pthread_mutex_unlock(&registry_lock);
+    sl_map_init_with(&l->keys, SL_MAP_OWNED | SL_MAP_LRU | SL_MAP_SEEDED, cfg->max_keys);
     return l;
+}
+
+static void limiter_destroy(void *state)
+{
+    sl_rate_limiter_t *l = state;
+    sl_map_free(&l->keys);
+    pthread_mutex_destroy(&l->lock);
+    free(l->key_header);
+    free(l);
+}
+
+static const sl_keep_type_t limiter_type = {
+    .name = "local_rate_limit",
+    .create = limiter_create,
+    .compatible = same_bucket,
+    .destroy = limiter_destroy,
+};
+
+sl_rate_limiter_t *sl_rate_limiter_get(const char *service, const char *route, const sl_rate_limit_cfg_t *cfg)
+{
+    return sl_keep_get_names(&limiter_type, service, route, cfg);
 }
 
 void sl_rate_limiter_release(sl_rate_limiter_t *l)
 {
-    if (!l) return;
-    pthread_mutex_lock(&registry_lock);
-    int last = --l->refs == 0;
-    if (last) {
-        sl_rate_limiter_t **pp = &registry;
-        while (*pp != l)
-            pp = &(*pp)->next;
-        *pp = l->next;
-    }
-    pthread_mutex_unlock(&registry_lock);
-    if (!last) return;
-    while (l->oldest)
-        evict(l);
-    free(l->slots);
-    pthread_mutex_destroy(&l->lock);
-    free(l->service);
-    free(l->route);
-    free(l->key_header);
-    free(l);
+    sl_keep_release(l);
 }
 
 /* ---- the policy ---- */
@@ -354,3 +248,85 @@ const sl_policy_ops_t sl_policy_local_rate_limit = {
     .on_request = on_request,
     .on_response_headers = on_response_headers,
 };
+
+/* ---- configuration: local_rate_limit, read by the loader (config/schema.h) ---- */
+
+#include "config/schema.h"
+
+/* local_rate_limit.header: a token, and not one the gateway writes itself. */
+static void parse_rl_header(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
+{
+    sl_policies_cfg_t *pc = base;
+    const char *s = sl_schema_string(v, n, 0);
+    if (!s) return;
+    static const char *const ours[] = {"content-length",    "transfer-encoding",     "content-type",     "retry-after",
+                                       "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"};
+    int ok = sl_schema_is_token(s);
+    int taken = sl_schema_is_hop_by_hop(s);
+    for (size_t i = 0; i < SL_ARRAY_LEN(ours); i++)
+        taken |= !strcasecmp(s, ours[i]);
+    if (!ok)
+        sl_schema_err(v, n, "invalid header name '%s'", s);
+    else if (taken)
+        sl_schema_err(v, n, "'%s' is written by the gateway: pick another name (e.g. ratelimit)", s);
+    else
+        pc->local_rate_limit.header = s;
+}
+
+/* local_rate_limit.key: "ip" (the client address) or "header NAME" (that header's value). */
+static void parse_rl_key(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
+{
+    sl_rate_limit_cfg_t *rl = &((sl_policies_cfg_t *)base)->local_rate_limit;
+    const char *s = sl_schema_string(v, n, 0);
+    if (!s) return;
+    if (!strcmp(s, "ip")) {
+        rl->key = SL_RL_KEY_IP;
+        return;
+    }
+    const char *name = !strncmp(s, "header", 6) && (s[6] == ' ' || s[6] == '\t') ? s + 7 : NULL;
+    while (name && (*name == ' ' || *name == '\t'))
+        name++;
+    if (!name || !*name) {
+        sl_schema_err(v, n, "expected 'ip' or 'header NAME' (e.g. \"header X-Api-Key\"), got '%s'", s);
+        return;
+    }
+    if (!sl_schema_is_token(name)) {
+        sl_schema_err(v, n, "invalid header name '%s'", name);
+        return;
+    }
+    rl->key = SL_RL_KEY_HEADER;
+    rl->key_header = name;
+}
+
+#define RL_OFF(m) offsetof(sl_policies_cfg_t, local_rate_limit.m)
+static const sl_schema_choice_t rl_per_choices[] = {
+    {"second", 1, NULL},
+    {"minute", 60, NULL},
+    {"hour", 3600, NULL},
+    {NULL, 0, NULL},
+};
+/* Bounds keep the bucket arithmetic (nanoseconds, capacity times interval) within 64 bits. */
+static const sl_schema_field_t rate_limit_fields[] = {
+    {.name = "requests", .type = SL_FIELD_U32, .off = RL_OFF(requests), .min = 1, .max = 1000000, .required = 1},
+    {.name = "per", .type = SL_FIELD_ENUM, .off = RL_OFF(per_s), .choices = rl_per_choices, .required = 1},
+    {.name = "burst", .type = SL_FIELD_U32, .off = RL_OFF(burst), .min = 0, .max = 1000000, .def = 0},
+    {.name = "status", .type = SL_FIELD_INT, .off = RL_OFF(status), .min = 400, .max = 599, .def = 429},
+    {.name = "header", .type = SL_FIELD_CUSTOM, .custom = parse_rl_header},
+    {.name = "key", .type = SL_FIELD_CUSTOM, .custom = parse_rl_key},
+    {.name = "max_keys", .type = SL_FIELD_U32, .off = RL_OFF(max_keys), .min = 1, .max = 1000000, .def = 10000},
+};
+static const sl_schema_section_t rate_limit_section = SL_SCHEMA_SECTION(rate_limit_fields);
+
+void sl_policy_local_rate_limit_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_policies_cfg_t *pc)
+{
+    sl_schema_defaults(v, &rate_limit_section, pc);
+    sl_schema_parse(v, n, &rate_limit_section, pc);
+    pc->local_rate_limit.enabled = 1;
+    const sl_config_node_t *mk = sl_node_get(n, "max_keys");
+    if (mk && pc->local_rate_limit.key == SL_RL_KEY_NONE) {
+        size_t old = sl_schema_path_key(v, "max_keys");
+        sl_schema_err_at(v, mk->key_line, mk->key_col,
+                         "only applies with 'key' (ip or header NAME): without it the route has one bucket");
+        sl_schema_path_pop(v, old);
+    }
+}

@@ -4,8 +4,8 @@
  * atomic word, updated by compare-and-swap: exact across worker threads without a lock) or one
  * bucket per client key (a hash map and an LRU list of at most max_keys keys, under a mutex).
  *
- * Limiters live in a process-wide registry keyed by service, route and the settings that shape
- * the bucket, reference counted: a reload that keeps them keeps the count. */
+ * Limiters are kept by service and route (base/keeper.h), shared while the settings that
+ * shape the bucket stay the same, reference counted: a reload that keeps them keeps the count. */
 #ifndef SL_POLICY_LOCAL_RATE_LIMIT_H
 #define SL_POLICY_LOCAL_RATE_LIMIT_H
 

@@ -64,3 +64,43 @@ const sl_policy_ops_t sl_policy_path_rewrite = {
     .destroy = destroy,
     .on_upstream_request = on_upstream_request,
 };
+
+/* ---- configuration: path_rewrite, read by the loader (config/schema.h) ---- */
+
+#include "config/schema.h"
+
+#define PR_OFF(m) offsetof(sl_policies_cfg_t, path_rewrite.m)
+static const sl_schema_field_t path_rewrite_fields[] = {
+    {.name = "prefix", .type = SL_FIELD_STRING, .off = PR_OFF(prefix)},
+    {.name = "regex", .type = SL_FIELD_STRING, .off = PR_OFF(regex)},
+    {.name = "replace", .type = SL_FIELD_STRING, .off = PR_OFF(replace), .required = 1},
+};
+static const sl_schema_section_t path_rewrite_section = SL_SCHEMA_SECTION(path_rewrite_fields);
+
+void sl_policy_path_rewrite_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_policies_cfg_t *pc)
+{
+    sl_schema_parse(v, n, &path_rewrite_section, pc);
+    pc->path_rewrite.enabled = 1;
+    if (!pc->path_rewrite.prefix == !pc->path_rewrite.regex) {
+        sl_schema_err(v, n, "needs exactly one of 'prefix' and 'regex'");
+        return;
+    }
+    if (pc->path_rewrite.prefix && pc->path_rewrite.prefix[0] != '/') {
+        size_t old = sl_schema_path_key(v, "prefix");
+        sl_schema_err(v, sl_node_get(n, "prefix"), "must start with '/'");
+        sl_schema_path_pop(v, old);
+    }
+    if (pc->path_rewrite.replace && pc->path_rewrite.replace[0] != '/') {
+        size_t old = sl_schema_path_key(v, "replace");
+        sl_schema_err(v, sl_node_get(n, "replace"), "must start with '/': the result is the path sent upstream");
+        sl_schema_path_pop(v, old);
+    }
+    if (pc->path_rewrite.regex) {
+        char why[160];
+        if (sl_regex_check(pc->path_rewrite.regex, why, sizeof(why)) != 0) {
+            size_t old = sl_schema_path_key(v, "regex");
+            sl_schema_err(v, sl_node_get(n, "regex"), "%s", why);
+            sl_schema_path_pop(v, old);
+        }
+    }
+}

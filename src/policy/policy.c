@@ -16,15 +16,15 @@ static const sl_policy_ops_t *const policies[SL_POLICY_MAX] = {
     &sl_policy_cookie_rewrite,
 };
 
-int sl_policy_chain_init(sl_route_rt_t *rt)
+int sl_policy_chain_init(sl_route_rt_t *rt, sl_config_errors_t *errs)
 {
     rt->n_chain = 0;
     for (size_t i = 0; i < SL_ARRAY_LEN(policies) && policies[i]; i++) {
         if (!policies[i]->enabled(&rt->cfg->policies)) continue;
         void *data = NULL;
         if (policies[i]->init && policies[i]->init(rt, &data) != 0) {
-            sl_log_error("service %s, route %s: policy %s failed to initialise", rt->svc ? rt->svc->name : "?",
-                         rt->cfg->name, policies[i]->name);
+            sl_config_errors_add(errs, NULL, 0, 0, NULL, "service %s, route %s: policy %s failed to initialise",
+                                 rt->svc ? rt->svc->name : "?", rt->cfg->name, policies[i]->name);
             sl_policy_chain_destroy(rt);
             return -1;
         }

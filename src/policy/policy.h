@@ -71,9 +71,9 @@ typedef struct sl_policy_ops {
 } sl_policy_ops_t;
 
 /* Builds rt's chain from its configuration (main thread). Returns 0, or -1 when a policy could
- * not initialise (logged; rt is left with no policy at all, so the generation that holds it must
- * not be published). */
-int sl_policy_chain_init(sl_route_rt_t *rt);
+ * not initialise (the reason appended to errs; rt is left with no policy at all, so the
+ * generation that holds it must not be published). */
+int sl_policy_chain_init(sl_route_rt_t *rt, sl_config_errors_t *errs);
 void sl_policy_chain_destroy(sl_route_rt_t *rt);
 
 /* The chain's hooks, in order (see sl_policy_ops_t). */

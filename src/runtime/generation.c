@@ -3,6 +3,7 @@
 #include "base/log.h"
 #include "observe/access_log.h"
 #include "policy/policy.h"
+#include "base/keeper.h"
 #include "runtime/server.h"
 #include "stream/stream.h"
 
@@ -15,29 +16,44 @@ static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static sl_generation_t *current;
 static atomic_uint_fast64_t next_id = 1;
 
-/* Sets *out to the access log cfg asks for (NULL when it is off): prev's when the path is
- * unchanged, else a newly opened one. Returns 0, or -1 when the log cannot be opened (logged):
- * a configuration that asks for a log it cannot have is not served without one. */
-static int access_log_for(const sl_config_t *cfg, const sl_generation_t *prev, sl_access_log_t **out)
+/* Access logs are kept by path: a generation asking for the path a live one writes to shares
+ * that log (its file, buffers and writer thread) instead of opening the file again. */
+static void *log_adopt(const void *settings)
+{
+    return (void *)settings; /* opened by access_log_for, outside the keeper's lock */
+}
+
+static void log_destroy(void *state)
+{
+    sl_access_log_unref(state);
+}
+
+static const sl_keep_type_t log_type = {.name = "access log", .create = log_adopt, .destroy = log_destroy};
+
+/* Sets *out to the access log cfg asks for (NULL when it is off), kept by path. Returns 0, or
+ * -1 when the log cannot be opened (the reason in errs): a configuration that asks for a log it
+ * cannot have is not served without one. */
+static int access_log_for(const sl_config_t *cfg, sl_access_log_t **out, sl_config_errors_t *errs)
 {
     const char *path = cfg->gateway.access_log.path ? cfg->gateway.access_log.path : "stdout";
     *out = NULL;
     if (!strcmp(path, "off")) return 0;
-    if (prev && prev->access_log && !strcmp(sl_access_log_path(prev->access_log), path)) {
-        sl_access_log_ref(prev->access_log);
-        *out = prev->access_log;
-        return 0;
-    }
-    sl_access_log_t *log = sl_access_log_open(path);
+    sl_access_log_t *log = sl_keep_find(&log_type, path, strlen(path), NULL);
     if (!log) {
-        sl_log_error("gateway.access_log.path: cannot open %s", path);
-        return -1;
+        /* Opened before the keeper's lock is taken: a file (a FIFO, a slow disk) may take long. */
+        sl_access_log_t *opened = sl_access_log_open(path);
+        if (!opened) {
+            sl_config_errors_add(errs, NULL, 0, 0, "gateway.access_log.path", "cannot open %s", path);
+            return -1;
+        }
+        log = sl_keep_get(&log_type, path, strlen(path), opened);
+        if (log != opened) sl_access_log_unref(opened);
     }
     *out = log;
     return 0;
 }
 
-sl_generation_t *sl_generation_create(sl_config_t *cfg, const sl_generation_t *prev)
+sl_generation_t *sl_generation_create(sl_config_t *cfg, sl_config_errors_t *errs)
 {
     sl_generation_t *g = sl_xcalloc(1, sizeof(*g));
     atomic_init(&g->refs, 1);
@@ -69,7 +85,7 @@ sl_generation_t *sl_generation_create(sl_config_t *cfg, const sl_generation_t *p
             rt->upstream = rc->direct_response || !svc->has_upstream ? NULL : &g->upstreams[s];
             /* A route without the policy that failed (an ip_access, a rate limit) would serve what
              * the configuration refuses: the whole generation is refused instead. */
-            if (sl_policy_chain_init(rt) != 0) failed = 1; /* logged */
+            if (sl_policy_chain_init(rt, errs) != 0) failed = 1;
             size_t nh = rc->n_hosts ? rc->n_hosts : 1, np = rc->n_paths ? rc->n_paths : 1;
             for (size_t h = 0; h < nh; h++)
                 for (size_t p = 0; p < np; p++)
@@ -77,8 +93,8 @@ sl_generation_t *sl_generation_create(sl_config_t *cfg, const sl_generation_t *p
                                   rc->methods, rt);
         }
     }
-    if (sl_stream_routes_build(g) != 0) failed = 1;
-    if (access_log_for(cfg, prev, &g->access_log) != 0) failed = 1;
+    if (sl_stream_routes_build(g, errs) != 0) failed = 1;
+    if (access_log_for(cfg, &g->access_log, errs) != 0) failed = 1;
     if (failed) {
         /* Nothing of g was published or handed out: releasing it undoes every step, the
          * routes that did initialise included. */
@@ -156,7 +172,7 @@ void sl_generation_release(sl_generation_t *g)
     free(g->upstreams);
     free(g->routes);
     sl_router_destroy(g->router);
-    sl_access_log_unref(g->access_log);
+    sl_keep_release(g->access_log);
     sl_config_free(g->cfg);
     free(g);
 }

@@ -36,8 +36,9 @@ typedef struct sl_route_rt {
 } sl_route_rt_t;
 
 /* A listening address of the generation: HTTP ones as configured, then those the stream routes
- * need, TCP and UDP (stream/stream.h). Workers key their listeners by kind and text. */
-typedef enum { SL_LISTEN_HTTP, SL_LISTEN_STREAM_TCP, SL_LISTEN_STREAM_UDP } sl_listen_kind_t;
+ * need, TCP and UDP (stream/stream.h). Workers key their listeners by kind and text; what a
+ * kind does with its connections is its sl_listener_ops_t (runtime/listen_kind.h). */
+typedef enum { SL_LISTEN_HTTP, SL_LISTEN_STREAM_TCP, SL_LISTEN_STREAM_UDP, SL_LISTEN_KINDS } sl_listen_kind_t;
 typedef struct sl_listen {
     sl_listen_kind_t kind;
     sl_hostport_t addr; /* a literal address for stream listeners: "127.0.0.10:9101", "0.0.0.0:9101" */
@@ -57,7 +58,7 @@ typedef struct sl_generation {
     size_t n_stream_routes;
     sl_listen_t *listens;
     size_t n_listens;
-    sl_access_log_t *access_log; /* a reference; NULL when the access log is off */
+    sl_access_log_t *access_log; /* a keeper reference (base/keeper.h); NULL when the access log is off */
     sl_status_cache_t no_route;      /* requests that matched no route */
     /* Listening sockets opened at publish time for addresses new in this generation, one per
      * worker: [listens index * n_workers + worker], -1 where none. Workers take theirs; the
@@ -73,12 +74,13 @@ int sl_generation_take_listen_fd(sl_generation_t *g, size_t i, unsigned worker);
  * Any worker thread. */
 void sl_generation_count_request(sl_generation_t *g, sl_route_rt_t *route, int status, unsigned worker);
 
-/* Builds a generation from cfg (takes ownership of cfg). Main thread. prev (may be NULL) lets
- * the new generation share the running access log when its path is unchanged. Returns the
- * generation, or NULL when any part of it cannot be built (a policy or stream plugin that does
- * not initialise, an access log that cannot be opened): each reason is logged and cfg is freed.
- * A generation is built whole or not at all, never published without the part that failed. */
-sl_generation_t *sl_generation_create(sl_config_t *cfg, const sl_generation_t *prev);
+/* Builds a generation from cfg (takes ownership of cfg). Main thread. State shared with earlier
+ * generations (the access log of the same path, rate-limit buckets, node health...) is kept by
+ * base/keeper.h. Returns the generation, or NULL when any part of it cannot be built (a policy or stream plugin that does
+ * not initialise, an access log that cannot be opened): each reason is appended to errs and cfg
+ * is freed. A generation is built whole or not at all, never published without the part that
+ * failed. Callers other than tests go through sl_runtime_apply() (runtime/runtime.h). */
+sl_generation_t *sl_generation_create(sl_config_t *cfg, sl_config_errors_t *errs);
 
 /* The access log to write to, or NULL when off. */
 sl_access_log_t *sl_generation_access_log(const sl_generation_t *g);

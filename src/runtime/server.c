@@ -8,10 +8,11 @@
 #include "observe/access_log.h"
 #include "observe/syslog.h"
 #include "runtime/generation.h"
+#include "runtime/listen_kind.h"
 #include "runtime/listener.h"
+#include "runtime/runtime.h"
 #include "runtime/worker.h"
 #include "stream/stream.h"
-#include "stream/udp_proxy.h"
 #include "upstream/health.h"
 #include "upstream/resolver.h"
 
@@ -83,160 +84,33 @@ static sl_config_t *load(const char *path)
     sl_config_t *cfg = NULL;
     sl_config_errors_t errs = {0};
     if (sl_config_load_file(path, &cfg, &errs) != 0) {
-        for (size_t i = 0; i < errs.n; i++) sl_log_error("%s", errs.lines[i]);
+        char line[SL_CONFIG_ERROR_TEXT_MAX];
+        for (size_t i = 0; i < errs.n; i++) sl_log_error("%s", sl_config_errors_text(&errs, i, line));
         sl_config_errors_free(&errs);
         return NULL;
     }
     return cfg;
 }
 
-static uint64_t min_resolve_interval(const sl_config_t *cfg)
-{
-    uint64_t ms = 0;
-    for (size_t i = 0; i < cfg->n_services; i++) {
-        uint64_t v = cfg->services[i].upstream.resolve_interval_ms;
-        if (cfg->services[i].has_upstream && v && (!ms || v < ms)) ms = v;
-    }
-    return ms ? ms : 30000;
-}
-
-/* The listen addresses g adds to old (every one at start-up, old NULL) open here, in the main
- * thread, before g is published, one socket per worker: connections queue in their backlogs
- * (datagrams in their buffers) from this moment, so a port accepts as soon as the start or the
- * reload is done, and a port someone else serves fails the whole start or reload. "Someone
- * else" includes another sluice: SO_REUSEPORT would let it share the port, so an address the
- * process does not hold yet is probed without SO_REUSEPORT first (runtime/listener.h). */
-/* Whether g listens on l's address, of the same kind. */
-static int has_listen(const sl_generation_t *g, const sl_listen_t *l)
-{
-    for (size_t i = 0; i < g->n_listens; i++)
-        if (g->listens[i].kind == l->kind && !strcmp(g->listens[i].addr.text, l->addr.text)) return 1;
-    return 0;
-}
-
-static int prepare_new_listeners(const sl_generation_t *old, sl_generation_t *g)
-{
-    g->n_workers = srv.n_workers;
-    g->listen_fds = sl_xcalloc(g->n_listens * srv.n_workers, sizeof(atomic_int));
-    for (size_t i = 0; i < g->n_listens * srv.n_workers; i++) atomic_init(&g->listen_fds[i], -1);
-    for (size_t i = 0; i < g->n_listens; i++) {
-        const sl_listen_t *l = &g->listens[i];
-        if (old && has_listen(old, l)) continue;
-        int udp = l->kind == SL_LISTEN_STREAM_UDP;
-        int rc = sl_listener_held(udp, &l->addr) ? 0 : sl_listener_probe(&l->addr, udp);
-        for (unsigned w = 0; w < srv.n_workers && rc == 0; w++) {
-            int fd = udp ? sl_stream_udp_prepare(&l->addr) : sl_listener_prepare(&l->addr);
-            if (fd < 0)
-                rc = fd;
-            else
-                atomic_store(&g->listen_fds[i * srv.n_workers + w], fd);
-        }
-        if (rc != 0) {
-            sl_log_error("%s: %s: cannot listen on %s%s: %s%s", srv.config_path,
-                         l->kind == SL_LISTEN_HTTP ? "gateway.http.listen" : "stream route", l->addr.text,
-                         udp ? " (udp)" : "", uv_strerror(rc),
-                         rc == UV_EADDRINUSE ? " (another process serves it)" : "");
-            return -1; /* the generation's release closes what was opened */
-        }
-    }
-    return 0;
-}
-
-/* gateway.log: sluice's own messages from now on. */
-static void apply_log_settings(const sl_config_t *cfg)
-{
-    sl_log_set_level((sl_log_level_t)cfg->gateway.log.level);
-    sl_log_set_format((sl_log_format_t)cfg->gateway.log.format);
-}
-
-static const sl_service_cfg_t *find_service(const sl_config_t *cfg, const char *name)
-{
-    for (size_t i = 0; i < cfg->n_services; i++)
-        if (!strcmp(cfg->services[i].name, name)) return &cfg->services[i];
-    return NULL;
-}
-
-static const sl_route_cfg_t *find_route(const sl_service_cfg_t *svc, const char *name)
-{
-    for (size_t i = 0; svc && i < svc->n_routes; i++)
-        if (!strcmp(svc->routes[i].name, name)) return &svc->routes[i];
-    return NULL;
-}
-
-/* What a reload changes, one line each: listeners opened and closed, services and routes
- * added, removed and changed (anything written in them, by the hash the loader took). */
-static void log_changes(const sl_generation_t *old, const sl_generation_t *g)
-{
-    static const char *const kinds[] = {"http", "tcp", "udp"};
-    int n = 0;
-    for (size_t i = 0; i < g->n_listens; i++)
-        if (!has_listen(old, &g->listens[i]))
-            n++, sl_log_info("reload: listening on %s (%s)", g->listens[i].addr.text, kinds[g->listens[i].kind]);
-    for (size_t i = 0; i < old->n_listens; i++)
-        if (!has_listen(g, &old->listens[i]))
-            n++, sl_log_info("reload: no longer listening on %s (%s)", old->listens[i].addr.text,
-                             kinds[old->listens[i].kind]);
-    const sl_config_t *a = old->cfg, *b = g->cfg;
-    for (size_t i = 0; i < b->n_services; i++) {
-        const sl_service_cfg_t *ns = &b->services[i], *os = find_service(a, ns->name);
-        if (!os) {
-            n++, sl_log_info("reload: service %s added (%zu route%s)", ns->name, ns->n_routes, ns->n_routes == 1 ? "" : "s");
-            continue;
-        }
-        if (os->hash != ns->hash) n++, sl_log_info("reload: service %s changed", ns->name);
-        for (size_t r = 0; r < ns->n_routes; r++) {
-            const sl_route_cfg_t *nr = &ns->routes[r], *orr = find_route(os, nr->name);
-            if (!orr)
-                n++, sl_log_info("reload: route %s/%s added", ns->name, nr->name);
-            else if (orr->hash != nr->hash)
-                n++, sl_log_info("reload: route %s/%s changed", ns->name, nr->name);
-        }
-        for (size_t r = 0; r < os->n_routes; r++)
-            if (!find_route(ns, os->routes[r].name))
-                n++, sl_log_info("reload: route %s/%s removed", ns->name, os->routes[r].name);
-    }
-    for (size_t i = 0; i < a->n_services; i++)
-        if (!find_service(b, a->services[i].name)) n++, sl_log_info("reload: service %s removed", a->services[i].name);
-    if (!n) sl_log_info("reload: no listener, service or route changed");
-}
-
 static void reload(void)
 {
     sl_log_info("reloading %s", srv.config_path);
-    sl_config_t *cfg = load(srv.config_path);
-    if (!cfg) {
-        sl_log_error("reload failed: keeping the running configuration");
-        sl_series_add(sl_metrics.reloads_failed, SL_METRICS_MAIN_THREAD, 1);
-        return;
-    }
-    sl_generation_t *old = sl_generation_current();
+    sl_config_t *cfg = NULL;
     sl_config_errors_t errs = {0};
-    if (sl_config_check_reload(old->cfg, cfg, &errs) != 0) {
-        for (size_t i = 0; i < errs.n; i++) sl_log_error("%s", errs.lines[i]);
-        sl_config_errors_free(&errs);
-        sl_log_error("reload failed: keeping the running configuration");
-        sl_series_add(sl_metrics.reloads_failed, SL_METRICS_MAIN_THREAD, 1);
-        sl_generation_release(old);
-        sl_config_free(cfg);
-        return;
-    }
-    sl_generation_t *g = sl_generation_create(cfg, old); /* frees cfg when it fails */
-    int rc = g ? prepare_new_listeners(old, g) : -1;
-    if (rc == 0) log_changes(old, g);
-    sl_generation_release(old);
+    int rc = sl_config_load_file(srv.config_path, &cfg, &errs);
+    if (rc == 0) rc = sl_runtime_apply(cfg, &errs);
+    char line[SL_CONFIG_ERROR_TEXT_MAX];
+    for (size_t i = 0; i < errs.n; i++) sl_log_error("%s", sl_config_errors_text(&errs, i, line));
+    sl_config_errors_free(&errs);
     if (rc != 0) {
         sl_log_error("reload failed: keeping the running configuration");
         sl_series_add(sl_metrics.reloads_failed, SL_METRICS_MAIN_THREAD, 1);
-        sl_generation_release(g);
         return;
     }
-    sl_resolver_start(srv.loop, min_resolve_interval(cfg));
-    sl_generation_publish(g);
-    apply_log_settings(cfg);
-    sl_health_sync(srv.loop, g); /* g stays current: only this thread publishes */
-    for (unsigned i = 0; i < srv.n_workers; i++) sl_worker_notify_reload(&srv.workers[i]);
     sl_series_add(sl_metrics.reloads_ok, SL_METRICS_MAIN_THREAD, 1);
+    sl_generation_t *g = sl_generation_current();
     sl_log_info("reload done: generation %llu", (unsigned long long)g->id);
+    sl_generation_release(g);
 }
 
 /* ---- status listener: a tiny HTTP/1.0-style responder, one request per connection ---- */
@@ -428,27 +302,24 @@ int sl_server_run(const char *config_path)
     signal(SIGPIPE, SIG_IGN);
     sl_config_t *cfg = load(config_path);
     if (!cfg) return 1;
-    apply_log_settings(cfg);
     sl_server_metrics_init();
     srv.loop = uv_default_loop();
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     srv.n_workers = cfg->gateway.workers > 0 ? (unsigned)cfg->gateway.workers : (unsigned)(cpus > 0 ? cpus : 1);
     if (srv.n_workers > SL_METRICS_MAX_WORKERS - 1) srv.n_workers = SL_METRICS_MAX_WORKERS - 1;
+    sl_runtime_init(srv.loop, srv.n_workers);
 
     int rc = 0;
     unsigned started = 0;
-    sl_generation_t *g0 = sl_generation_create(cfg, NULL); /* frees cfg when it fails */
-    if (!g0 || prepare_new_listeners(NULL, g0) != 0) {
+    sl_config_errors_t errs = {0};
+    rc = sl_runtime_apply(cfg, &errs); /* frees cfg when it fails */
+    char line[SL_CONFIG_ERROR_TEXT_MAX];
+    for (size_t i = 0; i < errs.n; i++) sl_log_error("%s", sl_config_errors_text(&errs, i, line));
+    sl_config_errors_free(&errs);
+    if (rc != 0) {
         sl_log_error("%s: not starting", config_path);
-        sl_generation_release(g0);
-        rc = 1;
         goto out;
     }
-    sl_generation_publish(g0);
-    sl_resolver_start(srv.loop, min_resolve_interval(cfg));
-    g0 = sl_generation_current();
-    sl_health_sync(srv.loop, g0);
-    sl_generation_release(g0);
     const sl_gateway_cfg_t *gw = &cfg->gateway; /* startup values for workers and the status listener */
 
     if (gw->status.enabled) {
@@ -460,6 +331,7 @@ int sl_server_run(const char *config_path)
     }
     uv_async_init(srv.loop, &srv.worker_done, on_worker_done);
     srv.workers = sl_xcalloc(srv.n_workers, sizeof(sl_worker_t));
+    sl_runtime_set_workers(srv.workers);
     for (; started < srv.n_workers; started++) {
         rc = sl_worker_start(&srv.workers[started], started, sl_generation_current());
         if (rc != 0) {
@@ -480,12 +352,9 @@ int sl_server_run(const char *config_path)
     uv_signal_init(srv.loop, &srv.sigusr1);
     uv_signal_start(&srv.sigusr1, on_signal, SIGUSR1);
     {
-        g0 = sl_generation_current();
+        sl_generation_t *g0 = sl_generation_current();
         for (size_t i = 0; i < g0->n_listens; i++)
-            sl_log_info("listening on %s%s", g0->listens[i].addr.text,
-                        g0->listens[i].kind == SL_LISTEN_STREAM_TCP   ? " (tcp stream)"
-                        : g0->listens[i].kind == SL_LISTEN_STREAM_UDP ? " (udp stream)"
-                                                                      : "");
+            sl_log_info("listening on %s%s", g0->listens[i].addr.text, sl_listen_kind(g0->listens[i].kind)->note);
         sl_generation_release(g0);
     }
     if (gw->status.enabled)
@@ -496,6 +365,7 @@ int sl_server_run(const char *config_path)
 
 out:
     for (unsigned i = 0; i < started; i++) sl_worker_join(&srv.workers[i]);
+    sl_runtime_set_workers(NULL);
     free(srv.workers);
     sl_health_shutdown();
     sl_resolver_shutdown();

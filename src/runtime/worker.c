@@ -1,11 +1,9 @@
 #include "runtime/worker.h"
 #include "base/common.h"
 #include "base/log.h"
-#include "http/h1.h"
+#include "runtime/listen_kind.h"
 #include "runtime/listener.h"
 #include "runtime/server.h"
-#include "stream/tcp.h"
-#include "stream/udp_proxy.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -17,10 +15,7 @@ static void on_connection(uv_stream_t *server, int status)
         sl_log_warn("worker %u: accept: %s", l->w->index, uv_strerror(status));
         return;
     }
-    if (l->kind == SL_LISTEN_HTTP)
-        sl_h1_accept(l->w, server);
-    else
-        sl_stream_tcp_accept(l->w, server);
+    sl_listen_kind(l->kind)->accept(l->w, server);
 }
 
 static void on_listener_closed(uv_handle_t *h)
@@ -37,10 +32,13 @@ static void listener_close(sl_listener_t *l)
     uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
 }
 
-static void close_listeners(sl_worker_t *w)
+/* Closes the listeners the runtime holds, then lets every kind drain: no new work, in-flight
+ * work goes on. */
+static void stop_accepting(sl_worker_t *w)
 {
     while (!sl_list_empty(&w->listeners)) listener_close(sl_container_of(w->listeners.next, sl_listener_t, link));
-    sl_stream_udp_stop_all(w);
+    for (int k = 0; k < SL_LISTEN_KINDS; k++)
+        if (sl_listen_kind(k)->drain) sl_listen_kind(k)->drain(w);
 }
 
 /* Serves ls: on fd when the main thread prepared one (a reload), else on a new socket. */
@@ -89,7 +87,7 @@ static int sync_listeners(sl_worker_t *w, sl_generation_t *g)
         }
     }
     for (size_t i = 0; i < g->n_listens; i++) {
-        if (g->listens[i].kind == SL_LISTEN_STREAM_UDP) continue;
+        if (!sl_listen_kind(g->listens[i].kind)->accept) continue; /* the kind's own sockets: below */
         int open = 0;
         for (sl_list_t *n = w->listeners.next; n != &w->listeners && !open; n = n->next)
             open = listener_is(sl_container_of(n, sl_listener_t, link), &g->listens[i]);
@@ -101,8 +99,12 @@ static int sync_listeners(sl_worker_t *w, sl_generation_t *g)
             if (r != 0 && !rc) rc = r;
         }
     }
-    int r = sl_stream_udp_sync(w, g);
-    return rc ? rc : r;
+    for (int k = 0; k < SL_LISTEN_KINDS; k++) {
+        const sl_listener_ops_t *o = sl_listen_kind(k);
+        int r = o->sync ? o->sync(w, g) : 0;
+        if (r != 0 && !rc) rc = r;
+    }
+    return rc;
 }
 
 static void finish(sl_worker_t *w)
@@ -111,8 +113,8 @@ static void finish(sl_worker_t *w)
     if (atomic_exchange(&w->finished, 1)) return;
     sl_access_buf_release(&w->alog); /* every line this worker made, to the writer */
     sl_server_worker_done();
-    sl_pool_close_all(w);
-    if (!uv_is_closing((uv_handle_t *)&w->sweep)) uv_close((uv_handle_t *)&w->sweep, NULL);
+    for (int k = 0; k < SL_LISTEN_KINDS; k++)
+        if (sl_listen_kind(k)->done) sl_listen_kind(k)->done(w);
     if (!uv_is_closing((uv_handle_t *)&w->tick)) uv_close((uv_handle_t *)&w->tick, NULL);
     if (!uv_is_closing((uv_handle_t *)&w->grace)) uv_close((uv_handle_t *)&w->grace, NULL);
     if (!uv_is_closing((uv_handle_t *)&w->wakeup)) uv_close((uv_handle_t *)&w->wakeup, NULL);
@@ -121,7 +123,17 @@ static void finish(sl_worker_t *w)
 /* Nothing left open but the worker's own handles. */
 static int drained(const sl_worker_t *w)
 {
-    return w->n_clients == 0 && w->n_sessions == 0 && sl_list_empty(&w->udp_listeners);
+    for (int k = 0; k < SL_LISTEN_KINDS; k++)
+        if (!sl_listen_kind(k)->drained(w)) return 0;
+    return 1;
+}
+
+static size_t connections(const sl_worker_t *w)
+{
+    size_t n = 0;
+    for (int k = 0; k < SL_LISTEN_KINDS; k++)
+        if (sl_listen_kind(k)->connections) n += sl_listen_kind(k)->connections(w);
+    return n;
 }
 
 void sl_worker_connection_closed(sl_worker_t *w)
@@ -131,29 +143,22 @@ void sl_worker_connection_closed(sl_worker_t *w)
 
 static void close_all(sl_worker_t *w)
 {
-    sl_h1_close_all(w);
-    sl_stream_tcp_close_all(w);
-    sl_stream_udp_close_all(w);
+    for (int k = 0; k < SL_LISTEN_KINDS; k++) sl_listen_kind(k)->close_all(w);
 }
 
 static void on_grace(uv_timer_t *t)
 {
     sl_worker_t *w = t->data;
-    if (w->n_clients + w->n_sessions)
-        sl_log_warn("worker %u: shutdown grace period over, closing %zu connections", w->index,
-                    w->n_clients + w->n_sessions);
+    size_t n = connections(w);
+    if (n) sl_log_warn("worker %u: shutdown grace period over, closing %zu connections", w->index, n);
     close_all(w);
-}
-
-static void on_sweep(uv_timer_t *t)
-{
-    sl_pool_sweep(t->data);
 }
 
 static void on_tick(uv_timer_t *t)
 {
     sl_worker_t *w = t->data;
-    sl_h1_timeouts(w);
+    for (int k = 0; k < SL_LISTEN_KINDS; k++)
+        if (sl_listen_kind(k)->tick) sl_listen_kind(k)->tick(w);
     sl_access_buf_tick(&w->alog, uv_now(&w->loop));
 }
 
@@ -174,9 +179,7 @@ static void on_wakeup(uv_async_t *a)
     }
     if (atomic_exchange(&w->want_stop, 0) && !w->stopping) {
         w->stopping = 1;
-        close_listeners(w);
-        sl_pool_close_all(w);
-        sl_h1_drain(w);
+        stop_accepting(w);
         if (drained(w)) {
             finish(w);
             return;
@@ -188,7 +191,10 @@ static void on_wakeup(uv_async_t *a)
 static void *worker_main(void *arg)
 {
     sl_worker_t *w = arg;
-    int rc = sync_listeners(w, w->gen);
+    int rc = 0;
+    for (int k = 0; k < SL_LISTEN_KINDS && rc == 0; k++)
+        if (sl_listen_kind(k)->worker_init) rc = sl_listen_kind(k)->worker_init(w);
+    if (rc == 0) rc = sync_listeners(w, w->gen);
     pthread_mutex_lock(&w->started_lock);
     w->startup_error = rc;
     w->started = 1;
@@ -196,8 +202,8 @@ static void *worker_main(void *arg)
     pthread_mutex_unlock(&w->started_lock);
     if (rc != 0) {
         w->stopping = 1;
-        close_listeners(w);
-        sl_stream_udp_close_all(w);
+        stop_accepting(w);
+        close_all(w);
         finish(w);
     }
     uv_run(&w->loop, UV_RUN_DEFAULT);
@@ -223,9 +229,6 @@ int sl_worker_start(sl_worker_t *w, unsigned index, sl_generation_t *g)
     uv_loop_init(&w->loop);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;
-    uv_timer_init(&w->loop, &w->sweep);
-    w->sweep.data = w;
-    uv_timer_start(&w->sweep, on_sweep, 1000, 1000);
     uv_timer_init(&w->loop, &w->grace);
     w->grace.data = w;
     for (int i = 0; i < SL_TQ_COUNT; i++) sl_list_init(&w->tq[i]);
@@ -262,8 +265,8 @@ void sl_worker_join(sl_worker_t *w)
 {
     pthread_join(w->thread, NULL);
     uv_loop_close(&w->loop);
-    sl_buf_free(&w->batch);
-    sl_h1_worker_cleanup(w);
+    for (int k = 0; k < SL_LISTEN_KINDS; k++)
+        if (sl_listen_kind(k)->worker_cleanup) sl_listen_kind(k)->worker_cleanup(w);
     sl_generation_release(w->gen);
     w->gen = NULL;
     pthread_mutex_destroy(&w->started_lock);

@@ -9,45 +9,12 @@
 #include <uv.h>
 
 #include "base/buf.h"
+#include "base/list.h"
 #include "base/map.h"
 #include "observe/access_log.h"
 #include "runtime/generation.h"
 
 #define SL_READ_BUF_SIZE 65536
-
-typedef struct sl_list {
-    struct sl_list *prev, *next;
-} sl_list_t;
-
-static inline void sl_list_init(sl_list_t *l)
-{
-    l->prev = l->next = l;
-}
-static inline int sl_list_empty(const sl_list_t *l)
-{
-    return l->next == l;
-}
-static inline void sl_list_push(sl_list_t *head, sl_list_t *n)
-{
-    n->next = head->next;
-    n->prev = head;
-    head->next->prev = n;
-    head->next = n;
-}
-static inline void sl_list_remove(sl_list_t *n)
-{
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
-    n->prev = n->next = n;
-}
-
-static inline void sl_list_push_tail(sl_list_t *head, sl_list_t *n)
-{
-    n->prev = head->prev;
-    n->next = head;
-    head->prev->next = n;
-    head->prev = n;
-}
 
 /* Client timeout queues: each holds timeouts of one duration, so appending keeps it sorted
  * and the tick only looks at the front. */
@@ -81,8 +48,7 @@ typedef struct sl_worker {
     size_t n_sessions;
     sl_list_t udp_listeners;    /* UDP stream listeners (stream/udp_proxy.c), stopped ones too */
     sl_map_t pools;             /* upstream address -> idle connection list */
-    uv_timer_t sweep;           /* closes idle upstream connections past their timeout */
-    uv_timer_t tick;            /* fires client timeouts */
+    uv_timer_t tick;            /* every listener kind's timeouts (sl_listener_ops_t.tick) */
     sl_list_t tq[SL_TQ_COUNT];
     struct sl_creq *free_rq;    /* request states ready for reuse */
     size_t n_free_rq;
@@ -93,6 +59,9 @@ typedef struct sl_worker {
     struct sl_client *batch_owner;
     sl_buf_t batch;
     sl_access_buf_t alog;       /* access log lines on their way to the writer */
+    /* Each listener kind's own state, filled by its worker_init (runtime/listen_kind.h). The
+     * HTTP fields above move there as http/ is reshaped. */
+    void *kind_state[SL_LISTEN_KINDS];
     int startup_error;          /* set when a listener could not be opened */
     pthread_mutex_t started_lock;
     pthread_cond_t started_cond;

@@ -45,3 +45,43 @@ const sl_stream_plugin_ops_t sl_stream_ip_restriction = {
     .destroy = destroy,
     .on_access = on_access,
 };
+
+/* ---- configuration: plugins.ip-restriction, read by the loader (config/schema.h) ---- */
+
+#include "config/schema.h"
+#include <string.h>
+
+void sl_stream_ip_restriction_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_stream_plugins_cfg_t *pc)
+{
+    if (n->kind != SL_NODE_MAP) {
+        sl_schema_err(v, n, "expected a map with 'whitelist' or 'blacklist', got %s", sl_node_kind_name(n));
+        return;
+    }
+    const sl_config_node_t *white = sl_node_get(n, "whitelist"), *black = sl_node_get(n, "blacklist");
+    for (const sl_config_node_t *c = n->first; c; c = c->next)
+        if (strcmp(c->key, "whitelist") && strcmp(c->key, "blacklist")) {
+            size_t old = sl_schema_path_key(v, c->key);
+            sl_schema_err_at(v, c->key_line, c->key_col, "unknown key (expected one of: whitelist, blacklist)");
+            sl_schema_path_pop(v, old);
+        }
+    if (!white == !black) {
+        sl_schema_err(v, n, "needs exactly one of 'whitelist' and 'blacklist'");
+        return;
+    }
+    const sl_config_node_t *list = white ? white : black;
+    size_t old = sl_schema_path_key(v, white ? "whitelist" : "blacklist");
+    long cnt = sl_schema_list(v, list, 0);
+    if (cnt > 0) {
+        pc->ip_restriction.cidrs = sl_arena_calloc(v->a, (size_t)cnt * sizeof(*pc->ip_restriction.cidrs));
+        size_t i = 0;
+        for (const sl_config_node_t *c = list->first; c; c = c->next, i++) {
+            size_t o2 = sl_schema_path_idx(v, i);
+            if (sl_schema_cidr(v, c, &pc->ip_restriction.cidrs[pc->ip_restriction.n_cidrs]) == 0)
+                pc->ip_restriction.n_cidrs++;
+            sl_schema_path_pop(v, o2);
+        }
+    }
+    sl_schema_path_pop(v, old);
+    pc->ip_restriction.enabled = 1;
+    pc->ip_restriction.whitelist = white != NULL;
+}

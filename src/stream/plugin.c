@@ -12,7 +12,7 @@ static const sl_stream_plugin_ops_t *const plugins[] = {
     &sl_stream_syslog,
 };
 
-int sl_stream_plugins_init(sl_stream_route_t *r)
+int sl_stream_plugins_init(sl_stream_route_t *r, sl_config_errors_t *errs)
 {
     const sl_stream_plugins_cfg_t *pc = &r->cfg->stream.plugins;
     for (size_t i = 0; i < SL_ARRAY_LEN(plugins) && r->n_chain < SL_STREAM_PLUGIN_MAX; i++) {
@@ -20,7 +20,8 @@ int sl_stream_plugins_init(sl_stream_route_t *r)
         /* No chain with a hole: a route without its ip-restriction or limit-conn would admit
          * whom the configuration refuses. */
         if (plugins[i]->init && plugins[i]->init(r) != 0) {
-            sl_log_error("stream route %s: plugin %s failed to initialise", r->cfg->name, plugins[i]->name);
+            sl_config_errors_add(errs, NULL, 0, 0, NULL, "stream route %s: plugin %s failed to initialise", r->cfg->name,
+                                 plugins[i]->name);
             sl_stream_plugins_destroy(r);
             return -1;
         }

@@ -130,3 +130,14 @@ const sl_stream_plugin_ops_t sl_stream_prometheus = {
     .on_access = on_access,
     .on_log = on_log,
 };
+
+/* ---- configuration: plugins.prometheus, read by the loader (config/schema.h) ---- */
+
+#include "config/schema.h"
+
+void sl_stream_prometheus_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_stream_plugins_cfg_t *pc)
+{
+    if (!sl_node_is_null(n) && (n->kind != SL_NODE_MAP || n->n))
+        sl_schema_err(v, n, "expected {} (the plugin has no settings)");
+    pc->prometheus.enabled = 1;
+}

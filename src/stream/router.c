@@ -48,7 +48,7 @@ static int wildcard_needed(const sl_generation_t *g, int udp, int family, int po
     return 0;
 }
 
-int sl_stream_routes_build(sl_generation_t *g)
+int sl_stream_routes_build(sl_generation_t *g, sl_config_errors_t *errs)
 {
     const sl_config_t *cfg = g->cfg;
     size_t n = 0;
@@ -66,7 +66,7 @@ int sl_stream_routes_build(sl_generation_t *g)
             r->upstream = &g->upstreams[s];
             r->udp = svc->upstream.scheme == SL_SCHEME_UDP;
             if (r->udp) r->udp_quota = sl_stream_udp_quota_get(svc->name);
-            if (sl_stream_plugins_init(r) != 0) rc = -1; /* logged; the caller refuses the generation */
+            if (sl_stream_plugins_init(r, errs) != 0) rc = -1; /* the caller refuses the generation */
         }
     }
     /* A port where some route needs the wildcard address is served by that socket alone: the

@@ -100,8 +100,8 @@ struct sl_stream_plugin_ops {
 /* Builds g's stream routes (g->stream_routes) from its configuration, in configuration order,
  * their plugins included, and appends the listening addresses the routes need to g->listens
  * (SL_LISTEN_STREAM_TCP or _UDP). Main thread. Returns 0, or -1 when a plugin failed to
- * initialise (logged). */
-int sl_stream_routes_build(sl_generation_t *g);
+ * initialise (the reason appended to errs). */
+int sl_stream_routes_build(sl_generation_t *g, sl_config_errors_t *errs);
 void sl_stream_routes_destroy(sl_generation_t *g);
 
 /* The first TCP route of g that takes a connection from client to server:server_port, or NULL.
@@ -118,9 +118,9 @@ sl_stream_route_t *sl_stream_match_udp(const sl_generation_t *g, const sl_ip_t *
 sl_stream_route_t *sl_stream_match_listener(const sl_generation_t *g, const sl_ip_t *server, uint16_t server_port);
 
 /* Builds r's plugin chain from its configuration (main thread). Returns 0, or -1 when a plugin
- * could not initialise (logged; r is then left with no plugin at all, and the generation that
- * holds it must not be published). */
-int sl_stream_plugins_init(sl_stream_route_t *r);
+ * could not initialise (the reason appended to errs; r is then left with no plugin at all, and
+ * the generation that holds it must not be published). */
+int sl_stream_plugins_init(sl_stream_route_t *r, sl_config_errors_t *errs);
 void sl_stream_plugins_destroy(sl_stream_route_t *r);
 
 /* Runs the route's access hooks in order; returns 0 (go on after *delay_ms, the longest delay

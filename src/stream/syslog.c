@@ -20,19 +20,17 @@
 #include "config/config.h"
 #include "observe/metrics.h"
 #include "observe/syslog.h"
+#include "base/keeper.h"
 #include "stream/stream.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 /* RFC 5612's Private Enterprise Number for documentation: sluice has none of its own. */
 #define SD_ID "session@32473"
 
+/* Kept by destination name (base/keeper.h); the routes using it hold the references. */
 typedef struct dest {
-    struct dest *next;
-    int refs; /* routes using it, under dests_lock */
-    char *name;
     sl_syslog_t *probe; /* for the sender's counters */
     sl_series_t *sent, *dropped;
     uint64_t seen_sent, seen_dropped; /* sender counts already in the series */
@@ -44,8 +42,6 @@ struct sl_stream_syslog {
 };
 
 static sl_metric_family_t *messages;
-static pthread_mutex_t dests_lock = PTHREAD_MUTEX_INITIALIZER;
-static dest_t *dests;
 
 void sl_stream_syslog_metrics_init(sl_metrics_t *m)
 {
@@ -57,7 +53,8 @@ void sl_stream_syslog_metrics_init(sl_metrics_t *m)
                                  SL_METRIC_COUNTER, labels, 2, NULL, 0);
 }
 
-/* Adds what the sender counted since the last look. Under dests_lock. */
+/* Adds what the sender counted since the last look. Under the keeper's lock, which every
+ * look at a record takes. */
 static void follow(dest_t *d)
 {
     uint64_t sent = sl_syslog_sent(d->probe), dropped = sl_syslog_dropped(d->probe);
@@ -68,41 +65,28 @@ static void follow(dest_t *d)
     d->seen_dropped = dropped;
 }
 
-void sl_stream_syslog_metrics_update(void)
+static void follow_each(void *state, void *ctx)
 {
-    pthread_mutex_lock(&dests_lock);
-    for (dest_t *d = dests; d; d = d->next)
-        follow(d);
-    pthread_mutex_unlock(&dests_lock);
+    SL_UNUSED(ctx);
+    follow(state);
 }
 
-/* The record for cfg's destination, with one more reference. The caller holds a handle to the
- * same destination, so the probe's open shares the running sender: no name lookup, no I/O. */
-static dest_t *dest_get(const sl_syslog_cfg_t *cfg)
+typedef struct dest_settings {
+    const sl_syslog_cfg_t *cfg;
+    const char *name;
+} dest_settings_t;
+
+/* The caller holds a handle to the same destination, so the probe's open shares the running
+ * sender: no name lookup, no I/O. */
+static void *dest_create(const void *settings)
 {
-    char name[300];
-    snprintf(name, sizeof(name), strchr(cfg->host, ':') ? "[%s]:%u/%s" : "%s:%u/%s", cfg->host, (unsigned)cfg->port,
-             cfg->transport == SL_SYSLOG_TCP ? "tcp" : "udp");
-    pthread_mutex_lock(&dests_lock);
-    dest_t *d = dests;
-    while (d && strcmp(d->name, name))
-        d = d->next;
-    if (d) {
-        d->refs++;
-        pthread_mutex_unlock(&dests_lock);
-        return d;
-    }
-    sl_syslog_t *probe = sl_syslog_open(cfg);
-    if (!probe) {
-        pthread_mutex_unlock(&dests_lock);
-        return NULL;
-    }
-    d = sl_xcalloc(1, sizeof(*d));
-    d->refs = 1;
-    d->name = sl_xstrdup(name);
+    const dest_settings_t *ds = settings;
+    sl_syslog_t *probe = sl_syslog_open(ds->cfg);
+    if (!probe) return NULL;
+    dest_t *d = sl_xcalloc(1, sizeof(*d));
     d->probe = probe;
     if (messages) {
-        const char *sent[] = {name, "sent"}, *dropped[] = {name, "dropped"};
+        const char *sent[] = {ds->name, "sent"}, *dropped[] = {ds->name, "dropped"};
         d->sent = sl_metrics_series(messages, sent);
         d->dropped = sl_metrics_series(messages, dropped);
     }
@@ -110,28 +94,32 @@ static dest_t *dest_get(const sl_syslog_cfg_t *cfg)
      * it counted then is in the series already. */
     d->seen_sent = sl_syslog_sent(probe);
     d->seen_dropped = sl_syslog_dropped(probe);
-    d->next = dests;
-    dests = d;
-    pthread_mutex_unlock(&dests_lock);
     return d;
 }
 
-static void dest_put(dest_t *d)
+static void dest_destroy(void *state)
 {
-    pthread_mutex_lock(&dests_lock);
-    int last = --d->refs == 0;
-    if (last) {
-        follow(d);
-        dest_t **pp = &dests;
-        while (*pp != d)
-            pp = &(*pp)->next;
-        *pp = d->next;
-    }
-    pthread_mutex_unlock(&dests_lock);
-    if (!last) return;
+    dest_t *d = state;
+    follow(d);
     sl_syslog_close(d->probe);
-    free(d->name);
     free(d);
+}
+
+static const sl_keep_type_t dest_type = {.name = "syslog destination", .create = dest_create, .destroy = dest_destroy};
+
+void sl_stream_syslog_metrics_update(void)
+{
+    sl_keep_each(&dest_type, follow_each, NULL);
+}
+
+/* The record for cfg's destination, with one more reference. */
+static dest_t *dest_get(const sl_syslog_cfg_t *cfg)
+{
+    char name[300];
+    snprintf(name, sizeof(name), strchr(cfg->host, ':') ? "[%s]:%u/%s" : "%s:%u/%s", cfg->host, (unsigned)cfg->port,
+             cfg->transport == SL_SYSLOG_TCP ? "tcp" : "udp");
+    dest_settings_t ds = {cfg, name};
+    return sl_keep_get_names(&dest_type, name, NULL, &ds);
 }
 
 static int enabled(const sl_stream_plugins_cfg_t *pc)
@@ -171,7 +159,7 @@ static void destroy(sl_stream_route_t *r)
     if (!r->syslog) return;
     /* The route's handle goes first, so that a record alive always has the sender it counts. */
     sl_syslog_close(r->syslog->log);
-    dest_put(r->syslog->dest);
+    sl_keep_release(r->syslog->dest);
     free(r->syslog);
     r->syslog = NULL;
 }
@@ -222,3 +210,64 @@ const sl_stream_plugin_ops_t sl_stream_syslog = {
     .destroy = destroy,
     .on_log = on_log,
 };
+
+/* ---- configuration: plugins.syslog, read by the loader (config/schema.h) ---- */
+
+#include "config/schema.h"
+
+static void parse_syslog_host(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
+{
+    sl_syslog_plugin_cfg_t *sc = base;
+    const char *s = sl_schema_string(v, n, 0);
+    sl_ip_t ip;
+    if (!s) return;
+    if (sl_ip_parse(s, strlen(s), &ip) != 0 &&
+        (sl_schema_all_digits_dots(s, strlen(s)) || !sl_schema_hostname_ok(s, strlen(s))))
+        sl_schema_err(v, n, "expected an IP address or a host name, got '%s'", s);
+    else
+        sc->host = s;
+}
+
+#define SY_OFF(m) offsetof(sl_syslog_plugin_cfg_t, m)
+static const sl_schema_choice_t syslog_socks[] = {
+    {"udp", SL_SYSLOG_SOCK_UDP, NULL},
+    {"tcp", SL_SYSLOG_SOCK_TCP, NULL},
+    {NULL, 0, NULL},
+};
+static const sl_schema_field_t syslog_fields[] = {
+    {.name = "host", .type = SL_FIELD_CUSTOM, .custom = parse_syslog_host, .required = 1},
+    {.name = "port", .type = SL_FIELD_INT, .off = SY_OFF(port), .min = 1, .max = 65535, .required = 1},
+    {.name = "sock_type",
+     .type = SL_FIELD_ENUM,
+     .off = SY_OFF(sock_type),
+     .choices = syslog_socks,
+     .def = SL_SYSLOG_SOCK_UDP},
+    {.name = "timeout", .type = SL_FIELD_DURATION, .off = SY_OFF(timeout_ms), .min = 1, .max = 60000, .def = 3000},
+    {.name = "batch_max_size", .type = SL_FIELD_U32, .off = SY_OFF(batch_max_size), .min = 1, .max = 10000, .def = 100},
+    {.name = "flush_timeout",
+     .type = SL_FIELD_DURATION,
+     .off = SY_OFF(flush_timeout_ms),
+     .min = 1,
+     .max = 3600000,
+     .def = 1000},
+    {.name = "max_pending", .type = SL_FIELD_U32, .off = SY_OFF(max_pending), .min = 1, .max = 1000000, .def = 10000},
+};
+static const sl_schema_section_t syslog_section = SL_SCHEMA_SECTION(syslog_fields);
+
+static void parse_syslog(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_syslog_plugin_cfg_t *sc)
+{
+    sl_schema_defaults(v, &syslog_section, sc);
+    sl_schema_parse(v, n, &syslog_section, sc);
+    sc->enabled = 1;
+    const sl_config_node_t *bm = sl_node_get(n, "batch_max_size");
+    if (bm && sc->batch_max_size > sc->max_pending) {
+        size_t old = sl_schema_path_key(v, "batch_max_size");
+        sl_schema_err(v, bm, "must not be larger than max_pending (%u)", sc->max_pending);
+        sl_schema_path_pop(v, old);
+    }
+}
+
+void sl_stream_syslog_parse(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_stream_plugins_cfg_t *pc)
+{
+    parse_syslog(v, n, &pc->syslog);
+}

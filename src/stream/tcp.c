@@ -2,19 +2,19 @@
  *
  * accept -> [PROXY protocol header, on an address and port whose routes accept it] -> match
  * (stream.h) -> plugins' access hooks (refused: closed; delayed: a timer) -> connect to a node
- * the balancer picks, with the connect timeout, on the next node after a failure up to `tries`
- * -> [PROXY protocol header to the upstream] -> a byte pipe between client and upstream until
- * both are done, one resets, or nothing moves for timeouts.idle -> sl_stream_session_end() with
- * its facts.
+ * the balancer picks, with the connect timeout, on the next untried node after a failure up to
+ * `tries` (upstream/connect.h) -> [PROXY protocol header to the upstream] -> a byte pipe between
+ * client and upstream until both are done, one resets, or nothing moves for timeouts.idle ->
+ * sl_stream_session_end() with its facts.
  *
  * With the PROXY protocol, the client the header names is the session's client for everything
  * after it: remote_addr, the plugins, hash balancing, the facts. Routes still match the address
  * and port the connection really arrived on, as nginx and HAProxy listeners do; the header's
  * destination is only passed on to an upstream that is sent the protocol.
  *
- * A session owns its handles (client, timer, one upstream socket per connect attempt, the pipe's
- * idle timer) and is freed when the last of them is closed. It keeps the generation it started
- * with, so a reload changes nothing for it. */
+ * A session owns its handles (client, timer, the upstream connection with its attempts, the
+ * pipe's idle timer) and is freed when the last of them is closed. It keeps the generation it
+ * started with, so a reload changes nothing for it. */
 #include "stream/tcp.h"
 #include "base/common.h"
 #include "base/log.h"
@@ -23,17 +23,17 @@
 #include "runtime/worker.h"
 #include "stream/proxy_protocol.h"
 #include "stream/stream.h"
+#include "upstream/connect.h"
 
 #include <arpa/inet.h>
 #include <string.h>
 
 typedef struct session {
     uv_tcp_t client;
-    uv_tcp_t upstream; /* the current connect attempt's socket, then the upstream connection */
-    uv_connect_t connect;
-    uv_timer_t timer; /* PROXY protocol header timeout, limit-conn delay, then the connect timeout */
-    sl_pipe_t pipe;   /* side 0 the client, side 1 the upstream; once connected */
-    sl_list_t link;   /* worker's sessions */
+    sl_upstream_connect_t up; /* the connect attempts, then the upstream connection */
+    uv_timer_t timer;         /* PROXY protocol header timeout, then the limit-conn delay */
+    sl_pipe_t pipe;           /* side 0 the client, side 1 the upstream; once connected */
+    sl_list_t link;           /* worker's sessions */
     sl_worker_t *w;
     sl_generation_t *gen;
     sl_stream_route_t *route;
@@ -50,16 +50,12 @@ typedef struct session {
     sl_ip_t dst; /* the address the client connected to (the header's destination), for send */
     uint16_t dst_port;
     sl_stream_plugin_state_t plugins;
-    sl_node_t *node; /* the node of the current attempt */
-    unsigned tries;  /* connect attempts made */
-    uint64_t tried;  /* nodes tried, by index (the first 64) */
-    uint64_t start_ns, start_unix_ms, connect_ns;
-    double connect_ms; /* time to connect to the node, for load-aware balancers */
-    int handles;       /* open handles; the last one closed frees the session */
-    unsigned header : 1, delaying : 1, attempt_open : 1, upstream_open : 1, piping : 1, ended : 1;
+    uint64_t start_ns, start_unix_ms;
+    int handles; /* open handles; the last one closed frees the session */
+    unsigned header : 1, delaying : 1, connecting : 1, piping : 1, ended : 1;
 } session_t;
 
-static void connect_next(session_t *s);
+static void connect_start(session_t *s);
 
 /* ---- lifetime --------------------------------------------------------------------------- */
 
@@ -86,13 +82,9 @@ static void on_timer_closed(uv_handle_t *h)
     handle_gone(sl_container_of((uv_timer_t *)h, session_t, timer));
 }
 
-static void on_upstream_closed(uv_handle_t *h)
+static void on_upstream_closed(sl_upstream_connect_t *uc)
 {
-    session_t *s = sl_container_of((uv_tcp_t *)h, session_t, upstream);
-    s->upstream_open = 0;
-    /* A failed attempt's socket is gone: the next attempt may use the handle again. */
-    if (!s->ended) connect_next(s);
-    handle_gone(s);
+    handle_gone(sl_container_of(uc, session_t, up));
 }
 
 static void on_pipe_closed(uv_handle_t *h)
@@ -100,19 +92,11 @@ static void on_pipe_closed(uv_handle_t *h)
     handle_gone(sl_container_of((uv_timer_t *)h, session_t, pipe.idle));
 }
 
-static void attempt_end(session_t *s, sl_outcome_t outcome)
-{
-    if (!s->attempt_open) return;
-    s->attempt_open = 0;
-    sl_upstream_end(s->route->upstream, s->node, outcome, outcome == SL_OUTCOME_OK ? s->connect_ms : -1);
-}
-
 /* The one way a session ends: its facts go to the plugins, then every handle closes. */
 static void finish(session_t *s, int status, const char *error, sl_outcome_t outcome)
 {
     if (s->ended) return;
     s->ended = 1;
-    attempt_end(s, outcome);
     const sl_pipe_side_t *c = &s->pipe.side[0], *u = &s->pipe.side[1];
     sl_stream_facts_t f = {
         .route = s->route,
@@ -122,7 +106,7 @@ static void finish(session_t *s, int status, const char *error, sl_outcome_t out
         .server_ip = s->server_ip,
         .proxy_ip = s->proxy_ip,
         .proxy_port = s->proxy_port,
-        .upstream = s->node ? s->node->name : NULL,
+        .upstream = s->connecting && s->up.node ? s->up.node->name : NULL,
         .client_rx = s->early_read + c->read,
         .client_tx = c->written - c->queued, /* what is still queued never left */
         .upstream_rx = u->read,
@@ -137,8 +121,8 @@ static void finish(session_t *s, int status, const char *error, sl_outcome_t out
     sl_stream_log(s->w, s->gen, &f, 0);
     uv_close((uv_handle_t *)&s->client, on_client_closed);
     uv_close((uv_handle_t *)&s->timer, on_timer_closed);
-    if (s->upstream_open && !uv_is_closing((uv_handle_t *)&s->upstream))
-        uv_close((uv_handle_t *)&s->upstream, on_upstream_closed);
+    /* The try still open is reported with the session's outcome. */
+    if (s->connecting) sl_upstream_connect_close(&s->up, outcome, on_upstream_closed);
     if (s->piping) sl_pipe_close(&s->pipe, on_pipe_closed);
 }
 
@@ -175,11 +159,11 @@ static void to_sockaddr(const sl_ip_t *ip, uint16_t port, struct sockaddr_storag
 
 static void connected(session_t *s)
 {
-    s->connect_ms = (double)(sl_now_ns() - s->connect_ns) / 1e6;
-    uv_tcp_nodelay(&s->upstream, 1);
+    sl_conn_nodelay(&s->up.conn, 1);
     s->handles++;
     s->piping = 1;
-    sl_pipe_init(&s->pipe, &s->w->loop, (uv_stream_t *)&s->client, (uv_stream_t *)&s->upstream, s->w->read_buf,
+    /* The pipe drives the socket itself: TCP only until runtime/pipe.c goes through net/conn.h. */
+    sl_pipe_init(&s->pipe, &s->w->loop, (uv_stream_t *)&s->client, (uv_stream_t *)&s->up.conn.tcp, s->w->read_buf,
                  sizeof(s->w->read_buf), s->route->upstream->cfg->idle_timeout_ms, on_pipe_end);
     /* The upstream hears who the client is before any byte of it. */
     int version = s->route->upstream->cfg->proxy_protocol_send;
@@ -202,25 +186,16 @@ static void connected(session_t *s)
 
 /* ---- connecting ------------------------------------------------------------------------- */
 
-static void attempt_failed(session_t *s, const char *why)
+static void on_upstream(sl_upstream_connect_t *uc, int status)
 {
-    sl_log_debug("stream %s: %s -> %s: %s", s->route->cfg->name, s->client_ip, s->node->name, why);
-    attempt_end(s, SL_OUTCOME_CONNECT_FAILURE);
-    uv_timer_stop(&s->timer);
-    /* The next attempt starts once this socket is closed (on_upstream_closed). */
-    uv_close((uv_handle_t *)&s->upstream, on_upstream_closed);
-}
-
-static void on_connect(uv_connect_t *req, int status)
-{
-    session_t *s = sl_container_of(req, session_t, connect);
-    if (status == UV_ECANCELED || s->ended) return; /* the socket was closed: timeout or the end */
-    uv_timer_stop(&s->timer);
-    if (status < 0) {
-        attempt_failed(s, uv_strerror(status));
-        return;
-    }
-    connected(s);
+    session_t *s = sl_container_of(uc, session_t, up);
+    if (s->ended) return;
+    if (status == SL_UPSTREAM_CONNECTED)
+        connected(s);
+    else if (status == SL_UPSTREAM_NO_NODE)
+        finish(s, SL_STREAM_BAD_GATEWAY, "no_healthy_upstream", SL_OUTCOME_ABORTED);
+    else
+        finish(s, SL_STREAM_BAD_GATEWAY, "connect_failed", SL_OUTCOME_CONNECT_FAILURE);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -232,65 +207,18 @@ static void on_timer(uv_timer_t *t)
     }
     if (s->delaying) {
         s->delaying = 0;
-        connect_next(s);
-        return;
+        connect_start(s);
     }
-    attempt_failed(s, "connect timeout");
 }
 
-static int tried(const session_t *s, const sl_node_t *n)
-{
-    size_t i = (size_t)(n - s->route->upstream->nodes);
-    return i < 64 && (s->tried >> i) & 1;
-}
-
-/* The balancer's choice, avoiding nodes this session tried already when it offers another
- * (a balancer avoids only the last failed one itself). */
-static sl_node_t *pick(session_t *s)
+/* Every node once at most, the first `tries`; hash balancing keys on the client's address. */
+static void connect_start(session_t *s)
 {
     sl_upstream_t *u = s->route->upstream;
-    const sl_node_t *failed = s->tries ? s->node : NULL;
-    sl_node_t *n = NULL;
-    for (size_t i = 0; i < u->n_nodes; i++) {
-        n = sl_upstream_pick(u, s->client_ip, strlen(s->client_ip), failed);
-        if (!n || !tried(s, n)) break;
-    }
-    return n;
-}
-
-static void connect_next(session_t *s)
-{
-    sl_upstream_t *u = s->route->upstream;
-    struct sockaddr_storage addr;
-    for (;;) {
-        if (s->tries >= SL_MIN(u->cfg->tries, u->n_nodes)) {
-            finish(s, SL_STREAM_BAD_GATEWAY, "connect_failed", SL_OUTCOME_CONNECT_FAILURE);
-            return;
-        }
-        sl_node_t *n = pick(s);
-        if (!n) {
-            finish(s, SL_STREAM_BAD_GATEWAY, "no_healthy_upstream", SL_OUTCOME_ABORTED);
-            return;
-        }
-        s->node = n;
-        s->tries++;
-        size_t i = (size_t)(n - u->nodes);
-        if (i < 64) s->tried |= 1ull << i;
-        if (sl_node_addr(n, &addr) == 0) break;
-        sl_log_debug("stream %s: node %s does not resolve", s->route->cfg->name, n->name);
-    }
-    uv_tcp_init(&s->w->loop, &s->upstream);
-    s->upstream_open = 1;
+    s->connecting = 1;
     s->handles++;
-    sl_upstream_begin(u, s->node);
-    s->attempt_open = 1;
-    s->connect_ns = sl_now_ns();
-    int rc = uv_tcp_connect(&s->connect, &s->upstream, (struct sockaddr *)&addr, on_connect);
-    if (rc < 0) {
-        attempt_failed(s, uv_strerror(rc));
-        return;
-    }
-    uv_timer_start(&s->timer, on_timer, u->cfg->connect_timeout_ms, 0);
+    sl_upstream_connect_start(&s->up, &s->w->loop, &sl_conn_tcp, u, s->client_ip, strlen(s->client_ip), NULL,
+                              (unsigned)SL_MIN(u->cfg->tries, u->n_nodes), u->cfg->connect_timeout_ms, on_upstream);
 }
 
 /* ---- accepting -------------------------------------------------------------------------- */
@@ -308,7 +236,7 @@ static void session_access(session_t *s)
         uv_timer_start(&s->timer, on_timer, delay_ms, 0);
         return;
     }
-    connect_next(s);
+    connect_start(s);
 }
 
 /* Matches the connection to a route with the client it has now; no route closes it. */

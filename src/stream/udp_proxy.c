@@ -4,13 +4,13 @@
 #include "base/common.h"
 #include "base/log.h"
 #include "base/time.h"
+#include "base/keeper.h"
 #include "runtime/listener.h"
 #include "runtime/worker.h"
 #include "stream/stream.h"
 #include "stream/udp.h"
 
 #include <arpa/inet.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -19,45 +19,33 @@
 /* ---- max_sessions: one counter per service, outliving generations ------------------------ */
 
 struct sl_udp_quota {
-    struct sl_udp_quota *next; /* registry */
-    int refs;                  /* under registry_lock */
-    char *service;
     atomic_size_t open;
 };
 
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static sl_udp_quota_t *registry;
+static void *quota_create(const void *settings)
+{
+    SL_UNUSED(settings);
+    sl_udp_quota_t *q = sl_xcalloc(1, sizeof(*q));
+    atomic_init(&q->open, 0);
+    return q;
+}
+
+static void quota_destroy(void *state)
+{
+    free(state);
+}
+
+/* max_sessions is read per session: any counter of the service does. */
+static const sl_keep_type_t quota_type = {.name = "udp max_sessions", .create = quota_create, .destroy = quota_destroy};
 
 sl_udp_quota_t *sl_stream_udp_quota_get(const char *service)
 {
-    pthread_mutex_lock(&registry_lock);
-    sl_udp_quota_t *q = registry;
-    while (q && strcmp(q->service, service))
-        q = q->next;
-    if (!q) {
-        q = sl_xcalloc(1, sizeof(*q));
-        q->service = sl_xstrdup(service);
-        atomic_init(&q->open, 0);
-        q->next = registry;
-        registry = q;
-    }
-    q->refs++;
-    pthread_mutex_unlock(&registry_lock);
-    return q;
+    return sl_keep_get_names(&quota_type, service, NULL, NULL);
 }
 
 void sl_stream_udp_quota_release(sl_udp_quota_t *q)
 {
-    pthread_mutex_lock(&registry_lock);
-    if (--q->refs == 0) {
-        sl_udp_quota_t **pp = &registry;
-        while (*pp != q)
-            pp = &(*pp)->next;
-        *pp = q->next;
-        free(q->service);
-        free(q);
-    }
-    pthread_mutex_unlock(&registry_lock);
+    sl_keep_release(q);
 }
 
 /* ---- sessions ---------------------------------------------------------------------------- */

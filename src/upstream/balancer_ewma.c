@@ -37,11 +37,11 @@ static sl_node_t *ewma_pick(sl_upstream_t *u, const sl_pick_ctx_t *ctx)
     if (!a) return NULL;
     /* The second candidate is drawn from the others. Drawing again until it differs from a
      * would, with two nodes, hand back a unexamined 1 time in 256: a node known to refuse every
-     * connection then got a try now and then. A retry's failed node stays out of the contest. */
+     * connection then got a try now and then. A retry's failed and tried nodes stay out of the contest. */
     sl_pick_ctx_t others = *ctx;
     others.exclude = a;
     sl_node_t *b = sl_balancer_random_candidate(u, &others);
-    if (!b || b == a || b == ctx->exclude) return a;
+    if (!b || b == a || !sl_balancer_ok(b, ctx)) return a;
     uint64_t now = sl_now_ns();
     return cost(b, now) < cost(a, now) ? b : a;
 }

@@ -30,7 +30,7 @@ sl_node_t *sl_balancer_random_candidate(sl_upstream_t *u, const sl_pick_ctx_t *c
     for (size_t i = 0; i < u->n_nodes; i++) {
         sl_node_t *n = &u->nodes[i];
         if (!sl_node_candidate(n, ctx)) continue;
-        if (n == ctx->exclude) {
+        if (!sl_balancer_ok(n, ctx)) {
             fallback = n;
             continue;
         }

@@ -4,14 +4,13 @@
 #include "base/time.h"
 #include "observe/metrics.h"
 #include "runtime/generation.h"
+#include "base/keeper.h"
+#include "upstream/connect.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static sl_node_state_t *registry;
 
 /* last_error strings: written on failures only, so one lock for all of them is enough. */
 static pthread_mutex_t detail_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -57,45 +56,46 @@ static void series_add(sl_series_t *s, int64_t delta)
     if (s) sl_series_add(s, SL_METRICS_MAIN_THREAD, delta);
 }
 
+/* ---- node states, kept by service and address ------------------------------------------ */
+
+typedef struct state_key {
+    const char *service, *address;
+} state_key_t;
+
+static void *state_create(const void *settings)
+{
+    const state_key_t *k = settings;
+    sl_node_state_t *st = sl_xcalloc(1, sizeof(*st));
+    atomic_init(&st->healthy, 1);
+    atomic_init(&st->down_by, SL_DOWN_NONE);
+    st->service = sl_xstrdup(k->service);
+    st->address = sl_xstrdup(k->address);
+    attach_metrics(st);
+    return st;
+}
+
+static void state_destroy(void *state)
+{
+    sl_node_state_t *st = state;
+    /* A node no longer configured is not reported as up. */
+    if (st->m_healthy) series_add(st->m_healthy, -sl_series_value(st->m_healthy));
+    free(st->service);
+    free(st->address);
+    free(st);
+}
+
+/* Every setting of a node lives in its upstream, none in the state: any state of the key does. */
+static const sl_keep_type_t state_type = {.name = "node health", .create = state_create, .destroy = state_destroy};
+
 sl_node_state_t *sl_health_state_get(const char *service, const char *address)
 {
-    pthread_mutex_lock(&registry_lock);
-    sl_node_state_t *st = registry;
-    while (st && (strcmp(st->service, service) || strcmp(st->address, address)))
-        st = st->next;
-    if (st) {
-        atomic_fetch_add(&st->refs, 1);
-    } else {
-        st = sl_xcalloc(1, sizeof(*st));
-        atomic_init(&st->refs, 1);
-        atomic_init(&st->healthy, 1);
-        atomic_init(&st->down_by, SL_DOWN_NONE);
-        st->service = sl_xstrdup(service);
-        st->address = sl_xstrdup(address);
-        attach_metrics(st);
-        st->next = registry;
-        registry = st;
-    }
-    pthread_mutex_unlock(&registry_lock);
-    return st;
+    state_key_t k = {service, address};
+    return sl_keep_get_names(&state_type, service, address, &k);
 }
 
 void sl_health_state_release(sl_node_state_t *st)
 {
-    if (!st) return;
-    pthread_mutex_lock(&registry_lock);
-    if (atomic_fetch_sub(&st->refs, 1) == 1) {
-        sl_node_state_t **pp = &registry;
-        while (*pp != st)
-            pp = &(*pp)->next;
-        *pp = st->next;
-        /* A node no longer configured is not reported as up. */
-        if (st->m_healthy) series_add(st->m_healthy, -sl_series_value(st->m_healthy));
-        free(st->service);
-        free(st->address);
-        free(st);
-    }
-    pthread_mutex_unlock(&registry_lock);
+    sl_keep_release(st);
 }
 
 static void set_error(sl_node_state_t *st, const char *msg)
@@ -224,12 +224,12 @@ typedef struct checker {
     struct checker *next;
 } checker_t;
 
-/* One check: a connection, a timeout. Freed once both handles are closed. */
+/* One check: a connection (net/conn.h), a timeout for the whole check. Freed once both are
+ * closed. */
 typedef struct probe {
-    uv_tcp_t tcp;
+    sl_conn_t conn;
     uv_timer_t timeout;
-    uv_connect_t connect;
-    uv_write_t write;
+    sl_conn_write_t write;
     checker_t *checker; /* NULL once the checker was stopped */
     sl_buf_t out;
     char in[SL_HEALTH_EXPECT_MAX]; /* the reply, as much as an expect may need */
@@ -264,18 +264,27 @@ static uint64_t jittered(uint64_t interval_ms)
     return interval_ms - span / 2 + rng_next() % (span + 1);
 }
 
-static void probe_closed(uv_handle_t *h)
+static void probe_gone(probe_t *p)
 {
-    probe_t *p = h->data;
     if (--p->open_handles == 0) {
         sl_buf_free(&p->out);
         free(p);
     }
 }
 
+static void probe_closed(uv_handle_t *h)
+{
+    probe_gone(h->data);
+}
+
+static void probe_conn_closed(sl_conn_t *c)
+{
+    probe_gone(c->data);
+}
+
 static void probe_close(probe_t *p)
 {
-    if (!uv_is_closing((uv_handle_t *)&p->tcp)) uv_close((uv_handle_t *)&p->tcp, probe_closed);
+    if (!sl_conn_is_closing(&p->conn)) sl_conn_close(&p->conn, probe_conn_closed);
     if (!uv_is_closing((uv_handle_t *)&p->timeout)) uv_close((uv_handle_t *)&p->timeout, probe_closed);
 }
 
@@ -370,18 +379,17 @@ static int probe_evaluate(probe_t *p, int eof)
     return 1;
 }
 
-static void on_probe_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void on_probe_alloc(sl_conn_t *c, uv_buf_t *buf)
 {
-    SL_UNUSED(suggested);
-    probe_t *p = h->data;
+    probe_t *p = c->data;
     buf->base = p->in + p->in_len;
     buf->len = sizeof(p->in) - p->in_len;
 }
 
-static void on_probe_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void on_probe_read(sl_conn_t *c, ssize_t nread, const uv_buf_t *buf)
 {
     SL_UNUSED(buf);
-    probe_t *p = s->data;
+    probe_t *p = c->data;
     if (p->done || !p->checker) return;
     if (nread > 0) p->in_len += (size_t)nread;
     if (nread == UV_EOF || p->in_len == sizeof(p->in)) {
@@ -395,7 +403,7 @@ static void on_probe_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-static void on_probe_written(uv_write_t *w, int status)
+static void on_probe_written(sl_conn_write_t *w, int status)
 {
     probe_t *p = w->data;
     if (p->done || !p->checker) return;
@@ -423,9 +431,9 @@ static void build_request(probe_t *p, const sl_upstream_t *u, const sl_node_t *n
     sl_buf_puts(&p->out, "User-Agent: sluice-health-check\r\nConnection: close\r\n\r\n");
 }
 
-static void on_probe_connect(uv_connect_t *req, int status)
+static void on_probe_connect(sl_conn_t *c, int status)
 {
-    probe_t *p = req->data;
+    probe_t *p = c->data;
     if (p->done || !p->checker) return;
     if (status < 0) {
         char err[96];
@@ -440,11 +448,11 @@ static void on_probe_connect(uv_connect_t *req, int status)
         probe_finish(p, 1, NULL); /* plain TCP check: the connect is the check */
         return;
     }
-    if (is_http(u) || h->expect_len) uv_read_start((uv_stream_t *)&p->tcp, on_probe_alloc, on_probe_read);
+    if (is_http(u) || h->expect_len) sl_conn_read_start(&p->conn, on_probe_alloc, on_probe_read);
     if (p->out.len) {
         p->write.data = p;
         uv_buf_t b = uv_buf_init(p->out.data, (unsigned)p->out.len);
-        int rc = uv_write(&p->write, (uv_stream_t *)&p->tcp, &b, 1, on_probe_written);
+        int rc = sl_conn_write(&p->conn, &p->write, &b, 1, on_probe_written);
         if (rc < 0) {
             char err[96];
             snprintf(err, sizeof(err), "write: %s", uv_strerror(rc));
@@ -466,22 +474,19 @@ static void on_check_timer(uv_timer_t *t)
 {
     checker_t *c = t->data;
     if (c->probe) return; /* still running: the next one is scheduled when it ends */
-    struct sockaddr_storage addr;
-    if (sl_node_addr(c->n, &addr) != 0) {
-        record(c, 0, "address does not resolve");
-        schedule(c, jittered(c->u->cfg->health_check.interval_ms));
-        return;
-    }
     probe_t *p = sl_xcalloc(1, sizeof(*p));
     p->checker = c;
-    uv_tcp_init(hc.loop, &p->tcp);
+    sl_conn_init(&p->conn, hc.loop, &sl_conn_tcp);
     uv_timer_init(hc.loop, &p->timeout);
-    p->tcp.data = p->timeout.data = p->connect.data = p;
+    p->conn.data = p->timeout.data = p;
     p->open_handles = 2;
     c->probe = p;
     uv_timer_start(&p->timeout, on_probe_timeout, c->u->cfg->health_check.timeout_ms, 0);
-    int rc = uv_tcp_connect(&p->connect, &p->tcp, (struct sockaddr *)&addr, on_probe_connect);
-    if (rc < 0) {
+    /* The timeout covers the whole check, the connect included: no deadline of the connect's. */
+    int rc = sl_node_connect(&p->conn, c->n, 0, on_probe_connect);
+    if (rc == SL_NODE_UNRESOLVED) {
+        probe_finish(p, 0, "address does not resolve");
+    } else if (rc < 0) {
         char err[96];
         snprintf(err, sizeof(err), "connect: %s", uv_strerror(rc));
         probe_finish(p, 0, err);

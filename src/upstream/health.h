@@ -1,7 +1,7 @@
-/* Node health: the process-wide registry of node states, active checks and passive checks.
+/* Node health: node states, active checks and passive checks.
  *
- * A node's state is keyed by service name and node address and outlives generations, so a
- * reload keeps the health of nodes that stay. Nodes start healthy. Active checks run on the
+ * A node's state is kept by service name and node address (base/keeper.h) and outlives
+ * generations, so a reload keeps the health of nodes that stay. Nodes start healthy. Active checks run on the
  * main loop, one checker per upstream for the whole process (not one per worker), with jitter;
  * passive checks count failures reported by the workers. The verdict is one atomic flag every
  * worker reads when it picks a node. */
@@ -23,7 +23,6 @@ typedef struct sl_metrics sl_metrics_t;
 enum { SL_DOWN_NONE, SL_DOWN_ACTIVE, SL_DOWN_PASSIVE, SL_DOWN_TRIAL };
 
 struct sl_node_state {
-    atomic_int refs;
     atomic_int healthy;                         /* 1 healthy, 0 unhealthy; starts at 1 */
     atomic_int active;                          /* requests in flight, all workers (least_conn, status page) */
     _Atomic uint64_t ewma_bits;                 /* ewma balancer: peak-EWMA latency in ms, as double bits */
@@ -39,7 +38,6 @@ struct sl_node_state {
     sl_series_t *m_to_healthy, *m_to_unhealthy; /* sluice_upstream_node_transitions_total */
     char *service;
     char *address;
-    struct sl_node_state *next; /* registry list */
 };
 
 /* Sets a node's verdict; a change moves sl_health_epoch so upstreams see it at their next
@@ -52,7 +50,7 @@ static inline void sl_health_set(sl_node_state_t *st, int healthy)
 /* Main thread. Returns the state for (service, address) with a new reference, creating it
  * healthy when new. */
 sl_node_state_t *sl_health_state_get(const char *service, const char *address);
-/* Drops a reference (any thread); the last one removes the state from the registry. */
+/* Drops a reference (any thread); the last one frees the state. */
 void sl_health_state_release(sl_node_state_t *st);
 
 /* True when n may take traffic: healthy, or down by passive checks only and past the

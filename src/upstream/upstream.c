@@ -92,7 +92,8 @@ static void level_refresh(sl_upstream_t *u, uint64_t epoch, uint64_t now)
     atomic_store_explicit(&u->level_epoch, epoch, memory_order_release);
 }
 
-sl_node_t *sl_upstream_pick(sl_upstream_t *u, const char *key, size_t key_len, const sl_node_t *exclude)
+static sl_node_t *pick(sl_upstream_t *u, const char *key, size_t key_len, const sl_node_t *exclude,
+                       const sl_tried_t *tried)
 {
     if (!u->n_nodes) return NULL;
     uint64_t epoch = atomic_load_explicit(&sl_health_epoch, memory_order_acquire);
@@ -106,9 +107,44 @@ sl_node_t *sl_upstream_pick(sl_upstream_t *u, const char *key, size_t key_len, c
                          .key = key,
                          .key_len = key_len,
                          .exclude = exclude,
+                         .tried = tried,
                          .priority = atomic_load_explicit(&u->level_priority, memory_order_relaxed),
                          .panic = mode == LEVEL_PANIC};
     return u->balancer->pick(u, &ctx);
+}
+
+sl_node_t *sl_upstream_pick(sl_upstream_t *u, const char *key, size_t key_len, const sl_node_t *exclude)
+{
+    return pick(u, key, key_len, exclude, NULL);
+}
+
+sl_node_t *sl_upstream_pick_untried(sl_upstream_t *u, const char *key, size_t key_len, const sl_tried_t *tried)
+{
+    if (!tried->count) return pick(u, key, key_len, NULL, NULL);
+    return pick(u, key, key_len, tried->last, tried);
+}
+
+void sl_tried_init(sl_tried_t *t, size_t n_nodes)
+{
+    memset(t, 0, sizeof(*t));
+    t->n_nodes = n_nodes;
+}
+
+void sl_tried_add(sl_tried_t *t, const sl_upstream_t *u, const sl_node_t *n)
+{
+    size_t i = (size_t)(n - u->nodes);
+    t->last = n;
+    if (i >= t->n_nodes) return;
+    if (!t->big && t->n_nodes > SL_TRIED_INLINE) t->big = sl_xcalloc((t->n_nodes + 63) / 64, sizeof(uint64_t));
+    uint64_t *bits = t->n_nodes > SL_TRIED_INLINE ? t->big : t->small;
+    bits[i / 64] |= 1ull << (i % 64);
+    t->count++;
+}
+
+void sl_tried_free(sl_tried_t *t)
+{
+    free(t->big);
+    t->big = NULL;
 }
 
 void sl_upstream_begin(sl_upstream_t *u, sl_node_t *n)

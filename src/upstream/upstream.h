@@ -16,7 +16,7 @@ typedef struct sl_upstream sl_upstream_t;
 
 /* What outlives a generation for one node of one service (keyed by service name and node
  * address): health and load. Every worker reads and updates it with atomics. Owned by the
- * health registry (upstream/health.h). */
+ * keeper (base/keeper.h) through upstream/health.h. */
 typedef struct sl_node_state sl_node_state_t;
 
 typedef struct sl_node {
@@ -29,6 +29,32 @@ typedef struct sl_node {
     sl_node_state_t *state;
 } sl_node_t;
 
+/* The nodes one request or session has tried, for failover and retries: a bitset over the
+ * upstream's nodes, inline up to SL_TRIED_INLINE nodes (no allocation for the common sizes), on
+ * the heap beyond. Owned by the exchange or session; one thread at a time. */
+#define SL_TRIED_INLINE 128
+typedef struct sl_tried {
+    const sl_node_t *last; /* the node tried last, NULL before the first try */
+    unsigned count;        /* tries added, a node tried twice counted twice */
+    size_t n_nodes;
+    uint64_t small[SL_TRIED_INLINE / 64];
+    uint64_t *big; /* more than SL_TRIED_INLINE nodes: allocated at the first add */
+} sl_tried_t;
+
+/* Empties t for an upstream of n_nodes nodes. */
+void sl_tried_init(sl_tried_t *t, size_t n_nodes);
+/* Records a try of node n of u; n becomes t->last. */
+void sl_tried_add(sl_tried_t *t, const sl_upstream_t *u, const sl_node_t *n);
+void sl_tried_free(sl_tried_t *t);
+/* True when node index i (n - u->nodes) was tried. */
+static inline int sl_tried_has(const sl_tried_t *t, size_t i)
+{
+    if (i >= t->n_nodes) return 0;
+    /* A large set has its bits on the heap from the first add on; before it, nothing is in it. */
+    const uint64_t *bits = t->n_nodes > SL_TRIED_INLINE ? t->big : t->small;
+    return bits && (int)((bits[i / 64] >> (i % 64)) & 1);
+}
+
 /* What a balancer may use to choose, and which nodes it may choose from. */
 typedef struct sl_pick_ctx {
     const sl_upstream_t *upstream;
@@ -38,6 +64,9 @@ typedef struct sl_pick_ctx {
      * retry or failover pick, which balancers that keep turns (round_robin, weighted) serve
      * without taking a first try's turn. */
     const sl_node_t *exclude;
+    /* Every node this request tried (exclude among them), avoided as exclude is; NULL for a pick
+     * that knows only its last failure. */
+    const sl_tried_t *tried;
     int priority; /* only nodes of this priority are candidates */
     int panic;    /* every node unhealthy: health is ignored */
 } sl_pick_ctx_t;
@@ -57,8 +86,8 @@ typedef struct sl_balancer_ops {
     const char *name;
     /* Creates the policy's state for u (NULL for stateless policies). */
     void *(*create)(const sl_upstream_t *u);
-    /* Picks a candidate (sl_node_candidate()), avoiding ctx->exclude when another candidate
-     * exists; NULL only when there is no candidate. Thread-safe. */
+    /* Picks a candidate (sl_node_candidate()), avoiding ctx->exclude and ctx->tried when another
+     * candidate exists (sl_balancer_ok()); NULL only when there is no candidate. Thread-safe. */
     sl_node_t *(*pick)(sl_upstream_t *u, const sl_pick_ctx_t *ctx);
     /* Optional: a request to n took latency_ms to its response head (ewma); a try that failed
      * without one (refused, timed out, reset) is observed as SL_FAILED_TRY_MS. Thread-safe. */
@@ -97,6 +126,12 @@ void sl_upstream_destroy(sl_upstream_t *u);
  * such a pick does not move round_robin's or weighted's turn, so first tries keep their order
  * however many retries run between them. */
 sl_node_t *sl_upstream_pick(sl_upstream_t *u, const char *key, size_t key_len, const sl_node_t *exclude);
+
+/* As sl_upstream_pick(), for a request that records its tries in tried: a node tried already is
+ * chosen only when no candidate is left untried, so every candidate gets one try before any gets
+ * two. The first pick (tried empty) takes a turn as a first try does, later ones are failover
+ * picks (exclude = tried->last). The caller adds the node it then tries (sl_tried_add). */
+sl_node_t *sl_upstream_pick_untried(sl_upstream_t *u, const char *key, size_t key_len, const sl_tried_t *tried);
 
 /* True when n may be chosen under ctx (its priority, and healthy unless panicking). */
 int sl_node_candidate(const sl_node_t *n, const sl_pick_ctx_t *ctx);

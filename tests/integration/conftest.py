@@ -23,7 +23,7 @@ from backend import Backend  # noqa: E402
 from helpers import free_port, proxy_service, to_yaml, wait_until  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer", "ERROR: ThreadSanitizer")
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer", "ERROR: ThreadSanitizer", "WARNING: ThreadSanitizer")
 
 
 def _find_bin():

@@ -10,6 +10,8 @@
 #include "base/arena.h"
 #include "base/buf.h"
 #include "base/cidr.h"
+#include "base/common.h"
+#include "base/list.h"
 #include "base/map.h"
 #include "base/time.h"
 
@@ -52,6 +54,36 @@ static void test_durations(void **state)
     assert_int_equal(sl_parse_duration_ms("5124095577h", &ms), -ERANGE);
     assert_int_equal(sl_parse_duration_ms("5124095576h1s", &ms), 0);
     assert_int_equal(sl_parse_duration_ms("5124095576h110s", &ms), -ERANGE);
+}
+
+typedef struct item {
+    int n;
+    sl_list_t link;
+} item_t;
+
+static void test_list(void **state)
+{
+    (void)state;
+    sl_list_t head;
+    sl_list_init(&head);
+    assert_true(sl_list_empty(&head));
+    item_t it[4] = {{.n = 0}, {.n = 1}, {.n = 2}, {.n = 3}};
+    sl_list_push(&head, &it[1].link);      /* 1 */
+    sl_list_push(&head, &it[0].link);      /* 0 1 */
+    sl_list_push_tail(&head, &it[2].link); /* 0 1 2 */
+    sl_list_push_tail(&head, &it[3].link); /* 0 1 2 3 */
+    int want = 0;
+    for (sl_list_t *n = head.next; n != &head; n = n->next) assert_int_equal(sl_container_of(n, item_t, link)->n, want++);
+    assert_int_equal(want, 4);
+    sl_list_remove(&it[1].link);
+    sl_list_remove(&it[1].link); /* a removed node is empty: removing it again changes nothing */
+    int order[] = {0, 2, 3}, i = 0;
+    for (sl_list_t *n = head.next; n != &head; n = n->next) assert_int_equal(sl_container_of(n, item_t, link)->n, order[i++]);
+    assert_int_equal(i, 3);
+    sl_list_remove(&it[0].link);
+    sl_list_remove(&it[2].link);
+    sl_list_remove(&it[3].link);
+    assert_true(sl_list_empty(&head));
 }
 
 static void test_map(void **state)
@@ -139,6 +171,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_list),
         cmocka_unit_test(test_map),
         cmocka_unit_test(test_buf_json),
         cmocka_unit_test(test_arena),

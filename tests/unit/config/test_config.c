@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "base/log.h"
 
@@ -48,17 +49,24 @@ static sl_config_t *load(const char *text)
     return load_as("gw.yaml", text);
 }
 
+/* The text of error i of e, in a buffer the next call reuses. */
+static const char *text_of(const sl_config_errors_t *e, size_t i)
+{
+    static char buf[SL_CONFIG_ERROR_TEXT_MAX];
+    return sl_config_errors_text(e, i, buf);
+}
+
 static void dump_errors(void)
 {
     for (size_t i = 0; i < errs.n; i++)
-        fprintf(stderr, "  | %s\n", errs.lines[i]);
+        fprintf(stderr, "  | %s\n", text_of(&errs, i));
 }
 
 /* Asserts that one error line is exactly want. */
 static void expect_error(const char *want)
 {
     for (size_t i = 0; i < errs.n; i++)
-        if (!strcmp(errs.lines[i], want)) return;
+        if (!strcmp(text_of(&errs, i), want)) return;
     dump_errors();
     fail_msg("missing error line: %s", want);
 }
@@ -67,7 +75,7 @@ static void expect_error(const char *want)
 static void expect_error_part(const char *want)
 {
     for (size_t i = 0; i < errs.n; i++)
-        if (strstr(errs.lines[i], want)) return;
+        if (strstr(text_of(&errs, i), want)) return;
     dump_errors();
     fail_msg("no error line contains: %s", want);
 }
@@ -1006,7 +1014,7 @@ static void test_reload_type_change(void **state)
     sl_config_errors_t e = {0};
     assert_int_equal(sl_config_check_reload(old, cfg, &e), -1);
     assert_int_equal(e.n, 1);
-    assert_string_equal(e.lines[0], "gw.yaml:6:11: services[1].type: service 'db' is http in the running "
+    assert_string_equal(text_of(&e, 0), "gw.yaml:6:11: services[1].type: service 'db' is http in the running "
                                     "configuration and cannot become stream (a service's type is fixed: give the "
                                     "new service another name)");
     sl_config_errors_free(&e);
@@ -1247,8 +1255,8 @@ static void test_error_lines_stay_readable(void **state)
     strcat(text, "}\n");
     cfg = load(text);
     assert_null(cfg);
-    assert_int_equal(strlen(errs.lines[0]), 512);
-    assert_string_equal(errs.lines[0] + 509, "...");
+    assert_int_equal(strlen(text_of(&errs, 0)), 512);
+    assert_string_equal(text_of(&errs, 0) + 509, "...");
     /* A flood of errors is cut after 200 with one closing line. */
     sl_buf_t b = SL_BUF_INIT;
     sl_buf_puts(&b, "gateway:\n");
@@ -1258,10 +1266,10 @@ static void test_error_lines_stay_readable(void **state)
     sl_buf_free(&b);
     assert_null(cfg);
     assert_int_equal(errs.n, 201);
-    assert_string_equal(errs.lines[200], "gw.yaml: too many errors, stopping here");
-    assert_string_equal(errs.lines[0], "gw.yaml:2:3: gateway.k0: unknown key (valid keys: workers, proxy_layers, "
+    assert_string_equal(text_of(&errs, 200), "gw.yaml: too many errors, stopping here");
+    assert_string_equal(text_of(&errs, 0), "gw.yaml:2:3: gateway.k0: unknown key (valid keys: workers, proxy_layers, "
                                        "shutdown_timeout, http, status, access_log, request_id, log)");
-    assert_true(strstr(errs.lines[199], "gateway.k199: unknown key") != NULL);
+    assert_true(strstr(text_of(&errs, 199), "gateway.k199: unknown key") != NULL);
 }
 
 /* Errors come out in file order, whatever order the checks ran in (the duplicate-key walk runs
@@ -1292,7 +1300,7 @@ static void test_errors_in_line_order(void **state)
     };
     if (errs.n != SL_ARRAY_LEN(want)) dump_errors();
     assert_int_equal(errs.n, SL_ARRAY_LEN(want));
-    for (size_t i = 0; i < SL_ARRAY_LEN(want); i++) assert_string_equal(errs.lines[i], want[i]);
+    for (size_t i = 0; i < SL_ARRAY_LEN(want); i++) assert_string_equal(text_of(&errs, i), want[i]);
 
     /* 300 errors written bottom-up by the checks still keep the file's first 200. */
     sl_buf_t b = SL_BUF_INIT;
@@ -1302,11 +1310,11 @@ static void test_errors_in_line_order(void **state)
     sl_buf_free(&b);
     assert_null(cfg);
     assert_int_equal(errs.n, 201);
-    assert_string_equal(errs.lines[0], "gw.yaml:5:16: services[0].routes[1].name: duplicate route name 'r' (also "
+    assert_string_equal(text_of(&errs, 0), "gw.yaml:5:16: services[0].routes[1].name: duplicate route name 'r' (also "
                                        "routes[0])");
-    assert_string_equal(errs.lines[199], "gw.yaml:204:16: services[0].routes[200].name: duplicate route name 'r' "
+    assert_string_equal(text_of(&errs, 199), "gw.yaml:204:16: services[0].routes[200].name: duplicate route name 'r' "
                                          "(also routes[0])");
-    assert_string_equal(errs.lines[200], "gw.yaml: too many errors, stopping here");
+    assert_string_equal(text_of(&errs, 200), "gw.yaml: too many errors, stopping here");
 }
 
 /* Hints for common mistakes: a URL where an address goes, unknown names with the valid ones. */
@@ -1411,10 +1419,96 @@ static void test_errors_add(void **state)
     sl_config_errors_add(&e, "a.yaml", 0, 0, NULL, "cannot open");
     sl_config_errors_add(&e, NULL, 0, 0, "access_log", "cannot open %d", 2);
     assert_int_equal(e.n, 3);
-    assert_string_equal(e.lines[0], "a.yaml:3:7: services[0].name: must be a token");
-    assert_string_equal(e.lines[1], "a.yaml: cannot open");
-    assert_string_equal(e.lines[2], "access_log: cannot open 2");
+    assert_string_equal(text_of(&e, 0), "a.yaml:3:7: services[0].name: must be a token");
+    assert_string_equal(text_of(&e, 1), "a.yaml: cannot open");
+    assert_string_equal(text_of(&e, 2), "access_log: cannot open 2");
     sl_config_errors_free(&e);
+}
+
+/* An error is a record: the field path apart from the message, so an API can return it as it is;
+ * the text form puts them back together. */
+static void test_errors_are_records(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load("services:\n"
+                            "  - name: a\n"
+                            "    upstream: {nodes: [127.0.0.1:1]}\n"
+                            "    routes:\n"
+                            "      - {paths: [/a]}\n"
+                            "      - {paths: [/b], policies: {timeout: 0}}\n");
+    assert_null(cfg);
+    assert_int_equal(errs.n, 1);
+    const sl_config_error_t *r = &errs.items[0];
+    assert_string_equal(r->file, "gw.yaml");
+    assert_int_equal(r->line, 6);
+    assert_int_equal(r->col, 43);
+    assert_string_equal(r->path, "services[0].routes[1].policies.timeout");
+    assert_string_equal(r->message, "expected whole seconds (at least 1) or a duration such as 500ms, 5s, 1m30s "
+                                    "(at most 24h)");
+    assert_string_equal(text_of(&errs, 0), "gw.yaml:6:43: services[0].routes[1].policies.timeout: expected whole "
+                                           "seconds (at least 1) or a duration such as 500ms, 5s, 1m30s (at most 24h)");
+
+    /* A syntax error has a position and no path; a file-level error neither. */
+    cfg = load("a: [\n");
+    assert_null(cfg);
+    assert_null(errs.items[0].path);
+    assert_int_equal(errs.items[0].line, 2);
+    assert_true(!strncmp(errs.items[0].message, "YAML syntax error: ", 19));
+    assert_int_equal(sl_config_load_file("/nonexistent/sluice.yaml", &cfg, &errs), -1);
+    r = &errs.items[errs.n - 1];
+    assert_string_equal(r->file, "/nonexistent/sluice.yaml");
+    assert_int_equal(r->line, 0);
+    assert_null(r->path);
+    assert_string_equal(r->message, "cannot open: No such file or directory");
+
+    /* The path is not quoted into the message of the "too many errors" record either. */
+    sl_buf_t b = SL_BUF_INIT;
+    sl_buf_puts(&b, "gateway:\n");
+    for (int i = 0; i < 201; i++)
+        sl_buf_printf(&b, "  k%d: 1\n", i);
+    cfg = load(sl_buf_cstr(&b));
+    sl_buf_free(&b);
+    assert_null(cfg);
+    assert_int_equal(errs.n, 201);
+    assert_string_equal(errs.items[199].path, "gateway.k199");
+    assert_true(!strncmp(errs.items[199].message, "unknown key (valid keys: ", 25));
+    assert_null(errs.items[200].path);
+    assert_int_equal(errs.items[200].line, 0);
+    assert_string_equal(errs.items[200].message, "too many errors, stopping here");
+}
+
+static void test_errors_json(void **state)
+{
+    (void)state;
+    sl_config_t *cfg = load("gateway:\n  workers: 0\n  k: 1\n");
+    assert_null(cfg);
+    json_t *j = sl_config_errors_json(&errs);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    assert_string_equal(s, "[{\"file\":\"gw.yaml\",\"line\":2,\"col\":12,\"path\":\"gateway.workers\","
+                           "\"message\":\"must be 'auto' or an integer between 1 and 64\"},"
+                           "{\"file\":\"gw.yaml\",\"line\":3,\"col\":3,\"path\":\"gateway.k\",\"message\":\"unknown key "
+                           "(valid keys: workers, proxy_layers, shutdown_timeout, http, status, access_log, request_id, "
+                           "log)\"}]");
+    free(s);
+    json_decref(j);
+
+    /* No file, no path: null. Text that is not UTF-8 (a file name may not be) still makes valid
+     * JSON, and a line break in a message stays out of the text. */
+    sl_config_errors_t e = {0};
+    sl_config_errors_add(&e, NULL, 0, 0, NULL, "cannot bind %s", "a\nb");
+    sl_config_errors_add(&e, "caf\xc3\xa9-\xff.yaml", 0, 0, "access_log.path", "cannot open");
+    assert_string_equal(text_of(&e, 0), "cannot bind a?b");
+    j = sl_config_errors_json(&e);
+    s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    assert_string_equal(s, "[{\"file\":null,\"line\":0,\"col\":0,\"path\":null,\"message\":\"cannot bind a?b\"},"
+                           "{\"file\":\"caf\xc3\xa9-?.yaml\",\"line\":0,\"col\":0,\"path\":\"access_log.path\","
+                           "\"message\":\"cannot open\"}]");
+    free(s);
+    json_decref(j);
+    sl_config_errors_free(&e);
+    j = sl_config_errors_json(&e);
+    assert_int_equal(json_array_size(j), 0);
+    json_decref(j);
 }
 
 int main(void)
@@ -1455,6 +1549,8 @@ int main(void)
         cmocka_unit_test_teardown(test_load_file, teardown),
         cmocka_unit_test_teardown(test_method_bit, teardown),
         cmocka_unit_test(test_errors_add),
+        cmocka_unit_test_teardown(test_errors_are_records, teardown),
+        cmocka_unit_test_teardown(test_errors_json, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

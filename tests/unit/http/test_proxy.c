@@ -110,10 +110,11 @@ static sl_generation_t *load(const char *route_policies)
     sl_config_t *cfg = NULL;
     sl_config_errors_t errs = {0};
     if (sl_config_load_buffer("p.yaml", yaml, strlen(yaml), &cfg, &errs) != 0) {
-        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "%s\n", errs.lines[i]);
+        char line[SL_CONFIG_ERROR_TEXT_MAX];
+        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "%s\n", sl_config_errors_text(&errs, i, line));
         fail();
     }
-    sl_generation_t *g = sl_generation_create(cfg, NULL);
+    sl_generation_t *g = sl_generation_create(cfg, &errs);
     assert_non_null(g);
     return g;
 }

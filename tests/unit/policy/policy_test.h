@@ -31,14 +31,15 @@ static inline sl_config_t *policy_load_with(const char *upstream_extra, const ch
     sl_config_t *cfg = NULL;
     sl_config_errors_t errs = {0};
     if (sl_config_load_buffer("p.yaml", yaml, strlen(yaml), &cfg, &errs) != 0) {
-        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "%s\n", errs.lines[i]);
+        char line[SL_CONFIG_ERROR_TEXT_MAX];
+        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "%s\n", sl_config_errors_text(&errs, i, line));
         sl_config_errors_free(&errs);
         fail();
     }
     memset(rt, 0, sizeof(*rt));
     rt->cfg = &cfg->services[0].routes[0];
     rt->svc = &cfg->services[0];
-    assert_int_equal(sl_policy_chain_init(rt), 0);
+    assert_int_equal(sl_policy_chain_init(rt, &errs), 0);
     return cfg;
 }
 
@@ -92,10 +93,11 @@ static inline void policy_expect_error(const char *policies, const char *want)
     sl_config_errors_t errs = {0};
     assert_int_equal(sl_config_load_buffer("p.yaml", yaml, strlen(yaml), &cfg, &errs), -1);
     int found = 0;
-    for (size_t i = 0; i < errs.n; i++) found |= strstr(errs.lines[i], want) != NULL;
+    char line[SL_CONFIG_ERROR_TEXT_MAX];
+    for (size_t i = 0; i < errs.n; i++) found |= strstr(sl_config_errors_text(&errs, i, line), want) != NULL;
     if (!found) {
         fprintf(stderr, "want: %s\n", want);
-        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "got: %s\n", errs.lines[i]);
+        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "got: %s\n", sl_config_errors_text(&errs, i, line));
     }
     sl_config_errors_free(&errs);
     assert_true(found);

@@ -27,11 +27,16 @@ static sl_generation_t *build(const char *yaml)
     sl_config_t *cfg = NULL;
     sl_config_errors_t errs = {0};
     int rc = sl_config_load_buffer("gw.yaml", yaml, strlen(yaml), &cfg, &errs);
+    char line[SL_CONFIG_ERROR_TEXT_MAX];
     for (size_t i = 0; i < errs.n; i++)
-        fprintf(stderr, "  | %s\n", errs.lines[i]);
+        fprintf(stderr, "  | %s\n", sl_config_errors_text(&errs, i, line));
     sl_config_errors_free(&errs);
     assert_int_equal(rc, 0);
-    return sl_generation_create(cfg, NULL);
+    sl_generation_t *g = sl_generation_create(cfg, &errs);
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "  | %s\n", sl_config_errors_text(&errs, i, line));
+    sl_config_errors_free(&errs);
+    return g;
 }
 
 static sl_ip_t ip(const char *s)

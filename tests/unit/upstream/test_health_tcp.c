@@ -114,7 +114,9 @@ static void test_tcp_send_expect(void **state)
 
     sl_server_metrics_init();
     sl_health_metrics_init(sl_metrics.registry);
-    sl_generation_t *g = sl_generation_create(cfg, NULL);
+    sl_config_errors_t errs = {0};
+    sl_generation_t *g = sl_generation_create(cfg, &errs);
+    assert_int_equal(errs.n, 0);
     uv_loop_t loop;
     uv_loop_init(&loop);
     sl_health_sync(&loop, g);
