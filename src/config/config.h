@@ -201,7 +201,10 @@ typedef struct sl_rate_limit_cfg {
     uint32_t max_keys;      /* keyed buckets kept, least recently used evicted; default 10000 */
 } sl_rate_limit_cfg_t;
 
-/* A route's policies (see src/policy/). A policy is on when its `enabled` is set. */
+#define SL_POLICY_MODULES_MAX 16 /* policies the registry may list */
+
+/* A route's policies (see src/policy/). A policy is on when its `enabled` is set, or, for one
+ * that owns its settings' type, when it has settings. */
 typedef struct sl_policies_cfg {
     struct {
         int enabled;
@@ -236,6 +239,10 @@ typedef struct sl_policies_cfg {
         uint64_t idle_timeout_ms; /* a tunnel with no bytes either way this long closes; 0: the upstream's
                                    * read timeout */
     } websocket;
+    /* Settings of the policies that own their type (src/modules.h: a module with `read`), by
+     * the policy's place in the registry; NULL where the route does not enable it. Read back
+     * with sl_policy_settings(). */
+    const void *settings[SL_POLICY_MODULES_MAX];
 } sl_policies_cfg_t;
 
 /* An IPv4/IPv6 address or CIDR as written ("127.0.0.10", "10.0.0.0/8"); a bare address has the

@@ -4,6 +4,7 @@
  * its own settings, in its file under src/policy/). A service's upstream is read in
  * upstream_schema.c, a stream service's routes in stream_schema.c. */
 #include "config/schema.h"
+#include "modules.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -188,26 +189,10 @@ static void parse_direct_response(sl_schema_ctx_t *v, const sl_config_node_t *n,
 
 /* ---- a route's policies, each read in its own file under src/policy/ ---- */
 
-/* Every policy a route's policies map takes, in chain order, the order messages list them in. */
-static const struct {
-    const char *name;
-    void (*parse)(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_policies_cfg_t *pc);
-} policies[] = {
-    {"ip_access", sl_policy_ip_access_parse},
-    {"local_rate_limit", sl_policy_local_rate_limit_parse},
-    {"path_rewrite", sl_policy_path_rewrite_parse},
-    {"request_headers", sl_policy_request_headers_parse},
-    {"timeout", sl_policy_timeout_parse},
-    {"retry", sl_policy_retry_parse},
-    {"websocket", sl_policy_websocket_parse},
-    {"response_headers", sl_policy_response_headers_parse},
-    {"cookie_rewrite", sl_policy_cookie_rewrite_parse},
-};
-
 int sl_schema_is_policy(const char *key)
 {
-    for (size_t i = 0; i < SL_ARRAY_LEN(policies); i++)
-        if (!strcmp(key, policies[i].name)) return 1;
+    for (size_t i = 0; i < sl_n_policy_modules; i++)
+        if (!strcmp(key, sl_policy_modules[i].ops->name)) return 1;
     return 0;
 }
 
@@ -221,15 +206,17 @@ static void parse_policies(sl_schema_ctx_t *v, const sl_config_node_t *n, void *
     }
     for (const sl_config_node_t *c = n->first; c; c = c->next) {
         size_t old = sl_schema_path_key(v, c->key), i = 0;
-        while (i < SL_ARRAY_LEN(policies) && strcmp(c->key, policies[i].name))
+        while (i < sl_n_policy_modules && strcmp(c->key, sl_policy_modules[i].ops->name))
             i++;
-        if (i < SL_ARRAY_LEN(policies)) {
-            policies[i].parse(v, c, pc);
+        if (i == sl_n_policy_modules) {
+            const char *names[SL_POLICY_MODULES_MAX];
+            for (size_t k = 0; k < sl_n_policy_modules; k++)
+                names[k] = sl_policy_modules[k].ops->name;
+            sl_schema_unknown_name(v, c, "policy", "policies", names, sl_n_policy_modules, 2);
+        } else if (sl_policy_modules[i].read) {
+            pc->settings[i] = sl_policy_modules[i].read(v, c);
         } else {
-            const char *names[SL_ARRAY_LEN(policies)];
-            for (size_t k = 0; k < SL_ARRAY_LEN(policies); k++)
-                names[k] = policies[k].name;
-            sl_schema_unknown_name(v, c, "policy", "policies", names, SL_ARRAY_LEN(names), 2);
+            sl_policy_modules[i].parse(v, c, pc);
         }
         sl_schema_path_pop(v, old);
     }

@@ -340,6 +340,7 @@ int sl_proxy_begin(sl_exchange_t *ex)
     ex->route = sl_router_match(ex->gen->router, ex->host ? ex->host : "", ex->host_len, ex->req.path, ex->req.path_len,
                                 sl_method_bit(ex->req.method, strlen(ex->req.method)));
     request_id_begin(ex);
+    ex->policy.req = &ex->req;
     if (ex->route && ex->route->n_chain) {
         /* Request policies (ip_access, local_rate_limit) may refuse it before anything goes upstream. */
         sl_policy_req_t pr = {.peer = ex->peer, .req = &ex->req, .state = &ex->policy};
@@ -367,7 +368,8 @@ int sl_proxy_begin(sl_exchange_t *ex)
 void sl_proxy_answer_local(sl_exchange_t *ex)
 {
     const sl_direct_response_cfg_t *d = ex->route ? ex->route->cfg->direct_response : NULL;
-    if (ex->refused_status) sl_http_respond_error(ex, ex->refused_status, ex->refused_code);
+    if (ex->refused_status && !ex->refused_code) sl_http_respond_local(ex, ex->refused_status, NULL, 0, NULL, NULL, 0);
+    else if (ex->refused_status) sl_http_respond_error(ex, ex->refused_status, ex->refused_code);
     else if (!ex->route) sl_http_respond_error(ex, 404, "no_route");
     else if (d) sl_http_respond_local(ex, d->status, d->headers, d->n_headers, NULL, d->body, d->body_len);
     else sl_http_respond_error(ex, 502, "no_upstream");

@@ -1,37 +1,34 @@
 #include "policy/policy.h"
 #include "base/common.h"
 #include "base/log.h"
+#include "modules.h"
 #include "runtime/generation.h"
-
-/* Every policy, in chain order. */
-static const sl_policy_ops_t *const policies[SL_POLICY_MAX] = {
-    &sl_policy_ip_access,
-    &sl_policy_local_rate_limit,
-    &sl_policy_path_rewrite,
-    &sl_policy_request_headers,
-    &sl_policy_timeout,
-    &sl_policy_retry,
-    &sl_policy_websocket,
-    &sl_policy_response_headers,
-    &sl_policy_cookie_rewrite,
-};
 
 int sl_policy_chain_init(sl_route_rt_t *rt, sl_config_errors_t *errs)
 {
     rt->n_chain = 0;
-    for (size_t i = 0; i < SL_ARRAY_LEN(policies) && policies[i]; i++) {
-        if (!policies[i]->enabled(&rt->cfg->policies)) continue;
+    const sl_policies_cfg_t *pc = &rt->cfg->policies;
+    for (size_t i = 0; i < sl_n_policy_modules; i++) {
+        const sl_policy_module_t *m = &sl_policy_modules[i];
+        if (m->read ? !pc->settings[i] : !m->ops->enabled(pc)) continue;
         void *data = NULL;
-        if (policies[i]->init && policies[i]->init(rt, &data) != 0) {
+        if (m->ops->init && m->ops->init(rt, &data) != 0) {
             sl_config_errors_add(errs, NULL, 0, 0, NULL, "service %s, route %s: policy %s failed to initialise",
-                                 rt->svc ? rt->svc->name : "?", rt->cfg->name, policies[i]->name);
+                                 rt->svc ? rt->svc->name : "?", rt->cfg->name, m->ops->name);
             sl_policy_chain_destroy(rt);
             return -1;
         }
         rt->chain_data[rt->n_chain] = data;
-        rt->chain[rt->n_chain++] = policies[i];
+        rt->chain[rt->n_chain++] = m->ops;
     }
     return 0;
+}
+
+const void *sl_policy_settings(const sl_route_rt_t *rt, const sl_policy_ops_t *ops)
+{
+    for (size_t i = 0; i < sl_n_policy_modules; i++)
+        if (sl_policy_modules[i].ops == ops) return rt->cfg->policies.settings[i];
+    return NULL;
 }
 
 void sl_policy_chain_destroy(sl_route_rt_t *rt)

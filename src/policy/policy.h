@@ -4,8 +4,9 @@
  * which run the chain. Policies see header vectors (http/request.h), never wire text: the
  * codecs write the bytes.
  *
- * Order: ip_access, local_rate_limit, path_rewrite, request_headers, proxy (timeout, retry,
- * websocket), response_headers, cookie_rewrite. (Policies not built yet are refused by the loader.) */
+ * Every policy is listed once, in chain order, in the registry (src/modules.c): ip_access, cors,
+ * local_rate_limit, path_rewrite, request_headers, proxy (timeout, retry, websocket),
+ * response_headers, cookie_rewrite. */
 #ifndef SL_POLICY_POLICY_H
 #define SL_POLICY_POLICY_H
 
@@ -23,6 +24,7 @@ typedef struct sl_route_rt sl_route_rt_t;
 /* What request hooks record about one request for the response side: zeroed for each request,
  * kept with it (the exchange) until its response is sent. */
 typedef struct sl_policy_state {
+    const sl_http_req_t *req; /* the client's request, for the response hooks */
     struct {
         int counted; /* local_rate_limit counted the request: the fields below are set */
         int refused;
@@ -50,8 +52,9 @@ typedef struct sl_policy_ops {
      * -1 when it cannot (then nothing is left to destroy). */
     int (*init)(const sl_route_rt_t *rt, void **data);
     void (*destroy)(void *data);
-    /* A request was routed here: 0 to go on, or the status to refuse it with (and its error
-     * code in *code). Runs before anything is sent upstream. */
+    /* A request was routed here: 0 to go on, or the status the gateway answers it with itself:
+     * a refusal with its error code in *code (a JSON error body), or, with *code NULL, an
+     * answer without a body (a CORS preflight's 204). Runs before anything is sent upstream. */
     int (*on_request)(const sl_route_rt_t *rt, void *data, const sl_policy_req_t *req, const char **code);
     /* The request about to go upstream: may replace up->path and edit up->hdrs (the gateway's
      * own fields, Host and X-Forwarded-*, included); new bytes go into a. */
@@ -74,6 +77,9 @@ typedef struct sl_policy_ops {
  * not initialise (the reason appended to errs; rt is left with no policy at all, so the
  * generation that holds it must not be published). */
 int sl_policy_chain_init(sl_route_rt_t *rt, sl_config_errors_t *errs);
+/* The settings of a policy that owns their type (read by its module's `read`), for rt's route;
+ * NULL when the route does not enable it. Called by the policy's init. */
+const void *sl_policy_settings(const sl_route_rt_t *rt, const sl_policy_ops_t *ops);
 void sl_policy_chain_destroy(sl_route_rt_t *rt);
 
 /* The chain's hooks, in order (see sl_policy_ops_t). */

@@ -5,7 +5,7 @@ import helpers
 from helpers import validate
 
 ERR_RE = helpers.ERR_RE
-POLICIES = ("ip_access, local_rate_limit, path_rewrite, request_headers, timeout, retry, websocket, "
+POLICIES = ("ip_access, cors, local_rate_limit, path_rewrite, request_headers, timeout, retry, websocket, "
             "response_headers, cookie_rewrite")
 
 # Line numbers matter: the test checks them, and that the errors come out in this order even

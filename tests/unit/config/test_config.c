@@ -24,7 +24,7 @@
 static sl_config_errors_t errs;
 
 #define POLICY_NAMES                                                                                                   \
-    "ip_access, local_rate_limit, path_rewrite, request_headers, timeout, retry, websocket, response_headers, "        \
+    "ip_access, cors, local_rate_limit, path_rewrite, request_headers, timeout, retry, websocket, response_headers, "        \
     "cookie_rewrite"
 
 /* Loads text under name; returns the config or NULL (errors in the global errs). */

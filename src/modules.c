@@ -1,0 +1,28 @@
+/* The registry (modules.h). The order is the chain's: ip_access first, so a denied client is
+ * told nothing else; cors before the rate limit, so a preflight takes no token; the proxy
+ * policies; then the response policies. */
+#include "modules.h"
+
+#include "base/common.h"
+#include "runtime/generation.h"
+
+/* A policy that owns its settings' type is declared here, not in a shared header. */
+extern const sl_policy_ops_t sl_policy_cors;
+const void *sl_policy_cors_read(sl_schema_ctx_t *v, const sl_config_node_t *n);
+
+const sl_policy_module_t sl_policy_modules[] = {
+    {&sl_policy_ip_access, sl_policy_ip_access_parse, NULL},
+    {&sl_policy_cors, NULL, sl_policy_cors_read},
+    {&sl_policy_local_rate_limit, sl_policy_local_rate_limit_parse, NULL},
+    {&sl_policy_path_rewrite, sl_policy_path_rewrite_parse, NULL},
+    {&sl_policy_request_headers, sl_policy_request_headers_parse, NULL},
+    {&sl_policy_timeout, sl_policy_timeout_parse, NULL},
+    {&sl_policy_retry, sl_policy_retry_parse, NULL},
+    {&sl_policy_websocket, sl_policy_websocket_parse, NULL},
+    {&sl_policy_response_headers, sl_policy_response_headers_parse, NULL},
+    {&sl_policy_cookie_rewrite, sl_policy_cookie_rewrite_parse, NULL},
+};
+const size_t sl_n_policy_modules = SL_ARRAY_LEN(sl_policy_modules);
+
+_Static_assert(SL_ARRAY_LEN(sl_policy_modules) <= SL_POLICY_MODULES_MAX, "SL_POLICY_MODULES_MAX is too small");
+_Static_assert(SL_ARRAY_LEN(sl_policy_modules) <= SL_POLICY_MAX, "a route's chain (SL_POLICY_MAX) cannot hold them all");
