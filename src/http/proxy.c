@@ -328,11 +328,14 @@ static void websocket_check(sl_exchange_t *ex)
     }
 }
 
-/* The node for the next try: the balancer's pick, avoiding the node that just failed. The one
- * place a node is chosen. */
+/* The node for the next try: the balancer's pick, avoiding every node this request tried while
+ * another candidate is left (upstream.h). The one place a node is chosen. */
 static sl_node_t *pick(sl_exchange_t *ex)
 {
-    return sl_upstream_pick(ex->route->upstream, ex->pick_key, ex->pick_key_len, ex->failed_node);
+    sl_upstream_t *up = ex->route->upstream;
+    sl_node_t *n = sl_upstream_pick_untried(up, ex->pick_key, ex->pick_key_len, &ex->tried);
+    if (n) sl_tried_add(&ex->tried, up, n);
+    return n;
 }
 
 int sl_proxy_begin(sl_exchange_t *ex)
@@ -350,6 +353,7 @@ int sl_proxy_begin(sl_exchange_t *ex)
     if (ex->route && !ex->refused_status) websocket_check(ex);
     if (!ex->route || !ex->route->upstream || ex->refused_status) return 1;
     balancer_key(ex);
+    sl_tried_init(&ex->tried, ex->route->upstream->n_nodes);
     ex->node = pick(ex);
     if (!ex->node) {
         /* No node healthy and the upstream says on_all_unhealthy: reject, before the body is read. */
@@ -466,7 +470,6 @@ static int retry(sl_exchange_t *ex, sl_try_result_t r, int status, int grpc_stat
     sl_retry_count(ex->route, r, ex->w->index);
     sl_log_debug("retry %d of %s %s (%s): %s", ex->retries, ex->route->svc->name, ex->route->cfg->name,
                  ex->node_name, sl_try_result_name(r));
-    ex->failed_node = ex->node;
     sl_backoff_t *b = sl_xmalloc(sizeof(*b));
     b->ex = ex;
     b->timer.data = b;
@@ -499,7 +502,6 @@ void sl_proxy_on_connect_failed(sl_exchange_t *ex, const char *code)
         return;
     }
     ex->cops->cancel(ex, 1);
-    ex->failed_node = ex->node;
     ex->node = pick(ex);
     if (!ex->node) {
         sl_proxy_fail(ex, 503, "no_healthy_upstream");
@@ -579,6 +581,7 @@ void sl_proxy_release(sl_exchange_t *ex)
     sl_proxy_attempt_end(ex, SL_OUTCOME_ABORTED, -1);
     backoff_cancel(ex);
     if (ex->cops) ex->cops->cancel(ex, 0);
+    sl_tried_free(&ex->tried);
 }
 
 void sl_proxy_fail(sl_exchange_t *ex, int status, const char *code)

@@ -43,7 +43,7 @@ struct sl_exchange {
     sl_generation_t *gen;
     sl_route_rt_t *route;
     sl_node_t *node;
-    const sl_node_t *failed_node;
+    sl_tried_t tried; /* every node this request has tried: failover and retries avoid them */
     const char *peer; /* the TCP peer's address (NUL-terminated, the connection's) */
     uint16_t peer_port;
     int attempt_open; /* sl_upstream_begin() was called for node, sl_upstream_end() not yet */

@@ -9,11 +9,10 @@
  * through it.
  *
  * HTTP, whose connections outlive an exchange in the keep-alive pool, takes the same path in
- * pieces: the exchange keeps an sl_tried_t (sl_tried_init at its start, sl_tried_free at its
- * end); its first pick and every retry or failover pick is sl_upstream_pick_untried() followed
- * by sl_tried_add() (tried.last replaces failed_node); a connection from the pool is used as
- * today, a new one is an sl_conn_t in the pooled connection, connected with sl_node_connect();
- * the try is counted with sl_upstream_begin / _end with the response head's latency. A caller
+ * pieces (http/proxy.c): the exchange keeps an sl_tried_t (sl_tried_init at its start,
+ * sl_tried_free at its end); its first pick and every retry or failover pick is
+ * sl_upstream_pick_untried() followed by sl_tried_add(); the try is counted with
+ * sl_upstream_begin / _end with the response head's latency. A caller
  * without a pool whose retry policy decides between tries may also pass its own set to
  * sl_upstream_connect_start() with max_tries 1 per try.
  *

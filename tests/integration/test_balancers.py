@@ -582,3 +582,20 @@ def test_validate_accepts_good_balancer_config(sluice_bin, tmp_path, upstream):
     p.write_text(HEAD + upstream + TAIL)
     r = validate(sluice_bin, p)
     assert r.returncode == 0, (r.stdout, r.stderr)
+
+
+@pytest.mark.parametrize("balance", [{"balance": "hash", "hash": {"on": "header", "key": "X-K"}},
+                                     {"balance": "round_robin"}, {"balance": "random"}])
+def test_failover_tries_every_node_once(make_gateway, make_backend, balance):
+    """A connect failure moves the request to a node it has not tried yet: with three of four
+    nodes refusing, every request reaches the live one, whatever order its key gives the nodes
+    (a failover that avoided only the last failure went back and forth between two dead ones)."""
+    live = make_backend("live")
+    dead = ["127.0.0.1:%d" % free_port() for _ in range(3)]  # nothing listens there
+    g = make_gateway([service(dead[:2] + [live.address] + dead[2:], **balance)])
+    for i in range(60):
+        with RawConn("127.0.0.1", g.port) as c:
+            r = c.request("GET", "/k%d" % i, headers=[("X-K", "key-%d" % i)])
+        assert r.status == 200, (i, r)
+        assert r.header("x-backend") == "live"
+    assert len(live.snapshot()) == 60
