@@ -94,9 +94,16 @@ static const char *log_response_header(const void *ctx, const char *name, size_t
     return NULL;
 }
 
+void sl_proxy_count(sl_exchange_t *ex)
+{
+    if (ex->counted) return;
+    ex->counted = 1;
+    sl_generation_count_request(ex->gen, ex->route, ex->status, ex->w->index);
+}
+
 void sl_proxy_log(sl_exchange_t *ex)
 {
-    sl_generation_count_request(ex->gen, ex->route, ex->status, ex->w->index);
+    sl_proxy_count(ex); /* an exchange that ended without a response head */
 
     sl_access_log_t *log = ex->gen ? sl_generation_access_log(ex->gen) : NULL;
     if (!log) return;

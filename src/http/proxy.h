@@ -89,6 +89,7 @@ struct sl_exchange {
     int status;
     int upstream_status;
     int head_sent;
+    int counted; /* in sluice_http_requests_total already (at its head) */
     int resp_complete;
     uint64_t bytes_in, bytes_out;
     uint64_t t_start_ns, t_sent_ns;
@@ -115,6 +116,9 @@ extern uint64_t (*sl_proxy_clock)(void);
 int sl_proxy_begin(sl_exchange_t *ex);
 /* Starts the first try (after sl_proxy_begin returned 0, and the codec's interim answers). */
 void sl_proxy_start(sl_exchange_t *ex);
+/* Counts the exchange in sluice_http_requests_total by its status, once (at its head, or at its
+ * end when it had none). */
+void sl_proxy_count(sl_exchange_t *ex);
 /* Logs the exchange (access log, request counters); the codec sets req.target first. */
 void sl_proxy_log(sl_exchange_t *ex);
 /* The gateway's own answer to an exchange sl_proxy_begin kept (refusal, no route, direct). */

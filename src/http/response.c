@@ -67,6 +67,9 @@ static void respond(sl_exchange_t *ex, sl_http_resp_t *resp)
     if (!resp->local && ex->issue_cookie && ex->node) sticky_cookie(ex, resp);
     ex->status = resp->status;
     ex->head_sent = 1;
+    /* Counted before the head can reach the client: whoever reads the metrics after a response
+     * finds it there. */
+    sl_proxy_count(ex);
     ex->sops->send_head(ex->stream, resp);
 }
 
