@@ -68,39 +68,10 @@ void sl_h1_timeouts(sl_worker_t *w)
 static void rq_attach(sl_client_t *c)
 {
     if (c->rq) return;
-    sl_worker_t *w = c->w;
-    sl_creq_t *rq = w->free_rq;
-    if (rq) {
-        w->free_rq = rq->next_free;
-        w->n_free_rq--;
-        sl_head_t head = rq->head;
-        sl_buf_t host = rq->host_store, path = rq->path_store, resp_log = rq->resp_log;
-        sl_arena_t arena = rq->arena;
-        memset(rq, 0, sizeof(*rq));
-        rq->head = head; /* keep the buffers: no allocation per request */
-        rq->arena = arena;
-        rq->host_store = host;
-        rq->path_store = path;
-        rq->resp_log = resp_log;
-        rq->resp_log.len = 0;
-        sl_head_reset(&rq->head);
-    } else {
-        rq = sl_xcalloc(1, sizeof(*rq));
-        sl_arena_init(&rq->arena, 4096);
-    }
+    sl_creq_t *rq = sl_h1_rq_take(c->w);
     llhttp_init(&rq->parser, HTTP_REQUEST, &client_settings);
     rq->parser.data = c;
     c->rq = rq;
-}
-
-static void rq_free(sl_creq_t *rq)
-{
-    sl_head_free(&rq->head);
-    sl_buf_free(&rq->host_store);
-    sl_buf_free(&rq->path_store);
-    sl_buf_free(&rq->resp_log);
-    sl_arena_reset(&rq->arena);
-    free(rq);
 }
 
 static void rq_detach(sl_client_t *c)
@@ -108,25 +79,7 @@ static void rq_detach(sl_client_t *c)
     sl_creq_t *rq = c->rq;
     if (!rq) return;
     c->rq = NULL;
-    sl_worker_t *w = c->w;
-    if (w->n_free_rq >= 256 || rq->head.buf.cap > 16384 ||
-        rq->host_store.cap + rq->path_store.cap + rq->resp_log.cap > 16384) {
-        rq_free(rq);
-        return;
-    }
-    rq->next_free = w->free_rq;
-    w->free_rq = rq;
-    w->n_free_rq++;
-}
-
-void sl_h1_worker_cleanup(sl_worker_t *w)
-{
-    while (w->free_rq) {
-        sl_creq_t *rq = w->free_rq;
-        w->free_rq = rq->next_free;
-        rq_free(rq);
-    }
-    w->n_free_rq = 0;
+    sl_h1_rq_give(c->w, rq);
 }
 
 static const sl_gateway_cfg_t *gw(const sl_client_t *c)

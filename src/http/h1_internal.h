@@ -146,6 +146,11 @@ void sl_client_tunnel_done(sl_client_t *c, const char *error);
 /* The client connection's stream ops (request.h). */
 extern const sl_http_stream_ops_t sl_h1_stream_ops;
 
+/* h1_rq.c: the worker's pool of request states. take returns one reset (its buffers kept);
+ * give puts it back, or frees it when the pool is full or it grew large. */
+sl_creq_t *sl_h1_rq_take(sl_worker_t *w);
+void sl_h1_rq_give(sl_worker_t *w, sl_creq_t *rq);
+
 /* h1_target.c */
 /* Drops the fields whose name has an underscore (gateway.http.headers_with_underscores: drop). */
 void sl_h1_drop_underscore_names(sl_head_t *h);
