@@ -136,7 +136,7 @@ void sl_tried_add(sl_tried_t *t, const sl_upstream_t *u, const sl_node_t *n)
     t->last = n;
     if (i >= t->n_nodes) return;
     if (!t->big && t->n_nodes > SL_TRIED_INLINE) t->big = sl_xcalloc((t->n_nodes + 63) / 64, sizeof(uint64_t));
-    uint64_t *bits = t->big ? t->big : t->small;
+    uint64_t *bits = t->n_nodes > SL_TRIED_INLINE ? t->big : t->small;
     bits[i / 64] |= 1ull << (i % 64);
     t->count++;
 }

@@ -50,8 +50,9 @@ void sl_tried_free(sl_tried_t *t);
 static inline int sl_tried_has(const sl_tried_t *t, size_t i)
 {
     if (i >= t->n_nodes) return 0;
-    const uint64_t *bits = t->big ? t->big : t->small;
-    return (int)((bits[i / 64] >> (i % 64)) & 1);
+    /* A large set has its bits on the heap from the first add on; before it, nothing is in it. */
+    const uint64_t *bits = t->n_nodes > SL_TRIED_INLINE ? t->big : t->small;
+    return bits && (int)((bits[i / 64] >> (i % 64)) & 1);
 }
 
 /* What a balancer may use to choose, and which nodes it may choose from. */
