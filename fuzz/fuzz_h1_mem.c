@@ -136,8 +136,7 @@ static void setup(void)
     w.gen = sl_generation_create(cfg, &errs);
     if (!w.gen) abort();
     uv_loop_init(&w.loop);
-    sl_list_init(&w.clients);
-    for (int q = 0; q < SL_TQ_COUNT; q++) sl_list_init(&w.tq[q]);
+    sl_h1_worker_init(&w);
     settings_init();
 }
 
@@ -153,8 +152,8 @@ static sl_client_t *connection(void)
     c->peer_port = 40000;
     c->keepalive = 1;
     c->state = SL_C_HEAD;
-    sl_list_push(&w.clients, &c->link);
-    w.n_clients++;
+    sl_list_push(&sl_h1w(&w)->clients, &c->link);
+    sl_h1w(&w)->n_clients++;
     sl_series_add(sl_metrics.connections_active, w.index, 1);
     timer_set(c, SL_TQ_HEADER, gw(c)->http.header_timeout_ms);
     return c;
@@ -169,7 +168,7 @@ static void drain(void)
 /* The one connection is open (client_close counts it out before its memory goes). */
 static int open_conn(void)
 {
-    return w.n_clients > 0;
+    return sl_h1w(&w)->n_clients > 0;
 }
 
 static void feed(sl_client_t *c, const uint8_t *p, size_t n)

@@ -94,7 +94,7 @@ static pool_t *pool_get(sl_worker_t *w, const struct sockaddr_storage *a)
 {
     char key[sizeof(((pool_t *)0)->key)];
     size_t n = addr_key(a, key);
-    void **slot = sl_map_slot(&w->pools, key, n);
+    void **slot = sl_map_slot(&sl_h1w(w)->pools, key, n);
     if (!*slot) {
         pool_t *p = sl_xcalloc(1, sizeof(*p));
         memcpy(p->key, key, n);
@@ -122,8 +122,8 @@ static sl_upconn_t *pool_take(pool_t *p)
 void sl_pool_sweep(sl_worker_t *w)
 {
     uint64_t now = sl_now_ms();
-    for (size_t i = 0; i < w->pools.cap; i++) {
-        pool_t *p = w->pools.slots[i].key ? w->pools.slots[i].value : NULL;
+    for (size_t i = 0; i < sl_h1w(w)->pools.cap; i++) {
+        pool_t *p = sl_h1w(w)->pools.slots[i].key ? sl_h1w(w)->pools.slots[i].value : NULL;
         if (!p) continue;
         for (sl_list_t *l = p->idle.next, *next; l != &p->idle; l = next) {
             next = l->next;
@@ -135,13 +135,13 @@ void sl_pool_sweep(sl_worker_t *w)
 
 void sl_pool_close_all(sl_worker_t *w)
 {
-    for (size_t i = 0; i < w->pools.cap; i++) {
-        pool_t *p = w->pools.slots[i].key ? w->pools.slots[i].value : NULL;
+    for (size_t i = 0; i < sl_h1w(w)->pools.cap; i++) {
+        pool_t *p = sl_h1w(w)->pools.slots[i].key ? sl_h1w(w)->pools.slots[i].value : NULL;
         if (!p) continue;
         while (!sl_list_empty(&p->idle)) uc_close(sl_container_of(p->idle.next, sl_upconn_t, link));
         free(p);
     }
-    sl_map_free(&w->pools);
+    sl_map_free(&sl_h1w(w)->pools);
 }
 
 /* ---- connection lifecycle --------------------------------------------------------------- */

@@ -42,7 +42,7 @@ static void timer_set(sl_client_t *c, int q, uint64_t ms)
     c->deadline = uv_now(&c->w->loop) + ms;
     /* Usually the tail: every entry of a queue has the same duration. After a reload shortened
      * one, walk back to keep the queue sorted. */
-    sl_list_t *head = &c->w->tq[q], *at = head->prev;
+    sl_list_t *head = &sl_h1w(c->w)->tq[q], *at = head->prev;
     while (at != head && sl_container_of(at, sl_client_t, tlink)->deadline > c->deadline) at = at->prev;
     sl_list_push(at, &c->tlink);
 }
@@ -56,8 +56,8 @@ void sl_h1_timeouts(sl_worker_t *w)
 {
     uint64_t now = uv_now(&w->loop);
     for (int q = 0; q < SL_TQ_COUNT; q++) {
-        while (!sl_list_empty(&w->tq[q])) {
-            sl_client_t *c = sl_container_of(w->tq[q].next, sl_client_t, tlink);
+        while (!sl_list_empty(&sl_h1w(w)->tq[q])) {
+            sl_client_t *c = sl_container_of(sl_h1w(w)->tq[q].next, sl_client_t, tlink);
             if (c->deadline > now) break;
             timer_stop(c);
             client_timeout(c);
@@ -122,38 +122,38 @@ static void client_write(sl_client_t *c, const uv_buf_t *bufs, unsigned n)
     if (c->rq) c->rq->ex.bytes_out += total;
     uv_buf_t iov[5];
     unsigned k = 0;
-    if (w->batch_owner == c) {
-        if (w->batch.len + total <= SL_BATCH_MAX) {
-            for (unsigned i = 0; i < n; i++) sl_buf_append(&w->batch, bufs[i].base, bufs[i].len);
+    if (sl_h1w(w)->batch_owner == c) {
+        if (sl_h1w(w)->batch.len + total <= SL_BATCH_MAX) {
+            for (unsigned i = 0; i < n; i++) sl_buf_append(&sl_h1w(w)->batch, bufs[i].base, bufs[i].len);
             return;
         }
         /* Too big to copy: what is gathered goes first, in the same write. */
-        if (w->batch.len) iov[k++] = uv_buf_init(w->batch.data, (unsigned)w->batch.len);
+        if (sl_h1w(w)->batch.len) iov[k++] = uv_buf_init(sl_h1w(w)->batch.data, (unsigned)sl_h1w(w)->batch.len);
     }
     for (unsigned i = 0; i < n && k < SL_ARRAY_LEN(iov); i++) iov[k++] = bufs[i];
     ssize_t queued = sl_stream_write((uv_stream_t *)&c->tcp, iov, k, c, on_client_written);
-    if (w->batch_owner == c) w->batch.len = 0;
+    if (sl_h1w(w)->batch_owner == c) sl_h1w(w)->batch.len = 0;
     if (queued < 0) client_close(c);
     else c->write_queued += (size_t)queued;
 }
 
 void sl_client_batch_begin(sl_client_t *c)
 {
-    c->w->batch_owner = c;
-    c->w->batch.len = 0;
+    sl_h1w(c->w)->batch_owner = c;
+    sl_h1w(c->w)->batch.len = 0;
 }
 
 void sl_client_batch_end(sl_client_t *c)
 {
     sl_worker_t *w = c->w;
-    if (w->batch_owner != c) return;
-    w->batch_owner = NULL;
-    if (!w->batch.len || c->closing) {
-        w->batch.len = 0;
+    if (sl_h1w(w)->batch_owner != c) return;
+    sl_h1w(w)->batch_owner = NULL;
+    if (!sl_h1w(w)->batch.len || c->closing) {
+        sl_h1w(w)->batch.len = 0;
         return;
     }
-    uv_buf_t b = uv_buf_init(w->batch.data, (unsigned)w->batch.len);
-    w->batch.len = 0;
+    uv_buf_t b = uv_buf_init(sl_h1w(w)->batch.data, (unsigned)sl_h1w(w)->batch.len);
+    sl_h1w(w)->batch.len = 0;
     ssize_t queued = sl_stream_write((uv_stream_t *)&c->tcp, &b, 1, c, on_client_written);
     if (queued < 0) client_close(c);
     else c->write_queued += (size_t)queued;
@@ -194,9 +194,9 @@ static void client_close(sl_client_t *c)
 {
     if (c->closing) return;
     c->closing = 1;
-    if (c->w->batch_owner == c) {
-        c->w->batch_owner = NULL;
-        c->w->batch.len = 0;
+    if (sl_h1w(c->w)->batch_owner == c) {
+        sl_h1w(c->w)->batch_owner = NULL;
+        sl_h1w(c->w)->batch.len = 0;
     }
     if (c->tunnel) sl_tunnel_close(c);
     if (c->rq && c->rq->ex.active) {
@@ -206,7 +206,7 @@ static void client_close(sl_client_t *c)
     }
     exchange_release(c);
     sl_list_remove(&c->link);
-    c->w->n_clients--;
+    sl_h1w(c->w)->n_clients--;
     sl_series_add(sl_metrics.connections_active, c->w->index, -1);
     timer_stop(c);
     uv_close((uv_handle_t *)&c->tcp, on_client_handle_closed);
@@ -886,8 +886,8 @@ void sl_h1_accept(sl_worker_t *w, uv_stream_t *server)
     }
     c->keepalive = 1;
     c->state = SL_C_HEAD;
-    sl_list_push(&w->clients, &c->link);
-    w->n_clients++;
+    sl_list_push(&sl_h1w(w)->clients, &c->link);
+    sl_h1w(w)->n_clients++;
     sl_series_add(sl_metrics.connections_active, w->index, 1);
     /* A new connection must send its request head within the header timeout. */
     timer_set(c, SL_TQ_HEADER, gw(c)->http.header_timeout_ms);
@@ -897,7 +897,7 @@ void sl_h1_accept(sl_worker_t *w, uv_stream_t *server)
 
 void sl_h1_drain(sl_worker_t *w)
 {
-    for (sl_list_t *l = w->clients.next, *next; l != &w->clients; l = next) {
+    for (sl_list_t *l = sl_h1w(w)->clients.next, *next; l != &sl_h1w(w)->clients; l = next) {
         next = l->next;
         sl_client_t *c = sl_container_of(l, sl_client_t, link);
         c->close_after = 1;
@@ -907,7 +907,7 @@ void sl_h1_drain(sl_worker_t *w)
 
 void sl_h1_close_all(sl_worker_t *w)
 {
-    for (sl_list_t *l = w->clients.next, *next; l != &w->clients; l = next) {
+    for (sl_list_t *l = sl_h1w(w)->clients.next, *next; l != &sl_h1w(w)->clients; l = next) {
         next = l->next;
         client_close(sl_container_of(l, sl_client_t, link));
     }

@@ -84,6 +84,33 @@ enum { SL_C_HEAD, SL_C_BODY, SL_C_WAIT, SL_C_CLOSING, SL_C_TUNNEL };
 /* Everything a connection needs only while a request is in progress. Idle keep-alive
  * connections hold none of it: it comes from a per-worker free list when bytes arrive and
  * goes back when the exchange is done, which keeps an idle connection small. */
+/* Client timeout queues: each holds timeouts of one duration, so appending keeps it sorted
+ * and the tick only looks at the front. */
+enum { SL_TQ_HEADER, SL_TQ_BODY, SL_TQ_KEEPALIVE, SL_TQ_LINGER, SL_TQ_COUNT };
+
+/* A worker's HTTP state: its slot in sl_worker_t.kind_state, made by the listener kind's
+ * worker_init (h1_listener.c). */
+typedef struct sl_h1_worker {
+    sl_list_t clients; /* every open client connection */
+    size_t n_clients;
+    sl_list_t tq[SL_TQ_COUNT];
+    struct sl_creq *free_rq; /* request states ready for reuse */
+    size_t n_free_rq;
+    sl_map_t pools; /* upstream address -> idle connection list */
+    uint64_t last_sweep_ms;
+    /* Output coalescing: while one client's response is produced from one upstream read, small
+     * pieces (head, chunk lines, small bodies) gather here and leave in one write. */
+    struct sl_client *batch_owner;
+    sl_buf_t batch;
+} sl_h1_worker_t;
+
+static inline sl_h1_worker_t *sl_h1w(const sl_worker_t *w)
+{
+    return (sl_h1_worker_t *)w->kind_state[SL_LISTEN_HTTP];
+}
+/* Fills a new worker's slot (a test or fuzzer's fake worker too). */
+void sl_h1_worker_init(sl_worker_t *w);
+
 typedef struct sl_creq {
     llhttp_t parser;
     sl_head_t head;

@@ -1,30 +1,34 @@
-/* HTTP/1.1 as a listener kind (runtime/listen_kind.h): the runtime's hooks onto h1_server.c's
- * clients and h1_upstream.c's keep-alive pool. */
+/* HTTP/1.1 as a listener kind (runtime/listen_kind.h): the worker's HTTP state, and the
+ * runtime's hooks onto h1_conn.c's clients and h1_client.c's keep-alive pool. */
 #include "base/common.h"
-#include "http/h1.h"
+#include "http/h1_internal.h"
 #include "runtime/listen_kind.h"
 #include "runtime/listener.h"
 
 /* How often idle upstream connections past their keep-alive timeout are closed. */
 #define POOL_SWEEP_MS 1000
 
-/* The worker's HTTP state that is not (yet) in sl_worker_t. */
-typedef struct h1_worker {
-    uint64_t last_sweep_ms;
-} h1_worker_t;
+void sl_h1_worker_init(sl_worker_t *w)
+{
+    sl_h1_worker_t *s = sl_xcalloc(1, sizeof(*s));
+    sl_list_init(&s->clients);
+    for (int i = 0; i < SL_TQ_COUNT; i++) sl_list_init(&s->tq[i]);
+    sl_map_init(&s->pools);
+    s->last_sweep_ms = uv_now(&w->loop);
+    w->kind_state[SL_LISTEN_HTTP] = s;
+}
 
 static int h1_worker_init(sl_worker_t *w)
 {
-    h1_worker_t *s = sl_xcalloc(1, sizeof(*s));
-    s->last_sweep_ms = uv_now(&w->loop);
-    w->kind_state[SL_LISTEN_HTTP] = s;
+    sl_h1_worker_init(w);
     return 0;
 }
 
 static void h1_worker_cleanup(sl_worker_t *w)
 {
+    if (!sl_h1w(w)) return;
     sl_h1_worker_cleanup(w);
-    sl_buf_free(&w->batch);
+    sl_buf_free(&sl_h1w(w)->batch);
     free(w->kind_state[SL_LISTEN_HTTP]);
     w->kind_state[SL_LISTEN_HTTP] = NULL;
 }
@@ -32,7 +36,7 @@ static void h1_worker_cleanup(sl_worker_t *w)
 static void h1_tick(sl_worker_t *w)
 {
     sl_h1_timeouts(w);
-    h1_worker_t *s = w->kind_state[SL_LISTEN_HTTP];
+    sl_h1_worker_t *s = sl_h1w(w);
     uint64_t now = uv_now(&w->loop);
     if (s && now - s->last_sweep_ms >= POOL_SWEEP_MS) {
         s->last_sweep_ms = now;
@@ -49,12 +53,12 @@ static void h1_drain(sl_worker_t *w)
 
 static size_t h1_connections(const sl_worker_t *w)
 {
-    return w->n_clients;
+    return sl_h1w(w)->n_clients;
 }
 
 static int h1_drained(const sl_worker_t *w)
 {
-    return w->n_clients == 0;
+    return sl_h1w(w)->n_clients == 0;
 }
 
 const sl_listener_ops_t sl_http_listener_ops = {

@@ -8,14 +8,14 @@
 
 sl_creq_t *sl_h1_rq_take(sl_worker_t *w)
 {
-    sl_creq_t *rq = w->free_rq;
+    sl_creq_t *rq = sl_h1w(w)->free_rq;
     if (!rq) {
         rq = sl_xcalloc(1, sizeof(*rq));
         sl_arena_init(&rq->arena, 4096);
         return rq;
     }
-    w->free_rq = rq->next_free;
-    w->n_free_rq--;
+    sl_h1w(w)->free_rq = rq->next_free;
+    sl_h1w(w)->n_free_rq--;
     sl_head_t head = rq->head;
     sl_buf_t host = rq->host_store, path = rq->path_store, resp_log = rq->resp_log;
     sl_arena_t arena = rq->arena;
@@ -43,22 +43,22 @@ static void rq_free(sl_creq_t *rq)
 void sl_h1_rq_give(sl_worker_t *w, sl_creq_t *rq)
 {
     /* A state grown by an unusual request goes, rather than stay big in the pool. */
-    if (w->n_free_rq >= 256 || rq->head.buf.cap > 16384 ||
+    if (sl_h1w(w)->n_free_rq >= 256 || rq->head.buf.cap > 16384 ||
         rq->host_store.cap + rq->path_store.cap + rq->resp_log.cap > 16384) {
         rq_free(rq);
         return;
     }
-    rq->next_free = w->free_rq;
-    w->free_rq = rq;
-    w->n_free_rq++;
+    rq->next_free = sl_h1w(w)->free_rq;
+    sl_h1w(w)->free_rq = rq;
+    sl_h1w(w)->n_free_rq++;
 }
 
 void sl_h1_worker_cleanup(sl_worker_t *w)
 {
-    while (w->free_rq) {
-        sl_creq_t *rq = w->free_rq;
-        w->free_rq = rq->next_free;
+    while (sl_h1w(w)->free_rq) {
+        sl_creq_t *rq = sl_h1w(w)->free_rq;
+        sl_h1w(w)->free_rq = rq->next_free;
         rq_free(rq);
     }
-    w->n_free_rq = 0;
+    sl_h1w(w)->n_free_rq = 0;
 }

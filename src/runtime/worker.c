@@ -215,11 +215,9 @@ int sl_worker_start(sl_worker_t *w, unsigned index, sl_generation_t *g)
     memset(w, 0, sizeof(*w));
     w->index = index;
     w->gen = g;
-    sl_list_init(&w->clients);
     sl_list_init(&w->sessions);
     sl_list_init(&w->listeners);
     sl_list_init(&w->udp_listeners);
-    sl_map_init(&w->pools);
     atomic_init(&w->want_reload, 0);
     atomic_init(&w->want_stop, 0);
     atomic_init(&w->want_force, 0);
@@ -231,7 +229,6 @@ int sl_worker_start(sl_worker_t *w, unsigned index, sl_generation_t *g)
     w->wakeup.data = w;
     uv_timer_init(&w->loop, &w->grace);
     w->grace.data = w;
-    for (int i = 0; i < SL_TQ_COUNT; i++) sl_list_init(&w->tq[i]);
     uv_timer_init(&w->loop, &w->tick);
     w->tick.data = w;
     uv_timer_start(&w->tick, on_tick, 100, 100);

@@ -16,10 +16,6 @@
 
 #define SL_READ_BUF_SIZE 65536
 
-/* Client timeout queues: each holds timeouts of one duration, so appending keeps it sorted
- * and the tick only looks at the front. */
-enum { SL_TQ_HEADER, SL_TQ_BODY, SL_TQ_KEEPALIVE, SL_TQ_LINGER, SL_TQ_COUNT };
-
 typedef struct sl_listener {
     uv_tcp_t tcp;
     sl_list_t link;
@@ -42,25 +38,15 @@ typedef struct sl_worker {
     atomic_int finished;        /* read by the main thread before it wakes the worker */
     sl_generation_t *gen;       /* the worker's reference to the newest generation */
     sl_list_t listeners;        /* open sl_listener_t, following the configuration */
-    sl_list_t clients;          /* every open client connection */
-    size_t n_clients;
     sl_list_t sessions;         /* every TCP stream session (stream/tcp.c) */
     size_t n_sessions;
     sl_list_t udp_listeners;    /* UDP stream listeners (stream/udp_proxy.c), stopped ones too */
-    sl_map_t pools;             /* upstream address -> idle connection list */
     uv_timer_t tick;            /* every listener kind's timeouts (sl_listener_ops_t.tick) */
-    sl_list_t tq[SL_TQ_COUNT];
-    struct sl_creq *free_rq;    /* request states ready for reuse */
-    size_t n_free_rq;
     uv_timer_t grace;           /* shutdown grace period */
     char read_buf[SL_READ_BUF_SIZE];
-    /* Output coalescing: while one client's response is produced from one upstream read, small
-     * pieces (head, chunk lines, small bodies) gather here and leave in one write. */
-    struct sl_client *batch_owner;
-    sl_buf_t batch;
     sl_access_buf_t alog;       /* access log lines on their way to the writer */
-    /* Each listener kind's own state, filled by its worker_init (runtime/listen_kind.h). The
-     * HTTP fields above move there as http/ is reshaped. */
+    /* Each listener kind's own state, filled by its worker_init (runtime/listen_kind.h): HTTP's
+     * clients, timeouts and pools are in its slot (http/h1_internal.h). */
     void *kind_state[SL_LISTEN_KINDS];
     int startup_error;          /* set when a listener could not be opened */
     pthread_mutex_t started_lock;
