@@ -1,5 +1,5 @@
-/* The registry (modules.h). The order is the chain's: ip_access first, so a denied client is
- * told nothing else; cors before the rate limit, so a preflight takes no token; the proxy
+/* The registry (modules.h). The HTTP order is the chain's: ip_access first, so a denied client
+ * is told nothing else; cors before the rate limit, so a preflight takes no token; the proxy
  * policies; then the response policies. */
 #include "modules.h"
 
@@ -24,5 +24,16 @@ const sl_policy_module_t sl_policy_modules[] = {
 };
 const size_t sl_n_policy_modules = SL_ARRAY_LEN(sl_policy_modules);
 
+/* prometheus first, so that refused sessions are counted too; syslog last: its on_log sends
+ * the session's message. */
+const sl_stream_plugin_module_t sl_stream_plugin_modules[] = {
+    {&sl_stream_prometheus, sl_stream_prometheus_parse},
+    {&sl_stream_ip_restriction, sl_stream_ip_restriction_parse},
+    {&sl_stream_limit_conn, sl_stream_limit_conn_parse},
+    {&sl_stream_syslog, sl_stream_syslog_parse},
+};
+const size_t sl_n_stream_plugin_modules = SL_ARRAY_LEN(sl_stream_plugin_modules);
+
+_Static_assert(SL_ARRAY_LEN(sl_stream_plugin_modules) <= SL_STREAM_PLUGIN_MAX, "a stream route's chain cannot hold them all");
 _Static_assert(SL_ARRAY_LEN(sl_policy_modules) <= SL_POLICY_MODULES_MAX, "SL_POLICY_MODULES_MAX is too small");
 _Static_assert(SL_ARRAY_LEN(sl_policy_modules) <= SL_POLICY_MAX, "a route's chain (SL_POLICY_MAX) cannot hold them all");

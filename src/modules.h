@@ -1,6 +1,7 @@
-/* The registry: every HTTP policy sluice has, in chain order, with how the loader reads its
- * settings. The loader (config/service_schema.c) and the chain (policy/policy.c) both walk this
- * one list, so a policy is added by its own file and one line in modules.c. */
+/* The registry: every HTTP policy and every stream plugin sluice has, in the order their hooks
+ * run, with how the loader reads their settings. The loader (config/service_schema.c,
+ * stream_schema.c) and the chains (policy/policy.c, stream/plugin.c) walk these lists, so a
+ * policy or a plugin is added by its own file and one line in modules.c. */
 #ifndef SL_MODULES_H
 #define SL_MODULES_H
 
@@ -8,6 +9,7 @@
 
 #include "config/schema.h"
 #include "policy/policy.h"
+#include "stream/stream.h"
 
 typedef struct sl_policy_module {
     const sl_policy_ops_t *ops; /* ops->name is its key in a route's policies map */
@@ -20,5 +22,14 @@ typedef struct sl_policy_module {
 
 extern const sl_policy_module_t sl_policy_modules[];
 extern const size_t sl_n_policy_modules;
+
+/* Every stream plugin, in the order its hooks run, with the reader of its settings. */
+typedef struct sl_stream_plugin_module {
+    const sl_stream_plugin_ops_t *ops; /* ops->name is its key in a stream route's plugins map */
+    void (*parse)(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_stream_plugins_cfg_t *pc);
+} sl_stream_plugin_module_t;
+
+extern const sl_stream_plugin_module_t sl_stream_plugin_modules[];
+extern const size_t sl_n_stream_plugin_modules;
 
 #endif

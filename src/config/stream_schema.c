@@ -3,6 +3,7 @@
  * src/stream/), and the checks that need every stream route and the gateway's listeners at
  * once (a port taken twice, routes on one port that disagree on the PROXY protocol). */
 #include "config/schema.h"
+#include "modules.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,16 +37,10 @@ static void parse_server_port(sl_schema_ctx_t *v, const sl_config_node_t *n, voi
 
 /* ---- a stream route's plugins, each read in its own file under src/stream/ ---- */
 
-/* Every plugin a stream route's plugins map takes, in the order messages list them in. */
-static const struct {
-    const char *name;
-    void (*parse)(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_stream_plugins_cfg_t *pc);
-} plugins[] = {
-    {"ip-restriction", sl_stream_ip_restriction_parse},
-    {"limit-conn", sl_stream_limit_conn_parse},
-    {"prometheus", sl_stream_prometheus_parse},
-    {"syslog", sl_stream_syslog_parse},
-};
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
 
 static void parse_stream_plugins(sl_schema_ctx_t *v, const sl_config_node_t *n, void *base)
 {
@@ -55,24 +50,27 @@ static void parse_stream_plugins(sl_schema_ctx_t *v, const sl_config_node_t *n, 
         sl_schema_err(v, n, "expected a map, got %s", sl_node_kind_name(n));
         return;
     }
-    const char *names[SL_ARRAY_LEN(plugins)];
-    for (size_t k = 0; k < SL_ARRAY_LEN(plugins); k++)
-        names[k] = plugins[k].name;
+    /* Named in messages in alphabetical order, not the order their hooks run. */
+    const char *names[SL_STREAM_PLUGIN_MAX];
+    size_t n_names = sl_n_stream_plugin_modules;
+    for (size_t k = 0; k < n_names; k++)
+        names[k] = sl_stream_plugin_modules[k].ops->name;
+    qsort(names, n_names, sizeof(names[0]), by_name);
     for (const sl_config_node_t *c = n->first; c; c = c->next) {
         size_t old = sl_schema_path_key(v, c->key), i = 0;
-        while (i < SL_ARRAY_LEN(plugins) && strcmp(c->key, plugins[i].name))
+        while (i < sl_n_stream_plugin_modules && strcmp(c->key, sl_stream_plugin_modules[i].ops->name))
             i++;
-        if (i < SL_ARRAY_LEN(plugins)) {
-            plugins[i].parse(v, c, pc);
-        } else if (sl_schema_is_policy(c->key) && !sl_schema_closest_name(c->key, names, SL_ARRAY_LEN(names), 2)) {
+        if (i < sl_n_stream_plugin_modules) {
+            sl_stream_plugin_modules[i].parse(v, c, pc);
+        } else if (sl_schema_is_policy(c->key) && !sl_schema_closest_name(c->key, names, n_names, 2)) {
             sl_buf_t b = SL_BUF_INIT;
-            for (size_t k = 0; k < SL_ARRAY_LEN(names); k++)
+            for (size_t k = 0; k < n_names; k++)
                 sl_buf_printf(&b, "%s%s", k ? ", " : "", names[k]);
             sl_schema_err_at(v, c->key_line, c->key_col, "is an http policy; stream routes take the plugins %s",
                              sl_buf_cstr(&b));
             sl_buf_free(&b);
         } else {
-            sl_schema_unknown_name(v, c, "plugin", "plugins", names, SL_ARRAY_LEN(names), 2);
+            sl_schema_unknown_name(v, c, "plugin", "plugins", names, n_names, 2);
         }
         sl_schema_path_pop(v, old);
     }

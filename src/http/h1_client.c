@@ -720,7 +720,7 @@ static void uc_attach_ready(sl_exchange_t *ex, sl_upconn_t *uc)
     /* Unasked, only an idempotent request may be sent twice (RFC 9110 9.2.2): the upstream may
      * have acted on it before the pooled connection failed. A retry policy asks for it. */
     t->pool_replay = uc->reused && is_idempotent(ex->req.method_id);
-    ex->replayable = t->pool_replay || ex->route->cfg->policies.retry.enabled;
+    ex->replayable = t->pool_replay || sl_retry_settings(ex->route);
     sl_buf_free(&t->replay);
     sl_buf_t pre = t->prebuf;
     memset(&t->prebuf, 0, sizeof(t->prebuf));
@@ -784,8 +784,8 @@ static void h1_start(sl_exchange_t *ex, int fresh)
         write_head(ex);
         /* Bytes kept to send again: the head (all of prebuf now) and, for a retry policy, the
          * body up to its body_buffer. */
-        const sl_retry_cfg_t *rc = &ex->route->cfg->policies.retry;
-        t->replay_limit = rc->enabled ? t->prebuf.len + rc->body_buffer : SL_REPLAY_MAX;
+        const sl_retry_cfg_t *rc = sl_retry_settings(ex->route);
+        t->replay_limit = rc ? t->prebuf.len + rc->body_buffer : SL_REPLAY_MAX;
         t->head_written = 1;
     }
     struct sockaddr_storage addr;

@@ -392,9 +392,9 @@ void sl_proxy_answer_local(sl_exchange_t *ex)
 /* Starts a try on ex->node: its accounting, its per-try deadline, the client. */
 static void try_start(sl_exchange_t *ex, int fresh)
 {
-    const sl_retry_cfg_t *rc = &ex->route->cfg->policies.retry;
+    const sl_retry_cfg_t *rc = sl_retry_settings(ex->route);
     ex->node_name = ex->node->name;
-    ex->try_deadline_ns = rc->enabled && rc->per_try_timeout_ms ? sl_proxy_clock() + rc->per_try_timeout_ms * 1000000u : 0;
+    ex->try_deadline_ns = rc && rc->per_try_timeout_ms ? sl_proxy_clock() + rc->per_try_timeout_ms * 1000000u : 0;
     sl_upstream_begin(ex->route->upstream, ex->node);
     ex->attempt_open = 1;
     ex->cops->start(ex, fresh);
@@ -460,8 +460,8 @@ static sl_outcome_t try_outcome(sl_try_result_t r)
  * (ex->retry_stop says why). */
 static int retry(sl_exchange_t *ex, sl_try_result_t r, int status, int grpc_status)
 {
-    const sl_retry_cfg_t *rc = &ex->route->cfg->policies.retry;
-    if (!rc->enabled || !sl_retry_wanted(rc, r, status, grpc_status)) return 0;
+    const sl_retry_cfg_t *rc = sl_retry_settings(ex->route);
+    if (!rc || !sl_retry_wanted(rc, r, status, grpc_status)) return 0;
     uint64_t delay = sl_retry_backoff_ms(rc, (unsigned)ex->retries, sl_balancer_rand());
     if (ex->retries >= (int)rc->attempts) ex->retry_stop = "attempts_exhausted";
     else if (ex->req_streamed && !ex->replayable) ex->retry_stop = "body_too_large";

@@ -106,6 +106,8 @@ typedef enum {
 int sl_retry_wanted(const sl_retry_cfg_t *rc, sl_try_result_t r, int status, int grpc_status);
 /* The back-off before retry n (0 for the first), from a uniformly random r. */
 uint64_t sl_retry_backoff_ms(const sl_retry_cfg_t *rc, unsigned n, uint64_t r);
+/* The route's retry settings, or NULL when its retry policy is off: how the proxy reads them. */
+const sl_retry_cfg_t *sl_retry_settings(const sl_route_rt_t *rt);
 /* Counts a retry of rt's for r in sluice_http_retries_total (worker's slot). */
 void sl_retry_count(const sl_route_rt_t *rt, sl_try_result_t r, unsigned worker);
 /* The reason label of r in sluice_http_retries_total. */

@@ -87,6 +87,11 @@ const sl_policy_ops_t sl_policy_retry = {
     .destroy = destroy,
 };
 
+const sl_retry_cfg_t *sl_retry_settings(const sl_route_rt_t *rt)
+{
+    return rt->cfg->policies.retry.enabled ? &rt->cfg->policies.retry : NULL;
+}
+
 void sl_retry_count(const sl_route_rt_t *rt, sl_try_result_t r, unsigned worker)
 {
     for (size_t i = 0; i < rt->n_chain; i++) {

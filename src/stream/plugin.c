@@ -1,31 +1,25 @@
-/* The stream plugins, in the order their hooks run, and the end of every session. */
+/* The stream plugins' chain (the plugins in the registry's order, src/modules.c) and the end
+ * of every session. */
 #include "base/common.h"
 #include "base/log.h"
+#include "modules.h"
 #include "stream/stream.h"
-
-/* prometheus first, so that refused sessions are counted too. The syslog plugin goes last: its
- * on_log sends the session's message. */
-static const sl_stream_plugin_ops_t *const plugins[] = {
-    &sl_stream_prometheus,
-    &sl_stream_ip_restriction,
-    &sl_stream_limit_conn,
-    &sl_stream_syslog,
-};
 
 int sl_stream_plugins_init(sl_stream_route_t *r, sl_config_errors_t *errs)
 {
     const sl_stream_plugins_cfg_t *pc = &r->cfg->stream.plugins;
-    for (size_t i = 0; i < SL_ARRAY_LEN(plugins) && r->n_chain < SL_STREAM_PLUGIN_MAX; i++) {
-        if (!plugins[i]->enabled(pc)) continue;
+    for (size_t i = 0; i < sl_n_stream_plugin_modules; i++) {
+        const sl_stream_plugin_ops_t *p = sl_stream_plugin_modules[i].ops;
+        if (!p->enabled(pc)) continue;
         /* No chain with a hole: a route without its ip-restriction or limit-conn would admit
          * whom the configuration refuses. */
-        if (plugins[i]->init && plugins[i]->init(r) != 0) {
+        if (p->init && p->init(r) != 0) {
             sl_config_errors_add(errs, NULL, 0, 0, NULL, "stream route %s: plugin %s failed to initialise", r->cfg->name,
-                                 plugins[i]->name);
+                                 p->name);
             sl_stream_plugins_destroy(r);
             return -1;
         }
-        r->chain[r->n_chain++] = plugins[i];
+        r->chain[r->n_chain++] = p;
     }
     return 0;
 }
