@@ -34,6 +34,24 @@ const sl_stream_plugin_module_t sl_stream_plugin_modules[] = {
 };
 const size_t sl_n_stream_plugin_modules = SL_ARRAY_LEN(sl_stream_plugin_modules);
 
+const sl_schema_choice_t sl_balancer_choices[] = {
+    {"random", SL_BALANCE_RANDOM, NULL},     {"round_robin", SL_BALANCE_ROUND_ROBIN, NULL},
+    {"weighted", SL_BALANCE_WEIGHTED, NULL}, {"cookie", SL_BALANCE_COOKIE, NULL},
+    {"hash", SL_BALANCE_HASH, NULL},         {"least_conn", SL_BALANCE_LEAST_CONN, NULL},
+    {"ewma", SL_BALANCE_EWMA, NULL},         {NULL, 0, NULL},
+};
+
+const sl_balancer_ops_t *sl_balancer_of(int balance)
+{
+    static const sl_balancer_ops_t *const ops[] = {
+        [SL_BALANCE_RANDOM] = &sl_balancer_random,         [SL_BALANCE_ROUND_ROBIN] = &sl_balancer_round_robin,
+        [SL_BALANCE_WEIGHTED] = &sl_balancer_weighted,     [SL_BALANCE_COOKIE] = &sl_balancer_hash,
+        [SL_BALANCE_HASH] = &sl_balancer_hash,             [SL_BALANCE_LEAST_CONN] = &sl_balancer_least_conn,
+        [SL_BALANCE_EWMA] = &sl_balancer_ewma,
+    };
+    return balance >= 0 && (size_t)balance < SL_ARRAY_LEN(ops) ? ops[balance] : NULL;
+}
+
 _Static_assert(SL_ARRAY_LEN(sl_stream_plugin_modules) <= SL_STREAM_PLUGIN_MAX, "a stream route's chain cannot hold them all");
 _Static_assert(SL_ARRAY_LEN(sl_policy_modules) <= SL_POLICY_MODULES_MAX, "SL_POLICY_MODULES_MAX is too small");
 _Static_assert(SL_ARRAY_LEN(sl_policy_modules) <= SL_POLICY_MAX, "a route's chain (SL_POLICY_MAX) cannot hold them all");

@@ -10,9 +10,10 @@
 #include "config/schema.h"
 #include "policy/policy.h"
 #include "stream/stream.h"
+#include "upstream/upstream.h"
 
 typedef struct sl_policy_module {
-    const sl_policy_ops_t *ops; /* ops->name is its key in a route's policies map */
+    const sl_policy_ops_t *ops; /* ops->m.name is its key in a route's policies map */
     /* Reads the policy's value n into its fields of pc (the settings config.h declares). */
     void (*parse)(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_policies_cfg_t *pc);
     /* Or, for a policy that owns its settings' type: reads them into the config's arena and
@@ -25,11 +26,16 @@ extern const size_t sl_n_policy_modules;
 
 /* Every stream plugin, in the order its hooks run, with the reader of its settings. */
 typedef struct sl_stream_plugin_module {
-    const sl_stream_plugin_ops_t *ops; /* ops->name is its key in a stream route's plugins map */
+    const sl_stream_plugin_ops_t *ops; /* ops->m.name is its key in a stream route's plugins map */
     void (*parse)(sl_schema_ctx_t *v, const sl_config_node_t *n, sl_stream_plugins_cfg_t *pc);
 } sl_stream_plugin_module_t;
 
 extern const sl_stream_plugin_module_t sl_stream_plugin_modules[];
 extern const size_t sl_n_stream_plugin_modules;
+
+/* Every balancer, by the name upstream.balance takes: the loader's choices (ends with a NULL
+ * name), and the ops of a chosen value (cookie is the hash balancer keyed by a cookie). */
+extern const sl_schema_choice_t sl_balancer_choices[];
+const sl_balancer_ops_t *sl_balancer_of(int balance);
 
 #endif

@@ -192,7 +192,7 @@ static void parse_direct_response(sl_schema_ctx_t *v, const sl_config_node_t *n,
 int sl_schema_is_policy(const char *key)
 {
     for (size_t i = 0; i < sl_n_policy_modules; i++)
-        if (!strcmp(key, sl_policy_modules[i].ops->name)) return 1;
+        if (!strcmp(key, sl_policy_modules[i].ops->m.name)) return 1;
     return 0;
 }
 
@@ -206,12 +206,12 @@ static void parse_policies(sl_schema_ctx_t *v, const sl_config_node_t *n, void *
     }
     for (const sl_config_node_t *c = n->first; c; c = c->next) {
         size_t old = sl_schema_path_key(v, c->key), i = 0;
-        while (i < sl_n_policy_modules && strcmp(c->key, sl_policy_modules[i].ops->name))
+        while (i < sl_n_policy_modules && strcmp(c->key, sl_policy_modules[i].ops->m.name))
             i++;
         if (i == sl_n_policy_modules) {
             const char *names[SL_POLICY_MODULES_MAX];
             for (size_t k = 0; k < sl_n_policy_modules; k++)
-                names[k] = sl_policy_modules[k].ops->name;
+                names[k] = sl_policy_modules[k].ops->m.name;
             sl_schema_unknown_name(v, c, "policy", "policies", names, sl_n_policy_modules, 2);
         } else if (sl_policy_modules[i].read) {
             pc->settings[i] = sl_policy_modules[i].read(v, c);

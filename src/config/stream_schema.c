@@ -54,11 +54,11 @@ static void parse_stream_plugins(sl_schema_ctx_t *v, const sl_config_node_t *n, 
     const char *names[SL_STREAM_PLUGIN_MAX];
     size_t n_names = sl_n_stream_plugin_modules;
     for (size_t k = 0; k < n_names; k++)
-        names[k] = sl_stream_plugin_modules[k].ops->name;
+        names[k] = sl_stream_plugin_modules[k].ops->m.name;
     qsort(names, n_names, sizeof(names[0]), by_name);
     for (const sl_config_node_t *c = n->first; c; c = c->next) {
         size_t old = sl_schema_path_key(v, c->key), i = 0;
-        while (i < sl_n_stream_plugin_modules && strcmp(c->key, sl_stream_plugin_modules[i].ops->name))
+        while (i < sl_n_stream_plugin_modules && strcmp(c->key, sl_stream_plugin_modules[i].ops->m.name))
             i++;
         if (i < sl_n_stream_plugin_modules) {
             sl_stream_plugin_modules[i].parse(v, c, pc);

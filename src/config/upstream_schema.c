@@ -3,6 +3,7 @@
  * sl_schema_upstream_kind() refuses, once the whole service is read, the keys that belong to
  * the other type. */
 #include "config/schema.h"
+#include "modules.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -18,13 +19,6 @@ static const sl_schema_choice_t scheme_choices[] = {
     {"tcp", SL_SCHEME_TCP, NULL},
     {"udp", SL_SCHEME_UDP, NULL},
     {NULL, 0, NULL},
-};
-
-static const sl_schema_choice_t balance_choices[] = {
-    {"random", SL_BALANCE_RANDOM, NULL},     {"round_robin", SL_BALANCE_ROUND_ROBIN, NULL},
-    {"weighted", SL_BALANCE_WEIGHTED, NULL}, {"cookie", SL_BALANCE_COOKIE, NULL},
-    {"hash", SL_BALANCE_HASH, NULL},         {"least_conn", SL_BALANCE_LEAST_CONN, NULL},
-    {"ewma", SL_BALANCE_EWMA, NULL},         {NULL, 0, NULL},
 };
 
 static const sl_schema_choice_t hash_on_choices[] = {
@@ -430,7 +424,7 @@ static const sl_schema_field_t upstream_fields[] = {
     {.name = "balance",
      .type = SL_FIELD_ENUM,
      .off = UP_OFF(balance),
-     .choices = balance_choices,
+     .choices = sl_balancer_choices,
      .def = SL_BALANCE_RANDOM},
     {.name = "nodes", .type = SL_FIELD_CUSTOM, .custom = parse_nodes, .required = 1},
     {.name = "timeouts", .type = SL_FIELD_SECTION, .off = 0, .sub = &timeouts_section},

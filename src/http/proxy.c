@@ -315,7 +315,7 @@ static void build_upstream_request(sl_exchange_t *ex, sl_http_req_t *up)
     sl_http_hdrs_add(&up->hdrs, a, "X-Real-IP", 9, ex->peer, pl);
     if (ex->request_id_len) sl_http_hdrs_add(&up->hdrs, a, rc->header, rc->header_len, ex->request_id, ex->request_id_len);
     /* request_headers may set any of the fields the gateway writes itself: then theirs wins. */
-    if (ex->route->n_chain) sl_policy_on_upstream_request(ex->route, up, a);
+    if (ex->route->chain.n) sl_policy_on_upstream_request(ex->route, up, a);
 }
 
 /* A request with "Upgrade: websocket" (RFC 6455 4.1): passed on only where the route has the
@@ -351,7 +351,7 @@ int sl_proxy_begin(sl_exchange_t *ex)
                                 sl_method_bit(ex->req.method, strlen(ex->req.method)));
     request_id_begin(ex);
     ex->policy.req = &ex->req;
-    if (ex->route && ex->route->n_chain) {
+    if (ex->route && ex->route->chain.n) {
         /* Request policies (ip_access, local_rate_limit) may refuse it before anything goes upstream. */
         sl_policy_req_t pr = {.peer = ex->peer, .req = &ex->req, .state = &ex->policy};
         client_address(ex, &pr.remote, &pr.remote_len);

@@ -120,7 +120,7 @@ static void on_response_headers(const sl_route_rt_t *rt, void *data, const sl_po
 }
 
 const sl_policy_ops_t sl_policy_cookie_rewrite = {
-    .name = "cookie_rewrite",
+    .m = {.name = "cookie_rewrite"},
     .enabled = enabled,
     .on_response_headers = on_response_headers,
 };

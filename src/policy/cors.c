@@ -129,8 +129,9 @@ extern const sl_policy_ops_t sl_policy_cors;
 
 #define LIT(s) s, sizeof(s) - 1
 
-static int init(const sl_route_rt_t *rt, void **data)
+static int init(const void *route, void **data)
 {
+    const sl_route_rt_t *rt = route;
     *data = (void *)sl_policy_settings(rt, &sl_policy_cors);
     return *data ? 0 : -1;
 }
@@ -215,8 +216,7 @@ static void on_response_headers(const sl_route_rt_t *rt, void *data, const sl_po
 }
 
 const sl_policy_ops_t sl_policy_cors = {
-    .name = "cors",
-    .init = init,
+    .m = {.name = "cors", .init = init},
     .on_request = on_request,
     .on_response_headers = on_response_headers,
 };

@@ -57,13 +57,13 @@ static void on_response_headers(const sl_route_rt_t *rt, void *data, const sl_po
 }
 
 const sl_policy_ops_t sl_policy_request_headers = {
-    .name = "request_headers",
+    .m = {.name = "request_headers"},
     .enabled = request_enabled,
     .on_upstream_request = on_upstream_request,
 };
 
 const sl_policy_ops_t sl_policy_response_headers = {
-    .name = "response_headers",
+    .m = {.name = "response_headers"},
     .enabled = response_enabled,
     .on_response_headers = on_response_headers,
 };

@@ -14,8 +14,9 @@ static int enabled(const sl_policies_cfg_t *pc)
     return pc->ip_access.enabled;
 }
 
-static int init(const sl_route_rt_t *rt, void **data)
+static int init(const void *route, void **data)
 {
+    const sl_route_rt_t *rt = route;
     const sl_policies_cfg_t *pc = &rt->cfg->policies;
     sl_cidr_set_t *set = sl_xmalloc(sizeof(*set));
     sl_cidr_set_init(set);
@@ -56,10 +57,8 @@ static int on_request(const sl_route_rt_t *rt, void *data, const sl_policy_req_t
 }
 
 const sl_policy_ops_t sl_policy_ip_access = {
-    .name = "ip_access",
+    .m = {.name = "ip_access", .init = init, .destroy = destroy},
     .enabled = enabled,
-    .init = init,
-    .destroy = destroy,
     .on_request = on_request,
 };
 

@@ -179,8 +179,9 @@ static int enabled(const sl_policies_cfg_t *pc)
 }
 
 /* The route's buckets (shared with the previous generation's route when compatible). */
-static int init(const sl_route_rt_t *rt, void **data)
+static int init(const void *route, void **data)
 {
+    const sl_route_rt_t *rt = route;
     *data = sl_rate_limiter_get(rt->svc->name, rt->cfg->name, &rt->cfg->policies.local_rate_limit);
     return 0;
 }
@@ -241,10 +242,8 @@ static void on_response_headers(const sl_route_rt_t *rt, void *data, const sl_po
 }
 
 const sl_policy_ops_t sl_policy_local_rate_limit = {
-    .name = "local_rate_limit",
+    .m = {.name = "local_rate_limit", .init = init, .destroy = destroy},
     .enabled = enabled,
-    .init = init,
-    .destroy = destroy,
     .on_request = on_request,
     .on_response_headers = on_response_headers,
 };

@@ -13,8 +13,9 @@ static int enabled(const sl_policies_cfg_t *pc)
 }
 
 /* The compiled regex ({regex, replace}), or NULL for a prefix rule. */
-static int init(const sl_route_rt_t *rt, void **data)
+static int init(const void *route, void **data)
 {
+    const sl_route_rt_t *rt = route;
     const char *re = rt->cfg->policies.path_rewrite.regex;
     if (!re) return 0;
     *data = sl_regex_compile(re);
@@ -58,10 +59,8 @@ static void on_upstream_request(const sl_route_rt_t *rt, void *data, sl_http_req
 }
 
 const sl_policy_ops_t sl_policy_path_rewrite = {
-    .name = "path_rewrite",
+    .m = {.name = "path_rewrite", .init = init, .destroy = destroy},
     .enabled = enabled,
-    .init = init,
-    .destroy = destroy,
     .on_upstream_request = on_upstream_request,
 };
 

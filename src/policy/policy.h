@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "base/chain.h"
 #include "config/config.h"
 #include "http/request.h"
 
@@ -45,13 +46,11 @@ typedef struct sl_policy_req {
  * Every hook gets the route and the policy's own per-route state (init's *data, opaque to
  * everyone else). Hooks a policy does not need are NULL. */
 typedef struct sl_policy_ops {
-    const char *name;
+    /* Its name (its key in a route's policies map), and the init (route: the sl_route_rt_t
+     * being built; compiled patterns, kept state...) and destroy of its per-route state. */
+    sl_module_t m;
     /* Whether the route's configuration turns the policy on. */
     int (*enabled)(const sl_policies_cfg_t *pc);
-    /* Builds the policy's per-generation state for rt into *data (compiled patterns...); 0, or
-     * -1 when it cannot (then nothing is left to destroy). */
-    int (*init)(const sl_route_rt_t *rt, void **data);
-    void (*destroy)(void *data);
     /* A request was routed here: 0 to go on, or the status the gateway answers it with itself:
      * a refusal with its error code in *code (a JSON error body), or, with *code NULL, an
      * answer without a body (a CORS preflight's 204). Runs before anything is sent upstream. */

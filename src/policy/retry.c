@@ -63,8 +63,9 @@ static int enabled(const sl_policies_cfg_t *pc)
 }
 
 /* The route's sluice_http_retries_total series, by sl_try_result_t. */
-static int init(const sl_route_rt_t *rt, void **data)
+static int init(const void *route, void **data)
 {
+    const sl_route_rt_t *rt = route;
     if (!sl_metrics.retries) return 0; /* no registry (unit tests) */
     sl_series_t **series = sl_xcalloc(SL_TRY_RESULTS, sizeof(*series));
     for (int r = 0; r < SL_TRY_RESULTS; r++) {
@@ -81,10 +82,8 @@ static void destroy(void *data)
 }
 
 const sl_policy_ops_t sl_policy_retry = {
-    .name = "retry",
+    .m = {.name = "retry", .init = init, .destroy = destroy},
     .enabled = enabled,
-    .init = init,
-    .destroy = destroy,
 };
 
 const sl_retry_cfg_t *sl_retry_settings(const sl_route_rt_t *rt)
@@ -94,12 +93,8 @@ const sl_retry_cfg_t *sl_retry_settings(const sl_route_rt_t *rt)
 
 void sl_retry_count(const sl_route_rt_t *rt, sl_try_result_t r, unsigned worker)
 {
-    for (size_t i = 0; i < rt->n_chain; i++) {
-        if (rt->chain[i] != &sl_policy_retry) continue;
-        sl_series_t **series = rt->chain_data[i];
-        if (series && series[r]) sl_series_add(series[r], worker, 1);
-        return;
-    }
+    sl_series_t **series = sl_chain_data(&rt->chain, &sl_policy_retry.m);
+    if (series && series[r]) sl_series_add(series[r], worker, 1);
 }
 
 /* ---- configuration: retry, read by the loader (config/schema.h) ---- */

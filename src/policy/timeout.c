@@ -15,7 +15,7 @@ static uint64_t deadline_ms(const sl_route_rt_t *rt, void *data)
 }
 
 const sl_policy_ops_t sl_policy_timeout = {
-    .name = "timeout",
+    .m = {.name = "timeout"},
     .enabled = enabled,
     .deadline_ms = deadline_ms,
 };

@@ -18,7 +18,7 @@ static uint64_t websocket_idle_ms(const sl_route_rt_t *rt, void *data)
 }
 
 const sl_policy_ops_t sl_policy_websocket = {
-    .name = "websocket",
+    .m = {.name = "websocket"},
     .enabled = enabled,
     .websocket_idle_ms = websocket_idle_ms,
 };

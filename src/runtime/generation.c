@@ -1,4 +1,5 @@
 #include "runtime/generation.h"
+#include "modules.h"
 #include "base/common.h"
 #include "base/log.h"
 #include "observe/access_log.h"
@@ -72,7 +73,7 @@ sl_generation_t *sl_generation_create(sl_config_t *cfg, sl_config_errors_t *errs
     for (size_t s = 0; s < cfg->n_services; s++) {
         const sl_service_cfg_t *svc = &cfg->services[s];
         if (svc->has_upstream) {
-            sl_upstream_init(&g->upstreams[s], svc);
+            sl_upstream_init(&g->upstreams[s], svc, sl_balancer_of(svc->upstream.balance));
             /* Stream sessions have no response head to time. */
             if (svc->type == SL_SERVICE_HTTP) g->upstreams[s].latency = sl_server_upstream_latency_series(svc->name);
         }

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "base/chain.h"
 #include "config/config.h"
 #include "http/router.h"
 #include "upstream/upstream.h"
@@ -23,16 +24,14 @@ typedef struct sl_status_cache {
 
 typedef struct sl_policy_ops sl_policy_ops_t;
 
-#define SL_POLICY_MAX 12 /* policies one route can chain */
+#define SL_POLICY_MAX SL_CHAIN_MAX /* policies one route can chain */
 
 typedef struct sl_route_rt {
     const sl_route_cfg_t *cfg;
     const sl_service_cfg_t *svc;
     sl_upstream_t *upstream; /* NULL for direct responses */
     sl_status_cache_t requests;
-    const sl_policy_ops_t *chain[SL_POLICY_MAX]; /* the route's policies in order (policy/policy.h) */
-    void *chain_data[SL_POLICY_MAX];             /* each one's runtime state, opaque but to it */
-    size_t n_chain;
+    sl_chain_t chain; /* the route's policies in order (policy/policy.h), each with its state */
 } sl_route_rt_t;
 
 /* A listening address of the generation: HTTP ones as configured, then those the stream routes

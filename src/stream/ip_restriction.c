@@ -10,39 +10,37 @@ static int enabled(const sl_stream_plugins_cfg_t *pc)
     return pc->ip_restriction.enabled;
 }
 
-static int init(sl_stream_route_t *r)
+static int init(const void *route, void **data)
 {
+    const sl_stream_route_t *r = route;
     const sl_stream_plugins_cfg_t *pc = &r->cfg->stream.plugins;
-    r->ip_set = sl_xmalloc(sizeof(*r->ip_set));
-    sl_cidr_set_init(r->ip_set);
+    sl_cidr_set_t *set = sl_xmalloc(sizeof(*set));
+    sl_cidr_set_init(set);
     for (size_t i = 0; i < pc->ip_restriction.n_cidrs; i++)
-        sl_cidr_set_add(r->ip_set, &pc->ip_restriction.cidrs[i].ip, pc->ip_restriction.cidrs[i].prefix);
+        sl_cidr_set_add(set, &pc->ip_restriction.cidrs[i].ip, pc->ip_restriction.cidrs[i].prefix);
+    *data = set;
     return 0;
 }
 
-static void destroy(sl_stream_route_t *r)
+static void destroy(void *data)
 {
-    if (!r->ip_set) return;
-    sl_cidr_set_free(r->ip_set);
-    free(r->ip_set);
-    r->ip_set = NULL;
+    sl_cidr_set_free(data);
+    free(data);
 }
 
-static int on_access(sl_stream_route_t *r, const sl_stream_peer_t *peer, sl_stream_plugin_state_t *st, unsigned worker,
-                     uint64_t *delay_ms)
+static int on_access(const sl_stream_route_t *r, void *data, const sl_stream_peer_t *peer, sl_stream_plugin_state_t *st,
+                     unsigned worker, uint64_t *delay_ms)
 {
     SL_UNUSED(st);
     SL_UNUSED(worker);
     SL_UNUSED(delay_ms);
-    int listed = sl_cidr_set_contains(r->ip_set, &peer->client);
+    int listed = sl_cidr_set_contains(data, &peer->client);
     return listed == r->cfg->stream.plugins.ip_restriction.whitelist ? 0 : SL_STREAM_FORBIDDEN;
 }
 
 const sl_stream_plugin_ops_t sl_stream_ip_restriction = {
-    .name = "ip-restriction",
+    .m = {.name = "ip-restriction", .init = init, .destroy = destroy},
     .enabled = enabled,
-    .init = init,
-    .destroy = destroy,
     .on_access = on_access,
 };
 

@@ -89,32 +89,32 @@ static const sl_keep_type_t limiter_type = {
     .destroy = limiter_destroy,
 };
 
-static int init(sl_stream_route_t *r)
+static int init(const void *route, void **data)
 {
+    const sl_stream_route_t *r = route;
     int key = r->cfg->stream.plugins.limit_conn.key;
-    r->limiter = sl_keep_get_names(&limiter_type, r->svc->name, r->cfg->name, &key);
+    *data = sl_keep_get_names(&limiter_type, r->svc->name, r->cfg->name, &key);
     return 0;
 }
 
-static void destroy(sl_stream_route_t *r)
+static void destroy(void *data)
 {
-    sl_keep_release(r->limiter);
-    r->limiter = NULL;
+    sl_keep_release(data);
 }
 
-static int on_access(sl_stream_route_t *r, const sl_stream_peer_t *peer, sl_stream_plugin_state_t *st, unsigned worker,
-                     uint64_t *delay_ms)
+static int on_access(const sl_stream_route_t *r, void *data, const sl_stream_peer_t *peer, sl_stream_plugin_state_t *st,
+                     unsigned worker, uint64_t *delay_ms)
 {
     SL_UNUSED(worker);
     const sl_stream_plugins_cfg_t *pc = &r->cfg->stream.plugins;
     const sl_ip_t *key = pc->limit_conn.key == SL_LIMIT_CONN_SERVER_ADDR ? &peer->server : &peer->client;
-    uint32_t n = take(r->limiter, key);
+    uint32_t n = take(data, key);
     if (n == 0) {
         sl_log_warn("stream route %s: limit-conn tracks %u keys already, refusing", r->cfg->name, MAX_KEYS);
         return SL_STREAM_UNAVAILABLE;
     }
     if (n > pc->limit_conn.conn + pc->limit_conn.burst) {
-        give_back(r->limiter, key);
+        give_back(data, key);
         return SL_STREAM_UNAVAILABLE;
     }
     st->limit_conn_held = 1;
@@ -123,18 +123,17 @@ static int on_access(sl_stream_route_t *r, const sl_stream_peer_t *peer, sl_stre
     return 0;
 }
 
-static void on_log(sl_stream_route_t *r, const sl_stream_facts_t *f)
+static void on_log(const sl_stream_route_t *r, void *data, const sl_stream_facts_t *f)
 {
     if (!f->state->limit_conn_held) return;
     f->state->limit_conn_held = 0;
-    give_back(r->limiter, &f->state->limit_conn_key);
+    SL_UNUSED(r);
+    give_back(data, &f->state->limit_conn_key);
 }
 
 const sl_stream_plugin_ops_t sl_stream_limit_conn = {
-    .name = "limit-conn",
+    .m = {.name = "limit-conn", .init = init, .destroy = destroy},
     .enabled = enabled,
-    .init = init,
-    .destroy = destroy,
     .on_access = on_access,
     .on_log = on_log,
 };

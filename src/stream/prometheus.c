@@ -57,8 +57,9 @@ static int enabled(const sl_stream_plugins_cfg_t *pc)
     return pc->prometheus.enabled;
 }
 
-static int init(sl_stream_route_t *r)
+static int init(const void *owner, void **data)
 {
+    const sl_stream_route_t *r = owner;
     if (!fam.total) return -1; /* sl_stream_metrics_init() was not called */
     struct sl_stream_route_metrics *m = sl_xcalloc(1, sizeof(*m));
     const char *route[] = {r->svc->name, r->cfg->name};
@@ -77,31 +78,33 @@ static int init(sl_stream_route_t *r)
         const char *status[] = {r->svc->name, r->cfg->name, text};
         m->sessions[i] = sl_metrics_series(fam.sessions, status);
     }
-    r->prom = m;
+    *data = m;
     return 0;
 }
 
-static void destroy(sl_stream_route_t *r)
+static void destroy(void *data)
 {
-    free(r->prom);
-    r->prom = NULL;
+    free(data);
 }
 
-static int on_access(sl_stream_route_t *r, const sl_stream_peer_t *peer, sl_stream_plugin_state_t *st, unsigned worker,
-                     uint64_t *delay_ms)
+static int on_access(const sl_stream_route_t *r, void *data, const sl_stream_peer_t *peer, sl_stream_plugin_state_t *st,
+                     unsigned worker, uint64_t *delay_ms)
 {
+    SL_UNUSED(r);
     SL_UNUSED(peer);
     SL_UNUSED(delay_ms);
-    sl_series_add(r->prom->total, worker, 1);
-    sl_series_add(r->prom->active, worker, 1);
+    struct sl_stream_route_metrics *m = data;
+    sl_series_add(m->total, worker, 1);
+    sl_series_add(m->active, worker, 1);
     st->prometheus_counted = 1;
     st->prometheus_seen = 1;
     return 0;
 }
 
-static void on_log(sl_stream_route_t *r, const sl_stream_facts_t *f)
+static void on_log(const sl_stream_route_t *r, void *data, const sl_stream_facts_t *f)
 {
-    struct sl_stream_route_metrics *m = r->prom;
+    SL_UNUSED(r);
+    struct sl_stream_route_metrics *m = data;
     unsigned w = f->worker;
     if (f->state->prometheus_counted) {
         f->state->prometheus_counted = 0;
@@ -123,10 +126,8 @@ static void on_log(sl_stream_route_t *r, const sl_stream_facts_t *f)
 }
 
 const sl_stream_plugin_ops_t sl_stream_prometheus = {
-    .name = "prometheus",
+    .m = {.name = "prometheus", .init = init, .destroy = destroy},
     .enabled = enabled,
-    .init = init,
-    .destroy = destroy,
     .on_access = on_access,
     .on_log = on_log,
 };

@@ -9,6 +9,7 @@
 #ifndef SL_STREAM_STREAM_H
 #define SL_STREAM_STREAM_H
 
+#include "base/chain.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,19 +30,14 @@ enum {
     SL_STREAM_UNAVAILABLE = 503, /* over a connection limit (limit-conn) */
 };
 
-#define SL_STREAM_PLUGIN_MAX 8
+#define SL_STREAM_PLUGIN_MAX SL_CHAIN_MAX
 
 typedef struct sl_stream_route {
     const sl_route_cfg_t *cfg;
     const sl_service_cfg_t *svc;
     sl_upstream_t *upstream;
     int udp; /* scheme udp: served by the UDP engine, never matched for a TCP connection */
-    const sl_stream_plugin_ops_t *chain[SL_STREAM_PLUGIN_MAX]; /* the route's plugins, in phase order */
-    size_t n_chain;
-    struct sl_cidr_set *ip_set;           /* ip-restriction */
-    struct sl_conn_limiter *limiter;      /* limit-conn */
-    struct sl_stream_route_metrics *prom; /* prometheus */
-    struct sl_stream_syslog *syslog;      /* syslog */
+    sl_chain_t chain; /* the route's plugins in phase order (modules.c), each with its state */
     struct sl_udp_quota *udp_quota;       /* udp: the service's open sessions, for max_sessions */
 } sl_stream_route_t;
 
@@ -81,20 +77,19 @@ typedef struct sl_stream_facts {
     sl_stream_plugin_state_t *state;
 } sl_stream_facts_t;
 
-/* One stream plugin, one file each, registered in plugin.c in phase order. */
+/* One stream plugin, one file each, listed in the registry (src/modules.c) in phase order. */
 struct sl_stream_plugin_ops {
-    const char *name;
+    /* Its name (its key in a route's plugins map), and the init (route: the sl_stream_route_t
+     * being built) and destroy of its per-route state, the data its hooks get. */
+    sl_module_t m;
     /* Whether the route's configuration turns the plugin on. */
     int (*enabled)(const sl_stream_plugins_cfg_t *pc);
-    /* Builds the route's per-generation state (main thread); 0, or -1 when it cannot. */
-    int (*init)(sl_stream_route_t *r);
-    void (*destroy)(sl_stream_route_t *r);
     /* A new session on the route: 0 to go on (with *delay_ms set to wait that long first), or the
      * SL_STREAM_* status that refuses it. Any worker thread. */
-    int (*on_access)(sl_stream_route_t *r, const sl_stream_peer_t *peer, sl_stream_plugin_state_t *st, unsigned worker,
-                     uint64_t *delay_ms);
+    int (*on_access)(const sl_stream_route_t *r, void *data, const sl_stream_peer_t *peer, sl_stream_plugin_state_t *st,
+                     unsigned worker, uint64_t *delay_ms);
     /* The session ended (refused ones too). Any worker thread. */
-    void (*on_log)(sl_stream_route_t *r, const sl_stream_facts_t *f);
+    void (*on_log)(const sl_stream_route_t *r, void *data, const sl_stream_facts_t *f);
 };
 
 /* Builds g's stream routes (g->stream_routes) from its configuration, in configuration order,

@@ -127,8 +127,9 @@ static int enabled(const sl_stream_plugins_cfg_t *pc)
     return pc->syslog.enabled;
 }
 
-static int init(sl_stream_route_t *r)
+static int init(const void *route, void **data)
 {
+    const sl_stream_route_t *r = route;
     const sl_syslog_plugin_cfg_t *pc = &r->cfg->stream.plugins.syslog;
     sl_syslog_cfg_t cfg = {
         .host = pc->host,
@@ -148,20 +149,20 @@ static int init(sl_stream_route_t *r)
         sl_syslog_close(log);
         return -1;
     }
-    r->syslog = sl_xcalloc(1, sizeof(*r->syslog));
-    r->syslog->log = log;
-    r->syslog->dest = d;
+    struct sl_stream_syslog *s = sl_xcalloc(1, sizeof(*s));
+    s->log = log;
+    s->dest = d;
+    *data = s;
     return 0;
 }
 
-static void destroy(sl_stream_route_t *r)
+static void destroy(void *data)
 {
-    if (!r->syslog) return;
+    struct sl_stream_syslog *s = data;
     /* The route's handle goes first, so that a record alive always has the sender it counts. */
-    sl_syslog_close(r->syslog->log);
-    sl_keep_release(r->syslog->dest);
-    free(r->syslog);
-    r->syslog = NULL;
+    sl_syslog_close(s->log);
+    sl_keep_release(s->dest);
+    free(s);
 }
 
 /* "addr:port", IPv6 in brackets. */
@@ -170,7 +171,7 @@ static void endpoint(char *out, size_t size, const char *ip, unsigned port)
     snprintf(out, size, strchr(ip, ':') ? "[%s]:%u" : "%s:%u", ip, port);
 }
 
-static void on_log(sl_stream_route_t *r, const sl_stream_facts_t *f)
+static void on_log(const sl_stream_route_t *r, void *data, const sl_stream_facts_t *f)
 {
     sl_syslog_sd_t sd;
     sl_syslog_sd_init(&sd);
@@ -200,14 +201,12 @@ static void on_log(sl_stream_route_t *r, const sl_stream_facts_t *f)
     snprintf(msg, sizeof(msg), "%s -> %s -> %s: %d%s%s", client, server, f->upstream ? f->upstream : "-", f->status,
              f->error ? " " : "", f->error ? f->error : "");
     int severity = f->status == SL_STREAM_OK ? SL_SYSLOG_INFO : f->status >= 500 ? SL_SYSLOG_WARNING : SL_SYSLOG_NOTICE;
-    sl_syslog_send(r->syslog->log, severity, "session", sl_syslog_sd_str(&sd), msg);
+    sl_syslog_send(((struct sl_stream_syslog *)data)->log, severity, "session", sl_syslog_sd_str(&sd), msg);
 }
 
 const sl_stream_plugin_ops_t sl_stream_syslog = {
-    .name = "syslog",
+    .m = {.name = "syslog", .init = init, .destroy = destroy},
     .enabled = enabled,
-    .init = init,
-    .destroy = destroy,
     .on_log = on_log,
 };
 

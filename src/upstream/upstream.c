@@ -6,18 +6,7 @@
 #include <time.h>
 #include <uv.h>
 
-/* Every balancing policy, by its sl_balance_t value. */
-static const sl_balancer_ops_t *const balancers[] = {
-    [SL_BALANCE_RANDOM] = &sl_balancer_random,
-    [SL_BALANCE_ROUND_ROBIN] = &sl_balancer_round_robin,
-    [SL_BALANCE_WEIGHTED] = &sl_balancer_weighted,
-    [SL_BALANCE_COOKIE] = &sl_balancer_hash,
-    [SL_BALANCE_HASH] = &sl_balancer_hash,
-    [SL_BALANCE_LEAST_CONN] = &sl_balancer_least_conn,
-    [SL_BALANCE_EWMA] = &sl_balancer_ewma,
-};
-
-void sl_upstream_init(sl_upstream_t *u, const sl_service_cfg_t *svc)
+void sl_upstream_init(sl_upstream_t *u, const sl_service_cfg_t *svc, const sl_balancer_ops_t *balancer)
 {
     memset(u, 0, sizeof(*u));
     u->svc = svc;
@@ -38,7 +27,7 @@ void sl_upstream_init(sl_upstream_t *u, const sl_service_cfg_t *svc)
             n->resolved = sl_resolver_get(n->cfg->addr.host);
         }
     }
-    u->balancer = balancers[svc->upstream.balance];
+    u->balancer = balancer;
     u->balancer_state = u->balancer->create ? u->balancer->create(u) : NULL;
 }
 

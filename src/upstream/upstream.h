@@ -114,9 +114,10 @@ struct sl_upstream {
 extern atomic_uint_fast64_t sl_health_epoch;
 #define SL_LEVEL_REFRESH_MS 50
 
-/* Fills u from the service's configuration; resolves hostnames and attaches each node's
- * lasting state (main thread). */
-void sl_upstream_init(sl_upstream_t *u, const sl_service_cfg_t *svc);
+/* Fills u from the service's configuration, balanced by balancer (the registry's for its
+ * upstream.balance, sl_balancer_of()); resolves hostnames and attaches each node's lasting state
+ * (main thread). */
+void sl_upstream_init(sl_upstream_t *u, const sl_service_cfg_t *svc, const sl_balancer_ops_t *balancer);
 void sl_upstream_destroy(sl_upstream_t *u);
 
 /* Chooses the node for the next request: the highest priority that has a healthy node, the

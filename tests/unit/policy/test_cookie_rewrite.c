@@ -198,9 +198,9 @@ static void test_policy_chain(void **state)
                             "samesite: strict}, {name: pref, secure: false}], "
                             "response_headers: {remove: [Server]}}",
                             &rt);
-    assert_int_equal(rt.n_chain, 2);
-    assert_ptr_equal(rt.chain[0], &sl_policy_response_headers);
-    assert_ptr_equal(rt.chain[1], &sl_policy_cookie_rewrite); /* last in the documented order */
+    assert_int_equal(rt.chain.n, 2);
+    assert_ptr_equal(rt.chain.mods[0], &sl_policy_response_headers.m);
+    assert_ptr_equal(rt.chain.mods[1], &sl_policy_cookie_rewrite.m); /* last in the documented order */
     const sl_cookie_rule_t *r = rt.cfg->policies.cookie_rewrite.rules;
     assert_int_equal(rt.cfg->policies.cookie_rewrite.n_rules, 2);
     assert_string_equal(r[0].samesite, "Strict"); /* written as the browsers' spelling */

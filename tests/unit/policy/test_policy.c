@@ -68,10 +68,10 @@ static void test_header_ops_and_chain_order(void **state)
     sl_config_t *cfg = policy_load("{response_headers: {set: {X-A: '1'}, remove: [Server]}, timeout: 3, "
                             "request_headers: {set: {Host: in.local}, add: {X-T: b}, remove: [X-Debug]}}",
                             &rt);
-    assert_int_equal(rt.n_chain, 3);
-    assert_ptr_equal(rt.chain[0], &sl_policy_request_headers); /* documented order, not file order */
-    assert_ptr_equal(rt.chain[1], &sl_policy_timeout);
-    assert_ptr_equal(rt.chain[2], &sl_policy_response_headers);
+    assert_int_equal(rt.chain.n, 3);
+    assert_ptr_equal(rt.chain.mods[0], &sl_policy_request_headers.m); /* documented order, not file order */
+    assert_ptr_equal(rt.chain.mods[1], &sl_policy_timeout.m);
+    assert_ptr_equal(rt.chain.mods[2], &sl_policy_response_headers.m);
     assert_int_equal(sl_policy_deadline_ms(&rt), 3000);
     sl_arena_t a;
     sl_arena_init(&a, 0);

@@ -282,10 +282,10 @@ static void test_chain(void **state)
                           "burst: 5, header: ratelimit, key: \"header X-Api-Key\", status: 503}, "
                           "ip_access: {deny: [10.0.0.0/8]}}",
                           &rt);
-    assert_int_equal(rt.n_chain, 3);
-    assert_ptr_equal(rt.chain[0], &sl_policy_ip_access);
-    assert_ptr_equal(rt.chain[1], &sl_policy_local_rate_limit);
-    assert_ptr_equal(rt.chain[2], &sl_policy_path_rewrite);
+    assert_int_equal(rt.chain.n, 3);
+    assert_ptr_equal(rt.chain.mods[0], &sl_policy_ip_access.m);
+    assert_ptr_equal(rt.chain.mods[1], &sl_policy_local_rate_limit.m);
+    assert_ptr_equal(rt.chain.mods[2], &sl_policy_path_rewrite.m);
 
     sl_policy_state_t st;
     const char *code;

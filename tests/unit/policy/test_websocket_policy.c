@@ -19,7 +19,7 @@ static uint64_t idle_ms(const char *timeouts, const char *policies, size_t *n_ch
     snprintf(up, sizeof(up), "timeouts: %s", timeouts);
     sl_config_t *cfg = policy_load_with(up, policies, &rt);
     uint64_t ms = sl_policy_websocket_idle_ms(&rt);
-    *n_chain = rt.n_chain;
+    *n_chain = rt.chain.n;
     sl_policy_chain_destroy(&rt);
     sl_config_free(cfg);
     return ms;
@@ -45,10 +45,10 @@ static void test_chain_order(void **state)
     (void)state;
     sl_route_rt_t rt;
     sl_config_t *cfg = policy_load("{response_headers: {set: {X-A: '1'}}, websocket: true, timeout: 3}", &rt);
-    assert_int_equal(rt.n_chain, 3);
-    assert_ptr_equal(rt.chain[0], &sl_policy_timeout);
-    assert_ptr_equal(rt.chain[1], &sl_policy_websocket);
-    assert_ptr_equal(rt.chain[2], &sl_policy_response_headers);
+    assert_int_equal(rt.chain.n, 3);
+    assert_ptr_equal(rt.chain.mods[0], &sl_policy_timeout.m);
+    assert_ptr_equal(rt.chain.mods[1], &sl_policy_websocket.m);
+    assert_ptr_equal(rt.chain.mods[2], &sl_policy_response_headers.m);
     assert_int_equal(sl_policy_deadline_ms(&rt), 3000);
     assert_int_equal(sl_policy_websocket_idle_ms(&rt), 30000);
     sl_policy_chain_destroy(&rt);

@@ -67,8 +67,8 @@ static void test_whole_configuration_builds(void **state)
     assert_non_null(g);
     assert_int_equal(errs.n, 0);
     assert_int_equal(g->n_routes, 2);
-    assert_int_equal(g->routes[0].n_chain, 1);
-    assert_int_equal(g->routes[1].n_chain, 1);
+    assert_int_equal(g->routes[0].chain.n, 1);
+    assert_int_equal(g->routes[1].chain.n, 1);
     sl_generation_release(g);
 }
 
@@ -138,9 +138,7 @@ static sl_config_t *kept_cfg(const char *log_path, int requests)
 static void *limiter(const sl_generation_t *g)
 {
     const sl_route_rt_t *rt = &g->routes[0];
-    for (size_t i = 0; i < rt->n_chain; i++)
-        if (rt->chain[i] == &sl_policy_local_rate_limit) return rt->chain_data[i];
-    return NULL;
+    return sl_chain_data(&rt->chain, &sl_policy_local_rate_limit.m);
 }
 
 static void test_state_kept_across_generations(void **state)

@@ -318,8 +318,8 @@ static void test_syslog(void **state)
              port, port);
     sl_generation_t *g = build(yaml);
     sl_stream_route_t *r = &g->stream_routes[0];
-    assert_non_null(r->syslog);
-    assert_non_null(g->stream_routes[1].syslog);
+    assert_non_null(sl_chain_data(&r->chain, &sl_stream_syslog.m));
+    assert_non_null(sl_chain_data(&g->stream_routes[1].chain, &sl_stream_syslog.m));
 
     sl_stream_peer_t p = {
         .client = ip("10.1.2.3"), .client_port = 40001, .server = ip("127.0.0.1"), .server_port = 9101};
