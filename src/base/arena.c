@@ -60,14 +60,18 @@ char *sl_arena_strdup(sl_arena_t *a, const char *s)
     return sl_arena_strndup(a, s, strlen(s));
 }
 
-void sl_arena_reset(sl_arena_t *a)
+static void free_chunks(sl_arena_chunk_t *c)
 {
-    sl_arena_chunk_t *c = a->head;
     while (c) {
         sl_arena_chunk_t *n = c->next;
         free(c);
         c = n;
     }
+}
+
+void sl_arena_reset(sl_arena_t *a)
+{
+    free_chunks(a->head);
     a->head = NULL;
 }
 
@@ -75,12 +79,7 @@ void sl_arena_clear(sl_arena_t *a)
 {
     sl_arena_chunk_t *keep = a->head;
     if (!keep) return;
-    sl_arena_chunk_t *c = keep->next;
-    while (c) {
-        sl_arena_chunk_t *n = c->next;
-        free(c);
-        c = n;
-    }
+    free_chunks(keep->next);
     keep->next = NULL;
     keep->used = 0;
 }

@@ -1,8 +1,8 @@
 /* Message head accumulation and header classification shared by both sides of the proxy. */
 #include "http/h1_internal.h"
 #include "base/common.h"
+#include "base/token.h"
 
-#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -87,41 +87,12 @@ int sl_head_te_count(const sl_head_t *h, int chunked)
     return n;
 }
 
-static int list_contains(const char *list, size_t len, const char *name, size_t name_len)
-{
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (list[i] == ' ' || list[i] == '\t' || list[i] == ',')) i++;
-        size_t start = i;
-        while (i < len && list[i] != ',') i++;
-        size_t end = i;
-        while (end > start && (list[end - 1] == ' ' || list[end - 1] == '\t')) end--;
-        if (end - start == name_len && strncasecmp(list + start, name, name_len) == 0) return 1;
-    }
-    return 0;
-}
-
 void sl_head_to_hdrs(const sl_head_t *h, sl_http_hdrs_t *v, sl_arena_t *a)
 {
     for (size_t i = 0; i < h->n; i++) {
         const sl_hdr_t *x = &h->hdrs[i];
         sl_http_hdrs_add(v, a, sl_head_str(h, x->name_off), x->name_len, sl_head_str(h, x->value_off), x->value_len);
     }
-}
-
-int sl_head_has_token(const sl_head_t *h, const char *name, const char *token)
-{
-    for (size_t i = 0; i < h->n; i++) {
-        const sl_hdr_t *x = &h->hdrs[i];
-        if (sl_hdr_is(h, x, name) && list_contains(sl_head_str(h, x->value_off), x->value_len, token, strlen(token)))
-            return 1;
-    }
-    return 0;
-}
-
-static int is_tchar(unsigned char ch)
-{
-    return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
 int sl_head_names_valid(const sl_head_t *h)
@@ -131,7 +102,7 @@ int sl_head_names_valid(const sl_head_t *h)
         if (!x->name_len) return 0;
         const char *s = sl_head_str(h, x->name_off);
         for (uint32_t j = 0; j < x->name_len; j++)
-            if (!is_tchar((unsigned char)s[j])) return 0;
+            if (!sl_is_tchar((unsigned char)s[j])) return 0;
     }
     return 1;
 }

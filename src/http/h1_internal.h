@@ -73,8 +73,6 @@ int sl_hdr_value_is(const sl_head_t *h, const sl_hdr_t *x, const char *want);
 int sl_head_te_count(const sl_head_t *h, int chunked);
 /* Appends h's fields to v (borrowed: h must not change while v is used). */
 void sl_head_to_hdrs(const sl_head_t *h, sl_http_hdrs_t *v, sl_arena_t *a);
-/* True when a header called name lists token (comma-separated, case-insensitive). */
-int sl_head_has_token(const sl_head_t *h, const char *name, const char *token);
 
 typedef struct sl_upconn sl_upconn_t;
 typedef struct sl_client sl_client_t;

@@ -1,4 +1,4 @@
-/* HTTP policies: one file per policy, each a const table of hooks, registered in policy.c.
+/* HTTP policies: one file per policy, each a const table of hooks, chained by policy.c.
  * A route's chain (the policies it enables, in the documented order) is built once per
  * configuration generation, never per request; the proxy calls the sl_policy_* functions,
  * which run the chain. Policies see header vectors (http/request.h), never wire text: the

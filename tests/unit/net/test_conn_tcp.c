@@ -128,6 +128,16 @@ static void cl_written(sl_conn_write_t *req, int status)
     cl->written = 1;
 }
 
+/* A fresh client on loop connecting to a with type t (its callback cb, deadline timeout_ms). */
+static void client_connect(client_t *cl, uv_loop_t *loop, const sl_conn_type_t *t, const struct sockaddr_in *a,
+                           uint64_t timeout_ms, sl_conn_connect_cb cb)
+{
+    memset(cl, 0, sizeof(*cl));
+    sl_conn_init(&cl->conn, loop, t);
+    cl->conn.data = cl;
+    assert_int_equal(sl_conn_connect(&cl->conn, (const struct sockaddr *)a, timeout_ms, cb), 0);
+}
+
 static void cl_connected(sl_conn_t *c, int status)
 {
     client_t *cl = c->data;
@@ -204,10 +214,7 @@ static void test_tcp_refused(void **state)
     struct sockaddr_in a;
     addr_of(closed_port(&loop), &a);
     client_t cl;
-    memset(&cl, 0, sizeof(cl));
-    sl_conn_init(&cl.conn, &loop, &sl_conn_tcp);
-    cl.conn.data = &cl;
-    assert_int_equal(sl_conn_connect(&cl.conn, (struct sockaddr *)&a, 5000, cl_connected), 0);
+    client_connect(&cl, &loop, &sl_conn_tcp, &a, 5000, cl_connected);
     while (!cl.connected && uv_run(&loop, UV_RUN_ONCE)) {
     }
     assert_int_equal(cl.connected, 1);
@@ -243,10 +250,7 @@ static void test_tcp_close_while_connecting(void **state)
     struct sockaddr_in a;
     addr_of(srv.port, &a);
     client_t cl;
-    memset(&cl, 0, sizeof(cl));
-    sl_conn_init(&cl.conn, &loop, &sl_conn_tcp);
-    cl.conn.data = &cl;
-    assert_int_equal(sl_conn_connect(&cl.conn, (struct sockaddr *)&a, 5000, cl_connected), 0);
+    client_connect(&cl, &loop, &sl_conn_tcp, &a, 5000, cl_connected);
     sl_conn_close(&cl.conn, cl_closed);
     server_stop(&srv);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -326,10 +330,7 @@ static void test_tcp_accept(void **state)
     int len = sizeof(a);
     uv_tcp_getsockname(&acc.listener, (struct sockaddr *)&a, &len);
     client_t cl;
-    memset(&cl, 0, sizeof(cl));
-    sl_conn_init(&cl.conn, &loop, &sl_conn_tcp);
-    cl.conn.data = &cl;
-    assert_int_equal(sl_conn_connect(&cl.conn, (struct sockaddr *)&a, 5000, sender_connected), 0);
+    client_connect(&cl, &loop, &sl_conn_tcp, &a, 5000, sender_connected);
     while (!acc.eof && uv_run(&loop, UV_RUN_ONCE)) {
     }
     assert_true(acc.accepted && cl.shut);
@@ -419,10 +420,7 @@ static void test_deadline(void **state)
     struct sockaddr_in a;
     addr_of(9, &a);
     client_t cl;
-    memset(&cl, 0, sizeof(cl));
-    sl_conn_init(&cl.conn, &loop, &t);
-    cl.conn.data = &cl;
-    assert_int_equal(sl_conn_connect(&cl.conn, (struct sockaddr *)&a, 1, cl_connected), 0);
+    client_connect(&cl, &loop, &t, &a, 1, cl_connected);
     while (!cl.connected && uv_run(&loop, UV_RUN_ONCE)) {
     }
     assert_int_equal(cl.connected, 1);
